@@ -1,0 +1,129 @@
+//! The storage contract every backend implements.
+
+use crate::{Codec, Record, Result, Timestamp};
+
+/// A place to keep records: memory, a file, a database, a server.
+///
+/// Backends deal in bytes ([`Record`]) and never see the user's types; the front end
+/// (`braincache::BrainCache`) encodes, decodes and decides expiry. Implement this trait to add a
+/// backend; depend on `braincache-core` alone for that.
+///
+/// # Contract
+/// - Every method is safe to call from many threads at once (`Send + Sync`).
+/// - `set` replaces any record under the key. When `set` returns `Ok`, the record is stored as
+///   durably as the backend promises (documented per backend), and a later `get` from any handle
+///   of the same store — in this process or, for shared stores, in another — returns it.
+/// - `get` may return an expired record that was not purged yet; it must return records exactly
+///   as they were set (empty values included).
+/// - `purge_expired(now)` removes every record whose deadline is at or before `now` and returns how
+///   many it removed. Its cost should follow the number removed, not the store's size.
+/// - `next_expiry` returns the earliest deadline of a stored record (expired or not), or `None`
+///   when no record has one (or the store expires records by itself).
+/// - No method panics on data read from disk or network: damaged data is
+///   [`Error::Corrupt`](crate::Error::Corrupt).
+pub trait Backend: Send + Sync + 'static {
+    /// The codec values are encoded with unless the user picks another.
+    type Codec: Codec + Default;
+
+    /// Returns the record stored under `key`, expired or not.
+    ///
+    /// # Errors
+    /// When the store cannot be read or holds damaged data.
+    fn get(&self, key: &str) -> Result<Option<Record>>;
+
+    /// Stores `record` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    /// When the store cannot be written or refuses the key.
+    fn set(&self, key: &str, record: Record) -> Result<()>;
+
+    /// Removes `key`; returns whether a record was there (expired or not).
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Removes every record of this cache.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    fn clear(&self) -> Result<()>;
+
+    /// The number of stored records, expired-but-unpurged ones included.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn len(&self) -> Result<usize>;
+
+    /// True when no record is stored.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes every record whose deadline is at or before `now`; returns how many.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    fn purge_expired(&self, now: Timestamp) -> Result<usize>;
+
+    /// The earliest deadline among stored records, if any.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn next_expiry(&self) -> Result<Option<Timestamp>>;
+
+    /// Writes out anything buffered (backends that batch writes). The default does nothing.
+    ///
+    /// # Errors
+    /// When the pending writes cannot be made durable.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// True when the store deletes expired records by itself (Redis): `purge_expired` is then a
+    /// no-op and `next_expiry` is `None`.
+    fn expires_natively(&self) -> bool {
+        false
+    }
+
+    /// How many records the backend dropped to stay within a bound (not counting expiry).
+    fn evictions(&self) -> u64 {
+        0
+    }
+
+    /// Reads several keys; the default calls [`Backend::get`] for each.
+    ///
+    /// # Errors
+    /// As [`Backend::get`].
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// Writes several records; the default calls [`Backend::set`] for each. Backends with
+    /// transactions or pipelines override it to write them in one go.
+    ///
+    /// # Errors
+    /// As [`Backend::set`]; records before the failing one may have been written.
+    fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
+        for (k, r) in entries {
+            self.set(&k, r)?;
+        }
+        Ok(())
+    }
+
+    /// Removes several keys; returns how many were there. The default calls
+    /// [`Backend::delete`] for each.
+    ///
+    /// # Errors
+    /// As [`Backend::delete`].
+    fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        let mut n = 0;
+        for k in keys {
+            n += usize::from(self.delete(k)?);
+        }
+        Ok(n)
+    }
+}

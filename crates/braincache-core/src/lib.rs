@@ -1,0 +1,87 @@
+//! The shared core of [braincache](https://docs.rs/braincache): the traits and types every backend
+//! uses.
+//!
+//! **Applications should depend on `braincache`**, the facade, which adds the `BrainCache` front
+//! end and the backends. Depend on this crate alone to write a backend: it is small, has no
+//! backend code, and changes rarely.
+//!
+//! - [`Backend`]: where records live (memory, a JSON file, redb, Redis, or yours).
+//! - [`Record`]: what a backend stores for one key — encoded bytes and a deadline.
+//! - [`Codec`]: how values become bytes — [`Postcard`] (default, compact), [`Json`]
+//!   (human-readable), and [`Bincode`] behind the off-by-default `bincode` feature.
+//! - [`Clock`]: where the time comes from — [`SystemClock`], or [`ManualClock`] for tests.
+//! - [`Error`]: one error type naming the operation, the key or path, and the cause.
+//!
+//! ```
+//! use braincache_core::{Backend, Codec, Postcard, Record, Result, Timestamp};
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//!
+//! /// A minimal backend: a map behind a lock.
+//! #[derive(Default)]
+//! struct MapBackend(Mutex<HashMap<String, Record>>);
+//!
+//! impl Backend for MapBackend {
+//!     type Codec = Postcard;
+//!     fn get(&self, key: &str) -> Result<Option<Record>> {
+//!         Ok(self.0.lock().unwrap().get(key).cloned())
+//!     }
+//!     fn set(&self, key: &str, record: Record) -> Result<()> {
+//!         self.0.lock().unwrap().insert(key.to_owned(), record);
+//!         Ok(())
+//!     }
+//!     fn delete(&self, key: &str) -> Result<bool> {
+//!         Ok(self.0.lock().unwrap().remove(key).is_some())
+//!     }
+//!     fn clear(&self) -> Result<()> {
+//!         self.0.lock().unwrap().clear();
+//!         Ok(())
+//!     }
+//!     fn len(&self) -> Result<usize> {
+//!         Ok(self.0.lock().unwrap().len())
+//!     }
+//!     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
+//!         let mut map = self.0.lock().unwrap();
+//!         let before = map.len();
+//!         map.retain(|_, r| !r.is_expired(now)); // O(size): real backends keep an index
+//!         Ok(before - map.len())
+//!     }
+//!     fn next_expiry(&self) -> Result<Option<Timestamp>> {
+//!         Ok(self.0.lock().unwrap().values().filter_map(|r| r.expires_at).min())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<()> {
+//! let b = MapBackend::default();
+//! b.set("k", Record::new(Postcard.encode(&42u32).unwrap(), None))?;
+//! let v: u32 = Postcard.decode(&b.get("k")?.unwrap().value).unwrap();
+//! assert_eq!(v, 42);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Crate features
+//! - `testkit`: the backend conformance suite ([`conformance_tests!`]), for backend tests.
+//! - `bincode`: the [`Bincode`] codec (bincode 2.0.1, unmaintained upstream).
+//! - `tracing`: lets backends log through `tracing`.
+
+#![deny(missing_docs)]
+
+mod backend;
+mod clock;
+mod codec;
+mod error;
+mod record;
+mod time;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use backend::Backend;
+pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "bincode")]
+pub use codec::Bincode;
+pub use codec::{Codec, Json, Postcard};
+pub use error::{CodecError, Error, Operation, Result};
+pub use record::Record;
+pub use time::Timestamp;

@@ -1,0 +1,280 @@
+//! The backend conformance suite: one set of checks every [`Backend`] must pass.
+//!
+//! A backend crate runs all of them with one macro call in its tests, giving a factory that
+//! returns a fresh, empty backend and a guard kept alive for the test (a temp folder, a server):
+//!
+//! ```ignore
+//! braincache_core::conformance_tests!(|| (MemoryBackend::new(), ()));
+//! ```
+//!
+//! Each check is also a public function, for backends that need to run them by hand. Deadlines
+//! are placed around the real current time, so backends that expire entries by themselves (Redis)
+//! see realistic TTLs; checks of `purge_expired` and `next_expiry` are skipped for those, as the
+//! contract allows.
+
+use crate::{Backend, Record, Timestamp};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn rec(value: &[u8], deadline: Option<Timestamp>) -> Record {
+    Record::new(value.to_vec(), deadline)
+}
+
+/// A stored record reads back exactly, its deadline included; a missing key is `None`.
+pub fn set_then_get_round_trips<B: Backend>(b: &B) {
+    let deadline = Timestamp::now() + HOUR;
+    b.set("alpha", rec(b"one", Some(deadline))).unwrap();
+    b.set("beta", rec(b"two", None)).unwrap();
+    assert_eq!(b.get("alpha").unwrap(), Some(rec(b"one", Some(deadline))));
+    assert_eq!(b.get("beta").unwrap(), Some(rec(b"two", None)));
+    assert_eq!(b.get("gamma").unwrap(), None);
+}
+
+/// Empty and zero-byte values are values, not absence (the Python original lost stored `None`s).
+pub fn empty_and_zero_values_are_present<B: Backend>(b: &B) {
+    b.set("empty", rec(b"", None)).unwrap();
+    b.set("zero", rec(&[0], None)).unwrap();
+    assert_eq!(b.get("empty").unwrap(), Some(rec(b"", None)));
+    assert_eq!(b.get("zero").unwrap(), Some(rec(&[0], None)));
+    assert_eq!(b.len().unwrap(), 2);
+}
+
+/// `set` replaces the value and the deadline.
+pub fn overwrite_replaces_value_and_deadline<B: Backend>(b: &B) {
+    let d = Timestamp::now() + HOUR;
+    b.set("k", rec(b"first", Some(d))).unwrap();
+    b.set("k", rec(b"second", None)).unwrap();
+    assert_eq!(b.get("k").unwrap(), Some(rec(b"second", None)));
+    assert_eq!(b.len().unwrap(), 1);
+    if !b.expires_natively() {
+        // The old deadline must have left the expiry index with the old value.
+        assert_eq!(b.next_expiry().unwrap(), None);
+        assert_eq!(b.purge_expired(d + HOUR).unwrap(), 0);
+        assert_eq!(b.get("k").unwrap(), Some(rec(b"second", None)));
+    }
+}
+
+/// `delete` says whether the key was there and removes it.
+pub fn delete_reports_presence<B: Backend>(b: &B) {
+    b.set("k", rec(b"v", Some(Timestamp::now() + HOUR)))
+        .unwrap();
+    assert!(b.delete("k").unwrap());
+    assert!(!b.delete("k").unwrap());
+    assert_eq!(b.get("k").unwrap(), None);
+    assert_eq!(b.len().unwrap(), 0);
+    if !b.expires_natively() {
+        assert_eq!(b.next_expiry().unwrap(), None);
+    }
+}
+
+/// `clear` empties the cache, and the cache works afterwards.
+pub fn clear_removes_everything<B: Backend>(b: &B) {
+    for i in 0..50 {
+        let d = (i % 2 == 0).then(|| Timestamp::now() + HOUR);
+        b.set(&format!("key-{i}"), rec(b"v", d)).unwrap();
+    }
+    assert_eq!(b.len().unwrap(), 50);
+    assert!(!b.is_empty().unwrap());
+    b.clear().unwrap();
+    assert_eq!(b.len().unwrap(), 0);
+    assert!(b.is_empty().unwrap());
+    assert_eq!(b.get("key-0").unwrap(), None);
+    if !b.expires_natively() {
+        assert_eq!(b.next_expiry().unwrap(), None);
+    }
+    b.set("after", rec(b"x", None)).unwrap();
+    assert_eq!(b.get("after").unwrap(), Some(rec(b"x", None)));
+}
+
+/// `purge_expired(now)` removes exactly the records whose deadline is at or before `now`.
+pub fn purge_removes_exactly_the_expired<B: Backend>(b: &B) {
+    if b.expires_natively() {
+        assert_eq!(b.purge_expired(Timestamp::MAX).unwrap(), 0);
+        return;
+    }
+    let base = Timestamp::now() + HOUR;
+    for i in 0..20u64 {
+        b.set(
+            &format!("t{i}"),
+            rec(b"v", Some(base + Duration::from_secs(i))),
+        )
+        .unwrap();
+    }
+    b.set("forever", rec(b"v", None)).unwrap();
+    assert_eq!(b.next_expiry().unwrap(), Some(base));
+    // Deadline exactly at `now` counts as expired: t0..=t9.
+    assert_eq!(b.purge_expired(base + Duration::from_secs(9)).unwrap(), 10);
+    assert_eq!(b.len().unwrap(), 11);
+    assert_eq!(b.get("t9").unwrap(), None);
+    assert!(b.get("t10").unwrap().is_some());
+    assert_eq!(
+        b.next_expiry().unwrap(),
+        Some(base + Duration::from_secs(10))
+    );
+    assert_eq!(b.purge_expired(base + Duration::from_secs(9)).unwrap(), 0);
+    assert_eq!(b.purge_expired(Timestamp::MAX).unwrap(), 10);
+    assert_eq!(b.len().unwrap(), 1);
+    assert!(b.get("forever").unwrap().is_some());
+    assert_eq!(b.next_expiry().unwrap(), None);
+}
+
+/// Expired-but-unpurged records still count in `len` and are still returned by `get` (the
+/// front end filters them), until purged.
+pub fn expired_records_stay_until_purged<B: Backend>(b: &B) {
+    if b.expires_natively() {
+        return;
+    }
+    let past = Timestamp::now() + HOUR; // "past" relative to the purge time used below
+    b.set("old", rec(b"v", Some(past))).unwrap();
+    assert_eq!(b.len().unwrap(), 1);
+    assert_eq!(b.get("old").unwrap(), Some(rec(b"v", Some(past))));
+    assert_eq!(b.purge_expired(past).unwrap(), 1);
+    assert_eq!(b.get("old").unwrap(), None);
+}
+
+/// Keys are arbitrary strings: empty, Unicode, separators, quotes, control characters, long.
+pub fn unusual_keys_are_distinct<B: Backend>(b: &B) {
+    let long = "k".repeat(1000);
+    let keys = [
+        "",
+        " ",
+        "a:b",
+        "a/b",
+        "a\\b",
+        "\"quoted\"",
+        "line\nbreak",
+        "tab\t",
+        "ключ",
+        "🔑",
+        "{}",
+        "null",
+        "0",
+        &long,
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        b.set(k, rec(format!("{i}").as_bytes(), None)).unwrap();
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(
+            b.get(k).unwrap(),
+            Some(rec(format!("{i}").as_bytes(), None)),
+            "key {k:?}"
+        );
+    }
+    assert_eq!(b.len().unwrap(), keys.len());
+}
+
+/// Values of every byte and of 1 MiB survive.
+pub fn binary_and_large_values_round_trip<B: Backend>(b: &B) {
+    let all: Vec<u8> = (0..=255u8).collect();
+    let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    b.set("all", Record::new(all.clone(), None)).unwrap();
+    b.set("big", Record::new(big.clone(), None)).unwrap();
+    assert_eq!(b.get("all").unwrap().unwrap().value, all);
+    assert_eq!(b.get("big").unwrap().unwrap().value, big);
+}
+
+/// The batch forms agree with the single ones.
+pub fn batch_operations_agree<B: Backend>(b: &B) {
+    let entries: Vec<(String, Record)> = (0..10)
+        .map(|i| (format!("b{i}"), rec(&[i], None)))
+        .collect();
+    b.set_many(entries).unwrap();
+    let got = b.get_many(&["b0", "b9", "missing"]).unwrap();
+    assert_eq!(
+        got,
+        vec![Some(rec(&[0], None)), Some(rec(&[9], None)), None]
+    );
+    assert_eq!(b.delete_many(&["b0", "b1", "missing"]).unwrap(), 2);
+    assert_eq!(b.len().unwrap(), 8);
+}
+
+/// 4 writer threads and 2 reader threads at once: every write lands, and readers only ever see a
+/// value some writer wrote for that key.
+pub fn concurrent_readers_and_writers<B: Backend>(b: &B) {
+    const WRITERS: u8 = 4;
+    const PER: u32 = 100;
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            s.spawn(move || {
+                for i in 0..PER {
+                    let key = format!("w{w}-{i}");
+                    b.set(&key, rec(key.as_bytes(), None)).unwrap();
+                    // Read another writer's key: absent or exactly its value.
+                    let other = format!("w{}-{i}", (w + 1) % WRITERS);
+                    if let Some(r) = b.get(&other).unwrap() {
+                        assert_eq!(r.value, other.as_bytes());
+                    }
+                }
+            });
+        }
+        for _ in 0..2 {
+            s.spawn(|| {
+                for i in 0..PER {
+                    let key = format!("w0-{i}");
+                    if let Some(r) = b.get(&key).unwrap() {
+                        assert_eq!(r.value, key.as_bytes());
+                    }
+                }
+            });
+        }
+    });
+    let mut seen = HashSet::new();
+    for w in 0..WRITERS {
+        for i in 0..PER {
+            let key = format!("w{w}-{i}");
+            assert_eq!(
+                b.get(&key).unwrap().map(|r| r.value),
+                Some(key.clone().into_bytes())
+            );
+            seen.insert(key);
+        }
+    }
+    assert_eq!(b.len().unwrap(), seen.len());
+}
+
+/// Generates one `#[test]` per conformance check for a backend.
+///
+/// `$make` is a callable returning `(backend, guard)`: a fresh, empty backend and anything that
+/// must live as long as the test (a temp folder, a server handle; `()` when nothing does). It is
+/// called once per test.
+///
+/// ```ignore
+/// braincache_core::conformance_tests!(|| {
+///     let dir = tempfile::tempdir().unwrap();
+///     (MyBackend::open(dir.path().join("c.db")).unwrap(), dir)
+/// });
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@tests $make;
+            set_then_get_round_trips,
+            empty_and_zero_values_are_present,
+            overwrite_replaces_value_and_deadline,
+            delete_reports_presence,
+            clear_removes_everything,
+            purge_removes_exactly_the_expired,
+            expired_records_stay_until_purged,
+            unusual_keys_are_distinct,
+            binary_and_large_values_round_trip,
+            batch_operations_agree,
+            concurrent_readers_and_writers,
+        );
+    };
+    (@tests $make:expr; $($check:ident),* $(,)?) => {
+        mod braincache_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $check() {
+                    let (backend, _guard) = ($make)();
+                    $crate::testkit::$check(&backend);
+                }
+            )*
+        }
+    };
+}

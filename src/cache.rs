@@ -1,0 +1,547 @@
+//! `BrainCache`, the front end: typed values over any backend.
+
+use crate::cleaner::WakeHub;
+use crate::load::{ErrorSharing, Loads, NoSharing, Outcome, Role, Sharing};
+use crate::log::{debug_event, warn_event};
+use crate::stats::{Counters, Stats};
+use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A typed cache with per-entry TTL over a [`Backend`].
+///
+/// The five methods of the Python original — [`set`](Self::set), [`get`](Self::get),
+/// [`has`](Self::has), [`delete`](Self::delete), [`clear`](Self::clear) — plus
+/// [`get_or_insert_with`](Self::get_or_insert_with) (memoize one computation),
+/// [`purge_expired`](Self::purge_expired) and [`stats`](Self::stats).
+///
+/// `BrainCache` is a cheap, shared handle: clones use the same backend, counters and clock, and
+/// it is `Send + Sync`.
+///
+/// - A TTL of `None` never expires; `Some(Duration::ZERO)` is already expired. An entry whose
+///   deadline is at or before now is never returned, whether or not it was purged.
+/// - Values are any `Serialize + DeserializeOwned`; falsy values (`0`, `""`, `false`, empty
+///   collections, a stored `None`) round-trip and count as present.
+/// - Reading a value as a type its bytes do not decode as is [`Error::Decode`], never a panic
+///   and never `None`.
+///
+/// ```
+/// use braincache::BrainCache;
+/// use std::time::Duration;
+///
+/// # fn main() -> braincache::Result<()> {
+/// let cache = BrainCache::default(); // in memory
+/// cache.set("user_id", &1234u32, Duration::from_secs(3600))?;
+/// cache.set("nothing", &None::<u32>, None)?; // a stored None is a value
+/// assert_eq!(cache.get::<u32>("user_id")?, Some(1234));
+/// assert!(cache.has("nothing")?);
+/// assert!(cache.get::<String>("user_id").is_err()); // wrong type: an error, not None
+/// cache.delete("user_id")?;
+/// assert_eq!(cache.get::<u32>("user_id")?, None);
+/// # Ok(())
+/// # }
+/// ```
+pub struct BrainCache<B: Backend, C: Codec = <B as Backend>::Codec> {
+    inner: Arc<Inner<B, C>>,
+}
+
+pub(crate) struct Inner<B, C> {
+    backend: B,
+    codec: C,
+    clock: Arc<dyn Clock>,
+    pub(crate) counters: Counters,
+    loads: Loads,
+    pub(crate) wake: WakeHub,
+}
+
+impl<B: Backend, C: Codec> Clone for BrainCache<B, C> {
+    fn clone(&self) -> Self {
+        BrainCache {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B: Backend + fmt::Debug, C: Codec> fmt::Debug for BrainCache<B, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrainCache")
+            .field("backend", &self.inner.backend)
+            .field("codec", &C::NAME)
+            .field("clock", &self.inner.clock)
+            .finish()
+    }
+}
+
+/// The error of [`BrainCache::try_get_or_insert_with`]: the cache failed, or the closure did.
+#[derive(Debug)]
+pub enum LoadError<E> {
+    /// The cache failed (reading, decoding, or storing the computed value).
+    Cache(Error),
+    /// The closure returned an error. Callers that waited on the same computation receive the
+    /// same error, hence the `Arc`.
+    Init(Arc<E>),
+}
+
+impl<E: fmt::Display> fmt::Display for LoadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Cache(e) => write!(f, "cache error: {e}"),
+            LoadError::Init(e) => write!(f, "the value could not be computed: {e}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Cache(e) => Some(e),
+            LoadError::Init(e) => Some(&**e),
+        }
+    }
+}
+
+impl<E> From<Error> for LoadError<E> {
+    fn from(e: Error) -> Self {
+        LoadError::Cache(e)
+    }
+}
+
+/// What a memoizing load did, for callers (the `#[cache]` macro) that treat cache errors as
+/// misses rather than failures.
+pub(crate) struct Loaded<T> {
+    pub(crate) value: T,
+    /// Storing the computed value failed; the value is still good.
+    pub(crate) store_error: Option<Error>,
+}
+
+impl<B: Backend> BrainCache<B> {
+    /// A cache over `backend`, with the backend's default codec and the system clock.
+    ///
+    /// ```
+    /// use braincache::{BrainCache, backend::MemoryBackend};
+    ///
+    /// let cache = BrainCache::new(MemoryBackend::builder().max_entries(10_000).build());
+    /// # let _ = cache;
+    /// ```
+    pub fn new(backend: B) -> Self {
+        BrainCache::builder(backend).build()
+    }
+
+    /// A builder to choose the codec or the clock.
+    pub fn builder(backend: B) -> BrainCacheBuilder<B> {
+        BrainCacheBuilder {
+            backend,
+            codec: B::Codec::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl<B: Backend, C: Codec> BrainCache<B, C> {
+    /// Stores `value` under `key` for `ttl` (`None`: forever; `Some(Duration::ZERO)`: already
+    /// expired), replacing what was there.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when the codec cannot represent the value; backend errors otherwise.
+    pub fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: impl Into<Option<Duration>>,
+    ) -> Result<()> {
+        let bytes = self.encode(key, value)?;
+        self.set_bytes(key, bytes, ttl.into())
+    }
+
+    fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>> {
+        self.inner.codec.encode(value).map_err(|source| {
+            self.failed(Error::Encode {
+                key: key.to_owned(),
+                source,
+            })
+        })
+    }
+
+    fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+        let deadline = ttl.map(|t| self.inner.clock.now() + t);
+        self.inner
+            .backend
+            .set(key, Record::new(bytes, deadline))
+            .map_err(|e| self.failed(e))?;
+        Counters::bump(&self.inner.counters.sets, 1);
+        if let Some(d) = deadline {
+            self.inner.wake.deadline_added(d);
+        }
+        debug_event!("set {key:?} (expires {deadline:?})");
+        Ok(())
+    }
+
+    /// The live value under `key`, decoded as `T`; `None` when absent or expired.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the stored bytes are not a `T`; backend errors otherwise.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.live_record(key)? {
+            Some(r) => self.decode(key, &r.value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
+        self.inner.codec.decode(bytes).map_err(|source| {
+            self.failed(Error::Decode {
+                key: key.to_owned(),
+                type_name: std::any::type_name::<T>(),
+                source,
+            })
+        })
+    }
+
+    /// The unexpired record under `key`, counting the hit or miss.
+    fn live_record(&self, key: &str) -> Result<Option<Record>> {
+        let record = self.inner.backend.get(key).map_err(|e| self.failed(e))?;
+        let live = record.filter(|r| !r.is_expired(self.inner.clock.now()));
+        let counter = if live.is_some() {
+            &self.inner.counters.hits
+        } else {
+            &self.inner.counters.misses
+        };
+        Counters::bump(counter, 1);
+        debug_event!(
+            "get {key:?}: {}",
+            if live.is_some() { "hit" } else { "miss" }
+        );
+        Ok(live)
+    }
+
+    /// True when a live entry is stored under `key` (whatever its value, `None` included).
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn has(&self, key: &str) -> Result<bool> {
+        Ok(self.live_record(key)?.is_some())
+    }
+
+    /// Removes `key`; returns whether an entry (expired or not) was there.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        let found = self.inner.backend.delete(key).map_err(|e| self.failed(e))?;
+        debug_event!("delete {key:?}: {found}");
+        Ok(found)
+    }
+
+    /// Removes every entry of this cache.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn clear(&self) -> Result<()> {
+        self.inner.backend.clear().map_err(|e| self.failed(e))?;
+        debug_event!("clear");
+        Ok(())
+    }
+
+    /// The number of stored entries, expired-but-unpurged ones included.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn len(&self) -> Result<usize> {
+        self.inner.backend.len().map_err(|e| self.failed(e))
+    }
+
+    /// True when no entry is stored.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn is_empty(&self) -> Result<bool> {
+        self.inner.backend.is_empty().map_err(|e| self.failed(e))
+    }
+
+    /// Removes every expired entry now (what [`CacheCleaner`](crate::CacheCleaner) does on each
+    /// wake-up); returns how many were removed.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn purge_expired(&self) -> Result<usize> {
+        let now = self.inner.clock.now();
+        let n = self
+            .inner
+            .backend
+            .purge_expired(now)
+            .map_err(|e| self.failed(e))?;
+        Counters::bump(&self.inner.counters.expired, n as u64);
+        debug_event!("purge_expired: {n} removed");
+        Ok(n)
+    }
+
+    /// The earliest deadline of a stored entry, if any.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn next_expiry(&self) -> Result<Option<Timestamp>> {
+        self.inner.backend.next_expiry().map_err(|e| self.failed(e))
+    }
+
+    /// Writes out whatever the backend buffers (see the backend's docs).
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.backend.flush().map_err(|e| self.failed(e))
+    }
+
+    /// The counters since this cache was created.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot(self.inner.backend.evictions())
+    }
+
+    /// The backend.
+    #[must_use]
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// The clock deadlines are computed with.
+    #[must_use]
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    /// The value under `key`, or — when absent or expired — the value `f` computes, stored for
+    /// `ttl` and returned.
+    ///
+    /// Within a process, concurrent callers for the same key run `f` once: the others wait and
+    /// receive its value. If `f` panics, the panic propagates to its caller and one of the waiters
+    /// runs its own `f` instead. Across processes each may compute; the last write wins.
+    ///
+    /// ```
+    /// use braincache::BrainCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = BrainCache::default();
+    /// let v: u64 = cache.get_or_insert_with("answer", Duration::from_secs(60), || 42).unwrap();
+    /// let again: u64 = cache.get_or_insert_with("answer", None, || unreachable!()).unwrap();
+    /// assert_eq!((v, again), (42, 42));
+    /// ```
+    ///
+    /// # Errors
+    /// Errors reading, decoding or storing; the computed value is lost if storing fails.
+    pub fn get_or_insert_with<T, F>(
+        &self,
+        key: &str,
+        ttl: impl Into<Option<Duration>>,
+        f: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> T,
+    {
+        let mut f = Some(|| Ok::<T, std::convert::Infallible>(f()));
+        match self.load::<T, _, _, NoSharing>(key, ttl.into(), &mut f) {
+            Ok(Loaded {
+                store_error: Some(e),
+                ..
+            }) => Err(e),
+            Ok(loaded) => Ok(loaded.value),
+            Err(LoadError::Cache(e)) => Err(e),
+            Err(LoadError::Init(never)) => match *never {},
+        }
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible computation: only
+    /// `Ok` values are stored. Callers waiting on the same computation share its error.
+    ///
+    /// ```
+    /// use braincache::{BrainCache, LoadError};
+    ///
+    /// let cache = BrainCache::default();
+    /// let r = cache.try_get_or_insert_with::<u32, _, _>("k", None, || Err("offline"));
+    /// assert!(matches!(r, Err(LoadError::Init(e)) if *e == "offline"));
+    /// assert!(!cache.has("k").unwrap()); // errors are not cached
+    /// ```
+    ///
+    /// # Errors
+    /// [`LoadError::Init`] with the closure's error, [`LoadError::Cache`] for cache errors.
+    pub fn try_get_or_insert_with<T, E, F>(
+        &self,
+        key: &str,
+        ttl: impl Into<Option<Duration>>,
+        f: F,
+    ) -> std::result::Result<T, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> std::result::Result<T, E>,
+    {
+        let mut f = Some(f);
+        match self.load::<T, E, F, Sharing>(key, ttl.into(), &mut f) {
+            Ok(Loaded {
+                store_error: Some(e),
+                ..
+            }) => Err(LoadError::Cache(e)),
+            Ok(loaded) => Ok(loaded.value),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The shared machinery of the memoizing calls. `f` is taken only when this caller computes,
+    /// so a caller that gets a cache error before computing still has it. `S` says whether
+    /// waiters receive the closure's error or compute themselves.
+    pub(crate) fn load<T, E, F, S>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        f: &mut Option<F>,
+    ) -> std::result::Result<Loaded<T>, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> std::result::Result<T, E>,
+        S: ErrorSharing<E>,
+    {
+        let leader = loop {
+            if let Some(value) = self.get::<T>(key)? {
+                return Ok(Loaded {
+                    value,
+                    store_error: None,
+                });
+            }
+            match self.inner.loads.join(key) {
+                Role::Leader(guard) => break guard,
+                Role::Waiter(slot) => match slot.wait() {
+                    Outcome::Value(bytes) => {
+                        return Ok(Loaded {
+                            value: self.decode(key, &bytes)?,
+                            store_error: None,
+                        });
+                    }
+                    Outcome::Failed(err) => {
+                        if let Some(e) = S::receive(err) {
+                            return Err(LoadError::Init(e));
+                        }
+                        // Another call site with another error type: compute ourselves.
+                    }
+                    Outcome::Abandoned => {}
+                },
+            }
+        };
+        // A previous leader may have stored the value between our miss and our election.
+        if let Some(value) = self.get::<T>(key)? {
+            leader.finish(Outcome::Abandoned);
+            return Ok(Loaded {
+                value,
+                store_error: None,
+            });
+        }
+        let Some(compute) = f.take() else {
+            // Unreachable: `f` is taken only here, and this point is reached once.
+            return Err(LoadError::Cache(Error::Closed {
+                op: braincache_core::Operation::Set,
+                backend: "front end",
+            }));
+        };
+        match compute() {
+            Ok(value) => match self.encode(key, &value) {
+                Ok(bytes) => {
+                    let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
+                    let store_error = self.set_bytes(key, bytes, ttl).err();
+                    leader.finish(Outcome::Value(shared));
+                    Ok(Loaded { value, store_error })
+                }
+                // The value is good even if the codec cannot store it: hand it back.
+                Err(e) => {
+                    leader.finish(Outcome::Abandoned);
+                    Ok(Loaded {
+                        value,
+                        store_error: Some(e),
+                    })
+                }
+            },
+            Err(e) => {
+                let e = Arc::new(e);
+                leader.finish(S::share(&e).map_or(Outcome::Abandoned, Outcome::Failed));
+                Err(LoadError::Init(e))
+            }
+        }
+    }
+
+    /// Counts and logs an error on its way to the caller.
+    pub(crate) fn failed(&self, e: Error) -> Error {
+        Counters::bump(&self.inner.counters.errors, 1);
+        warn_event!("braincache: {e}");
+        e
+    }
+
+    pub(crate) fn inner(&self) -> &Inner<B, C> {
+        &self.inner
+    }
+}
+
+/// Builds a [`BrainCache`] with another codec or clock. Defaults: the backend's codec
+/// (`B::Codec`), the system clock.
+///
+/// ```
+/// use braincache::{BrainCache, backend::MemoryBackend};
+/// use braincache::core::{Json, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::starting_now();
+/// let cache = BrainCache::builder(MemoryBackend::new())
+///     .codec(Json)
+///     .clock(clock.clone())
+///     .build();
+/// cache.set("k", &"v", Duration::from_secs(10)).unwrap();
+/// clock.advance(Duration::from_secs(10));
+/// assert_eq!(cache.get::<String>("k").unwrap(), None); // expired at its deadline
+/// ```
+#[must_use]
+pub struct BrainCacheBuilder<B: Backend, C: Codec = <B as Backend>::Codec> {
+    backend: B,
+    codec: C,
+    clock: Arc<dyn Clock>,
+}
+
+impl<B: Backend, C: Codec> BrainCacheBuilder<B, C> {
+    /// Encodes values with `codec` instead of the backend's default.
+    pub fn codec<C2: Codec>(self, codec: C2) -> BrainCacheBuilder<B, C2> {
+        BrainCacheBuilder {
+            backend: self.backend,
+            codec,
+            clock: self.clock,
+        }
+    }
+
+    /// Reads the time from `clock` (a [`ManualClock`](braincache_core::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> BrainCache<B, C> {
+        BrainCache {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                codec: self.codec,
+                clock: self.clock,
+                counters: Counters::default(),
+                loads: Loads::default(),
+                wake: WakeHub::default(),
+            }),
+        }
+    }
+}
+
+impl<B: Backend, C: Codec> Inner<B, C> {
+    pub(crate) fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}

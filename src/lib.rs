@@ -1,0 +1,91 @@
+//! **braincache**: durable, typed caching for Rust, with per-entry TTL and interchangeable
+//! backends.
+//!
+//! A [`BrainCache`] stores any `Serialize + DeserializeOwned` value under a string key, with an
+//! optional time to live, in a [backend] of your choice: in memory, in a JSON file, in a redb
+//! database shared by several processes, or in Redis. [`CacheCleaner`] purges expired entries in
+//! the background, and the `#[cache]` attribute memoizes functions.
+//!
+//! ```
+//! use braincache::{BrainCache, CacheCleaner};
+//! use std::time::Duration;
+//!
+//! # fn main() -> braincache::Result<()> {
+//! let cache = BrainCache::default(); // memory; see `backend` for durable ones
+//! let cleaner = CacheCleaner::start(&cache, Duration::from_secs(60));
+//!
+//! cache.set("user_id", &1234u32, Duration::from_secs(3600))?;
+//! assert_eq!(cache.get::<u32>("user_id")?, Some(1234));
+//! assert!(cache.has("user_id")?);
+//!
+//! let page: String = cache.get_or_insert_with("page:/", Duration::from_secs(60), || {
+//!     "expensive result".to_string() // runs once per key at a time
+//! })?;
+//! assert_eq!(page, "expensive result");
+//!
+//! cache.delete("user_id")?;
+//! cache.clear()?;
+//! cleaner.stop();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Architecture
+//! The front end ([`BrainCache`]) encodes values with a [`Codec`](core::Codec) into a
+//! [`Record`](core::Record) (bytes and a deadline) and hands it to a
+//! [`Backend`](core::Backend); reads go the other way and the front end drops expired
+//! records. Backends never see your types. Each backend is its own crate, re-exported here under
+//! [`backend`] when its feature is on.
+//!
+//! # Crate features
+//! - `memory` (default): [`backend::MemoryBackend`], and `BrainCache::default()`.
+//! - `file` (default): the JSON file backend.
+//! - `redb` (default): the redb backend, durable and multi-process.
+//! - `macros` (default): the `#[cache]` attribute.
+//! - `redis`: the Redis backend.
+//! - `bincode`: a `Bincode` codec (bincode 2.0.1; unmaintained upstream).
+//! - `tracing`: debug events for operations and a warning for each error.
+
+#![deny(missing_docs)]
+
+mod cache;
+mod cleaner;
+mod load;
+mod log;
+mod stats;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use braincache_core::{Error, Operation, Result, Timestamp};
+pub use cache::{BrainCache, BrainCacheBuilder, LoadError};
+pub use cleaner::CacheCleaner;
+pub use stats::Stats;
+
+/// The core traits and types, for choosing codecs and clocks or writing a backend.
+pub mod core {
+    #[doc(inline)]
+    pub use braincache_core::*;
+}
+
+/// The backends, each behind its cargo feature.
+pub mod backend {
+    #[doc(inline)]
+    pub use braincache_core::{Backend, Record};
+    #[cfg(feature = "memory")]
+    #[doc(inline)]
+    pub use braincache_memory::{MemoryBackend, MemoryBackendBuilder};
+}
+
+#[cfg(feature = "memory")]
+impl Default for BrainCache<braincache_memory::MemoryBackend> {
+    /// An unbounded in-memory cache, like the Python original's default.
+    fn default() -> Self {
+        BrainCache::new(braincache_memory::MemoryBackend::new())
+    }
+}
+
+// Runs the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

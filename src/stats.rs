@@ -1,0 +1,74 @@
+//! Counters of what a cache did.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a cache's counters since it was created, shared by all its clones.
+///
+/// ```
+/// use braincache::BrainCache;
+///
+/// let cache = BrainCache::default();
+/// cache.set("k", &1u8, None).unwrap();
+/// let _: Option<u8> = cache.get("k").unwrap();
+/// let _: Option<u8> = cache.get("missing").unwrap();
+/// let s = cache.stats();
+/// assert_eq!((s.hits, s.misses, s.sets), (1, 1, 1));
+/// assert_eq!(s.hit_ratio(), 0.5);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// `get`/`has` calls that found a live entry.
+    pub hits: u64,
+    /// `get`/`has` calls that found nothing, or only an expired entry.
+    pub misses: u64,
+    /// Successful `set` calls (including stores by `get_or_insert_with`).
+    pub sets: u64,
+    /// Entries the backend dropped to stay within a bound.
+    pub evictions: u64,
+    /// Expired entries removed by `purge_expired` (and so by the cleaner).
+    pub expired: u64,
+    /// Operations that returned an error (or, in `#[cache]` functions, were bypassed because of
+    /// one).
+    pub errors: u64,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 0 when there were no lookups.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn hit_ratio(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) sets: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, evictions: u64) -> Stats {
+        Stats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            sets: self.sets.load(Ordering::Relaxed),
+            evictions,
+            expired: self.expired.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
