@@ -75,7 +75,20 @@ pub mod backend {
     #[cfg(feature = "memory")]
     #[doc(inline)]
     pub use braincache_memory::{MemoryBackend, MemoryBackendBuilder};
+    #[cfg(feature = "file")]
+    #[doc(inline)]
+    pub use braincache_file::{FileBackend, FileBackendBuilder};
+    #[cfg(feature = "redb")]
+    #[doc(inline)]
+    pub use braincache_redb::{RedbBackend, RedbBackendBuilder};
+    #[cfg(feature = "redis")]
+    #[doc(inline)]
+    pub use braincache_redis::{RedisBackend, RedisBackendBuilder};
 }
+
+/// Memoizes a function in a cache: see the `braincache-macros` crate docs.
+#[cfg(feature = "macros")]
+pub use braincache_macros::cache;
 
 #[cfg(feature = "memory")]
 impl Default for BrainCache<braincache_memory::MemoryBackend> {

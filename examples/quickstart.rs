@@ -1,0 +1,2 @@
+//! Placeholder, filled in by the quickstart work.
+fn main() {}
