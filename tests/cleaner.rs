@@ -1,0 +1,160 @@
+//! The background cleaner: it purges without any `get`, wakes for earlier deadlines, survives
+//! failing purges, and stops promptly (the Python original's `stop()` did not wait, and its
+//! cleaner read every key).
+
+use braincache::backend::{Backend, MemoryBackend, Record};
+use braincache::core::{ManualClock, Postcard, Timestamp};
+use braincache::{BrainCache, CacheCleaner, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Waits up to `limit` for `cond`, polling; returns whether it became true.
+fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    for _ in 0..100_000 {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+/// Counts `get`s, so a test can show the cleaner reads no entry.
+#[derive(Default)]
+struct Counting {
+    inner: MemoryBackend,
+    gets: AtomicUsize,
+    purges: AtomicUsize,
+    /// Purges numbered below this one panic; those from it up to `fail_until` fail.
+    panic_until: usize,
+    fail_until: usize,
+}
+
+impl Backend for Counting {
+    type Codec = Postcard;
+    fn get(&self, key: &str) -> Result<Option<Record>> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.inner.set(key, record)
+    }
+    fn delete(&self, key: &str) -> Result<bool> {
+        self.inner.delete(key)
+    }
+    fn clear(&self) -> Result<()> {
+        self.inner.clear()
+    }
+    fn len(&self) -> Result<usize> {
+        self.inner.len()
+    }
+    fn purge_expired(&self, now: Timestamp) -> Result<usize> {
+        let n = self.purges.fetch_add(1, Ordering::SeqCst);
+        assert!(n >= self.panic_until, "injected purge panic");
+        if n < self.fail_until {
+            return Err(braincache::Error::backend(
+                braincache::Operation::Purge,
+                "test",
+                None,
+                std::io::Error::other("injected purge failure"),
+            ));
+        }
+        self.inner.purge_expired(now)
+    }
+    fn next_expiry(&self) -> Result<Option<Timestamp>> {
+        self.inner.next_expiry()
+    }
+}
+
+#[test]
+fn cleaner_removes_expired_entries_without_reading_any() {
+    let clock = ManualClock::starting_now();
+    let cache = BrainCache::builder(Counting::default())
+        .clock(clock.clone())
+        .build();
+    for i in 0..100 {
+        cache.set(&format!("k{i}"), &i, Duration::from_secs(30)).unwrap();
+    }
+    cache.set("forever", &1, None).unwrap();
+    let cleaner = CacheCleaner::start(&cache, Duration::from_millis(20));
+    clock.advance(Duration::from_secs(31));
+    assert!(
+        eventually(Duration::from_secs(10), || cache.len().unwrap() == 1),
+        "cleaner did not purge: {} left",
+        cache.len().unwrap()
+    );
+    cleaner.stop();
+    assert_eq!(cache.backend().gets.load(Ordering::SeqCst), 0, "the cleaner read entries");
+    assert_eq!(cache.stats().expired, 100);
+}
+
+#[test]
+fn stop_returns_promptly_with_a_one_hour_interval() {
+    let cache = BrainCache::default();
+    let cleaner = CacheCleaner::start(&cache, Duration::from_secs(3600));
+    std::thread::sleep(Duration::from_millis(50)); // let it go to sleep
+    assert!(cleaner.is_running());
+    let t = Instant::now();
+    cleaner.stop();
+    assert!(t.elapsed() < Duration::from_secs(1), "stop took {:?}", t.elapsed());
+}
+
+#[test]
+fn drop_stops_the_thread_too() {
+    let cache = BrainCache::default();
+    let t = Instant::now();
+    {
+        let _cleaner = CacheCleaner::start(&cache, Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn an_earlier_deadline_wakes_a_sleeping_cleaner() {
+    // Real clock: the cleaner sleeps for an hour unless a set brings a deadline.
+    let cache = BrainCache::default();
+    let cleaner = CacheCleaner::start(&cache, Duration::from_secs(3600));
+    std::thread::sleep(Duration::from_millis(50));
+    cache.set("soon", &1u8, Duration::from_millis(30)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || cache.len().unwrap() == 0),
+        "the set did not wake the cleaner"
+    );
+    cleaner.stop();
+}
+
+#[test]
+fn the_cleaner_sleeps_until_the_next_deadline_not_the_interval() {
+    let cache = BrainCache::default();
+    cache.set("soon", &1u8, Duration::from_millis(100)).unwrap();
+    let cleaner = CacheCleaner::start(&cache, Duration::from_secs(3600));
+    assert!(eventually(Duration::from_secs(10), || cache.len().unwrap() == 0));
+    cleaner.stop();
+}
+
+#[test]
+fn failing_and_panicking_purges_are_counted_and_the_cleaner_keeps_running() {
+    let clock = ManualClock::starting_now();
+    let backend = Counting {
+        panic_until: 2,
+        fail_until: 4,
+        ..Counting::default()
+    };
+    let cache = BrainCache::builder(backend).clock(clock.clone()).build();
+    cache.set("k", &1u8, Duration::from_secs(1)).unwrap();
+    clock.advance(Duration::from_secs(2));
+    let cleaner = CacheCleaner::start(&cache, Duration::from_millis(5));
+    assert!(
+        eventually(Duration::from_secs(10), || cache.len().unwrap() == 0),
+        "the cleaner stopped after a failing purge"
+    );
+    assert!(cleaner.is_running());
+    cleaner.stop();
+    assert!(cache.backend().purges.load(Ordering::SeqCst) >= 5);
+    assert!(cache.stats().errors >= 4, "{:?}", cache.stats());
+}
