@@ -203,11 +203,16 @@ impl Shard {
     pub(crate) fn purge_expired(&self, now: Timestamp) -> usize {
         let mut inner = self.write();
         let mut n = 0;
-        while let Some((deadline, key)) = inner.expiry.first().cloned() {
-            if deadline > now {
+        while inner
+            .expiry
+            .first()
+            .is_some_and(|(deadline, _)| *deadline <= now)
+        {
+            let Some((_, key)) = inner.expiry.pop_first() else {
                 break;
-            }
-            inner.remove(&key);
+            };
+            // The index entry is gone already: take the entry out of the map only.
+            inner.remove_indexed(&key);
             n += 1;
         }
         n
@@ -222,6 +227,19 @@ impl Inner {
         if let Some(d) = entry.record.expires_at {
             self.expiry.remove(&(d, k));
         }
+        self.forget(&entry);
+        Some(entry)
+    }
+
+    /// Removes `key` from the map and the live counts, its expiry index entry being gone already.
+    fn remove_indexed(&mut self, key: &str) {
+        if let Some(entry) = self.map.remove(key) {
+            self.forget(&entry);
+        }
+    }
+
+    /// Updates the byte count and the queue counts for an entry leaving the map.
+    fn forget(&mut self, entry: &Entry) {
         self.bytes -= entry.size;
         if let Some(p) = &mut self.policy {
             match entry.queue {
@@ -229,7 +247,6 @@ impl Inner {
                 Queue::Main => p.main_live -= 1,
             }
         }
-        Some(entry)
     }
 
     fn is_live(&self, key: &str, id: u64, queue: Queue) -> bool {

@@ -1,0 +1,80 @@
+//! The durable floor: what one `write 4 KiB + fsync` costs on this disk, and purge scaling.
+
+use crate::Config;
+use crate::report::{Better, Row};
+use crate::stats::{latencies, median_of};
+use braincache::BrainCache;
+use braincache::backend::MemoryBackend;
+use braincache::core::ManualClock;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Median latency of `write 4 KiB + fsync`, in microseconds, in the folder the benches use.
+pub fn fsync_us(cfg: &Config) -> f64 {
+    let dir = tempfile::tempdir_in(".").expect("temp dir in the current folder");
+    let mut f = std::fs::File::create(dir.path().join("floor")).expect("create");
+    let block = [0u8; 4096];
+    let n = if cfg.quick { 100 } else { 500 };
+    let (p50, _) = latencies(n, |_| {
+        f.write_all(&block).expect("write");
+        f.sync_data().expect("fsync");
+    });
+    p50
+}
+
+pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
+    let us = fsync_us(cfg);
+    rows.push(
+        Row::new(
+            "write 4 KiB + fsync (the durable floor)",
+            us,
+            "-",
+            f64::NAN,
+            "µs p50",
+            None,
+            Better::Lower,
+        )
+        .note("same disk as the durable benches"),
+    );
+}
+
+/// `purge_expired` of 10k expired entries among `live` live ones, in milliseconds.
+fn memory_purge_ms(live: usize, reps: usize) -> f64 {
+    median_of(reps, || {
+        let clock = ManualClock::starting_now();
+        let cache = BrainCache::builder(MemoryBackend::new())
+            .clock(clock.clone())
+            .build();
+        for i in 0..live {
+            cache
+                .set(&format!("live{i}"), &1u8, Duration::from_secs(3600))
+                .expect("set");
+        }
+        for i in 0..10_000 {
+            cache
+                .set(&format!("dead{i}"), &1u8, Duration::from_secs(1))
+                .expect("set");
+        }
+        clock.advance(Duration::from_secs(2));
+        let t = Instant::now();
+        let n = cache.purge_expired().expect("purge");
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(n, 10_000);
+        ms
+    })
+}
+
+pub fn purge(cfg: &Config, rows: &mut Vec<Row>) {
+    let big = if cfg.quick { 200_000 } else { 1_000_000 };
+    let small_ms = memory_purge_ms(10_000, cfg.reps);
+    let big_ms = memory_purge_ms(big, cfg.reps);
+    rows.push(Row::new(
+        format!("memory purge of 10k expired: among {big} live vs 10k live"),
+        big_ms,
+        "same, 10k live",
+        small_ms,
+        "ms",
+        Some(1.5),
+        Better::Lower,
+    ));
+}
