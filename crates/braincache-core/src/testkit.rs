@@ -13,7 +13,7 @@
 //! contract allows.
 
 use crate::{Backend, Record, Timestamp};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -277,4 +277,205 @@ macro_rules! conformance_tests {
             )*
         }
     };
+}
+
+/// One operation of a model-checking run (see [`check_against_model`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `set(keys[key], value, deadline = now + ttl_ms)` (`None`: no deadline).
+    Set {
+        /// Index into the key set (taken modulo its size).
+        key: u8,
+        /// The value bytes.
+        value: Vec<u8>,
+        /// Time to live in milliseconds; `Some(0)` is already expired.
+        ttl_ms: Option<u16>,
+    },
+    /// `get(keys[key])`.
+    Get {
+        /// Index into the key set.
+        key: u8,
+    },
+    /// `delete(keys[key])`.
+    Delete {
+        /// Index into the key set.
+        key: u8,
+    },
+    /// `clear()`.
+    Clear,
+    /// `purge_expired(now)`.
+    Purge,
+    /// Moves the model's clock forward.
+    Advance {
+        /// Milliseconds.
+        ms: u16,
+    },
+    /// `set_many` of two entries.
+    SetMany {
+        /// Index of the first key.
+        a: u8,
+        /// Index of the second key.
+        b: u8,
+        /// Time to live in milliseconds for both.
+        ttl_ms: Option<u16>,
+    },
+}
+
+impl Op {
+    /// Decodes a sequence of operations from arbitrary bytes (for fuzzers). Never panics; every
+    /// byte string gives some (possibly empty) sequence.
+    #[must_use]
+    pub fn decode_all(mut bytes: &[u8]) -> Vec<Op> {
+        let mut ops = Vec::new();
+        fn take(n: usize, bytes: &mut &[u8]) -> Option<Vec<u8>> {
+            if bytes.len() < n {
+                return None;
+            }
+            let (head, rest) = bytes.split_at(n);
+            *bytes = rest;
+            Some(head.to_vec())
+        }
+        while let Some(h) = take(1, &mut bytes) {
+            let tag = h[0];
+            let op = match tag % 8 {
+                0 | 1 => {
+                    let Some(p) = take(4, &mut bytes) else { break };
+                    let len = usize::from(p[1] % 24);
+                    let Some(value) = take(len, &mut bytes) else {
+                        break;
+                    };
+                    let ttl = u16::from_le_bytes([p[2], p[3]]);
+                    Op::Set {
+                        key: p[0],
+                        value,
+                        ttl_ms: (tag & 0x80 == 0).then_some(ttl % 2000),
+                    }
+                }
+                2 => Op::Get {
+                    key: take(1, &mut bytes).map_or(0, |b| b[0]),
+                },
+                3 => Op::Delete {
+                    key: take(1, &mut bytes).map_or(0, |b| b[0]),
+                },
+                4 => Op::Clear,
+                5 => Op::Purge,
+                6 => {
+                    let Some(p) = take(2, &mut bytes) else { break };
+                    Op::Advance {
+                        ms: u16::from_le_bytes([p[0], p[1]]) % 3000,
+                    }
+                }
+                _ => {
+                    let Some(p) = take(4, &mut bytes) else { break };
+                    Op::SetMany {
+                        a: p[0],
+                        b: p[1],
+                        ttl_ms: (tag & 0x80 == 0)
+                            .then_some(u16::from_le_bytes([p[2], p[3]]) % 2000),
+                    }
+                }
+            };
+            ops.push(op);
+        }
+        ops
+    }
+}
+
+/// The keys model runs use: few, so operations collide, and odd, so encodings are exercised.
+pub const MODEL_KEYS: [&str; 8] = ["a", "", "b:c", "\"q\"", "ключ", "line\nbreak", "{}", "k/8"];
+
+/// Runs `ops` against `backend` and against a model (an ordered map with deadlines), comparing
+/// every result; returns a description of the first disagreement.
+///
+/// The model's clock starts one hour after the real current time (so backends that look at the
+/// real clock see only future deadlines) and moves only with [`Op::Advance`].
+///
+/// # Errors
+/// A message naming the step, the operation and both answers, or a backend error.
+pub fn check_against_model<B: Backend>(backend: &B, ops: &[Op]) -> Result<(), String> {
+    let mut model: BTreeMap<&str, Record> = BTreeMap::new();
+    let mut now = Timestamp::now() + HOUR;
+    let key = |i: u8| MODEL_KEYS[usize::from(i) % MODEL_KEYS.len()];
+    let deadline =
+        |now: Timestamp, ttl: Option<u16>| ttl.map(|ms| now + Duration::from_millis(u64::from(ms)));
+    let native = backend.expires_natively();
+    for (step, op) in ops.iter().enumerate() {
+        let fail = |what: String| format!("step {step} ({op:?}): {what}");
+        match op {
+            Op::Set {
+                key: k,
+                value,
+                ttl_ms,
+            } => {
+                let r = Record::new(value.clone(), deadline(now, *ttl_ms));
+                backend
+                    .set(key(*k), r.clone())
+                    .map_err(|e| fail(e.to_string()))?;
+                model.insert(key(*k), r);
+            }
+            Op::SetMany { a, b, ttl_ms } => {
+                let d = deadline(now, *ttl_ms);
+                let entries = vec![
+                    (key(*a).to_owned(), Record::new(vec![*a], d)),
+                    (key(*b).to_owned(), Record::new(vec![*b, *a], d)),
+                ];
+                backend.set_many(entries).map_err(|e| fail(e.to_string()))?;
+                // In order: when both indices name one key, the second entry wins.
+                model.insert(key(*a), Record::new(vec![*a], d));
+                model.insert(key(*b), Record::new(vec![*b, *a], d));
+            }
+            Op::Get { key: k } => {
+                let got = backend.get(key(*k)).map_err(|e| fail(e.to_string()))?;
+                let want = model.get(key(*k)).cloned();
+                if got != want {
+                    return Err(fail(format!("get returned {got:?}, model has {want:?}")));
+                }
+            }
+            Op::Delete { key: k } => {
+                let got = backend.delete(key(*k)).map_err(|e| fail(e.to_string()))?;
+                let want = model.remove(key(*k)).is_some();
+                if got != want {
+                    return Err(fail(format!("delete returned {got}, model says {want}")));
+                }
+            }
+            Op::Clear => {
+                backend.clear().map_err(|e| fail(e.to_string()))?;
+                model.clear();
+            }
+            Op::Purge => {
+                let got = backend
+                    .purge_expired(now)
+                    .map_err(|e| fail(e.to_string()))?;
+                let before = model.len();
+                model.retain(|_, r| !r.is_expired(now));
+                let want = if native { 0 } else { before - model.len() };
+                if got != want {
+                    return Err(fail(format!("purge removed {got}, model removed {want}")));
+                }
+            }
+            Op::Advance { ms } => now = now + Duration::from_millis(u64::from(*ms)),
+        }
+        let len = backend.len().map_err(|e| fail(e.to_string()))?;
+        if len != model.len() {
+            return Err(fail(format!("len is {len}, model has {}", model.len())));
+        }
+        if !native {
+            let got = backend.next_expiry().map_err(|e| fail(e.to_string()))?;
+            let want = model.values().filter_map(|r| r.expires_at).min();
+            if got != want {
+                return Err(fail(format!("next_expiry is {got:?}, model says {want:?}")));
+            }
+        }
+    }
+    // Finally every key agrees.
+    for k in MODEL_KEYS {
+        let got = backend.get(k).map_err(|e| e.to_string())?;
+        if got.as_ref() != model.get(k) {
+            return Err(format!(
+                "at the end, key {k:?}: backend {got:?}, model {:?}",
+                model.get(k)
+            ));
+        }
+    }
+    Ok(())
 }
