@@ -1,16 +1,51 @@
 //! Support for the `#[cache]` macro's generated code. Not a stable API: names and signatures here
 //! change without notice.
+//!
+//! The generated code names everything through `::braincache::__private` (or the path given with
+//! `crate = "…"`), so a crate that uses `#[cache]` needs no direct dependency on serde or std
+//! paths being in scope.
+//!
+//! # Key encoding (version 1)
+//!
+//! A memoized call is stored under
+//!
+//! ```text
+//! fn:v1:<path>:<hex>
+//! ```
+//!
+//! - `fn:v1:` marks a `#[cache]` key, encoding version 1.
+//! - `<path>` is the `name = "…"` override when given, else the function's full path as the
+//!   compiler names it: `my_crate::module::function`, `my_crate::module::Type::method`,
+//!   `<my_crate::Type as my_crate::Trait>::method`, `my_crate::outer_fn::inner_fn`.
+//! - `<hex>` is lowercase hex of the [postcard](https://docs.rs/postcard) encoding of the tuple of
+//!   the key arguments (the arguments minus `ignore = [..]`, `&self` first), in declaration
+//!   order; empty when there are none.
+//!
+//! The hex part never contains `:`, so the last `:` splits a key back into exactly one path and
+//! one argument encoding: different paths never share a key. postcard length-prefixes strings
+//! and sequences and a tuple is its elements' encodings in order, so for one signature different
+//! argument tuples give different bytes (`f("ab", "c")` is `02 61 62 01 63`, `f("a", "bc")` is
+//! `01 61 02 62 63`).
 
 pub use serde;
 
 use crate::BrainCache;
 use crate::cache::{LoadError, Loaded};
-use crate::load::NoSharing;
+use crate::load::{NoSharing, Sharing};
+use crate::log::warn_event;
 use crate::stats::Counters;
-use braincache_core::{Backend, Codec};
+use braincache_core::{Backend, Codec, CodecError, Error, Postcard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
+
+pub use std::any::type_name_of_val;
+
+/// The prefix of every key the macro builds: a marker and the encoding version.
+pub const KEY_PREFIX: &str = "fn:v1:";
+
+/// The suffix of the marker function the macro declares inside each memoized function.
+const SITE_SUFFIX: &str = "::__braincache_site";
 
 /// The process-wide memory cache that `#[cache]` uses when no `cache = …` is given.
 #[cfg(feature = "memory")]
@@ -20,9 +55,178 @@ pub fn default_cache() -> &'static BrainCache<braincache_memory::MemoryBackend> 
     CACHE.get_or_init(BrainCache::default)
 }
 
+/// Lets `cache = expr` accept anything that dereferences to a `BrainCache` (a `&'static`
+/// reference, a `LazyLock` static, a handle), and names the expected type in errors.
+pub fn as_cache<B: Backend, C: Codec>(cache: &BrainCache<B, C>) -> &BrainCache<B, C> {
+    cache
+}
+
+/// `ttl = secs`.
+#[must_use]
+pub fn ttl_secs(secs: u64) -> Option<Duration> {
+    Some(Duration::from_secs(secs))
+}
+
+/// `ttl_ms = millis`.
+#[must_use]
+pub fn ttl_millis(millis: u64) -> Option<Duration> {
+    Some(Duration::from_millis(millis))
+}
+
+/// No `ttl`: never expires.
+pub const NO_TTL: Option<Duration> = None;
+
+/// The function's path, from the type name of the marker function `__braincache_site` declared
+/// in its body (`my_crate::module::function::__braincache_site`). The compiler's name includes
+/// the impl's type or trait and any enclosing function, which `module_path!()` does not, so two
+/// `new` functions of two types in one module get different keys.
+#[must_use]
+pub fn site_path(marker_type_name: &'static str) -> &'static str {
+    marker_type_name
+        .strip_suffix(SITE_SUFFIX)
+        .unwrap_or(marker_type_name)
+}
+
+/// A key argument: anything `Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "`#[cache]` key argument of type `{Self}` does not implement `serde::Serialize`",
+    label = "not `Serialize`, so it cannot be part of the cache key",
+    note = "derive or implement `serde::Serialize` for it, or leave the argument out of the key with `#[cache(ignore = [name])]`"
+)]
+pub trait KeyArg: Serialize {}
+
+impl<T: Serialize + ?Sized> KeyArg for T {}
+
+/// Checks that an argument can be part of the key (the span of the call points at it).
+#[inline]
+pub fn key_arg<T: KeyArg + ?Sized>(value: &T) -> &T {
+    value
+}
+
+/// A value the macro stores: `Serialize + DeserializeOwned`.
+#[diagnostic::on_unimplemented(
+    message = "`#[cache]` cannot store a `{Self}`: it must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    label = "the cached value type",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it (values that borrow, like `&str`, cannot be cached: return an owned type)"
+)]
+pub trait CacheValue: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> CacheValue for T {}
+
+/// Compile-time check that a return type can be stored; never called.
+pub fn assert_value<T: CacheValue>() {}
+
+/// A memoized call's key, or why it could not be built.
+#[derive(Debug)]
+pub struct Key {
+    inner: Result<String, (String, CodecError)>,
+}
+
+impl Key {
+    /// The key, or `None` (counted and logged) when the arguments could not be encoded.
+    fn usable<B: Backend, C: Codec>(self, cache: &BrainCache<B, C>) -> Option<String> {
+        match self.inner {
+            Ok(key) => Some(key),
+            Err((path, source)) => {
+                count_error(cache);
+                warn_event!(
+                    "braincache: #[cache] {path}: the arguments cannot be encoded as a key, \
+                     running uncached: {source}"
+                );
+                None
+            }
+        }
+    }
+
+    /// The key string, if the arguments could be encoded.
+    #[must_use]
+    pub fn as_str(&self) -> Option<&str> {
+        self.inner.as_ref().ok().map(String::as_str)
+    }
+}
+
+/// Builds the key for `path` and the tuple of key arguments (see the module docs).
+pub fn key<A: Serialize + ?Sized>(path: &str, args: &A) -> Key {
+    Key {
+        inner: Postcard
+            .encode(args)
+            .map(|bytes| encode_key(path, &bytes))
+            .map_err(|e| (path.to_owned(), e)),
+    }
+}
+
+/// `fn:v1:<path>:<lowercase hex of args>`.
+#[must_use]
+pub fn encode_key(path: &str, args: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(KEY_PREFIX.len() + path.len() + 1 + 2 * args.len());
+    key.push_str(KEY_PREFIX);
+    key.push_str(path);
+    key.push(':');
+    for &b in args {
+        key.push(char::from(HEX[usize::from(b >> 4)]));
+        key.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    key
+}
+
+/// The generated body of a `#[cache]` function returning a plain value.
+pub fn call<B, C, T, F>(cache: &BrainCache<B, C>, key: Key, ttl: Option<Duration>, f: F) -> T
+where
+    B: Backend,
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> T,
+{
+    match key.usable(cache) {
+        Some(key) => memoize(cache, &key, ttl, f),
+        None => f(),
+    }
+}
+
+/// The generated body of a `#[cache]` function returning `Result`: only `Ok` is stored.
+pub fn call_result<B, C, T, E, F>(
+    cache: &BrainCache<B, C>,
+    key: Key,
+    ttl: Option<Duration>,
+    f: F,
+) -> Result<T, E>
+where
+    B: Backend,
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Result<T, E>,
+{
+    match key.usable(cache) {
+        Some(key) => memoize_result(cache, &key, ttl, f),
+        None => f(),
+    }
+}
+
+/// The generated body of a `#[cache(skip_none)]` function: `Some` is stored (as an
+/// `Option<T>`, the same bytes as without `skip_none`), `None` is returned and not stored.
+pub fn call_option<B, C, T, F>(
+    cache: &BrainCache<B, C>,
+    key: Key,
+    ttl: Option<Duration>,
+    f: F,
+) -> Option<T>
+where
+    B: Backend,
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Option<T>,
+{
+    match key.usable(cache) {
+        Some(key) => memoize_some(cache, &key, ttl, f),
+        None => f(),
+    }
+}
+
 /// Memoizes an infallible computation. Cache errors never change the result: on a read error
 /// the function runs uncached; on a store error its value is returned anyway. Both are counted
-/// in `Stats::errors` and logged with the `tracing` feature.
+/// in `Stats::errors` and logged with the `tracing` feature. When the stored value does not
+/// decode (its type changed), the freshly computed value replaces it.
 pub fn memoize<B, C, T, F>(cache: &BrainCache<B, C>, key: &str, ttl: Option<Duration>, f: F) -> T
 where
     B: Backend,
@@ -40,8 +244,12 @@ where
         Ok(Loaded { value, .. }) => value,
         Err(LoadError::Init(never)) => match *never {},
         // Already counted and logged; the cache failed before running the function.
-        Err(LoadError::Cache(_)) => match f.take() {
-            Some(f) => f(),
+        Err(LoadError::Cache(e)) => match f.take() {
+            Some(f) => {
+                let value = f();
+                repair(cache, key, ttl, &e, &value);
+                value
+            }
             None => unreachable_after_run(),
         },
     }
@@ -70,10 +278,65 @@ where
             // `load` keeps no other reference when the error is not shared.
             Err(_) => unreachable_after_run(),
         },
-        Err(LoadError::Cache(_)) => match f.take() {
-            Some(f) => f(),
+        Err(LoadError::Cache(e)) => match f.take() {
+            Some(f) => {
+                let result = f();
+                if let Ok(value) = &result {
+                    repair(cache, key, ttl, &e, value);
+                }
+                result
+            }
             None => unreachable_after_run(),
         },
+    }
+}
+
+/// The `None` of a `skip_none` function, handed to `load` as an "error" so it is not stored, and
+/// shared with concurrent callers so they return `None` too instead of computing again.
+struct SkipNone;
+
+/// Memoizes a computation whose `None` is not stored. Concurrent callers share one computation,
+/// `None` included. Cache errors are handled as in [`memoize`].
+fn memoize_some<B, C, T, F>(
+    cache: &BrainCache<B, C>,
+    key: &str,
+    ttl: Option<Duration>,
+    f: F,
+) -> Option<T>
+where
+    B: Backend,
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Option<T>,
+{
+    let mut g = Some(move || f().map(Some).ok_or(SkipNone));
+    match cache.load::<Option<T>, SkipNone, _, Sharing>(key, ttl, &mut g) {
+        Ok(Loaded { value, .. }) => value,
+        Err(LoadError::Init(_)) => None,
+        Err(LoadError::Cache(e)) => match g.take() {
+            Some(g) => {
+                let value = g().ok().flatten();
+                if value.is_some() {
+                    repair(cache, key, ttl, &e, &value);
+                }
+                value
+            }
+            None => unreachable_after_run(),
+        },
+    }
+}
+
+/// After a read failed with `e` and the function ran: when the stored bytes did not decode (the
+/// function's return type changed), store the fresh value over them, so the function is cached
+/// again instead of recomputing on every call. A failure here is counted and logged by `set`.
+fn repair<B, C, T>(cache: &BrainCache<B, C>, key: &str, ttl: Option<Duration>, e: &Error, value: &T)
+where
+    B: Backend,
+    C: Codec,
+    T: Serialize,
+{
+    if matches!(e, Error::Decode { .. }) {
+        let _ = cache.set(key, value, ttl);
     }
 }
 
@@ -85,4 +348,21 @@ pub fn count_error<B: Backend, C: Codec>(cache: &BrainCache<B, C>) {
 #[cold]
 fn unreachable_after_run() -> ! {
     unreachable!("braincache: a memoized function's closure was consumed without a result")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_key_is_prefix_path_colon_lowercase_hex() {
+        assert_eq!(encode_key("a::f", &[0x00, 0xab, 0x10]), "fn:v1:a::f:00ab10");
+        assert_eq!(encode_key("a::f", &[]), "fn:v1:a::f:");
+    }
+
+    #[test]
+    fn site_path_strips_the_marker() {
+        assert_eq!(site_path("c::m::f::__braincache_site"), "c::m::f");
+        assert_eq!(site_path("unexpected"), "unexpected");
+    }
 }

@@ -1,0 +1,364 @@
+//! Turning a function into its memoized form.
+
+use crate::options::{Options, Ttl};
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{
+    AttrStyle, FnArg, GenericArgument, GenericParam, Ident, ItemFn, Pat, PathArguments,
+    ReturnType, Type,
+};
+
+/// Expands `#[cache(attr)] item`. On error the caller emits the error next to the unchanged
+/// function, so call sites still type-check and only the real mistake is reported.
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let options = Options::parse(attr)?;
+    let func: ItemFn = syn::parse2(item)?;
+    let krate = options
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::braincache), ToTokens::to_token_stream);
+    let private = quote!(#krate::__private);
+
+    check_signature(&func)?;
+    let ret = match &func.sig.output {
+        ReturnType::Type(_, ty) => &**ty,
+        ReturnType::Default => {
+            return Err(syn::Error::new(
+                func.sig.ident.span(),
+                "a `#[cache]` function must return a value: there is nothing to cache",
+            ));
+        }
+    };
+    check_return_type(ret)?;
+    let mode = Mode::of(ret, &options)?;
+    let args = key_args(&func, &options)?;
+
+    // Compile-time check of the stored type, spanned at it so the error points there.
+    let value_ty = match mode {
+        Mode::Plain | Mode::Option => Some(ret),
+        Mode::Result => first_type_argument(ret),
+    };
+    let assert_value = value_ty.map(|ty| {
+        quote_spanned! {ty.span()=>
+            let _ = #private::assert_value::<#ty>;
+        }
+    });
+
+    let path = match &options.name {
+        Some(name) => quote!(#name),
+        None => quote! {{
+            fn __braincache_site() {}
+            #private::site_path(#private::type_name_of_val(&__braincache_site))
+        }},
+    };
+    let key_args = args.iter().map(|arg| {
+        let ident = &arg.ident;
+        if arg.is_receiver {
+            quote_spanned!(arg.span=> #private::key_arg(#ident))
+        } else {
+            quote_spanned!(arg.span=> #private::key_arg(&#ident))
+        }
+    });
+    let cache = match &options.cache {
+        Some(expr) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
+        None => quote!(#private::default_cache()),
+    };
+    let ttl = match &options.ttl {
+        Some(Ttl::Secs(expr)) => quote_spanned!(expr.span()=> #private::ttl_secs(#expr)),
+        Some(Ttl::Millis(expr)) => quote_spanned!(expr.span()=> #private::ttl_millis(#expr)),
+        None => quote!(#private::NO_TTL),
+    };
+    let call = match mode {
+        Mode::Plain => quote!(#private::call),
+        Mode::Result => quote!(#private::call_result),
+        Mode::Option => quote!(#private::call_option),
+    };
+
+    let outer = func
+        .attrs
+        .iter()
+        .filter(|a| matches!(a.style, AttrStyle::Outer));
+    let inner = func
+        .attrs
+        .iter()
+        .filter(|a| matches!(a.style, AttrStyle::Inner(_)));
+    let vis = &func.vis;
+    let sig = &func.sig;
+    let body = &func.block;
+    let key = Ident::new("__braincache_key", Span::mixed_site());
+    Ok(quote! {
+        #(#outer)*
+        #vis #sig {
+            #(#inner)*
+            #assert_value
+            let #key = #private::key(#path, &( #(#key_args,)* ));
+            #call(#cache, #key, #ttl, move || -> #ret #body)
+        }
+    })
+}
+
+/// How the return value is stored.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Stored as is (`Option` included: `None` is a value).
+    Plain,
+    /// `Result<T, E>`: only `Ok(T)` is stored.
+    Result,
+    /// `skip_none`: only `Some` is stored.
+    Option,
+}
+
+impl Mode {
+    /// Decided from the return type's last path segment (`Result`, `io::Result`,
+    /// `anyhow::Result` all count), or forced by `result` / `skip_none` for type aliases.
+    fn of(ret: &Type, options: &Options) -> syn::Result<Mode> {
+        let last = last_segment_name(ret);
+        if options.result.is_some() {
+            return Ok(Mode::Result);
+        }
+        if let Some(skip) = &options.skip_none {
+            if last.as_deref() == Some("Result") {
+                return Err(syn::Error::new(
+                    skip.span(),
+                    "`skip_none` applies to functions returning `Option`; this one returns `Result`, whose `Err` is never cached",
+                ));
+            }
+            return Ok(Mode::Option);
+        }
+        Ok(if last.as_deref() == Some("Result") {
+            Mode::Result
+        } else {
+            Mode::Plain
+        })
+    }
+}
+
+fn strip_groups(mut ty: &Type) -> &Type {
+    loop {
+        match ty {
+            Type::Group(g) => ty = &g.elem,
+            Type::Paren(p) => ty = &p.elem,
+            _ => return ty,
+        }
+    }
+}
+
+fn last_segment_name(ty: &Type) -> Option<String> {
+    match strip_groups(ty) {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    }
+}
+
+/// `T` in `Result<T, E>` / `io::Result<T>`.
+fn first_type_argument(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = strip_groups(ty) else {
+        return None;
+    };
+    let PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// Refuses what cannot be memoized correctly, each error pointing at the token to blame.
+fn check_signature(func: &ItemFn) -> syn::Result<()> {
+    let sig = &func.sig;
+    if let Some(token) = &sig.asyncness {
+        return Err(syn::Error::new(
+            token.span(),
+            "`#[cache]` does not support `async fn`: cache backends do blocking I/O and concurrent \
+             callers wait for one computation by blocking their thread, which would stall an async \
+             runtime; memoize a synchronous function (called through `spawn_blocking`), or use \
+             `BrainCache::get` / `set` around the `.await`",
+        ));
+    }
+    if let Some(token) = &sig.constness {
+        return Err(syn::Error::new(
+            token.span(),
+            "`#[cache]` cannot memoize a `const fn`: a cache lookup cannot run at compile time",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(syn::Error::new(
+            variadic.dots.span(),
+            "`#[cache]` cannot memoize a variadic function",
+        ));
+    }
+    for param in &sig.generics.params {
+        let (ident, what) = match param {
+            GenericParam::Type(t) => (&t.ident, "type"),
+            GenericParam::Const(c) => (&c.ident, "const"),
+            GenericParam::Lifetime(_) => continue,
+        };
+        return Err(syn::Error::new(
+            ident.span(),
+            format!(
+                "`#[cache]` does not support generic functions ({what} parameter `{ident}`): the key \
+                 holds the argument values but not the type parameters, so `f::<u32>(1)` and \
+                 `f::<u64>(1)` could share an entry; memoize a non-generic function per type instead"
+            ),
+        ));
+    }
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                let by_ref_mut = if r.reference.is_some() {
+                    r.mutability.map(|m| m.span())
+                } else if r.colon_token.is_some() {
+                    match &*r.ty {
+                        Type::Reference(t) => t.mutability.map(|m| m.span()),
+                        _ => {
+                            return Err(self_by_value(r.self_token.span()));
+                        }
+                    }
+                } else {
+                    return Err(self_by_value(r.self_token.span()));
+                };
+                if let Some(span) = by_ref_mut {
+                    return Err(syn::Error::new(
+                        span,
+                        "`#[cache]` cannot memoize a method taking `&mut self`: on a cache hit the body \
+                         does not run, so its changes to `self` would be skipped; take `&self`",
+                    ));
+                }
+            }
+            FnArg::Typed(t) => {
+                match &*t.pat {
+                    Pat::Ident(p) => {
+                        if let Some(by_ref) = &p.by_ref {
+                            return Err(syn::Error::new(
+                                by_ref.span(),
+                                "`#[cache]` arguments must be plain names (`x: T`), not `ref` bindings",
+                            ));
+                        }
+                        if let Some((at, _)) = &p.subpat {
+                            return Err(syn::Error::new(
+                                at.span(),
+                                "`#[cache]` arguments must be plain names (`x: T`), not `x @ pattern`",
+                            ));
+                        }
+                    }
+                    Pat::Wild(_) => {}
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            "`#[cache]` arguments must be plain names (`x: T`) so they can be \
+                             serialized into the key; destructure inside the body",
+                        ));
+                    }
+                }
+                check_argument_type(&t.ty)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn self_by_value(span: Span) -> syn::Error {
+    syn::Error::new(
+        span,
+        "`#[cache]` cannot memoize a method that takes `self` by value; take `&self` (it becomes \
+         part of the key, so `Self` must be `Serialize`; `ignore = [self]` leaves it out), or make \
+         it an associated function with explicit arguments",
+    )
+}
+
+fn check_argument_type(ty: &Type) -> syn::Result<()> {
+    match strip_groups(ty) {
+        Type::Reference(r) => {
+            if let Some(m) = &r.mutability {
+                return Err(syn::Error::new(
+                    m.span(),
+                    "`#[cache]` cannot memoize a function taking `&mut`: on a cache hit the body \
+                     does not run, so its writes through this reference would be skipped",
+                ));
+            }
+            check_argument_type(&r.elem)
+        }
+        Type::ImplTrait(t) => Err(syn::Error::new(
+            t.impl_token.span(),
+            "`#[cache]` does not support `impl Trait` arguments (a generic function): the key \
+             holds the argument values but not their types; use a concrete type",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_return_type(ty: &Type) -> syn::Result<()> {
+    match strip_groups(ty) {
+        Type::ImplTrait(t) => Err(syn::Error::new(
+            t.impl_token.span(),
+            "`#[cache]` cannot store an `impl Trait` return value: return a concrete type that \
+             implements `Serialize` and `Deserialize`",
+        )),
+        Type::Never(t) => Err(syn::Error::new(
+            t.bang_token.span(),
+            "a `#[cache]` function must return a value: `!` never does",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One argument that goes into the key.
+struct KeyArg {
+    ident: Ident,
+    is_receiver: bool,
+    /// Where errors about it point: its type, or `self`.
+    span: Span,
+}
+
+/// The key arguments, in declaration order, minus `ignore = [..]` and `_`.
+fn key_args(func: &ItemFn, options: &Options) -> syn::Result<Vec<KeyArg>> {
+    let mut all = Vec::new();
+    for input in &func.sig.inputs {
+        match input {
+            FnArg::Receiver(r) => all.push(KeyArg {
+                ident: Ident::new("self", r.self_token.span()),
+                is_receiver: true,
+                span: r.self_token.span(),
+            }),
+            FnArg::Typed(t) => {
+                if let Pat::Ident(p) = &*t.pat {
+                    all.push(KeyArg {
+                        ident: p.ident.clone(),
+                        is_receiver: false,
+                        span: t.ty.span(),
+                    });
+                }
+            }
+        }
+    }
+    let mut ignored: Vec<&Ident> = Vec::new();
+    for name in &options.ignore {
+        if ignored.iter().any(|i| *i == name) {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("`{name}` is listed twice in `ignore`"),
+            ));
+        }
+        if !all.iter().any(|a| a.ident == *name) {
+            let names: Vec<String> = all.iter().map(|a| format!("`{}`", a.ident)).collect();
+            return Err(syn::Error::new(
+                name.span(),
+                format!(
+                    "`ignore` names `{name}`, which is not an argument of this function{}",
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (its arguments: {})", names.join(", "))
+                    }
+                ),
+            ));
+        }
+        ignored.push(name);
+    }
+    Ok(all
+        .into_iter()
+        .filter(|a| !ignored.iter().any(|i| **i == a.ident))
+        .collect())
+}
