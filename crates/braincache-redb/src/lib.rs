@@ -1,1 +1,533 @@
-//! Placeholder: work in progress.
+//! The durable backend of [braincache](https://docs.rs/braincache), on
+//! [redb](https://docs.rs/redb): one file that several processes read and write at once.
+//!
+//! ```
+//! use braincache_core::{Backend, Record};
+//! use braincache_redb::RedbBackend;
+//!
+//! # fn main() -> braincache_core::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let backend = RedbBackend::open(dir.path().join("cache.redb"))?; // created if missing
+//! backend.set("k", Record::new(b"v".to_vec(), None))?; // durable when it returns
+//! assert_eq!(backend.get("k")?.unwrap().value, b"v");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - **Several processes, one file.** The file is opened in redb's `MultiWriter` mode, so any
+//!   number of processes may open it for writing; [`RedbBackendBuilder::single_process`] uses
+//!   redb's `ExclusiveWriter` mode instead (about half the commit cost, one process only).
+//! - **Durable writes, group-committed.** Every write of a process goes to one writer thread,
+//!   which commits whatever is queued in one durable transaction and answers each caller only
+//!   after that commit reached the disk. In `MultiWriter` mode a commit costs about the same for
+//!   8 writes as for 1, so concurrent writers share the cost.
+//! - **Cheap reads that see every acknowledged write.** Reads run on the caller's thread, in a
+//!   read snapshot reused while a commit stamp shared by all processes (the sidecar file
+//!   `<file>.seq`) says nobody has committed since: see [Guarantees](#guarantees).
+//! - **Purging follows what expired.** An `expiry` table ordered by deadline is walked from its
+//!   start up to now; [`Backend::next_expiry`] is its first row.
+//! - **Typed errors, never a panic on bad files.** A file that is not a redb database is
+//!   [`Error::Corrupt`](braincache_core::Error::Corrupt); a redb file with other tables or a newer
+//!   format version is [`Error::Incompatible`](braincache_core::Error::Incompatible). Neither is
+//!   written to. A damaged entry is `Error::Corrupt` naming the key.
+//!
+//! # Guarantees
+//! - **Durability.** When `set`, `delete`, `clear`, `purge_expired` or a batch form returns
+//!   `Ok`, its transaction was committed with redb's `Durability::Immediate` (fsynced): it
+//!   survives a crash of the process or of the machine. A write that returned an error, or had
+//!   not returned when the process died, may or may not be there; the file is never torn.
+//! - **Visibility.** A `get` (and `len`, `next_expiry`, `get_many`) sees every write that was
+//!   acknowledged, in this process or any other process using `RedbBackend` on the same file,
+//!   before the `get` began. Writes that are acknowledged while it runs may or may not be seen.
+//!   `get_many` reads all its keys from one snapshot.
+//! - **Atomicity.** Each call is one transaction or part of one: `set_many` and `delete_many`
+//!   apply all or nothing.
+//! - **Order.** Writes of one thread apply in the order they were made. Across processes, the
+//!   last commit wins.
+//!
+//! These hold for processes on one machine on a local file system, when every process that
+//! writes the file uses this crate (the stamp file must see every commit) and in the same mode
+//! (redb refuses a `single_process` open beside a multi-process one, with
+//! `Error::Backend`).
+//!
+//! # Costs (2 shared cores, ext4, release build; see the crate's `examples/measure.rs`)
+//! Figures are in the README of the workspace; in short, a multi-process `get` costs a stamp
+//! read (one `pread`) plus a lookup, close to a raw `ExclusiveWriter` `begin_read + get`, and
+//! 8 writer threads reach several times the throughput of one commit per `set`.
+//!
+//! # Files
+//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`; format version
+//! [`FORMAT_VERSION`]). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
+//! it holds no data and may be deleted when no process has the cache open.
+
+#![deny(missing_docs)]
+
+mod errors;
+mod format;
+mod reader;
+mod writer;
+
+pub use format::FORMAT_VERSION;
+
+use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
+use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
+use reader::{Reader, Snapshot};
+use redb::{
+    ConcurrencyMode, Database, MultimapTableHandle, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableHandle,
+};
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use writer::{Done, Limits, Op, Shared, Writer};
+
+/// A cache stored in a redb database file, shared by every process that opens it.
+///
+/// Cheap to share between threads (`Send + Sync`); wrap it in a `BrainCache` (which is `Clone`)
+/// rather than opening the file twice in one process. Dropping it finishes the writes that are
+/// queued, stops its writer thread and closes the file, releasing its locks. See the
+/// [crate docs](crate) for what it guarantees.
+///
+/// ```
+/// use braincache_core::{Backend, Record, Timestamp};
+/// use braincache_redb::RedbBackend;
+/// use std::time::Duration;
+///
+/// # fn main() -> braincache_core::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("cache.redb");
+/// let backend = RedbBackend::builder(&path).build()?;
+/// let deadline = Timestamp::now() + Duration::from_secs(60);
+/// backend.set("session", Record::new(b"abc".to_vec(), Some(deadline)))?;
+/// assert_eq!(backend.next_expiry()?, Some(deadline));
+/// drop(backend);
+///
+/// // Durable: a later open (in this process or another) finds it.
+/// let again = RedbBackend::open(&path)?;
+/// assert_eq!(again.get("session")?.unwrap().value, b"abc");
+/// # Ok(())
+/// # }
+/// ```
+pub struct RedbBackend {
+    // Declared first: dropping it drains the queue and joins the thread before the database goes.
+    writer: Writer,
+    shared: Arc<Shared>,
+    single_process: bool,
+}
+
+impl RedbBackend {
+    /// Opens the cache file at `path` with the default options, creating it when it does not
+    /// exist (an empty file is also initialized). Several processes may have it open at once.
+    ///
+    /// # Errors
+    /// - [`Error::Corrupt`] when the file is not a redb database;
+    /// - [`Error::Incompatible`] when it is a redb database with other tables, or a braincache
+    ///   file of another format version;
+    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a missing folder, no
+    ///   permission, another process holding it in `single_process` mode).
+    ///
+    /// The file is not written to in the first two cases.
+    pub fn open(path: impl AsRef<Path>) -> Result<RedbBackend> {
+        RedbBackend::builder(path).build()
+    }
+
+    /// A builder to choose the options: see [`RedbBackendBuilder`].
+    pub fn builder(path: impl AsRef<Path>) -> RedbBackendBuilder {
+        RedbBackendBuilder::new(path.as_ref())
+    }
+
+    /// The path of the database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// True when opened with [`RedbBackendBuilder::single_process`].
+    #[must_use]
+    pub fn is_single_process(&self) -> bool {
+        self.single_process
+    }
+
+    fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
+        self.shared
+            .reader
+            .snapshot(&self.shared.db)
+            .map_err(|e| errors::map(op, &self.shared.path, key, e))
+    }
+
+    fn read_entry(&self, snap: &Snapshot, key: &str) -> Result<Option<Record>> {
+        match ReadableTable::get(&snap.entries, key) {
+            Ok(Some(g)) => decode_entry(key, g.value())
+                .map(Some)
+                .map_err(|e| e.with_path(&self.shared.path)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(errors::map(Operation::Get, &self.shared.path, Some(key), e)),
+        }
+    }
+}
+
+impl fmt::Debug for RedbBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbBackend")
+            .field("path", &self.shared.path)
+            .field("single_process", &self.single_process)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend for RedbBackend {
+    type Codec = Postcard;
+
+    fn get(&self, key: &str) -> Result<Option<Record>> {
+        let snap = self.snapshot(Operation::Get, Some(key))?;
+        self.read_entry(&snap, key)
+    }
+
+    fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.writer
+            .submit(Op::Set(key.to_owned(), record))
+            .map(drop)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        Ok(matches!(
+            self.writer.submit(Op::Delete(key.to_owned()))?,
+            Done::Found(true)
+        ))
+    }
+
+    fn clear(&self) -> Result<()> {
+        self.writer.submit(Op::Clear).map(drop)
+    }
+
+    fn len(&self) -> Result<usize> {
+        let snap = self.snapshot(Operation::Len, None)?;
+        let n = snap
+            .entries
+            .len()
+            .map_err(|e| errors::map(Operation::Len, &self.shared.path, None, e))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn purge_expired(&self, now: Timestamp) -> Result<usize> {
+        match self.writer.submit(Op::Purge(now))? {
+            Done::Count(n) => Ok(n),
+            Done::Unit | Done::Found(_) => Ok(0),
+        }
+    }
+
+    fn next_expiry(&self) -> Result<Option<Timestamp>> {
+        let snap = self.snapshot(Operation::NextExpiry, None)?;
+        let first = snap
+            .expiry
+            .first()
+            .map_err(|e| errors::map(Operation::NextExpiry, &self.shared.path, None, e))?;
+        Ok(first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0)))
+    }
+
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
+        let snap = self.snapshot(Operation::Get, None)?;
+        keys.iter().map(|k| self.read_entry(&snap, k)).collect()
+    }
+
+    fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
+        self.writer.submit(Op::SetMany(entries)).map(drop)
+    }
+
+    fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        let keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        match self.writer.submit(Op::DeleteMany(keys))? {
+            Done::Count(n) => Ok(n),
+            Done::Unit | Done::Found(_) => Ok(0),
+        }
+    }
+}
+
+/// Options of a [`RedbBackend`]. Made by [`RedbBackend::builder`].
+///
+/// | option | default |
+/// |---|---|
+/// | processes | several (redb `MultiWriter`); [`single_process`](Self::single_process) for one |
+/// | [`cache_size`](Self::cache_size) | 64 MiB of redb page cache per process |
+/// | [`max_batch`](Self::max_batch) | 1024 requests per commit |
+/// | [`max_batch_bytes`](Self::max_batch_bytes) | 16 MiB per commit |
+/// | [`group_commit_wait`](Self::group_commit_wait) | 200 µs |
+/// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
+///
+/// ```
+/// use braincache_redb::RedbBackend;
+/// use std::time::Duration;
+///
+/// # fn main() -> braincache_core::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
+///     .single_process() // this process owns the file
+///     .cache_size(16 << 20)
+///     .group_commit_wait(Duration::ZERO)
+///     .build()?;
+/// assert!(backend.is_single_process());
+/// # Ok(())
+/// # }
+/// ```
+#[must_use]
+#[derive(Clone, Debug)]
+pub struct RedbBackendBuilder {
+    path: PathBuf,
+    single_process: bool,
+    cache_size: usize,
+    max_batch: usize,
+    max_batch_bytes: usize,
+    group_commit_wait: Duration,
+    snapshot_max_age: Duration,
+}
+
+impl RedbBackendBuilder {
+    fn new(path: &Path) -> RedbBackendBuilder {
+        RedbBackendBuilder {
+            path: path.to_path_buf(),
+            single_process: false,
+            cache_size: 64 << 20,
+            max_batch: 1024,
+            max_batch_bytes: 16 << 20,
+            group_commit_wait: Duration::from_micros(200),
+            snapshot_max_age: Duration::from_millis(100),
+        }
+    }
+
+    /// Opens the file in redb's `ExclusiveWriter` mode: no other process may open it while this
+    /// backend lives (its open fails), and in exchange a durable commit costs about half as much
+    /// and a read snapshot is cheap to begin. For a file one process owns. Durability and
+    /// visibility promises are the same as in the default mode.
+    pub fn single_process(mut self) -> Self {
+        self.single_process = true;
+        self
+    }
+
+    /// redb's page cache of this process, in bytes (read and write cache together).
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = bytes;
+        self
+    }
+
+    /// The most requests one commit applies (at least 1). A `set_many` counts as one request.
+    pub fn max_batch(mut self, requests: usize) -> Self {
+        self.max_batch = requests.max(1);
+        self
+    }
+
+    /// Stops adding requests to a commit once they hold this many bytes of keys and values. A
+    /// larger request is still committed, alone.
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// How long the writer thread may wait, after the first request of a commit arrived, for as
+    /// many requests as the previous commit held. Concurrent writers send their next request a
+    /// few microseconds after their previous one was answered; waiting for them turns several
+    /// commits into one. A single writer thread never waits (its previous commit held one
+    /// request). `Duration::ZERO` commits whatever is queued at once.
+    pub fn group_commit_wait(mut self, wait: Duration) -> Self {
+        self.group_commit_wait = wait;
+        self
+    }
+
+    /// How long a read snapshot may be reused while no process commits. Longer saves a little
+    /// read time; shorter frees old pages sooner (a live snapshot keeps writers in every process
+    /// from reusing the pages it reads, so the file grows while one is held). `Duration::ZERO`
+    /// begins a new read transaction for every read. Visibility does not depend on it: a commit
+    /// always ends reuse.
+    pub fn snapshot_max_age(mut self, age: Duration) -> Self {
+        self.snapshot_max_age = age;
+        self
+    }
+
+    /// Opens (or creates) the file and starts the writer thread.
+    ///
+    /// # Errors
+    /// As [`RedbBackend::open`].
+    pub fn build(self) -> Result<RedbBackend> {
+        let path = self.path.clone();
+        // redb may panic on a file damaged outside redb (its open trusts a cleanly closed file):
+        // that must reach the caller as an error, not unwind through it.
+        let db = catch_unwind(AssertUnwindSafe(|| self.open_database())).map_err(|p| {
+            let e = errors::panicked(Operation::Open, &path, None, p.as_ref());
+            Error::corrupt_file(&path, None, e.to_string())
+        })??;
+        let max_age = self.snapshot_max_age;
+        let reader = if self.single_process {
+            Reader::local(max_age)
+        } else {
+            Reader::shared(&path, max_age)
+                .map_err(|e| Error::io(Operation::Open, reader::stamp_path(&path), e))?
+        };
+        let tick = if max_age.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            max_age.clamp(Duration::from_millis(1), Duration::from_secs(1))
+        };
+        let limits = Limits {
+            max_requests: self.max_batch,
+            max_bytes: self.max_batch_bytes,
+            wait: self.group_commit_wait,
+            tick,
+        };
+        let shared = Arc::new(Shared {
+            reader,
+            db,
+            path,
+            commits: std::sync::atomic::AtomicU64::new(0),
+        });
+        let writer = Writer::spawn(Arc::clone(&shared), limits)
+            .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
+        Ok(RedbBackend {
+            writer,
+            shared,
+            single_process: self.single_process,
+        })
+    }
+
+    fn open_database(&self) -> Result<Database> {
+        let path = &self.path;
+        let fail = |e: redb::Error| errors::map(Operation::Open, path, None, e);
+        let mode = if self.single_process {
+            ConcurrencyMode::ExclusiveWriter
+        } else {
+            ConcurrencyMode::MultiWriter
+        };
+        let db = redb::Builder::new()
+            .set_concurrency_mode(mode)
+            .set_cache_size(self.cache_size)
+            .create(path)
+            .map_err(|e| fail(e.into()))?;
+        // Two rounds at most: a file that another process initializes between our check and our
+        // write transaction is checked again.
+        for _ in 0..2 {
+            match check_format(&db, path)? {
+                Layout::Ready => return Ok(db),
+                Layout::Empty => {
+                    let txn = db.begin_write().map_err(|e| fail(e.into()))?;
+                    let empty = txn
+                        .list_tables()
+                        .map_err(|e| fail(e.into()))?
+                        .next()
+                        .is_none()
+                        && txn
+                            .list_multimap_tables()
+                            .map_err(|e| fail(e.into()))?
+                            .next()
+                            .is_none();
+                    if empty {
+                        {
+                            let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
+                            meta.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)
+                                .map_err(|e| fail(e.into()))?;
+                            txn.open_table(ENTRIES).map_err(|e| fail(e.into()))?;
+                            txn.open_table(EXPIRY).map_err(|e| fail(e.into()))?;
+                        }
+                        txn.commit().map_err(|e| fail(e.into()))?;
+                        return Ok(db);
+                    }
+                    txn.abort().map_err(|e| fail(e.into()))?;
+                }
+            }
+        }
+        match check_format(&db, path)? {
+            Layout::Ready => Ok(db),
+            Layout::Empty => Err(incompatible(
+                path,
+                "the file stays empty after initialization",
+            )),
+        }
+    }
+}
+
+enum Layout {
+    /// No table at all: a new file.
+    Empty,
+    /// A braincache file of this format version.
+    Ready,
+}
+
+fn incompatible(path: &Path, detail: impl Into<String>) -> Error {
+    Error::Incompatible {
+        path: Some(path.to_path_buf()),
+        detail: detail.into(),
+    }
+}
+
+/// Checks, without writing, that the file holds exactly braincache's tables at this format
+/// version (or no table at all).
+fn check_format(db: &Database, path: &Path) -> Result<Layout> {
+    let fail = |e: redb::Error| errors::map(Operation::Open, path, None, e);
+    let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+    let mut names: Vec<String> = txn
+        .list_tables()
+        .map_err(|e| fail(e.into()))?
+        .map(|t| t.name().to_owned())
+        .collect();
+    let multimap: Vec<String> = txn
+        .list_multimap_tables()
+        .map_err(|e| fail(e.into()))?
+        .map(|t| t.name().to_owned())
+        .collect();
+    if names.is_empty() && multimap.is_empty() {
+        return Ok(Layout::Empty);
+    }
+    names.extend(multimap.iter().cloned());
+    let mut foreign: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !TABLE_NAMES.contains(n) || multimap.iter().any(|m| m == n))
+        .collect();
+    if !foreign.is_empty() {
+        foreign.sort_unstable();
+        return Err(incompatible(
+            path,
+            format!(
+                "the redb file holds tables braincache does not use ({}): it belongs to another \
+                 program",
+                foreign.join(", ")
+            ),
+        ));
+    }
+    let table_error = |what: &str, e: redb::TableError| {
+        incompatible(
+            path,
+            format!("the `{what}` table cannot be opened as braincache's: {e}"),
+        )
+    };
+    let meta = txn.open_table(META).map_err(|e| table_error("meta", e))?;
+    let version = ReadableTable::get(&meta, FORMAT_VERSION_KEY)
+        .map_err(|e| fail(e.into()))?
+        .map(|g| g.value());
+    match version {
+        Some(FORMAT_VERSION) => {}
+        Some(v) if v > FORMAT_VERSION => {
+            return Err(incompatible(
+                path,
+                format!(
+                    "format version {v} was written by a newer braincache; this one reads \
+                     version {FORMAT_VERSION}"
+                ),
+            ));
+        }
+        Some(v) => {
+            return Err(incompatible(
+                path,
+                format!("format version {v} is not supported (this build reads {FORMAT_VERSION})"),
+            ));
+        }
+        None => return Err(incompatible(path, "no format version in the `meta` table")),
+    }
+    txn.open_table(ENTRIES)
+        .map_err(|e| table_error("entries", e))?;
+    txn.open_table(EXPIRY)
+        .map_err(|e| table_error("expiry", e))?;
+    Ok(Layout::Ready)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! redb's errors, as braincache errors.
+
+use braincache_core::{Error, Operation};
+use std::io;
+use std::path::Path;
+
+pub(crate) const BACKEND: &str = "redb";
+
+/// Maps a redb error met during `op` (on `key`, where there is one) on the file at `path`.
+///
+/// - damage redb detected → [`Error::Corrupt`];
+/// - a file that is not a redb database (redb's "magic number mismatch", an `InvalidData` I/O
+///   error at open) → [`Error::Corrupt`] naming the path;
+/// - a file in an older redb format → [`Error::Incompatible`];
+/// - other I/O errors → [`Error::Io`];
+/// - anything else → [`Error::Backend`] with the path attached.
+pub(crate) fn map(
+    op: Operation,
+    path: &Path,
+    key: Option<&str>,
+    err: impl Into<redb::Error>,
+) -> Error {
+    let err: redb::Error = err.into();
+    let mapped = match err {
+        redb::Error::Corrupted(detail) => Error::corrupt_file(path, None, detail),
+        redb::Error::UpgradeRequired(v) => Error::Incompatible {
+            path: Some(path.to_path_buf()),
+            detail: format!(
+                "the file is in redb file format {v}, which redb 4 does not open; \
+                 upgrade it with redb's own tools"
+            ),
+        },
+        redb::Error::Io(e) if op == Operation::Open && e.kind() == io::ErrorKind::InvalidData => {
+            Error::corrupt_file(path, None, format!("not a redb database: {e}"))
+        }
+        redb::Error::Io(e) => Error::io(op, path, e),
+        other => Error::backend(op, BACKEND, key, other).with_path(path),
+    };
+    match key {
+        Some(k) => mapped.with_key(k),
+        None => mapped,
+    }
+}
+
+/// The error for a panic inside redb, caught so that it reaches the caller as an error.
+pub(crate) fn panicked(
+    op: Operation,
+    path: &Path,
+    key: Option<&str>,
+    payload: &(dyn std::any::Any + Send),
+) -> Error {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    Error::backend(op, BACKEND, key, format!("redb panicked: {what}")).with_path(path)
+}
+
+/// The error for a request the writer thread could not take or answer.
+pub(crate) fn closed(op: Operation) -> Error {
+    Error::Closed {
+        op,
+        backend: BACKEND,
+    }
+}
