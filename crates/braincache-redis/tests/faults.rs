@@ -1,0 +1,249 @@
+//! Faults: the server down at start, killed mid-run, restarted, hung. While it is down every call
+//! is a typed error within the configured timeouts (no panic, no hang); when it is back, the same
+//! backend works again without being rebuilt.
+
+mod support;
+
+use braincache_core::{Backend, Error, Operation, Record};
+use braincache_redis::RedisBackend;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use support::RedisServer;
+
+/// With 1 s timeouts, a failing call must return well within this (generous for loaded CI).
+const BOUND: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+macro_rules! server {
+    () => {
+        match RedisServer::start_or_skip() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+/// Returns from the test (skipped) when redis-server is missing, without starting one.
+macro_rules! require_redis {
+    () => {
+        if !support::installed_or_skip() {
+            return;
+        }
+    };
+}
+
+fn url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}/0")
+}
+
+fn builder(port: u16) -> braincache_redis::RedisBackendBuilder {
+    RedisBackend::builder(&url(port))
+        .connect_timeout(TIMEOUT)
+        .response_timeout(TIMEOUT)
+}
+
+fn rec(v: &[u8]) -> Record {
+    Record::new(v.to_vec(), None)
+}
+
+/// Asserts `e` is the typed error of a failed Redis call for `op`.
+fn assert_redis_error(e: &Error, op: Operation) {
+    assert!(
+        matches!(
+            e,
+            Error::Backend {
+                backend: "redis",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.operation(), Some(op), "{e}");
+}
+
+/// Runs `f`, checks it took less than [`BOUND`], returns its result.
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    let took = start.elapsed();
+    assert!(took < BOUND, "{what} took {took:?}");
+    out
+}
+
+#[test]
+fn server_down_at_start_is_a_typed_error_at_once() {
+    require_redis!();
+    let port = support::free_port(); // nothing listens there
+    let e = timed("connect", || builder(port).build()).unwrap_err();
+    assert_redis_error(&e, Operation::Open);
+    assert!(e.to_string().contains("redis"), "{e}");
+}
+
+#[test]
+fn lazy_backend_fails_while_down_then_recovers_when_the_server_starts() {
+    require_redis!();
+    let port = support::free_port();
+    let b = builder(port).lazy(true).build().unwrap();
+    let e = timed("get", || b.get("k")).unwrap_err();
+    assert_redis_error(&e, Operation::Get);
+    assert_eq!(e.key(), Some("k"));
+    assert_redis_error(
+        &timed("set", || b.set("k", rec(b"v"))).unwrap_err(),
+        Operation::Set,
+    );
+    assert_redis_error(&timed("len", || b.len()).unwrap_err(), Operation::Len);
+    assert_redis_error(&timed("clear", || b.clear()).unwrap_err(), Operation::Clear);
+
+    let _server = RedisServer::start_on(port).expect("start redis-server");
+    b.set("k", rec(b"v")).unwrap();
+    assert_eq!(b.get("k").unwrap(), Some(rec(b"v")));
+}
+
+#[test]
+fn killed_mid_run_errors_then_recovers_on_restart() {
+    let mut server = server!();
+    let port = server.port();
+    let b = builder(port).build().unwrap();
+    b.set("before", rec(b"1")).unwrap();
+
+    server.kill();
+    for _ in 0..3 {
+        assert_redis_error(
+            &timed("get", || b.get("before")).unwrap_err(),
+            Operation::Get,
+        );
+        assert_redis_error(
+            &timed("set", || b.set("x", rec(b"2"))).unwrap_err(),
+            Operation::Set,
+        );
+        assert_redis_error(
+            &timed("delete", || b.delete("x")).unwrap_err(),
+            Operation::Delete,
+        );
+        assert_redis_error(
+            &timed("get_many", || b.get_many(&["a", "b"])).unwrap_err(),
+            Operation::Get,
+        );
+    }
+
+    let _server = RedisServer::start_on(port).expect("restart redis-server on the same port");
+    // The very next call works, on the same backend.
+    b.set("after", rec(b"3")).unwrap();
+    assert_eq!(b.get("after").unwrap(), Some(rec(b"3")));
+    assert_eq!(
+        b.get("before").unwrap(),
+        None,
+        "no persistence: the restart emptied it"
+    );
+}
+
+#[test]
+fn idle_connections_from_before_a_restart_are_replaced_transparently() {
+    let mut server = server!();
+    let port = server.port();
+    let b = builder(port).pool_size(4).build().unwrap();
+    // Open several connections and leave them idle in the pool.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let b = &b;
+            s.spawn(move || {
+                for i in 0..50 {
+                    b.set(&format!("{t}-{i}"), rec(b"v")).unwrap();
+                }
+            });
+        }
+    });
+    server.kill();
+    let _server = RedisServer::start_on(port).expect("restart redis-server");
+    // No call happened while it was down: the pool still holds connections to the dead server.
+    for i in 0..10 {
+        b.set(&format!("k{i}"), rec(b"v")).unwrap();
+    }
+    assert_eq!(b.len().unwrap(), 10);
+}
+
+#[test]
+fn many_threads_through_a_kill_and_restart() {
+    let mut server = server!();
+    let port = server.port();
+    let b = builder(port).pool_size(4).build().unwrap();
+    let stop = AtomicBool::new(false);
+    let errors = AtomicUsize::new(0);
+    let down = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (b, stop, errors, down) = (&b, &stop, &errors, &down);
+                s.spawn(move || {
+                    let mut i = 0u64;
+                    let start = Instant::now();
+                    while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(20)
+                    {
+                        let k = format!("{t}-{}", i % 100);
+                        let was_down = down.load(Ordering::SeqCst);
+                        let r = timed("set", || b.set(&k, rec(b"v")))
+                            .and_then(|()| timed("get", || b.get(&k)));
+                        if let Err(e) = r {
+                            assert!(
+                                matches!(
+                                    e,
+                                    Error::Backend {
+                                        backend: "redis",
+                                        ..
+                                    }
+                                ),
+                                "{e:?}"
+                            );
+                            assert!(
+                                was_down || down.load(Ordering::SeqCst),
+                                "error while up: {e}"
+                            );
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        i += 1;
+                    }
+                    i
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        down.store(true, Ordering::SeqCst);
+        server.kill();
+        std::thread::sleep(Duration::from_millis(300));
+        let restarted = RedisServer::start_on(port).expect("restart redis-server");
+        down.store(false, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            assert!(w.join().expect("no worker panicked") > 0);
+        }
+        drop(restarted);
+    });
+    assert!(
+        errors.load(Ordering::Relaxed) > 0,
+        "the outage was not noticed"
+    );
+}
+
+#[test]
+fn a_hung_server_times_out_instead_of_hanging() {
+    let server = server!();
+    let b = builder(server.port()).build().unwrap();
+    b.set("k", rec(b"v")).unwrap();
+
+    server.signal("STOP");
+    let e = timed("get on a stopped server", || b.get("k")).unwrap_err();
+    assert_redis_error(&e, Operation::Get);
+    let e = timed("connect to a stopped server", || {
+        builder(server.port()).build()
+    })
+    .unwrap_err();
+    assert_redis_error(&e, Operation::Open);
+    server.signal("CONT");
+
+    // The late reply to the timed-out call must not answer a later call.
+    assert_eq!(b.get("k").unwrap(), Some(rec(b"v")));
+    b.set("k2", rec(b"w")).unwrap();
+    assert_eq!(b.get("k2").unwrap(), Some(rec(b"w")));
+    assert_eq!(b.get("k").unwrap(), Some(rec(b"v")));
+}
