@@ -15,8 +15,11 @@ const SIZES: [usize; 2] = [64, 4096];
 
 /// A named cache under test, plus whatever must outlive it (a temp folder).
 struct Subject {
-    run: Box<dyn Fn(&mut Criterion, usize)>,
+    run: BenchFn,
 }
+
+/// Runs every operation's bench for one backend at one value size.
+type BenchFn = Box<dyn Fn(&mut Criterion, usize)>;
 
 fn subject<B: Backend>(
     name: &'static str,
