@@ -1,1 +1,364 @@
-//! Placeholder: work in progress.
+//! The JSON file backend of [braincache](https://docs.rs/braincache): one human-readable file,
+//! in the Python original's format, safe against crashes and shared by processes.
+//!
+//! [`FileBackend`] keeps the whole cache in one JSON document,
+//! `{"key": {"value": <json>, "expire_at": <unix seconds | null>}}`, so `cat cache.json` shows
+//! every entry and the Python original reads the same file. Its codec is
+//! [`Json`](braincache_core::Json), so values are stored as real JSON.
+//!
+//! ```
+//! use braincache_core::{Backend, Record};
+//! use braincache_file::FileBackend;
+//!
+//! # fn main() -> braincache_core::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("cache.json");
+//! let backend = FileBackend::open(&path)?; // created when missing
+//! backend.set("user", Record::new(br#"{"id":1234}"#.to_vec(), None))?;
+//! assert_eq!(backend.get("user")?.unwrap().value, br#"{"id":1234}"#);
+//!
+//! let text = std::fs::read_to_string(&path).unwrap();
+//! assert_eq!(text, "{\n  \"user\": {\"value\": {\"id\":1234}, \"expire_at\": null}\n}\n");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With the facade: `BrainCache::new(FileBackend::open("cache.json")?)`.
+//!
+//! # When to pick it
+//! - You want to read or edit the cache with a text editor or `jq`, or share it with the Python
+//!   original.
+//! - The cache is small (up to a few thousand entries, a few MB) and read more than written.
+//!
+//! Not for large or write-heavy caches: every write rewrites the whole document (O(size)) and,
+//! by default, waits for two fsyncs. Use the redb backend there.
+//!
+//! # Guarantees
+//! - **Crash-safe writes.** A write goes to `<file>.tmp` in the same folder, is fsynced, renamed
+//!   over the file, and the folder is fsynced. A crash or `kill -9` at any point leaves the old
+//!   or the new document, never a torn one.
+//! - **Durable by default.** When `set`, `delete`, `clear` or `purge_expired` returns `Ok`, the
+//!   change is on disk.
+//! - **Several processes.** Writers take an exclusive lock on the sidecar `<file>.lock`
+//!   ([`std::fs::File::lock`]), reload the document if another process changed it, apply their
+//!   change and write, so no process's write is lost. Reads take no lock: before answering from
+//!   memory they `stat` the file (about a microsecond) and reload it if it changed, so a `get`
+//!   sees every write another process finished before the `get` began.
+//! - **Damaged files are refused, not overwritten.** A file that is not JSON or not in the
+//!   format makes `open` (or the operation that meets it) return
+//!   [`Error::Corrupt`](braincache_core::Error::Corrupt) naming the path and the line and
+//!   column; the file's bytes are left as they were, and writes are refused until it is fixed.
+//! - I/O failures (a missing folder, a path through a regular file, permission denied, a full
+//!   disk) are [`Error::Io`](braincache_core::Error::Io) naming the operation and the path, never
+//!   a panic. A failed durable write leaves the cache as it was before the call.
+//! - Deadlines are kept to the nanosecond in the file (`expire_at` is written as an exact
+//!   decimal), and an expiry index keeps [`purge_expired`](braincache_core::Backend) and
+//!   `next_expiry` from scanning the document.
+//!
+//! # Batched mode: faster writes, weaker durability
+//! Rewriting the document on every write costs O(size) plus two fsyncs per write. For
+//! write-heavy use, [`FileBackend::builder`]`(path).flush_every(interval)` keeps changes in
+//! memory and writes them at most once per `interval` from a background thread, on
+//! [`flush`](braincache_core::Backend::flush), and when the backend is dropped:
+//!
+//! ```
+//! use braincache_core::{Backend, Record};
+//! use braincache_file::FileBackend;
+//! use std::time::Duration;
+//!
+//! # fn main() -> braincache_core::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let backend = FileBackend::builder(dir.path().join("cache.json"))
+//!     .flush_every(Duration::from_millis(100))
+//!     .build()?;
+//! for i in 0..1000 {
+//!     backend.set(&format!("k{i}"), Record::new(b"1".to_vec(), None))?; // memory only
+//! }
+//! backend.flush()?; // one write for all of them; errors surface here
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The trade-off: a `set` that returned `Ok` is **not** on disk until the next flush, so a crash
+//! or `kill -9` loses up to `interval` of writes (the file itself is still never torn). Writes of
+//! other processes are still not lost: a flush takes the lock, reloads the file, and replays this
+//! handle's pending sets, deletes, clears and purges on top. A failed background flush keeps the
+//! changes pending and tries again at the next tick; [`flush`](braincache_core::Backend::flush)
+//! returns the error. The flush on drop cannot report one: call `flush()` first if you need to
+//! know.
+//!
+//! # Limitations
+//! - Cooperating writers are braincache processes. The Python original writes the file in place
+//!   and takes no lock: sharing a file with it is safe while only one side writes at a time.
+//! - The file lock is advisory (`flock` on Unix) and may not work on network file systems.
+//! - The whole document lives in memory in each process that opens it.
+//!
+//! The file format, including how values that are not JSON text are stored, is described below.
+//!
+#![doc = include_str!("../FORMAT.md")]
+#![deny(missing_docs)]
+
+mod base64;
+mod format;
+mod store;
+
+use braincache_core::{Backend, Error, Json, Operation, Record, Result, Timestamp};
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use format::{Entry, StoredValue};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use store::Store;
+
+/// A cache kept in one JSON file. See the [crate docs](crate) for guarantees and format.
+///
+/// Opening the same file from several handles or processes is supported; each keeps the
+/// document in memory and reloads it when the file changes. Dropping the backend writes what is
+/// pending (batched mode), stops its flush thread and closes its files.
+///
+/// ```
+/// use braincache_core::{Backend, Record};
+/// use braincache_file::FileBackend;
+///
+/// # fn main() -> braincache_core::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("cache.json");
+/// let a = FileBackend::open(&path)?;
+/// let b = FileBackend::open(&path)?; // another handle, as another process would have
+/// a.set("k", Record::new(b"42".to_vec(), None))?;
+/// assert_eq!(b.get("k")?.unwrap().value, b"42"); // b notices the file changed
+/// # Ok(())
+/// # }
+/// ```
+pub struct FileBackend {
+    store: Arc<Store>,
+    flush_every: Option<Duration>,
+    flusher: Option<Flusher>,
+}
+
+impl FileBackend {
+    /// Opens the cache file at `path` in durable mode, creating an empty one when it does not
+    /// exist (the folder must exist). Same as `FileBackend::builder(path).build()`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the file is not a cache document (it is left untouched);
+    /// [`Error::Io`] when the file or its sidecar `<file>.lock` cannot be created or read.
+    pub fn open(path: impl AsRef<Path>) -> Result<FileBackend> {
+        FileBackend::builder(path).build()
+    }
+
+    /// A builder, to choose batched writes.
+    pub fn builder(path: impl AsRef<Path>) -> FileBackendBuilder {
+        FileBackendBuilder {
+            path: path.as_ref().to_path_buf(),
+            flush_every: None,
+        }
+    }
+
+    /// The cache file (absolute, with a symbolic link resolved).
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// The batched mode's flush interval; `None` in durable mode.
+    #[must_use]
+    pub fn flush_every(&self) -> Option<Duration> {
+        self.flush_every
+    }
+
+    /// True in durable mode (every write on disk before it returns).
+    #[must_use]
+    pub fn is_durable(&self) -> bool {
+        self.store.is_durable()
+    }
+}
+
+impl fmt::Debug for FileBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileBackend")
+            .field("path", &self.path())
+            .field("flush_every", &self.flush_every)
+            .field("cached_len", &self.store.cached_len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FileBackend {
+    fn drop(&mut self) {
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
+        }
+        // Nothing is pending in durable mode. In batched mode an error here cannot be
+        // reported; `flush()` before dropping reports it.
+        let _ = self.store.flush(Operation::Close);
+    }
+}
+
+fn record(entry: &Entry) -> Record {
+    Record::new(entry.value.to_bytes(), entry.expires_at)
+}
+
+fn entry(record: Record) -> Entry {
+    Entry {
+        value: StoredValue::from_bytes(record.value),
+        expires_at: record.expires_at,
+    }
+}
+
+impl Backend for FileBackend {
+    type Codec = Json;
+
+    fn get(&self, key: &str) -> Result<Option<Record>> {
+        self.store
+            .read(Operation::Get, |v| v.get(key).map(record))
+            .map_err(|e| e.with_key(key))
+    }
+
+    fn set(&self, key: &str, record: Record) -> Result<()> {
+        let entry = entry(record);
+        self.store
+            .write(Operation::Set, false, |st| st.set(key, entry))
+            .map_err(|e| e.with_key(key))
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        self.store
+            .write(Operation::Delete, true, |st| st.delete(key))
+            .map_err(|e| e.with_key(key))
+    }
+
+    fn clear(&self) -> Result<()> {
+        self.store
+            .write(Operation::Clear, true, store::State::clear)
+    }
+
+    fn len(&self) -> Result<usize> {
+        self.store.read(Operation::Len, store::View::len)
+    }
+
+    fn purge_expired(&self, now: Timestamp) -> Result<usize> {
+        self.store.write(Operation::Purge, true, |st| st.purge(now))
+    }
+
+    fn next_expiry(&self) -> Result<Option<Timestamp>> {
+        self.store
+            .read(Operation::NextExpiry, store::View::next_expiry)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.store.flush(Operation::Flush)
+    }
+
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
+        self.store.read(Operation::Get, |v| {
+            keys.iter().map(|k| v.get(k).map(record)).collect()
+        })
+    }
+
+    /// Writes all the records with one rewrite of the file (one pair of fsyncs).
+    fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
+        let entries: Vec<(String, Entry)> =
+            entries.into_iter().map(|(k, r)| (k, entry(r))).collect();
+        self.store.write(Operation::Set, false, |st| {
+            for (k, e) in entries {
+                st.set(&k, e);
+            }
+        })
+    }
+
+    /// Removes the keys with one rewrite of the file.
+    fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        self.store.write(Operation::Delete, true, |st| {
+            keys.iter().filter(|k| st.delete(k)).count()
+        })
+    }
+}
+
+/// Builds a [`FileBackend`]. Defaults: durable mode (every write fsynced before it returns).
+///
+/// ```
+/// use braincache_file::FileBackend;
+/// use std::time::Duration;
+///
+/// # fn main() -> braincache_core::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let backend = FileBackend::builder(dir.path().join("cache.json"))
+///     .flush_every(Duration::from_millis(250))
+///     .build()?;
+/// assert_eq!(backend.flush_every(), Some(Duration::from_millis(250)));
+/// # Ok(())
+/// # }
+/// ```
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct FileBackendBuilder {
+    path: PathBuf,
+    flush_every: Option<Duration>,
+}
+
+impl FileBackendBuilder {
+    /// Batched mode: keep changes in memory and write them at most once per `interval` (and on
+    /// `flush()` and drop). Changes acknowledged since the last write are lost if the process
+    /// dies; see the [crate docs](crate#batched-mode-faster-writes-weaker-durability). A zero
+    /// interval means durable mode.
+    pub fn flush_every(mut self, interval: Duration) -> Self {
+        self.flush_every = (!interval.is_zero()).then_some(interval);
+        self
+    }
+
+    /// Durable mode (the default): every change is written and fsynced before the call returns.
+    pub fn durable(mut self) -> Self {
+        self.flush_every = None;
+        self
+    }
+
+    /// Opens the file (creating it when missing) and, in batched mode, starts the flush thread.
+    ///
+    /// # Errors
+    /// As [`FileBackend::open`]; also [`Error::Io`] if the flush thread cannot be started.
+    pub fn build(self) -> Result<FileBackend> {
+        let store = Arc::new(Store::open(&self.path, self.flush_every.is_none())?);
+        let flusher = match self.flush_every {
+            Some(every) => Some(
+                Flusher::start(Arc::clone(&store), every)
+                    .map_err(|e| Error::io(Operation::Open, store.path(), e))?,
+            ),
+            None => None,
+        };
+        Ok(FileBackend {
+            store,
+            flush_every: self.flush_every,
+            flusher,
+        })
+    }
+}
+
+/// The batched mode's background thread: flushes every interval until stopped.
+struct Flusher {
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Flusher {
+    fn start(store: Arc<Store>, every: Duration) -> std::io::Result<Flusher> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("braincache-file-flush".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    // A failure keeps the changes pending for the next tick.
+                    let _ = store.flush(Operation::Flush);
+                }
+            })?;
+        Ok(Flusher { stop, thread })
+    }
+
+    /// Stops the thread and waits for it (at most one flush under way).
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,599 @@
+//! The JSON document: parsing, writing, and the value representation (see `FORMAT.md`).
+
+use crate::base64;
+use braincache_core::Timestamp;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// The key of a tag object holding bytes that are not JSON text, as standard base64.
+pub(crate) const BYTES_TAG: &str = "$bytes";
+/// The key of a tag object holding JSON text that would otherwise read as a tag.
+pub(crate) const JSON_TAG: &str = "$json";
+
+/// One entry as kept in memory: what goes into the file, and what `get` returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) value: StoredValue,
+    pub(crate) expires_at: Option<Timestamp>,
+}
+
+/// A record's bytes in the form the file holds them. Cheap to clone (pending writes share it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoredValue {
+    /// The bytes are exactly one JSON text: written as they are.
+    Json(Arc<str>),
+    /// JSON text that is itself a one-member object keyed `$bytes` or `$json`: written as
+    /// `{"$json": <text>}` so it does not read back as a tag.
+    Escaped(Arc<str>),
+    /// Anything else (not UTF-8, not JSON, JSON with surrounding whitespace, empty): written as
+    /// `{"$bytes": "<base64>"}`.
+    Bytes(Arc<[u8]>),
+}
+
+impl StoredValue {
+    /// Picks the representation of `bytes`; every byte string has one, and it reads back exactly.
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> StoredValue {
+        match String::from_utf8(bytes) {
+            Ok(text) if is_exact_json(&text) => match probe(&text) {
+                Ok(Probe::Plain) => StoredValue::Json(text.into()),
+                Ok(Probe::Tag(..)) => StoredValue::Escaped(text.into()),
+                // Unreachable for text that just parsed; keeping the bytes is always lossless.
+                Err(_) => StoredValue::Bytes(text.into_bytes().into()),
+            },
+            Ok(text) => StoredValue::Bytes(text.into_bytes().into()),
+            Err(e) => StoredValue::Bytes(e.into_bytes().into()),
+        }
+    }
+
+    /// The record bytes this value stands for.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            StoredValue::Json(s) | StoredValue::Escaped(s) => s.as_bytes().to_vec(),
+            StoredValue::Bytes(b) => b.to_vec(),
+        }
+    }
+
+    /// Appends the value as it appears in the file.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            StoredValue::Json(s) => out.extend_from_slice(s.as_bytes()),
+            StoredValue::Escaped(s) => {
+                out.extend_from_slice(b"{\"");
+                out.extend_from_slice(JSON_TAG.as_bytes());
+                out.extend_from_slice(b"\": ");
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'}');
+            }
+            StoredValue::Bytes(b) => {
+                out.extend_from_slice(b"{\"");
+                out.extend_from_slice(BYTES_TAG.as_bytes());
+                out.extend_from_slice(b"\": \"");
+                base64::encode_into(b, out);
+                out.extend_from_slice(b"\"}");
+            }
+        }
+    }
+
+    /// An estimate of the bytes this value takes in the file.
+    fn file_len(&self) -> usize {
+        match self {
+            StoredValue::Json(s) => s.len(),
+            StoredValue::Escaped(s) => s.len() + 12,
+            StoredValue::Bytes(b) => b.len().div_ceil(3) * 4 + 14,
+        }
+    }
+}
+
+/// True when `text` is one JSON value with nothing around it, so writing it into the document
+/// and reading it back (which drops surrounding whitespace) gives the same bytes.
+fn is_exact_json(text: &str) -> bool {
+    serde_json::from_str::<&RawValue>(text).is_ok_and(|raw| raw.get().len() == text.len())
+}
+
+/// What a JSON value looks like to the tag scheme.
+enum Probe<'a> {
+    /// An ordinary value.
+    Plain,
+    /// A one-member object keyed `$bytes` or `$json`: the tag and the member's raw value.
+    Tag(&'static str, &'a RawValue),
+}
+
+/// Classifies the JSON text `raw` (which must be valid JSON).
+fn probe(raw: &str) -> Result<Probe<'_>, serde_json::Error> {
+    // Only objects can be tags; this keeps the common case (strings, numbers, arrays) to one
+    // byte comparison.
+    if !raw.starts_with('{') {
+        return Ok(Probe::Plain);
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let probe = de.deserialize_map(ProbeVisitor)?;
+    de.end()?;
+    Ok(probe)
+}
+
+struct ProbeVisitor;
+
+impl<'de> Visitor<'de> for ProbeVisitor {
+    type Value = Probe<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe<'de>, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Ok(Probe::Plain);
+        };
+        let tag = match first.as_str() {
+            BYTES_TAG => Some(BYTES_TAG),
+            JSON_TAG => Some(JSON_TAG),
+            _ => None,
+        };
+        let Some(tag) = tag else {
+            map.next_value::<IgnoredAny>()?;
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(Probe::Plain);
+        };
+        let inner: &'de RawValue = map.next_value()?;
+        if map.next_key::<IgnoredAny>()?.is_some() {
+            // More than one member: an ordinary object that happens to start with a tag name.
+            map.next_value::<IgnoredAny>()?;
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(Probe::Plain);
+        }
+        Ok(Probe::Tag(tag, inner))
+    }
+}
+
+/// Reads a value from the file into its stored form. `raw` is the value's JSON text.
+fn decode_value(raw: &RawValue) -> Result<StoredValue, String> {
+    let text = raw.get();
+    match probe(text).map_err(|e| e.to_string())? {
+        Probe::Plain => Ok(StoredValue::Json(text.into())),
+        Probe::Tag(JSON_TAG, inner) => Ok(StoredValue::Escaped(inner.get().into())),
+        Probe::Tag(_, inner) => {
+            let b64: String = serde_json::from_str(inner.get())
+                .map_err(|_| format!("`{BYTES_TAG}` must hold a base64 string"))?;
+            let bytes = base64::decode(&b64)
+                .map_err(|e| format!("`{BYTES_TAG}` is not valid base64: {e}"))?;
+            Ok(StoredValue::Bytes(bytes.into()))
+        }
+    }
+}
+
+/// Reads `expire_at`: `null`, or Unix seconds as a JSON number. Plain decimals are read exactly
+/// (to the nanosecond); exponent forms go through `f64`. Times before the epoch read as the
+/// epoch (long expired).
+pub(crate) fn parse_expire_at(raw: &str) -> Result<Option<Timestamp>, String> {
+    if raw == "null" {
+        return Ok(None);
+    }
+    let bad = || format!("`expire_at` must be Unix seconds (a number) or null, found {raw}");
+    match raw.as_bytes().first() {
+        Some(b'-') => return Ok(Some(Timestamp::EPOCH)),
+        Some(b'0'..=b'9') => {}
+        _ => return Err(bad()),
+    }
+    if raw.contains(['e', 'E']) {
+        let secs: f64 = raw.parse().map_err(|_| bad())?;
+        // Finite non-negative values convert (saturating); beyond f64 is "as late as can be".
+        return Ok(Some(if secs == f64::INFINITY {
+            Timestamp::MAX
+        } else {
+            Timestamp::from_unix_secs_f64(secs).unwrap_or(Timestamp::EPOCH)
+        }));
+    }
+    let (int, frac) = raw.split_once('.').unwrap_or((raw, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // Seconds beyond u64 saturate, like any deadline too late to represent.
+    let secs: u64 = int.parse().unwrap_or(u64::MAX);
+    let mut nanos: u64 = 0;
+    for i in 0..9 {
+        nanos = nanos * 10 + frac.as_bytes().get(i).map_or(0, |d| u64::from(d - b'0'));
+    }
+    Ok(Some(Timestamp::from_unix_nanos(
+        secs.saturating_mul(1_000_000_000).saturating_add(nanos),
+    )))
+}
+
+/// Writes `expire_at` as an exact decimal: whole seconds, a point, and the nanoseconds with
+/// trailing zeros dropped (`1700000000.5`, `1700000000.0`). Python reads it as a float.
+fn write_expire_at(at: Option<Timestamp>, out: &mut Vec<u8>) {
+    let Some(t) = at else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    let nanos = t.as_unix_nanos();
+    let secs = nanos / 1_000_000_000;
+    let frac = nanos % 1_000_000_000;
+    let mut digits = format!("{frac:09}");
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    out.extend_from_slice(format!("{secs}.{digits}").as_bytes());
+}
+
+/// One entry as the file spells it. Unknown members are refused: rewriting the file would
+/// drop them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry<'a> {
+    #[serde(borrow)]
+    value: &'a RawValue,
+    #[serde(borrow)]
+    expire_at: &'a RawValue,
+}
+
+struct DocVisitor;
+
+impl<'de> Visitor<'de> for DocVisitor {
+    type Value = BTreeMap<String, Entry>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(r#"a JSON object of entries {"key": {"value": ..., "expire_at": ...}}"#)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let raw: RawEntry<'de> = map.next_value()?;
+            let value = decode_value(raw.value)
+                .map_err(|e| de::Error::custom(format!("entry {key:?}: {e}")))?;
+            let expires_at = parse_expire_at(raw.expire_at.get())
+                .map_err(|e| de::Error::custom(format!("entry {key:?}: {e}")))?;
+            // A repeated key: the last one wins, as in Python's `json.load`.
+            entries.insert(key, Entry { value, expires_at });
+        }
+        Ok(entries)
+    }
+}
+
+/// A parse failure: what is wrong, and where (1-based line and column).
+#[derive(Debug)]
+pub(crate) struct ParseError {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) detail: String,
+}
+
+impl ParseError {
+    pub(crate) fn position(&self) -> String {
+        format!("line {}, column {}", self.line, self.column)
+    }
+}
+
+/// Parses a whole document. A zero-length file is an empty cache.
+pub(crate) fn parse(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, ParseError> {
+    if bytes.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result = de.deserialize_map(DocVisitor).and_then(|doc| {
+        de.end()?;
+        Ok(doc)
+    });
+    result.map_err(|e| {
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let detail = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
+        ParseError {
+            line: e.line(),
+            column: e.column(),
+            detail,
+        }
+    })
+}
+
+/// Writes a whole document: one entry per line, keys in order, values as stored.
+pub(crate) fn write(entries: &BTreeMap<String, Entry>) -> Vec<u8> {
+    let size: usize = entries
+        .iter()
+        .map(|(k, e)| k.len() + e.value.file_len() + 48)
+        .sum();
+    let mut out = Vec::with_capacity(size + 4);
+    out.push(b'{');
+    for (i, (key, entry)) in entries.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
+        write_str(key, &mut out);
+        out.extend_from_slice(b": {\"value\": ");
+        entry.value.write_json(&mut out);
+        out.extend_from_slice(b", \"expire_at\": ");
+        write_expire_at(entry.expires_at, &mut out);
+        out.push(b'}');
+    }
+    if !entries.is_empty() {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// Writes `s` as a JSON string (escaping quotes, backslashes and control characters; other
+/// characters are written as UTF-8).
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value: StoredValue, expires_at: Option<Timestamp>) -> Entry {
+        Entry { value, expires_at }
+    }
+
+    fn round_trip(bytes: &[u8]) -> StoredValue {
+        let stored = StoredValue::from_bytes(bytes.to_vec());
+        assert_eq!(stored.to_bytes(), bytes, "in memory: {bytes:?}");
+        let mut doc = BTreeMap::new();
+        doc.insert("k".to_owned(), entry(stored.clone(), None));
+        let text = write(&doc);
+        let back = parse(&text).unwrap_or_else(|e| {
+            panic!(
+                "{bytes:?} wrote {:?}: {e:?}",
+                String::from_utf8_lossy(&text)
+            )
+        });
+        assert_eq!(
+            back["k"].value,
+            stored,
+            "{}",
+            String::from_utf8_lossy(&text)
+        );
+        assert_eq!(back["k"].value.to_bytes(), bytes);
+        stored
+    }
+
+    #[test]
+    fn json_values_are_written_as_they_are() {
+        for v in [
+            &b"1"[..],
+            b"-1.5e3",
+            b"\"text\"",
+            b"null",
+            b"true",
+            b"[1,2,{\"a\":null}]",
+            b"{}",
+            b"{\"a\": 1,  \"b\" : [ ]}",
+            b"\"\\u00e9\xc3\xa9\"",
+            b"{\"$bytes\":\"AA==\",\"other\":1}",
+            b"{\"x\":{\"$bytes\":\"AA==\"}}",
+        ] {
+            assert!(
+                matches!(round_trip(v), StoredValue::Json(_)),
+                "{}",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
+
+    #[test]
+    fn values_that_look_like_tags_are_escaped() {
+        for v in [
+            &b"{\"$bytes\":\"AA==\"}"[..],
+            b"{\"$json\":1}",
+            b"{\"$json\":{\"$json\":2}}",
+            b"{\"\\u0024bytes\": 5}",
+            b"{\"$bytes\": null}",
+        ] {
+            assert!(
+                matches!(round_trip(v), StoredValue::Escaped(_)),
+                "{}",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
+
+    #[test]
+    fn other_bytes_are_base64() {
+        let all: Vec<u8> = (0..=255).collect();
+        for v in [
+            &b""[..],
+            b"one",
+            &[0],
+            &all,
+            b" 1",
+            b"1 ",
+            b"1 2",
+            b"\xff",
+            b"{",
+            b"NaN",
+            b"\"unterminated",
+        ] {
+            assert!(
+                matches!(round_trip(v), StoredValue::Bytes(_)),
+                "{}",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_values_survive_the_document_nesting() {
+        // serde_json limits recursion to 128 levels when building values, but raw values are
+        // skipped without recursion; a value this deep must still load inside the document.
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        assert!(matches!(round_trip(deep.as_bytes()), StoredValue::Json(_)));
+    }
+
+    #[test]
+    fn keys_are_escaped_and_read_back() {
+        let keys = [
+            "",
+            " ",
+            "\"q\"",
+            "a\\b",
+            "line\nbreak",
+            "tab\t",
+            "\u{1}\u{1f}",
+            "ключ",
+            "🔑",
+            "{}",
+        ];
+        let mut doc = BTreeMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            doc.insert(
+                (*k).to_owned(),
+                entry(StoredValue::Json(i.to_string().into()), None),
+            );
+        }
+        let text = write(&doc);
+        assert_eq!(parse(&text).unwrap(), doc);
+        // The same bytes serde_json would write for each key.
+        for k in keys {
+            let mut mine = Vec::new();
+            write_str(k, &mut mine);
+            assert_eq!(mine, serde_json::to_vec(k).unwrap());
+        }
+    }
+
+    #[test]
+    fn expire_at_is_exact_to_the_nanosecond() {
+        for nanos in [
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_700_000_000_123_456_789,
+            1_700_000_000_500_000_000,
+            u64::MAX,
+        ] {
+            let t = Timestamp::from_unix_nanos(nanos);
+            let mut out = Vec::new();
+            write_expire_at(Some(t), &mut out);
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(parse_expire_at(&text), Ok(Some(t)), "{text}");
+            // Python (and serde_json) read it as a float close to the deadline.
+            let f: f64 = serde_json::from_str(&text).unwrap();
+            assert!((f - t.as_unix_secs_f64()).abs() < 1e-3 * f.max(1.0));
+        }
+        assert_eq!(parse_expire_at("null"), Ok(None));
+        let exact = |s| parse_expire_at(s).unwrap().unwrap().as_unix_nanos();
+        assert_eq!(exact("1700000000.5"), 1_700_000_000_500_000_000);
+        assert_eq!(exact("1700000000"), 1_700_000_000_000_000_000);
+        assert_eq!(exact("1.0000000019"), 1_000_000_001); // beyond nanoseconds: truncated
+        assert_eq!(exact("1.7e9"), 1_700_000_000_000_000_000);
+        assert_eq!(exact("-5.5"), 0);
+        assert_eq!(exact("1e400"), u64::MAX);
+        assert!(parse_expire_at("\"1\"").is_err());
+        assert!(parse_expire_at("true").is_err());
+        assert!(parse_expire_at("[]").is_err());
+    }
+
+    #[test]
+    fn python_shaped_documents_parse() {
+        let text = br#"{"a": {"value": {"n": [1, 2.5, null, "x"]}, "expire_at": 1700000000.25},
+                        "b": {"expire_at": null, "value": "hi"}}"#;
+        let doc = parse(text).unwrap();
+        assert_eq!(
+            doc["a"].value,
+            StoredValue::Json(r#"{"n": [1, 2.5, null, "x"]}"#.into())
+        );
+        assert_eq!(
+            doc["a"].expires_at,
+            Some(Timestamp::from_unix_nanos(1_700_000_000_250_000_000))
+        );
+        assert_eq!(doc["b"].value, StoredValue::Json(r#""hi""#.into()));
+        assert_eq!(doc["b"].expires_at, None);
+    }
+
+    #[test]
+    fn bad_documents_name_the_position() {
+        let cases: [(&[u8], &str); 10] = [
+            (b"{\"a\": ", "EOF"),
+            (b"[1, 2]", "expected a JSON object"),
+            (b"\"text\"", "expected a JSON object"),
+            (b"{\"a\": {\"value\": 1}}", "missing field `expire_at`"),
+            (b"{\"a\": {\"expire_at\": null}}", "missing field `value`"),
+            (b"{\"a\": 5}", "invalid type"),
+            (
+                b"{\"a\": {\"value\": 1, \"expire_at\": \"soon\"}}",
+                "expire_at",
+            ),
+            (
+                b"{\"a\": {\"value\": 1, \"expire_at\": null, \"x\": 0}}",
+                "unknown field",
+            ),
+            (
+                b"{\"a\": {\"value\": {\"$bytes\": \"!!\"}, \"expire_at\": null}}",
+                "base64",
+            ),
+            (b"{} {}", "trailing characters"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(
+                e.detail.contains(want),
+                "{}: {e:?}",
+                String::from_utf8_lossy(text)
+            );
+            assert!(e.line >= 1, "{e:?}");
+            assert!(!e.detail.contains(" at line "), "{e:?}");
+        }
+        let e = parse(b"{\n  \"a\": {\"value\": 1, \"expire_at\": nul}\n}").unwrap_err();
+        assert_eq!(e.line, 2, "{e:?}");
+        assert!(parse(b"").unwrap().is_empty());
+        assert!(parse(b"{}").unwrap().is_empty());
+        assert!(parse(b"  {}\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_written_document_is_valid_json_in_the_python_shape() {
+        let mut doc = BTreeMap::new();
+        doc.insert(
+            "a".to_owned(),
+            entry(
+                StoredValue::Json("[1,2]".into()),
+                Some(Timestamp::from_unix_millis(1_500)),
+            ),
+        );
+        doc.insert(
+            "b".to_owned(),
+            entry(StoredValue::Bytes(vec![0, 1].into()), None),
+        );
+        let text = write(&doc);
+        assert_eq!(
+            String::from_utf8(text.clone()).unwrap(),
+            "{\n  \"a\": {\"value\": [1,2], \"expire_at\": 1.5},\n  \"b\": {\"value\": {\"$bytes\": \"AAE=\"}, \"expire_at\": null}\n}\n"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(v["a"]["value"], serde_json::json!([1, 2]));
+        assert_eq!(write(&BTreeMap::new()), b"{}\n");
+    }
+}
