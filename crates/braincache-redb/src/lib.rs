@@ -397,6 +397,29 @@ impl RedbBackendBuilder {
         } else {
             ConcurrencyMode::MultiWriter
         };
+        // A file that is already there is first checked through a read-only handle: opening it
+        // for writing rewrites its header, and a file that turns out to belong to someone else
+        // (or to a newer braincache) must be left byte for byte as it was. A read-only open that
+        // fails for another reason (the file needs crash recovery, another process holds it
+        // exclusively) leaves the verdict to the open below.
+        let exists = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+        if exists {
+            let ro = redb::Builder::new()
+                .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+                .set_cache_size(1 << 20)
+                .open_read_only(path);
+            match ro {
+                Ok(ro) => {
+                    check_format(&ro, path)?;
+                }
+                Err(e) => {
+                    let e = fail(e.into());
+                    if matches!(e, Error::Corrupt { .. } | Error::Incompatible { .. }) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         let db = redb::Builder::new()
             .set_concurrency_mode(mode)
             .set_cache_size(self.cache_size)
@@ -460,7 +483,7 @@ fn incompatible(path: &Path, detail: impl Into<String>) -> Error {
 
 /// Checks, without writing, that the file holds exactly braincache's tables at this format
 /// version (or no table at all).
-fn check_format(db: &Database, path: &Path) -> Result<Layout> {
+fn check_format(db: &impl ReadableDatabase, path: &Path) -> Result<Layout> {
     let fail = |e: redb::Error| errors::map(Operation::Open, path, None, e);
     let txn = db.begin_read().map_err(|e| fail(e.into()))?;
     let mut names: Vec<String> = txn
