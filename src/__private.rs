@@ -97,10 +97,12 @@ pub trait KeyArg: Serialize {}
 
 impl<T: Serialize + ?Sized> KeyArg for T {}
 
-/// Checks that an argument can be part of the key (the span of the call points at it).
+/// Appends one key argument to `key`. The generated code calls it once per key argument, in
+/// declaration order, each call spanned at its argument so a type that is not `Serialize` is
+/// reported there.
 #[inline]
-pub fn key_arg<T: KeyArg + ?Sized>(value: &T) -> &T {
-    value
+pub fn key_arg<T: KeyArg + ?Sized>(key: &mut KeyBuilder, value: &T) {
+    key.push(value);
 }
 
 /// A value the macro stores: `Serialize + DeserializeOwned`.
@@ -112,9 +114,6 @@ pub fn key_arg<T: KeyArg + ?Sized>(value: &T) -> &T {
 pub trait CacheValue: Serialize + DeserializeOwned {}
 
 impl<T: Serialize + DeserializeOwned> CacheValue for T {}
-
-/// Compile-time check that a return type can be stored; never called.
-pub fn assert_value<T: CacheValue>() {}
 
 /// A memoized call's key, or why it could not be built.
 #[derive(Debug)]
@@ -145,14 +144,51 @@ impl Key {
     }
 }
 
-/// Builds the key for `path` and the tuple of key arguments (see the module docs).
-pub fn key<A: Serialize + ?Sized>(path: &str, args: &A) -> Key {
-    Key {
-        inner: Postcard
-            .encode(args)
-            .map(|bytes| encode_key(path, &bytes))
-            .map_err(|e| (path.to_owned(), e)),
+/// Builds a key from the function's path and its key arguments (see the module docs).
+#[derive(Debug)]
+pub struct KeyBuilder {
+    path: &'static str,
+    /// postcard encodes a tuple as its elements' encodings one after the other, so appending
+    /// each argument's encoding gives the encoding of the argument tuple.
+    args: Result<Vec<u8>, CodecError>,
+}
+
+impl KeyBuilder {
+    /// A key for the function at `path`, with no arguments yet.
+    #[must_use]
+    pub fn new(path: &'static str) -> KeyBuilder {
+        KeyBuilder {
+            path,
+            args: Ok(Vec::new()),
+        }
     }
+
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) {
+        if let Ok(args) = &mut self.args {
+            match Postcard.encode(value) {
+                Ok(bytes) => args.extend_from_slice(&bytes),
+                Err(e) => self.args = Err(e),
+            }
+        }
+    }
+
+    /// The key, or the encoding error.
+    #[must_use]
+    pub fn finish(self) -> Key {
+        Key {
+            inner: self
+                .args
+                .map(|bytes| encode_key(self.path, &bytes))
+                .map_err(|e| (self.path.to_owned(), e)),
+        }
+    }
+}
+
+/// The key for `path` and a tuple of arguments, as the macro builds it.
+pub fn key<A: Serialize + ?Sized>(path: &'static str, args: &A) -> Key {
+    let mut key = KeyBuilder::new(path);
+    key.push(args);
+    key.finish()
 }
 
 /// `fn:v1:<path>:<lowercase hex of args>`.
@@ -175,7 +211,7 @@ pub fn call<B, C, T, F>(cache: &BrainCache<B, C>, key: Key, ttl: Option<Duration
 where
     B: Backend,
     C: Codec,
-    T: Serialize + DeserializeOwned,
+    T: CacheValue,
     F: FnOnce() -> T,
 {
     match key.usable(cache) {
@@ -194,7 +230,7 @@ pub fn call_result<B, C, T, E, F>(
 where
     B: Backend,
     C: Codec,
-    T: Serialize + DeserializeOwned,
+    T: CacheValue,
     F: FnOnce() -> Result<T, E>,
 {
     match key.usable(cache) {
@@ -214,7 +250,7 @@ pub fn call_option<B, C, T, F>(
 where
     B: Backend,
     C: Codec,
-    T: Serialize + DeserializeOwned,
+    T: CacheValue,
     F: FnOnce() -> Option<T>,
 {
     match key.usable(cache) {
@@ -358,6 +394,20 @@ mod tests {
     fn encode_key_is_prefix_path_colon_lowercase_hex() {
         assert_eq!(encode_key("a::f", &[0x00, 0xab, 0x10]), "fn:v1:a::f:00ab10");
         assert_eq!(encode_key("a::f", &[]), "fn:v1:a::f:");
+    }
+
+    /// The builder appends each argument's encoding; that must be the tuple's encoding, which
+    /// is what the module docs promise.
+    #[test]
+    fn appending_arguments_encodes_the_tuple() {
+        let mut b = KeyBuilder::new("p");
+        key_arg(&mut b, "ab");
+        key_arg(&mut b, &300u32);
+        key_arg(&mut b, &Some(vec![1u8]));
+        let appended = b.finish();
+        let tuple = key("p", &("ab", 300u32, Some(vec![1u8])));
+        assert_eq!(appended.as_str(), tuple.as_str());
+        assert_eq!(appended.as_str(), Some("fn:v1:p:026162ac0201010101"));
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Turning a function into its memoized form.
 
 use crate::options::{Options, Ttl};
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    AttrStyle, FnArg, GenericArgument, GenericParam, Ident, ItemFn, Pat, PathArguments,
-    ReturnType, Type,
+    AttrStyle, FnArg, GenericArgument, GenericParam, Ident, ItemFn, Pat, PathArguments, ReturnType,
+    Type,
 };
 
 /// Expands `#[cache(attr)] item`. On error the caller emits the error next to the unchanged
@@ -33,18 +33,14 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     check_return_type(ret)?;
     let mode = Mode::of(ret, &options)?;
     let args = key_args(&func, &options)?;
+    let body = &func.block;
 
-    // Compile-time check of the stored type, spanned at it so the error points there.
-    let value_ty = match mode {
-        Mode::Plain | Mode::Option => Some(ret),
-        Mode::Result => first_type_argument(ret),
+    // The stored type's bounds are checked by the call; span its name at that type so an error
+    // points there.
+    let value_span = match mode {
+        Mode::Plain | Mode::Option => ret.span(),
+        Mode::Result => first_type_argument(ret).map_or_else(|| ret.span(), Spanned::span),
     };
-    let assert_value = value_ty.map(|ty| {
-        quote_spanned! {ty.span()=>
-            let _ = #private::assert_value::<#ty>;
-        }
-    });
-
     let path = match &options.name {
         Some(name) => quote!(#name),
         None => quote! {{
@@ -52,13 +48,17 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             #private::site_path(#private::type_name_of_val(&__braincache_site))
         }},
     };
+    let key = Ident::new("__braincache_key", Span::mixed_site());
+    let key_mut = (!args.is_empty()).then(|| quote!(mut));
     let key_args = args.iter().map(|arg| {
         let ident = &arg.ident;
-        if arg.is_receiver {
-            quote_spanned!(arg.span=> #private::key_arg(#ident))
+        let value = if arg.is_receiver {
+            quote!(#ident)
         } else {
-            quote_spanned!(arg.span=> #private::key_arg(&#ident))
-        }
+            quote_spanned!(arg.span=> &#ident)
+        };
+        let private = respan(private.clone(), arg.span);
+        quote_spanned!(arg.span=> #private::key_arg(&mut #key, #value);)
     });
     let cache = match &options.cache {
         Some(expr) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
@@ -70,10 +70,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         None => quote!(#private::NO_TTL),
     };
     let call = match mode {
-        Mode::Plain => quote!(#private::call),
-        Mode::Result => quote!(#private::call_result),
-        Mode::Option => quote!(#private::call_option),
+        Mode::Plain => quote!(call),
+        Mode::Result => quote!(call_result),
+        Mode::Option => quote!(call_option),
     };
+    let call = respan(quote!(#private::#call), value_span);
+    let closure = quote!(move || -> #ret #body);
+    let call_expr = quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure));
 
     let outer = func
         .attrs
@@ -85,17 +88,33 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         .filter(|a| matches!(a.style, AttrStyle::Inner(_)));
     let vis = &func.vis;
     let sig = &func.sig;
-    let body = &func.block;
-    let key = Ident::new("__braincache_key", Span::mixed_site());
     Ok(quote! {
         #(#outer)*
         #vis #sig {
             #(#inner)*
-            #assert_value
-            let #key = #private::key(#path, &( #(#key_args,)* ));
-            #call(#cache, #key, #ttl, move || -> #ret #body)
+            let #key_mut #key = #private::KeyBuilder::new(#path);
+            #(#key_args)*
+            let #key = #key.finish();
+            #call_expr
         }
     })
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(g) = &tree {
+                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tree = TokenTree::Group(group);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 /// How the return value is stored.
@@ -308,7 +327,7 @@ fn check_return_type(ty: &Type) -> syn::Result<()> {
 struct KeyArg {
     ident: Ident,
     is_receiver: bool,
-    /// Where errors about it point: its type, or `self`.
+    /// Where errors about it point: its name, or `self`.
     span: Span,
 }
 
@@ -327,7 +346,7 @@ fn key_args(func: &ItemFn, options: &Options) -> syn::Result<Vec<KeyArg>> {
                     all.push(KeyArg {
                         ident: p.ident.clone(),
                         is_receiver: false,
-                        span: t.ty.span(),
+                        span: p.ident.span(),
                     });
                 }
             }

@@ -38,11 +38,12 @@ impl Options {
         };
         let parser = syn::meta::parser(|meta| {
             let Some(ident) = meta.path.get_ident().cloned() else {
-                return Err(meta.error(format!("unknown `#[cache]` option; expected one of {KNOWN}")));
+                return Err(meta.error(format!(
+                    "unknown `#[cache]` option; expected one of {KNOWN}"
+                )));
             };
-            let duplicate = || {
-                syn::Error::new(ident.span(), format!("`{ident}` is given more than once"))
-            };
+            let duplicate =
+                || syn::Error::new(ident.span(), format!("`{ident}` is given more than once"));
             match ident.to_string().as_str() {
                 "ttl" | "ttl_ms" => {
                     if options.ttl.is_some() {
@@ -81,7 +82,10 @@ impl Options {
                     }
                     let list: IdentList = meta.value()?.parse()?;
                     if list.0.is_empty() {
-                        return Err(syn::Error::new(ident.span(), "`ignore` needs at least one argument name"));
+                        return Err(syn::Error::new(
+                            ident.span(),
+                            "`ignore` needs at least one argument name",
+                        ));
                     }
                     options.ignore = list.0;
                 }
@@ -159,7 +163,8 @@ impl Parse for IdentList {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let content;
         bracketed!(content in input);
-        let idents = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
+        let idents =
+            Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
         Ok(IdentList(idents.into_iter().collect()))
     }
 }
