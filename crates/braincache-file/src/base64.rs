@@ -55,7 +55,7 @@ impl fmt::Display for DecodeError {
 /// one spelling in the file).
 pub(crate) fn decode(text: &str) -> Result<Vec<u8>, DecodeError> {
     let s = text.as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return Err(DecodeError::Length(s.len()));
     }
     let value = |i: usize| -> Result<u32, DecodeError> {

@@ -222,15 +222,48 @@ fn write_expire_at(at: Option<Timestamp>, out: &mut Vec<u8>) {
     out.extend_from_slice(format!("{secs}.{digits}").as_bytes());
 }
 
-/// One entry as the file spells it. Unknown members are refused: rewriting the file would
-/// drop them.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One entry as the file spells it: an object with exactly `value` and `expire_at`. (serde's
+/// derive would also accept `[value, expire_at]` arrays.) Unknown members are refused:
+/// rewriting the file would drop them.
 struct RawEntry<'a> {
-    #[serde(borrow)]
     value: &'a RawValue,
-    #[serde(borrow)]
     expire_at: &'a RawValue,
+}
+
+impl<'de> Deserialize<'de> for RawEntry<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawEntry<'de>, D::Error> {
+        d.deserialize_map(EntryVisitor)
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = RawEntry<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(r#"an entry {"value": ..., "expire_at": ...}"#)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEntry<'de>, A::Error> {
+        const FIELDS: &[&str] = &["value", "expire_at"];
+        let (mut value, mut expire_at) = (None, None);
+        while let Some(field) = map.next_key::<String>()? {
+            let slot = match field.as_str() {
+                "value" => &mut value,
+                "expire_at" => &mut expire_at,
+                other => return Err(de::Error::unknown_field(other, FIELDS)),
+            };
+            if slot.is_some() {
+                return Err(de::Error::custom(format_args!("duplicate field `{field}`")));
+            }
+            *slot = Some(map.next_value::<&'de RawValue>()?);
+        }
+        Ok(RawEntry {
+            value: value.ok_or_else(|| de::Error::missing_field("value"))?,
+            expire_at: expire_at.ok_or_else(|| de::Error::missing_field("expire_at"))?,
+        })
+    }
 }
 
 struct DocVisitor;

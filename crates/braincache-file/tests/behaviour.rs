@@ -1,0 +1,473 @@
+//! File-level behaviour: sharing one file between handles, damaged files, I/O errors, batched
+//! mode, and what is on disk. Two handles on one file stand in for two processes here (each has
+//! its own memory, file handles and lock); `tests/file.rs` in the facade uses real processes.
+
+use braincache_core::{Backend, Error, Record, Timestamp};
+use braincache_file::FileBackend;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn rec(v: &str) -> Record {
+    Record::new(v.as_bytes().to_vec(), None)
+}
+
+fn value(b: &FileBackend, key: &str) -> Option<String> {
+    b.get(key)
+        .unwrap()
+        .map(|r| String::from_utf8(r.value).unwrap())
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    (dir, path)
+}
+
+fn batched(path: &Path, every: Duration) -> FileBackend {
+    FileBackend::builder(path)
+        .flush_every(every)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn open_creates_an_empty_file_and_a_zero_length_file_is_empty() {
+    let (_dir, path) = setup();
+    let b = FileBackend::open(&path).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"");
+    assert!(path.with_file_name("cache.json.lock").exists());
+    assert_eq!(b.len().unwrap(), 0);
+    b.set("k", rec("1")).unwrap();
+    b.delete("k").unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), "{}\n");
+    drop(b);
+    fs::write(&path, b"").unwrap();
+    assert_eq!(FileBackend::open(&path).unwrap().len().unwrap(), 0);
+}
+
+#[test]
+fn a_handle_sees_another_handles_writes_even_within_one_mtime_tick() {
+    let (_dir, path) = setup();
+    let a = FileBackend::open(&path).unwrap();
+    let b = FileBackend::open(&path).unwrap();
+    // Same size every time and far faster than the file system's timestamp tick: only the
+    // inode tells these versions apart.
+    for i in 0..200 {
+        let v = format!("{:03}", i % 1000);
+        b.set("k", rec(&v)).unwrap();
+        assert_eq!(value(&a, "k").as_deref(), Some(v.as_str()), "round {i}");
+        a.set("k2", rec(&v)).unwrap();
+        assert_eq!(value(&b, "k2").as_deref(), Some(v.as_str()), "round {i}");
+    }
+    assert!(b.delete("k2").unwrap());
+    assert_eq!(a.len().unwrap(), 1);
+    a.clear().unwrap();
+    assert_eq!(b.len().unwrap(), 0);
+}
+
+#[test]
+fn writers_on_one_file_lose_nothing_in_either_mode() {
+    let (_dir, path) = setup();
+    let durable = FileBackend::open(&path).unwrap();
+    let lazy = batched(&path, Duration::from_secs(3600));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..40 {
+                durable.set(&format!("d{i}"), rec("1")).unwrap();
+            }
+        });
+        s.spawn(|| {
+            for i in 0..40 {
+                lazy.set(&format!("b{i}"), rec("2")).unwrap();
+                if i % 10 == 0 {
+                    lazy.flush().unwrap();
+                }
+            }
+        });
+    });
+    lazy.delete("d0").unwrap(); // a delete of the other handle's key is replayed too
+    lazy.flush().unwrap();
+    let fresh = FileBackend::open(&path).unwrap();
+    assert_eq!(fresh.len().unwrap(), 79);
+    assert_eq!(fresh.get("d0").unwrap(), None);
+    assert_eq!(value(&fresh, "d39").as_deref(), Some("1"));
+    assert_eq!(value(&fresh, "b39").as_deref(), Some("2"));
+}
+
+#[test]
+fn batched_changes_reach_the_file_on_flush_on_tick_and_on_drop() {
+    let (_dir, path) = setup();
+    let b = batched(&path, Duration::from_secs(3600));
+    assert_eq!(b.flush_every(), Some(Duration::from_secs(3600)));
+    assert!(!b.is_durable());
+    b.set("a", rec("1")).unwrap();
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"",
+        "nothing written before a flush"
+    );
+    assert_eq!(
+        value(&b, "a").as_deref(),
+        Some("1"),
+        "but visible to its own handle"
+    );
+    b.flush().unwrap();
+    assert!(fs::read_to_string(&path).unwrap().contains("\"a\""));
+
+    b.set("b", rec("2")).unwrap();
+    let t = std::time::Instant::now();
+    drop(b); // the one-hour tick does not delay the drop
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(fs::read_to_string(&path).unwrap().contains("\"b\""));
+
+    let ticking = batched(&path, Duration::from_millis(5));
+    ticking.set("c", rec("3")).unwrap();
+    let t = std::time::Instant::now();
+    while !fs::read_to_string(&path).unwrap().contains("\"c\"") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the flush thread never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn batched_clear_and_purge_are_replayed_over_other_writers() {
+    let (_dir, path) = setup();
+    let other = FileBackend::open(&path).unwrap();
+    let lazy = batched(&path, Duration::from_secs(3600));
+    let t = |s: u64| Some(Timestamp::from_unix_millis(s * 1000));
+    other.set("old", Record::new(b"1".to_vec(), t(10))).unwrap();
+    assert_eq!(
+        lazy.purge_expired(Timestamp::from_unix_millis(20_000))
+            .unwrap(),
+        1
+    );
+    // Written after our purge by another process, already expired by our purge's time: our
+    // flush replays the purge over it, as if the purge ran after it.
+    other
+        .set("late", Record::new(b"2".to_vec(), t(15)))
+        .unwrap();
+    other
+        .set("live", Record::new(b"3".to_vec(), t(99)))
+        .unwrap();
+    lazy.flush().unwrap();
+    assert_eq!(other.get("old").unwrap(), None);
+    assert_eq!(other.get("late").unwrap(), None);
+    assert_eq!(value(&other, "live").as_deref(), Some("3"));
+
+    lazy.clear().unwrap();
+    lazy.set("mine", rec("4")).unwrap();
+    other.set("theirs", rec("5")).unwrap(); // before our flush: the clear removes it
+    lazy.flush().unwrap();
+    assert_eq!(other.len().unwrap(), 1);
+    assert_eq!(value(&other, "mine").as_deref(), Some("4"));
+}
+
+fn assert_corrupt(path: &Path, text: &[u8], want: &str) {
+    fs::write(path, text).unwrap();
+    let Err(err) = FileBackend::open(path) else {
+        panic!("{} opened", String::from_utf8_lossy(text));
+    };
+    let Error::Corrupt {
+        path: Some(p),
+        position: Some(pos),
+        detail,
+        ..
+    } = &err
+    else {
+        panic!(
+            "{}: expected Corrupt with a path and position, got {err:?}",
+            String::from_utf8_lossy(text)
+        );
+    };
+    assert_eq!(p, path);
+    assert!(pos.starts_with("line "), "{pos}");
+    assert!(detail.contains(want), "{detail:?} should mention {want:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains(" at line "),
+        "{msg}"
+    );
+    assert_eq!(fs::read(path).unwrap(), text, "the file was changed");
+}
+
+#[test]
+fn damaged_files_are_corrupt_errors_and_stay_untouched() {
+    let (_dir, path) = setup();
+    assert_corrupt(&path, b"<html>not json", "expected value");
+    assert_corrupt(&path, b"{\"a\": {\"value\": 1, \"expire_at\": nu", "");
+    assert_corrupt(
+        &path,
+        b"[{\"value\": 1, \"expire_at\": null}]",
+        "JSON object",
+    );
+    assert_corrupt(&path, b"null", "JSON object");
+    assert_corrupt(
+        &path,
+        b"{\"a\": {\"value\": 1}}",
+        "missing field `expire_at`",
+    );
+    assert_corrupt(
+        &path,
+        b"{\"a\": {\"expire_at\": 5}}",
+        "missing field `value`",
+    );
+    assert_corrupt(&path, b"{\"a\": [1, null]}", "invalid type");
+    assert_corrupt(
+        &path,
+        b"{\"a\": {\"value\": 1, \"value\": 2, \"expire_at\": null}}",
+        "duplicate field",
+    );
+    assert_corrupt(
+        &path,
+        b"{\"a\": {\"value\": 1, \"expire_at\": \"x\"}}",
+        "expire_at",
+    );
+    assert_corrupt(
+        &path,
+        b"{\"a\": {\"value\": 1, \"expire_at\": {}}}",
+        "expire_at",
+    );
+    assert_corrupt(
+        &path,
+        b"{\"a\": {\"value\": {\"$bytes\": 1}, \"expire_at\": null}}",
+        "$bytes",
+    );
+    assert_corrupt(&path, b"\xef\xbb\xbf{}", "expected value");
+    assert_corrupt(
+        &path,
+        b"{\"\xff\": {\"value\": 1, \"expire_at\": null}}",
+        "",
+    );
+    assert_corrupt(&path, b"  \n", "EOF");
+    let multi = b"{\n  \"a\": {\"value\": 1, \"expire_at\": null},\n  \"b\": {\"value\": 2}\n}\n";
+    fs::write(&path, multi).unwrap();
+    let Error::Corrupt { position, .. } = FileBackend::open(&path).unwrap_err() else {
+        panic!("not corrupt");
+    };
+    assert!(position.unwrap().starts_with("line 3,"));
+}
+
+#[test]
+fn damage_found_after_open_refuses_writes_and_keeps_the_file() {
+    let (_dir, path) = setup();
+    let b = FileBackend::open(&path).unwrap();
+    let lazy = batched(&path, Duration::from_secs(3600));
+    b.set("k", rec("1")).unwrap();
+    lazy.set("l", rec("2")).unwrap();
+    let garbage = b"{\"k\": oops";
+    // Another program replaces the file with garbage.
+    fs::write(path.with_extension("garbage"), garbage).unwrap();
+    fs::rename(path.with_extension("garbage"), &path).unwrap();
+    assert!(b.get("k").unwrap_err().is_corrupt());
+    assert!(b.set("k", rec("2")).unwrap_err().is_corrupt());
+    assert!(b.delete("k").unwrap_err().is_corrupt());
+    assert!(b.clear().unwrap_err().is_corrupt());
+    assert!(lazy.flush().unwrap_err().is_corrupt());
+    assert_eq!(fs::read(&path).unwrap(), garbage);
+    drop(lazy); // its flush on drop fails too, and leaves the file alone
+    assert_eq!(fs::read(&path).unwrap(), garbage);
+    // Repaired: the handle recovers.
+    fs::write(&path, b"{}").unwrap();
+    assert_eq!(b.get("k").unwrap(), None);
+    b.set("k", rec("3")).unwrap();
+    assert_eq!(value(&b, "k").as_deref(), Some("3"));
+}
+
+fn io_kind(err: &Error) -> io::ErrorKind {
+    err.io_error()
+        .unwrap_or_else(|| panic!("expected an I/O error, got {err:?}"))
+        .kind()
+}
+
+#[test]
+fn unusable_paths_are_typed_io_errors() {
+    let (dir, _) = setup();
+    let missing = dir.path().join("no-such-folder").join("cache.json");
+    let err = FileBackend::open(&missing).unwrap_err();
+    assert_eq!(io_kind(&err), io::ErrorKind::NotFound, "{err}");
+    assert_eq!(err.operation(), Some(braincache_core::Operation::Open));
+    assert!(
+        err.path()
+            .unwrap()
+            .starts_with(dir.path().join("no-such-folder"))
+    );
+
+    // A regular file used as a folder: denied whoever we run as (root ignores chmod).
+    let file = dir.path().join("plain-file");
+    fs::write(&file, b"x").unwrap();
+    let err = FileBackend::open(file.join("cache.json")).unwrap_err();
+    assert_eq!(io_kind(&err), io::ErrorKind::NotADirectory, "{err}");
+
+    let folder = dir.path().join("a-folder");
+    fs::create_dir(&folder).unwrap();
+    let err = FileBackend::open(&folder).unwrap_err();
+    assert!(err.is_io(), "{err:?}");
+    let err = FileBackend::open("/").unwrap_err();
+    assert!(err.is_io(), "{err:?}");
+}
+
+#[test]
+fn a_failed_durable_write_leaves_the_cache_as_it_was() {
+    let (_dir, path) = setup();
+    let b = FileBackend::open(&path).unwrap();
+    b.set("k", rec("1")).unwrap();
+    let before = fs::read(&path).unwrap();
+    // A folder where the temp file goes makes every write fail.
+    let tmp = path.with_file_name("cache.json.tmp");
+    fs::create_dir(&tmp).unwrap();
+    let err = b.set("k", rec("2")).unwrap_err();
+    assert!(err.is_io(), "{err:?}");
+    assert_eq!(err.key(), Some("k"));
+    assert_eq!(err.operation(), Some(braincache_core::Operation::Set));
+    assert!(b.delete("k").unwrap_err().is_io());
+    assert_eq!(
+        value(&b, "k").as_deref(),
+        Some("1"),
+        "the refused writes did not stick"
+    );
+    assert_eq!(b.len().unwrap(), 1);
+    assert_eq!(fs::read(&path).unwrap(), before);
+    fs::remove_dir(&tmp).unwrap();
+    b.set("k", rec("3")).unwrap();
+    assert_eq!(
+        value(&FileBackend::open(&path).unwrap(), "k").as_deref(),
+        Some("3")
+    );
+}
+
+#[test]
+fn a_failed_batched_flush_keeps_the_changes_for_the_next_one() {
+    let (_dir, path) = setup();
+    let b = batched(&path, Duration::from_secs(3600));
+    b.set("a", rec("1")).unwrap();
+    let tmp = path.with_file_name("cache.json.tmp");
+    fs::create_dir(&tmp).unwrap();
+    assert!(b.flush().unwrap_err().is_io());
+    b.set("b", rec("2")).unwrap();
+    assert_eq!(b.len().unwrap(), 2);
+    fs::remove_dir(&tmp).unwrap();
+    b.flush().unwrap();
+    let fresh = FileBackend::open(&path).unwrap();
+    assert_eq!(fresh.len().unwrap(), 2);
+}
+
+#[test]
+fn leftovers_and_outside_changes_are_handled() {
+    let (_dir, path) = setup();
+    let b = FileBackend::open(&path).unwrap();
+    // A temp file left by a writer killed mid-write is overwritten, never read.
+    fs::write(path.with_file_name("cache.json.tmp"), b"{torn").unwrap();
+    b.set("k", rec("1")).unwrap();
+    assert!(!path.with_file_name("cache.json.tmp").exists());
+    // The file deleted behind our back reads as empty and comes back on the next write.
+    fs::remove_file(&path).unwrap();
+    assert_eq!(b.len().unwrap(), 0);
+    b.set("j", rec("2")).unwrap();
+    assert_eq!(FileBackend::open(&path).unwrap().len().unwrap(), 1);
+    // An edit in place by another program (same inode) is noticed.
+    fs::write(&path, br#"{"edited": {"value": true, "expire_at": null}}"#).unwrap();
+    assert_eq!(value(&b, "edited").as_deref(), Some("true"));
+}
+
+#[cfg(unix)]
+#[test]
+fn permissions_and_symlinks_are_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, path) = setup();
+    fs::write(&path, b"{}").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let b = FileBackend::open(&link).unwrap();
+    assert_eq!(b.path(), path.canonicalize().unwrap());
+    b.set("k", rec("1")).unwrap();
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(fs::read_to_string(&link).unwrap().contains("\"k\""));
+}
+
+/// A full disk, on a 64 KiB tmpfs. Needs the right to mount (root, as in CI); skipped otherwise.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_an_io_error_and_the_file_survives() {
+    struct Mount(PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let _mount = Mount(dir.path().to_path_buf());
+    let path = dir.path().join("cache.json");
+    let b = FileBackend::open(&path).unwrap();
+    b.set("small", rec("1")).unwrap();
+    let before = fs::read(&path).unwrap();
+    let big = format!("\"{}\"", "x".repeat(100_000));
+    let err = b.set("big", rec(&big)).unwrap_err();
+    assert_eq!(io_kind(&err), io::ErrorKind::StorageFull, "{err}");
+    assert_eq!(fs::read(&path).unwrap(), before);
+    assert_eq!(b.get("big").unwrap(), None);
+    assert_eq!(value(&b, "small").as_deref(), Some("1"));
+    assert!(
+        !path.with_file_name("cache.json.tmp").exists(),
+        "the temp file is cleaned up"
+    );
+    b.set("small2", rec("2")).unwrap();
+}
+
+#[test]
+fn the_file_shows_real_json_and_reads_back_after_reopening() {
+    let (_dir, path) = setup();
+    let deadline = Timestamp::from_unix_nanos(1_767_225_600_123_456_789);
+    {
+        let b = FileBackend::open(&path).unwrap();
+        b.set(
+            "obj",
+            Record::new(br#"{"a":[1,2.5,null]}"#.to_vec(), Some(deadline)),
+        )
+        .unwrap();
+        b.set("bin", Record::new(vec![0, 1, 2, 255], None)).unwrap();
+        b.set("tag", rec(r#"{"$bytes":"AA=="}"#)).unwrap();
+    }
+    let text = fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        "{\n  \"bin\": {\"value\": {\"$bytes\": \"AAEC/w==\"}, \"expire_at\": null},\n  \
+         \"obj\": {\"value\": {\"a\":[1,2.5,null]}, \"expire_at\": 1767225600.123456789},\n  \
+         \"tag\": {\"value\": {\"$json\": {\"$bytes\":\"AA==\"}}, \"expire_at\": null}\n}\n"
+    );
+    let b = FileBackend::open(&path).unwrap();
+    assert_eq!(
+        b.get("obj").unwrap(),
+        Some(Record::new(
+            br#"{"a":[1,2.5,null]}"#.to_vec(),
+            Some(deadline)
+        ))
+    );
+    assert_eq!(b.get("bin").unwrap().unwrap().value, [0, 1, 2, 255]);
+    assert_eq!(value(&b, "tag").as_deref(), Some(r#"{"$bytes":"AA=="}"#));
+    assert_eq!(b.next_expiry().unwrap(), Some(deadline));
+}
