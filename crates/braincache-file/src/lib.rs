@@ -46,20 +46,20 @@
 //!   sees every write another process finished before the `get` began.
 //! - **Damaged files are refused, not overwritten.** A file that is not JSON or not in the
 //!   format makes `open` (or the operation that meets it) return
-//!   [`Error::Corrupt`](braincache_core::Error::Corrupt) naming the path and the line and
+//!   [`Error::Corrupt`] naming the path and the line and
 //!   column; the file's bytes are left as they were, and writes are refused until it is fixed.
 //! - I/O failures (a missing folder, a path through a regular file, permission denied, a full
-//!   disk) are [`Error::Io`](braincache_core::Error::Io) naming the operation and the path, never
+//!   disk) are [`Error::Io`] naming the operation and the path, never
 //!   a panic. A failed durable write leaves the cache as it was before the call.
 //! - Deadlines are kept to the nanosecond in the file (`expire_at` is written as an exact
-//!   decimal), and an expiry index keeps [`purge_expired`](braincache_core::Backend) and
+//!   decimal), and an expiry index keeps [`purge_expired`](Backend::purge_expired) and
 //!   `next_expiry` from scanning the document.
 //!
 //! # Batched mode: faster writes, weaker durability
 //! Rewriting the document on every write costs O(size) plus two fsyncs per write. For
 //! write-heavy use, [`FileBackend::builder`]`(path).flush_every(interval)` keeps changes in
 //! memory and writes them at most once per `interval` from a background thread, on
-//! [`flush`](braincache_core::Backend::flush), and when the backend is dropped:
+//! [`flush`](Backend::flush), and when the backend is dropped:
 //!
 //! ```
 //! use braincache_core::{Backend, Record};
@@ -83,7 +83,7 @@
 //! or `kill -9` loses up to `interval` of writes (the file itself is still never torn). Writes of
 //! other processes are still not lost: a flush takes the lock, reloads the file, and replays this
 //! handle's pending sets, deletes, clears and purges on top. A failed background flush keeps the
-//! changes pending and tries again at the next tick; [`flush`](braincache_core::Backend::flush)
+//! changes pending and tries again at the next tick; [`flush`](Backend::flush)
 //! returns the error. The flush on drop cannot report one: call `flush()` first if you need to
 //! know.
 //!
