@@ -1,10 +1,10 @@
-#![cfg(feature = "file")]
 //! The JSON file backend through the facade: the Python original's format, expiry, and real
 //! processes — `kill -9` in the middle of writes, several writer processes, a `get` seeing
 //! another process's write.
 //!
 //! Child processes re-run this test binary on one test (`--exact child_…`) with the
 //! `BRAINCACHE_FILE_ROLE` variable naming it; without the variable those tests return at once.
+#![cfg(feature = "file")]
 
 use braincache::backend::FileBackend;
 use braincache::core::{ManualClock, Timestamp};
