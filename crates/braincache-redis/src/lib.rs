@@ -4,7 +4,8 @@
 //! [`RedisBackend`] stores each entry with `SET key value PX ttl` under a key prefix (default
 //! `braincache:`), so Redis expires entries by itself: there is nothing to purge and no cleaner
 //! is needed. Calls are blocking and go through a pool of connections, so many threads can use
-//! one backend at once; batch operations are pipelined (one round trip per 512 entries).
+//! one backend at once; batch operations are pipelined (`get_many` and `delete_many` take one
+//! round trip, `set_many` one per 512 entries).
 //!
 //! ```no_run
 //! use braincache_core::{Backend, Record, Timestamp};
@@ -32,10 +33,12 @@
 //! - The Redis key is the prefix followed by the cache key, byte for byte. Every handle with the
 //!   same prefix, in any process, sees the same entries; different prefixes are separate caches
 //!   in one database.
-//! - The Redis value is a small header (format version, and the deadline in nanoseconds when
-//!   there is one) followed by the encoded value, so [`Backend::get`] returns the record exactly
-//!   as it was set. A value under the prefix without a valid header is
-//!   [`Error::Corrupt`], never a panic.
+//! - The Redis value is a small header followed by the encoded value, so [`Backend::get`]
+//!   returns the record exactly as it was set, deadline included: byte 0 is the format version
+//!   (1), byte 1 is 0 (no deadline) or 1 (a deadline follows), then for 1 the deadline as
+//!   nanoseconds since the Unix epoch, 8 bytes big-endian. A string under the prefix without a
+//!   valid header is [`Error::Corrupt`]; a key of another type (a list...) is the server's
+//!   `WRONGTYPE` error as [`Error::Backend`]; neither panics.
 //! - The TTL sent to Redis is the deadline minus the system clock's now, rounded up to the next
 //!   millisecond. A deadline at or before now deletes the key instead (Redis refuses `PX 0`).
 //!   Deadlines come from the `BrainCache`'s clock, so a manual clock far from the real time makes
@@ -45,13 +48,13 @@
 //! [`Backend::clear`] deletes only the prefix's keys (`SCAN MATCH prefix*` and `UNLINK` in
 //! batches), never `FLUSHDB`; other data in the database stays. [`Backend::len`] counts the
 //! prefix's keys with the same `SCAN`. Both walk the whole database (Redis has no index by
-//! prefix), so they cost time in proportion to the database's size; `len` with an empty prefix
-//! uses `DBSIZE`. Keys created or deleted while they run may or may not be seen.
+//! prefix), so they cost time in proportion to the database's size, and `len` holds the keys it
+//! has seen (`SCAN` may return a key twice); `len` with an empty prefix uses `DBSIZE`. Keys
+//! created or deleted while they run may or may not be seen.
 //!
 //! # Faults
-//! - Every call fails with [`Error::Backend`] (backend
-//!   `"redis"`, the operation and key, the cause) while the server is down or unreachable; none
-//!   panics. A refused connection fails at once; a server that does not answer fails after the
+//! - Every call fails with [`Error::Backend`] (backend `"redis"`, the operation and key, the
+//!   cause) while the server is down or unreachable; none panics. A refused connection fails at once; a server that does not answer fails after the
 //!   [connect](RedisBackendBuilder::connect_timeout) or
 //!   [response](RedisBackendBuilder::response_timeout) timeout.
 //! - The backend recovers by itself: broken connections are dropped, and once the server is back
