@@ -354,7 +354,7 @@ fn key_args(func: &ItemFn, options: &Options) -> syn::Result<Vec<KeyArg>> {
     }
     let mut ignored: Vec<&Ident> = Vec::new();
     for name in &options.ignore {
-        if ignored.iter().any(|i| *i == name) {
+        if ignored.contains(&name) {
             return Err(syn::Error::new(
                 name.span(),
                 format!("`{name}` is listed twice in `ignore`"),
@@ -380,4 +380,297 @@ fn key_args(func: &ItemFn, options: &Options) -> syn::Result<Vec<KeyArg>> {
         .into_iter()
         .filter(|a| !ignored.iter().any(|i| **i == a.ident))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+    use proc_macro2::{TokenStream, TokenTree};
+    use quote::quote;
+
+    fn idents(tokens: TokenStream, out: &mut Vec<String>) {
+        for tree in tokens {
+            match tree {
+                TokenTree::Ident(i) => out.push(i.to_string()),
+                TokenTree::Group(g) => idents(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+
+    fn expanded(attr: TokenStream, item: TokenStream) -> String {
+        match expand(attr, item) {
+            Ok(tokens) => tokens.to_string(),
+            Err(e) => panic!("expansion failed: {e}"),
+        }
+    }
+
+    /// Generated code reaches braincache only through the `crate` path, and names no other
+    /// crate (`std`, `core`, `serde`) that the user's crate might shadow or lack.
+    #[test]
+    fn generated_paths_go_through_the_crate_path() {
+        let item = quote! {
+            fn f(&self, a: u32, b: &str) -> Result<Vec<u8>, String> { Ok(vec![]) }
+        };
+        let attr = quote!(
+            crate = "::renamed",
+            ttl = 5,
+            cache = C,
+            name = "n",
+            ignore = [b]
+        );
+        let out = expand(attr, item.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let mut names = Vec::new();
+        idents(out, &mut names);
+        assert!(names.iter().any(|n| n == "renamed"));
+        for forbidden in ["braincache", "std", "core", "serde"] {
+            assert!(
+                !names.iter().any(|n| n == forbidden),
+                "{forbidden} in {names:?}"
+            );
+        }
+
+        let default = expanded(quote!(ttl_ms = 5), item);
+        for (i, _) in default.match_indices(":: braincache") {
+            assert!(
+                default[i..].starts_with(":: braincache :: __private ::"),
+                "{default}"
+            );
+        }
+        assert!(!default.contains(":: std") && !default.contains(":: core"));
+    }
+
+    /// The kinds of return values pick the matching helper.
+    #[test]
+    fn return_kinds() {
+        let plain = expanded(
+            quote!(),
+            quote!(
+                fn f() -> Option<u8> {
+                    None
+                }
+            ),
+        );
+        assert!(plain.contains("__private :: call ("), "{plain}");
+        let some = expanded(
+            quote!(skip_none),
+            quote!(
+                fn f() -> Option<u8> {
+                    None
+                }
+            ),
+        );
+        assert!(some.contains("__private :: call_option ("), "{some}");
+        let result = expanded(
+            quote!(),
+            quote!(
+                fn f() -> io::Result<u8> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(result.contains("__private :: call_result ("), "{result}");
+        let alias = expanded(
+            quote!(result),
+            quote!(
+                fn f() -> Out {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(alias.contains("__private :: call_result ("), "{alias}");
+    }
+
+    /// Bad input is an error, never a panic.
+    #[test]
+    fn bad_input_is_an_error() {
+        let cases = [
+            (
+                quote!(),
+                quote!(
+                    struct S;
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f(x: u8) -> u8;
+                ),
+            ),
+            (
+                quote!(ttl),
+                quote!(
+                    fn f() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(ttl = ),
+                quote!(
+                    fn f() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(ttl = 1, ttl = 2),
+                quote!(
+                    fn f() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(name = ""),
+                quote!(
+                    fn f() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(name = 5),
+                quote!(
+                    fn f() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(ignore = []),
+                quote!(
+                    fn f(x: u8) -> u8 {
+                        x
+                    }
+                ),
+            ),
+            (
+                quote!(ignore = [x, x]),
+                quote!(
+                    fn f(x: u8) -> u8 {
+                        x
+                    }
+                ),
+            ),
+            (
+                quote!(ignore = x),
+                quote!(
+                    fn f(x: u8) -> u8 {
+                        x
+                    }
+                ),
+            ),
+            (
+                quote!(skip_none = true),
+                quote!(
+                    fn f() -> Option<u8> {
+                        None
+                    }
+                ),
+            ),
+            (
+                quote!(skip_none, result),
+                quote!(
+                    fn f() -> Option<u8> {
+                        None
+                    }
+                ),
+            ),
+            (
+                quote!(crate = "not a path"),
+                quote!(
+                    fn f() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(a::b = 1),
+                quote!(
+                    fn f() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    const fn f() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f<const N: usize>() -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f(ref x: u8) -> u8 {
+                        x
+                    }
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f() -> impl Copy {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f() -> ! {
+                        loop {}
+                    }
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f(self: &mut Self) -> u8 {
+                        1
+                    }
+                ),
+            ),
+        ];
+        for (attr, item) in cases {
+            let text = format!("#[cache({attr})] {item}");
+            assert!(expand(attr, item).is_err(), "accepted: {text}");
+        }
+    }
+
+    #[test]
+    fn lifetimes_and_wildcards_are_accepted() {
+        let out = expanded(
+            quote!(),
+            quote!(
+                fn f<'a>(s: &'a str, _: u8, mut n: u32) -> String {
+                    n += 1;
+                    format!("{s}{n}")
+                }
+            ),
+        );
+        assert!(
+            out.contains("key_arg (& mut __braincache_key , & s)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("key_arg (& mut __braincache_key , & n)"),
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("key_arg (").count(),
+            2,
+            "`_` is not a key argument: {out}"
+        );
+    }
 }
