@@ -346,16 +346,26 @@ fn kill_9_mid_write_never_tears_the_file_or_loses_an_acknowledged_set() {
                 }
             }
         });
-        // Wait until it writes, then let it run for a random while.
-        let first = rx.recv_timeout(Duration::from_secs(20));
-        assert!(first.is_ok(), "round {round}: the writer never started");
-        thread::sleep(Duration::from_micros(rng.below(30_000)));
+        // Let it acknowledge a random number of sets, then kill it a random moment later
+        // (a set here takes a few milliseconds, so the kill lands anywhere in a write).
+        let mut lines = Vec::new();
+        let wanted = 1 + rng.below(6);
+        while lines
+            .iter()
+            .filter(|l: &&String| l.starts_with("acked "))
+            .count()
+            < wanted as usize
+        {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) => lines.push(line),
+                Err(e) => panic!("round {round}: the writer stopped writing: {e}"),
+            }
+        }
+        thread::sleep(Duration::from_micros(rng.below(4_000)));
         child.kill().unwrap();
         child.wait().unwrap();
         reader.join().unwrap();
-        let lines: Vec<String> = std::iter::once(first.unwrap())
-            .chain(rx.try_iter())
-            .collect();
+        lines.extend(rx.try_iter());
         // Only whole lines count: a line cut by the kill was not fully acknowledged.
         for line in lines {
             if let Some(key) = line.strip_prefix("acked ") {
