@@ -407,7 +407,7 @@ mod tests {
         let appended = b.finish();
         let tuple = key("p", &("ab", 300u32, Some(vec![1u8])));
         assert_eq!(appended.as_str(), tuple.as_str());
-        assert_eq!(appended.as_str(), Some("fn:v1:p:026162ac0201010101"));
+        assert_eq!(appended.as_str(), Some("fn:v1:p:026162ac02010101"));
     }
 
     #[test]
