@@ -512,14 +512,22 @@ mod memory {
 #[cfg(feature = "redb")]
 mod redb {
     behaviour_suite!(braincache::backend::RedbBackend, |name| {
-        braincache::backend::RedbBackend::open(super::fresh_redb_path(name)).unwrap()
+        braincache::backend::RedbBackend::open(super::fresh_path(name, "redb")).unwrap()
+    });
+}
+
+/// The file backend stores values as JSON (its default codec): the suite holds there too.
+#[cfg(feature = "file")]
+mod file {
+    behaviour_suite!(braincache::backend::FileBackend, |name| {
+        braincache::backend::FileBackend::open(super::fresh_path(name, "json")).unwrap()
     });
 }
 
 /// A new file path under cargo's per-target temp dir, unique to this process. Files of earlier
 /// runs are removed first (a static cache is never dropped, so a `TempDir` would never be).
-#[cfg(feature = "redb")]
-fn fresh_redb_path(name: &str) -> std::path::PathBuf {
+#[cfg(any(feature = "redb", feature = "file"))]
+fn fresh_path(name: &str, extension: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("braincache-macros");
     std::fs::create_dir_all(&dir).unwrap();
     let pid = std::process::id();
@@ -532,7 +540,7 @@ fn fresh_redb_path(name: &str) -> std::path::PathBuf {
             }
         }
     }
-    let path = dir.join(format!("{name}-{pid}.redb"));
+    let path = dir.join(format!("{name}-{pid}.{extension}"));
     let _ = std::fs::remove_file(&path);
     path
 }
@@ -871,7 +879,7 @@ mod across_processes {
 
     #[test]
     fn results_survive_restarts_and_are_shared_across_processes() {
-        let file = super::fresh_redb_path("processes");
+        let file = super::fresh_path("processes", "redb");
         assert_eq!(run_child(&file), 1, "the first process computes once");
         // This process holds the file open while the next one runs: two processes share it.
         let cache = BrainCache::new(RedbBackend::open(&file).unwrap());
