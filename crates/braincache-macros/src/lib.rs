@@ -165,17 +165,19 @@ use proc_macro::TokenStream;
 ///
 /// # A durable, shared cache
 ///
+/// `cache = …` takes any `BrainCache`: with the redb or JSON file backend, results survive
+/// restarts and every process that opens the file shares them.
+///
 /// ```
-/// use braincache::backend::RedbBackend;
+/// use braincache::backend::FileBackend; // or RedbBackend (the `redb` feature)
 /// use braincache::{BrainCache, cache};
 /// use std::sync::LazyLock;
 /// # fn cache_path() -> std::path::PathBuf {
-/// #     std::env::temp_dir().join(format!("braincache-macros-doc-{}.redb", std::process::id()))
+/// #     std::env::temp_dir().join(format!("braincache-macros-doc-{}.json", std::process::id()))
 /// # }
 ///
-/// // Results survive restarts, and every process that opens the file shares them.
-/// static CACHE: LazyLock<BrainCache<RedbBackend>> =
-///     LazyLock::new(|| BrainCache::new(RedbBackend::open(cache_path()).expect("open the cache")));
+/// static CACHE: LazyLock<BrainCache<FileBackend>> =
+///     LazyLock::new(|| BrainCache::new(FileBackend::open(cache_path()).expect("open the cache")));
 ///
 /// #[cache(ttl = 3600, cache = CACHE, name = "reports::monthly")]
 /// fn monthly_report(year: u16, month: u8) -> Vec<u64> {
@@ -186,6 +188,7 @@ use proc_macro::TokenStream;
 /// // The key: `name`, then hex of postcard((2024u16, 5u8)).
 /// assert!(CACHE.has("fn:v1:reports::monthly:e80f05").unwrap());
 /// # let _ = std::fs::remove_file(cache_path());
+/// # let _ = std::fs::remove_file(cache_path().with_extension("json.lock"));
 /// ```
 ///
 /// # Concurrency and cache errors
