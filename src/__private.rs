@@ -148,26 +148,28 @@ impl Key {
 #[derive(Debug)]
 pub struct KeyBuilder {
     path: &'static str,
-    /// postcard encodes a tuple as its elements' encodings one after the other, so appending
-    /// each argument's encoding gives the encoding of the argument tuple.
-    args: Result<Vec<u8>, CodecError>,
+    /// `fn:v1:<path>:` and the hex of the arguments so far. postcard encodes a tuple as its
+    /// elements' encodings one after the other, so appending each argument's encoding gives the
+    /// encoding of the argument tuple.
+    key: Result<String, CodecError>,
 }
 
 impl KeyBuilder {
     /// A key for the function at `path`, with no arguments yet.
     #[must_use]
     pub fn new(path: &'static str) -> KeyBuilder {
-        KeyBuilder {
-            path,
-            args: Ok(Vec::new()),
-        }
+        let mut key = String::with_capacity(KEY_PREFIX.len() + path.len() + 1 + 32);
+        key.push_str(KEY_PREFIX);
+        key.push_str(path);
+        key.push(':');
+        KeyBuilder { path, key: Ok(key) }
     }
 
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) {
-        if let Ok(args) = &mut self.args {
+        if let Ok(key) = &mut self.key {
             match Postcard.encode(value) {
-                Ok(bytes) => args.extend_from_slice(&bytes),
-                Err(e) => self.args = Err(e),
+                Ok(bytes) => push_hex(key, &bytes),
+                Err(e) => self.key = Err(e),
             }
         }
     }
@@ -175,11 +177,9 @@ impl KeyBuilder {
     /// The key, or the encoding error.
     #[must_use]
     pub fn finish(self) -> Key {
+        let path = self.path;
         Key {
-            inner: self
-                .args
-                .map(|bytes| encode_key(self.path, &bytes))
-                .map_err(|e| (self.path.to_owned(), e)),
+            inner: self.key.map_err(|e| (path.to_owned(), e)),
         }
     }
 }
@@ -194,16 +194,21 @@ pub fn key<A: Serialize + ?Sized>(path: &'static str, args: &A) -> Key {
 /// `fn:v1:<path>:<lowercase hex of args>`.
 #[must_use]
 pub fn encode_key(path: &str, args: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut key = String::with_capacity(KEY_PREFIX.len() + path.len() + 1 + 2 * args.len());
     key.push_str(KEY_PREFIX);
     key.push_str(path);
     key.push(':');
-    for &b in args {
-        key.push(char::from(HEX[usize::from(b >> 4)]));
-        key.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
+    push_hex(&mut key, args);
     key
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * bytes.len());
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
 }
 
 /// The generated body of a `#[cache]` function returning a plain value.
