@@ -1,9 +1,10 @@
 //! Support for the `#[cache]` macro's generated code. Not a stable API: names and signatures here
 //! change without notice.
 //!
-//! The generated code names everything through `::braincache::__private` (or the path given with
-//! `crate = "…"`), so a crate that uses `#[cache]` needs no direct dependency on serde or std
-//! paths being in scope.
+//! The generated code names nothing but `::braincache::__private::…` (or the path given with
+//! `crate = "…"`), so a crate that uses `#[cache]` needs no other dependency and no imports.
+//! The key encoding is documented for users in the `braincache-macros` crate docs, and
+//! summarized here.
 //!
 //! # Key encoding (version 1)
 //!
