@@ -50,7 +50,8 @@
 //!   their arguments.
 //! - For one function (one signature), postcard's encoding of the argument tuple is injective:
 //!   strings, byte strings and sequences are length-prefixed, enums carry their variant index,
-//!   and a tuple is its elements' encodings in order. `f("ab", "c")` is `02 61 62 01 63`,
+//!   and a tuple is its elements' encodings in order. (This assumes each argument's `Serialize`
+//!   keeps what tells its values apart, as derived and standard impls do.) `f("ab", "c")` is `02 61 62 01 63`,
 //!   `f("a", "bc")` is `01 61 02 62 63`.
 //!
 //! For example `pinned("ab", 300, true, vec![-1, 2], Some('é'))` in the integration test crate
