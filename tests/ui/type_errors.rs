@@ -23,7 +23,6 @@ fn fetch(id: u32) -> Result<Report, String> {
     Ok(Report(id))
 }
 
-
 struct Pool;
 
 impl Pool {
