@@ -86,7 +86,19 @@ pub mod backend {
     pub use braincache_redis::{RedisBackend, RedisBackendBuilder};
 }
 
-/// Memoizes a function in a cache: see the `braincache-macros` crate docs.
+/// Memoizes a function in a [`BrainCache`]: `#[cache(ttl = 60)]` uses a process-wide memory
+/// cache, `#[cache(cache = MY_CACHE)]` any cache (redb or file: results survive restarts and are
+/// shared across processes).
+///
+/// ```
+/// use braincache::cache;
+///
+/// #[cache(ttl = 60)]
+/// fn heavy(x: u64, y: u64) -> u64 { x * y }
+///
+/// assert_eq!(heavy(6, 7), 42); // computed
+/// assert_eq!(heavy(6, 7), 42); // from the cache
+/// ```
 #[cfg(feature = "macros")]
 pub use braincache_macros::cache;
 
