@@ -188,6 +188,45 @@ impl FileBackend {
     pub fn is_durable(&self) -> bool {
         self.store.is_durable()
     }
+
+    /// Reads every entry of the cache file at `path`, expired ones included, sorted by key,
+    /// without opening it as a cache: no lock is taken and nothing is created or written (so it
+    /// also works on a file in a read-only folder). Writers replace the file whole, so the
+    /// entries are one version of it. A zero-length file has no entries.
+    ///
+    /// For tools that inspect or export a cache (the `braincache` command); a cache in use
+    /// reads through [`Backend`].
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_file::FileBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("cache.json");
+    /// std::fs::write(&path, r#"{"b": {"value": 2, "expire_at": null},
+    ///                           "a": {"value": [1], "expire_at": 1.5}}"#).unwrap();
+    /// let entries = FileBackend::read_entries(&path)?;
+    /// assert_eq!(entries[0].0, "a");
+    /// assert_eq!(entries[0].1.value, b"[1]");
+    /// assert_eq!(entries[1].1, Record::new(b"2".to_vec(), None));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] (with line and column) when the file is not a cache document;
+    /// [`Error::Io`] when it cannot be read (a missing file is an error, not an empty cache).
+    pub fn read_entries(path: impl AsRef<Path>) -> Result<Vec<(String, Record)>> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(Operation::Open, path, e))?;
+        let entries = format::parse(&bytes)
+            .map_err(|e| Error::corrupt_file(path, Some(e.position()), e.detail.clone()))?;
+        Ok(entries
+            .iter()
+            .map(|(k, e)| (k.clone(), record(e)))
+            .collect())
+    }
 }
 
 impl fmt::Debug for FileBackend {
