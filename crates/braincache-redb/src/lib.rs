@@ -27,8 +27,8 @@
 //! - **Purging follows what expired.** An `expiry` table ordered by deadline is walked from its
 //!   start up to now; [`Backend::next_expiry`] is its first row.
 //! - **Typed errors, never a panic on bad files.** A file that is not a redb database is
-//!   [`Error::Corrupt`](braincache_core::Error::Corrupt); a redb file with other tables or a newer
-//!   format version is [`Error::Incompatible`](braincache_core::Error::Incompatible). Neither is
+//!   [`Error::Corrupt`]; a redb file with other tables or a newer
+//!   format version is [`Error::Incompatible`]. Neither is
 //!   written to. A damaged entry is `Error::Corrupt` naming the key.
 //!
 //! # Guarantees
@@ -144,6 +144,15 @@ impl RedbBackend {
         &self.shared.path
     }
 
+    /// How many durable commits this handle's writer thread has made: compared with the number
+    /// of writes, it shows how well group commit batches them.
+    #[must_use]
+    pub fn commits(&self) -> u64 {
+        self.shared
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// True when opened with [`RedbBackendBuilder::single_process`].
     #[must_use]
     pub fn is_single_process(&self) -> bool {
@@ -253,7 +262,7 @@ impl Backend for RedbBackend {
 /// | [`cache_size`](Self::cache_size) | 64 MiB of redb page cache per process |
 /// | [`max_batch`](Self::max_batch) | 1024 requests per commit |
 /// | [`max_batch_bytes`](Self::max_batch_bytes) | 16 MiB per commit |
-/// | [`group_commit_wait`](Self::group_commit_wait) | 200 µs |
+/// | [`group_commit_wait`](Self::group_commit_wait) | 1 ms (and never longer than a commit takes) |
 /// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
 ///
 /// ```
@@ -291,7 +300,7 @@ impl RedbBackendBuilder {
             cache_size: 64 << 20,
             max_batch: 1024,
             max_batch_bytes: 16 << 20,
-            group_commit_wait: Duration::from_micros(200),
+            group_commit_wait: Duration::from_millis(1),
             snapshot_max_age: Duration::from_millis(100),
         }
     }
@@ -325,10 +334,12 @@ impl RedbBackendBuilder {
     }
 
     /// How long the writer thread may wait, after the first request of a commit arrived, for as
-    /// many requests as the previous commit held. Concurrent writers send their next request a
-    /// few microseconds after their previous one was answered; waiting for them turns several
+    /// many requests as the previous commit held; it never waits longer than the previous commit
+    /// took. Concurrent writers send their next request shortly after their previous one was
+    /// answered (how shortly depends on how busy the CPUs are); waiting for them turns several
     /// commits into one. A single writer thread never waits (its previous commit held one
-    /// request). `Duration::ZERO` commits whatever is queued at once.
+    /// request), and when fewer writers come back the wait happens once, then the expectation
+    /// drops. `Duration::ZERO` commits whatever is queued at once.
     pub fn group_commit_wait(mut self, wait: Duration) -> Self {
         self.group_commit_wait = wait;
         self

@@ -187,3 +187,42 @@ fn the_snapshot_is_reused_while_nothing_commits() {
     let s2 = fresh.snapshot(Operation::Get, None).unwrap();
     assert!(!Arc::ptr_eq(&s1, &s2));
 }
+
+#[test]
+fn dropping_the_backend_releases_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.redb");
+    let b = RedbBackend::open(&path).unwrap();
+    b.set("k", rec(b"v", None)).unwrap();
+    let _ = b.get("k").unwrap(); // a cached snapshot, too
+    drop(b);
+    // An exclusive open succeeds only once every lock of the multi-process handle is gone.
+    let single = RedbBackend::builder(&path)
+        .single_process()
+        .build()
+        .unwrap();
+    assert_eq!(single.get("k").unwrap(), Some(rec(b"v", None)));
+}
+
+#[test]
+fn two_handles_in_one_process_see_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.redb");
+    let age = Duration::from_secs(3600);
+    let a = RedbBackend::builder(&path)
+        .snapshot_max_age(age)
+        .build()
+        .unwrap();
+    let b = RedbBackend::builder(&path)
+        .snapshot_max_age(age)
+        .build()
+        .unwrap();
+    for i in 0..20u8 {
+        let _ = b.get("k").unwrap();
+        a.set("k", rec(&[i], None)).unwrap();
+        assert_eq!(b.get("k").unwrap(), Some(rec(&[i], None)));
+        let _ = a.get("j").unwrap();
+        b.set("j", rec(&[i], None)).unwrap();
+        assert_eq!(a.get("j").unwrap(), Some(rec(&[i], None)));
+    }
+}

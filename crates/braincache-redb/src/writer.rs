@@ -2,7 +2,8 @@
 //!
 //! Every write of a process goes through one thread, over a crossbeam channel. The thread takes
 //! the first request, adds whatever else is queued (up to the batch limits, waiting up to the
-//! group-commit wait for as many requests as the previous batch held), applies them all in one
+//! group-commit wait, and no longer than the previous commit took, for as many requests as the
+//! previous batch held), applies them all in one
 //! write transaction, commits it durably, announces the commit (see [`crate::reader`]), and only
 //! then answers each caller. In multi-writer mode a durable commit costs about the same for 8
 //! writes as for 1, so this is where write throughput comes from.
@@ -137,9 +138,16 @@ impl Drop for Writer {
 }
 
 fn run(shared: &Shared, rx: &Receiver<Request>, limits: Limits) {
-    // The previous batch's size: with N callers writing in a loop, the next batch waits (up to
-    // `limits.wait`) for N requests, since they arrive a few microseconds after their answers.
-    let mut expected = 1;
+    // How many requests the next batch waits for: the requests that were queued when the
+    // previous commit ended plus the callers it answered, since callers that write in a loop
+    // come back shortly after their answer. Counting both keeps two groups of callers from
+    // settling into alternate batches. A batch waits at most `limits.wait`, never longer than
+    // the previous commit took (a longer wait would cost more than the commit it saves), and not
+    // at all right after a wait that ran out (callers that do other work between writes do not
+    // come back in time, and should not pay for a wait on every write).
+    let mut target = 1;
+    let mut may_wait = false;
+    let mut last_commit = Duration::ZERO;
     loop {
         let first = match rx.recv_timeout(limits.tick) {
             Ok(r) => r,
@@ -149,37 +157,52 @@ fn run(shared: &Shared, rx: &Receiver<Request>, limits: Limits) {
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let deadline = Instant::now() + limits.wait;
+        let wait = if may_wait {
+            limits.wait.min(last_commit)
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + wait;
         let mut bytes = first.op.size();
         let mut batch = vec![first];
+        let mut waited_out = false;
         while batch.len() < limits.max_requests && bytes < limits.max_bytes {
             let next = match rx.try_recv() {
                 Ok(r) => r,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
-                    if batch.len() >= expected || limits.wait.is_zero() {
+                    if batch.len() >= target || wait.is_zero() {
                         break;
                     }
                     match rx.recv_deadline(deadline) {
                         Ok(r) => r,
-                        Err(_) => break,
+                        Err(_) => {
+                            waited_out = true;
+                            break;
+                        }
                     }
                 }
             };
             bytes += next.op.size();
             batch.push(next);
         }
-        expected = batch.len();
-        serve(shared, batch);
+        let answered = batch.len();
+        let started = Instant::now();
+        let queued = serve(shared, batch, rx);
+        last_commit = started.elapsed();
+        target = (queued + answered).min(limits.max_requests);
+        may_wait = !waited_out;
     }
 }
 
-/// Commits `batch` and answers every request in it.
-fn serve(shared: &Shared, batch: Vec<Request>) {
+/// Commits `batch` and answers every request in it. Returns how many requests were queued when
+/// the commit ended, before the answers went out (callers answered may come back at once).
+fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize {
     let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
-    match commit(shared, &ops) {
+    match guarded_commit(shared, &ops) {
         Ok(done) => {
             let announced = announce(shared);
+            let queued = rx.len();
             for (req, d) in batch.into_iter().zip(done) {
                 let answer = match &announced {
                     Ok(()) => Ok(d),
@@ -187,21 +210,25 @@ fn serve(shared: &Shared, batch: Vec<Request>) {
                 };
                 let _ = req.reply.send(answer);
             }
+            queued
         }
         Err(e) if batch.len() == 1 => {
+            let queued = rx.len();
             if let Some(req) = batch.into_iter().next() {
                 let _ = req.reply.send(Err(e));
             }
+            queued
         }
         Err(_) => {
             // Retry one by one, so that each caller gets its own result.
             for req in batch {
-                let answer = commit(shared, &[&req.op]).and_then(|mut done| {
+                let answer = guarded_commit(shared, &[&req.op]).and_then(|mut done| {
                     announce(shared).map_err(|e| announce_error(shared, &req.op, &e))?;
                     Ok(done.pop().unwrap_or(Done::Unit))
                 });
                 let _ = req.reply.send(answer);
             }
+            rx.len()
         }
     }
 }
@@ -232,6 +259,19 @@ fn announce_error(shared: &Shared, op: &Op, e: &std::io::Error) -> Error {
         err = err.with_key(k);
     }
     err
+}
+
+/// [`commit`], with a panic inside redb turned into an error for the batch, so that the writer
+/// thread (and every later caller) survives it.
+fn guarded_commit(shared: &Shared, ops: &[&Op]) -> Result<Vec<Done>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(shared, ops))).unwrap_or_else(
+        |payload| {
+            let (op, key) = ops
+                .first()
+                .map_or((Operation::Set, None), |o| (o.operation(), o.key()));
+            Err(errors::panicked(op, &shared.path, key, payload.as_ref()))
+        },
+    )
 }
 
 /// Applies `ops` in one durable write transaction; returns each one's answer.
@@ -431,7 +471,8 @@ mod tests {
             Op::Set("c".into(), Record::new(b"3".to_vec(), None)),
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
-        serve(&b.shared, batch);
+        let (_tx, rx) = crossbeam_channel::unbounded();
+        serve(&b.shared, batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap()).collect();
         assert_eq!(got[0].as_ref().unwrap(), &Done::Unit);
         let err = got[1].as_ref().unwrap_err();
@@ -459,7 +500,8 @@ mod tests {
             Op::DeleteMany(vec!["after".into(), "m".into()]),
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
-        serve(&b.shared, batch);
+        let (_tx, rx) = crossbeam_channel::unbounded();
+        serve(&b.shared, batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap().unwrap()).collect();
         assert_eq!(
             got,
