@@ -196,7 +196,7 @@ fn main() {
     let d_single = rate(set_threads(&single, 8, per_round * 2, 99));
     drop((raw_excl, raw_multi));
 
-    let total = |f: fn(&((usize, f64), (usize, f64))) -> (usize, f64)| {
+    let total = |f: fn(&Round) -> Timed| {
         let (n, secs) = rounds
             .iter()
             .map(f)
@@ -240,6 +240,11 @@ fn main() {
         shown.join(", ")
     );
 }
+
+/// Operations and the seconds they took.
+type Timed = (usize, f64);
+/// One round of rows (c) and (d).
+type Round = (Timed, Timed);
 
 /// A raw redb database holding `keys` with 64-byte values.
 fn raw_db(path: &Path, mode: ConcurrencyMode, keys: &[String]) -> Database {
@@ -311,7 +316,7 @@ fn per_op(n: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// Runs `f`, which makes `n` operations; returns `n` and the seconds it took.
-fn timed(n: usize, f: impl FnOnce()) -> (usize, f64) {
+fn timed(n: usize, f: impl FnOnce()) -> Timed {
     let t = Instant::now();
     f();
     (n, t.elapsed().as_secs_f64())
