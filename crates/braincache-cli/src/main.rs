@@ -420,7 +420,8 @@ fn export(
         )));
     }
     let (tmp, mut f) = temp_beside(dest)?;
-    let cannot_write = |e| CliError::io("cannot write", &tmp, e);
+    // Errors name the output the user asked for, not the temporary file beside it.
+    let cannot_write = |e| CliError::io("cannot write", dest, e);
     let result = (|| {
         let mut w = BufWriter::new(&mut f);
         let n = write_doc(&mut w).map_err(|e| match e {
@@ -470,6 +471,6 @@ fn temp_beside(dest: &Path) -> Result<(PathBuf, File)> {
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .map_err(|e| CliError::io("cannot write", &tmp, e))?;
+        .map_err(|e| CliError::io("cannot write", dest, e))?;
     Ok((tmp, f))
 }

@@ -536,6 +536,17 @@ fn export_of_a_file_cache_reproduces_the_file() {
     ]);
     refused.failed(&path);
     assert_unchanged(dir.path(), &before);
+
+    // An output in a folder that does not exist: an error naming it, nothing left behind.
+    let nowhere = dir.path().join("no-such-folder").join("out.json");
+    braincache([
+        OsStr::new("export"),
+        path.as_os_str(),
+        OsStr::new("-o"),
+        nowhere.as_os_str(),
+    ])
+    .failed(&nowhere);
+    assert_unchanged(dir.path(), &before);
 }
 
 /// Every subcommand, with the extra arguments it needs.
