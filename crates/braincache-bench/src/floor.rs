@@ -22,8 +22,7 @@ pub fn fsync_us(cfg: &Config) -> f64 {
     p50
 }
 
-pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
-    let us = fsync_us(cfg);
+pub fn run(_cfg: &Config, rows: &mut Vec<Row>, us: f64) {
     rows.push(
         Row::new(
             "write 4 KiB + fsync (the durable floor)",

@@ -3,8 +3,11 @@
 //! Runs the same workloads on braincache and on the peers a user would pick instead, in one run
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
+mod file;
 mod floor;
 mod memory;
+mod redb;
+mod redis;
 mod report;
 mod stats;
 
@@ -48,8 +51,18 @@ fn main() {
     if wanted("purge") {
         floor::purge(&cfg, &mut rows);
     }
+    let fsync_floor = floor::fsync_us(&cfg);
     if wanted("fsync") {
-        floor::run(&cfg, &mut rows);
+        floor::run(&cfg, &mut rows, fsync_floor);
+    }
+    if wanted("redb") {
+        redb::run(&cfg, &mut rows);
+    }
+    if wanted("file") {
+        file::run(&cfg, &mut rows, fsync_floor);
+    }
+    if wanted("redis") {
+        redis::run(&cfg, &mut rows);
     }
     report::print(&rows);
     if let Some(path) = args.json {

@@ -1,0 +1,379 @@
+//! redb backend against raw redb, the `cached` crate's `RedbCache`, and Python `diskcache`.
+
+use crate::Config;
+use crate::report::{Better, Row};
+use crate::stats::{median_of, throughput};
+use braincache::BrainCache;
+use braincache::backend::RedbBackend;
+use braincache::core::ManualClock;
+use cached::ConcurrentCached;
+use redb::{ConcurrencyMode, Database, Durability, ReadableDatabase, TableDefinition};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("data");
+const VALUE: [u8; 64] = [7; 64];
+
+fn key(i: usize) -> String {
+    format!("key:{i:08}")
+}
+
+/// A visiting order that defeats prefetching but is the same for every contender.
+fn order(n: usize, keys: usize) -> Vec<usize> {
+    (0..n).map(|i| (i * 7919 + 13) % keys).collect()
+}
+
+fn raw_db(path: &Path, mode: ConcurrencyMode) -> Database {
+    Database::builder()
+        .set_concurrency_mode(mode)
+        .create(path)
+        .expect("create raw redb")
+}
+
+fn fill_raw(db: &Database, keys: usize) {
+    let tx = db.begin_write().expect("begin_write");
+    {
+        let mut t = tx.open_table(TABLE).expect("open_table");
+        for i in 0..keys {
+            t.insert(key(i).as_str(), VALUE.as_slice()).expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+/// ns per `begin_read + open_table + get` (value copied out) on raw redb.
+fn raw_get_ns(db: &Database, order: &[usize]) -> f64 {
+    let keys: Vec<String> = order.iter().map(|&i| key(i)).collect();
+    let t = Instant::now();
+    for k in &keys {
+        let tx = db.begin_read().expect("begin_read");
+        let table = tx.open_table(TABLE).expect("open_table");
+        let v = table
+            .get(k.as_str())
+            .expect("get")
+            .map(|g| g.value().to_vec());
+        std::hint::black_box(v);
+    }
+    t.elapsed().as_nanos() as f64 / keys.len() as f64
+}
+
+/// ns per `BrainCache::get` on the redb backend.
+fn ours_get_ns(cache: &BrainCache<RedbBackend>, order: &[usize]) -> f64 {
+    let keys: Vec<String> = order.iter().map(|&i| key(i)).collect();
+    let t = Instant::now();
+    for k in &keys {
+        let v: Option<Vec<u8>> = cache.get(k).expect("get");
+        std::hint::black_box(v);
+    }
+    t.elapsed().as_nanos() as f64 / keys.len() as f64
+}
+
+/// sets per second, `threads` threads each writing `per_thread` keys of its own.
+fn ours_set_rate(
+    cache: &BrainCache<RedbBackend>,
+    threads: usize,
+    per_thread: usize,
+    round: usize,
+) -> f64 {
+    throughput(threads, threads * per_thread, |t| {
+        for i in 0..per_thread {
+            cache
+                .set(
+                    &format!("w{round}:{t}:{i}"),
+                    &VALUE.to_vec(),
+                    Duration::from_secs(3600),
+                )
+                .expect("set");
+        }
+    })
+}
+
+pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
+    let keys = if cfg.quick { 10_000 } else { 100_000 };
+    let reads = if cfg.quick { 50_000 } else { 200_000 };
+    let per_thread = if cfg.quick { 50 } else { 250 };
+    let dir = tempfile::tempdir_in(".").expect("temp dir in the current folder");
+    let visit = order(reads, keys);
+
+    // Reads: ours (multi-process mode) against the raw ExclusiveWriter floor, same data.
+    let floor_db = raw_db(
+        &dir.path().join("floor.redb"),
+        ConcurrencyMode::ExclusiveWriter,
+    );
+    fill_raw(&floor_db, keys);
+    let cache = BrainCache::new(
+        RedbBackend::open(dir.path().join("ours.redb")).expect("open redb backend"),
+    );
+    let entries = (0..keys)
+        .map(|i| (key(i), VALUE.to_vec()))
+        .collect::<Vec<_>>();
+    for chunk in entries.chunks(5_000) {
+        // set_many through the backend: one transaction per chunk.
+        let records = chunk
+            .iter()
+            .map(|(k, v)| {
+                let bytes = braincache::core::Codec::encode(&braincache::core::Postcard, v)
+                    .expect("encode");
+                (k.clone(), braincache::backend::Record::new(bytes, None))
+            })
+            .collect();
+        braincache::backend::Backend::set_many(cache.backend(), records).expect("fill");
+    }
+    let floor_ns = median_of(cfg.reps, || raw_get_ns(&floor_db, &visit));
+    let ours_ns = median_of(cfg.reps, || ours_get_ns(&cache, &visit));
+    rows.push(Row::new(
+        format!("redb get, multi-process mode, {keys} keys x 64 B"),
+        ours_ns,
+        "raw redb ExclusiveWriter begin_read+get",
+        floor_ns,
+        "ns/op",
+        Some(1.5),
+        Better::Lower,
+    ));
+    drop(floor_db);
+
+    // Writes: the naive baseline is one durable commit per insert, same (MultiWriter) mode.
+    let naive_db = raw_db(&dir.path().join("naive.redb"), ConcurrencyMode::MultiWriter);
+    let naive_commits = per_thread * 2;
+    let naive = median_of(cfg.reps, || {
+        throughput(1, naive_commits, |_| {
+            for i in 0..naive_commits {
+                let mut tx = naive_db.begin_write().expect("begin_write");
+                tx.set_durability(Durability::Immediate)
+                    .expect("durability");
+                {
+                    let mut t = tx.open_table(TABLE).expect("open_table");
+                    t.insert(format!("n{i}").as_str(), VALUE.as_slice())
+                        .expect("insert");
+                }
+                tx.commit().expect("commit");
+            }
+        })
+    });
+    drop(naive_db);
+    let mut round = 0;
+    for threads in [1, 2, 8] {
+        let rate = median_of(cfg.reps, || {
+            round += 1;
+            ours_set_rate(&cache, threads, per_thread, round)
+        });
+        rows.push(Row::new(
+            format!("redb set, durable, {threads} writer thread(s), group commit"),
+            rate,
+            "raw redb MultiWriter, 1 commit per insert",
+            naive,
+            "sets/s",
+            (threads == 8).then_some(5.0),
+            Better::Higher,
+        ));
+    }
+
+    cached_peer(cfg, rows, dir.path(), &cache, keys, &visit, per_thread);
+    diskcache_peer(cfg, rows, dir.path(), &cache, keys, &visit, per_thread);
+    drop(cache);
+    purge(cfg, rows, dir.path());
+}
+
+/// The `cached` crate's `RedbCache`: single-process (ExclusiveWriter), one fsync per set.
+fn cached_peer(
+    cfg: &Config,
+    rows: &mut Vec<Row>,
+    dir: &Path,
+    ours: &BrainCache<RedbBackend>,
+    keys: usize,
+    visit: &[usize],
+    per_thread: usize,
+) {
+    let peer: cached::stores::RedbCache<String, Vec<u8>> =
+        cached::stores::RedbCache::builder("peer")
+            .disk_dir(dir.join("cached"))
+            .ttl(Duration::from_secs(3600))
+            .build()
+            .expect("build cached RedbCache");
+    for i in 0..keys {
+        peer.cache_set(key(i), VALUE.to_vec()).expect("cached set");
+    }
+    let peer_keys: Vec<String> = visit.iter().map(|&i| key(i)).collect();
+    let peer_ns = median_of(cfg.reps, || {
+        let t = Instant::now();
+        for k in &peer_keys {
+            std::hint::black_box(peer.cache_get(k).expect("cached get"));
+        }
+        t.elapsed().as_nanos() as f64 / peer_keys.len() as f64
+    });
+    let ours_ns = median_of(cfg.reps, || ours_get_ns(ours, visit));
+    // Report gets as throughput so "higher is better" reads the same as the goal.
+    rows.push(Row::new(
+        "redb get, 1 thread",
+        1e9 / ours_ns,
+        "cached RedbCache",
+        1e9 / peer_ns,
+        "gets/s",
+        Some(1.0),
+        Better::Higher,
+    ));
+    let mut round = 1_000;
+    let peer_rate = median_of(cfg.reps, || {
+        round += 1;
+        throughput(8, 8 * per_thread, |t| {
+            for i in 0..per_thread {
+                peer.cache_set(format!("w{round}:{t}:{i}"), VALUE.to_vec())
+                    .expect("cached set");
+            }
+        })
+    });
+    let ours_rate = median_of(cfg.reps, || {
+        round += 1;
+        ours_set_rate(ours, 8, per_thread, round)
+    });
+    rows.push(Row::new(
+        "redb set, durable, 8 threads",
+        ours_rate,
+        "cached RedbCache",
+        peer_rate,
+        "sets/s",
+        Some(2.0),
+        Better::Higher,
+    ));
+}
+
+/// Python `diskcache` through `benches/peers/diskcache_peer.py`, when it can run.
+fn diskcache_peer(
+    cfg: &Config,
+    rows: &mut Vec<Row>,
+    dir: &Path,
+    ours: &BrainCache<RedbBackend>,
+    keys: usize,
+    visit: &[usize],
+    per_thread: usize,
+) {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/peers/diskcache_peer.py");
+    let skip = |rows: &mut Vec<Row>, why: String| {
+        for w in ["redb get, 1 thread", "redb set, durable, 8 threads"] {
+            rows.push(
+                Row::new(
+                    w,
+                    f64::NAN,
+                    "diskcache",
+                    f64::NAN,
+                    "ops/s",
+                    None,
+                    Better::Higher,
+                )
+                .note(format!("skipped: {why}")),
+            );
+        }
+    };
+    let importable = std::process::Command::new("python3")
+        .args(["-c", "import diskcache"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !importable {
+        skip(
+            rows,
+            "python3 cannot import diskcache (pip install diskcache)".into(),
+        );
+        return;
+    }
+    let gets = visit.len().min(100_000);
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir.join("diskcache"))
+        .args([keys, gets, per_thread, 8].map(|n| n.to_string()))
+        .output();
+    let parsed = out.ok().filter(|o| o.status.success()).and_then(|o| {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        Some((v["get_ops"].as_f64()?, v["set_ops"].as_f64()?))
+    });
+    let Some((peer_gets, peer_sets)) = parsed else {
+        skip(rows, format!("{} failed", script.display()));
+        return;
+    };
+    let ours_ns = median_of(cfg.reps, || ours_get_ns(ours, visit));
+    rows.push(Row::new(
+        "redb get, 1 thread",
+        1e9 / ours_ns,
+        "diskcache (SQLite)",
+        peer_gets,
+        "gets/s",
+        Some(5.0),
+        Better::Higher,
+    ));
+    let mut round = 2_000;
+    let ours_rate = median_of(cfg.reps, || {
+        round += 1;
+        ours_set_rate(ours, 8, per_thread, round)
+    });
+    rows.push(
+        Row::new(
+            "redb set, durable, 8 threads",
+            ours_rate,
+            "diskcache (SQLite)",
+            peer_sets,
+            "sets/s",
+            Some(1.0),
+            Better::Higher,
+        )
+        .note("diskcache with sqlite_synchronous=FULL: every ack durable"),
+    );
+}
+
+/// `purge_expired` of 10k expired entries among 1k and among 100k live ones.
+fn purge(cfg: &Config, rows: &mut Vec<Row>, dir: &Path) {
+    let big = if cfg.quick { 20_000 } else { 100_000 };
+    let mut n = 0;
+    let mut time_ms = |live: usize| {
+        median_of(cfg.reps.min(3), || {
+            n += 1;
+            let clock = ManualClock::starting_now();
+            let backend = RedbBackend::open(dir.join(format!("purge{n}.redb"))).expect("open");
+            let cache = BrainCache::builder(backend).clock(clock.clone()).build();
+            let fill = |prefix: &str, count: usize, ttl: Duration| {
+                let deadline = Some(clock.now_for_bench() + ttl);
+                let records: Vec<_> = (0..count)
+                    .map(|i| {
+                        (
+                            format!("{prefix}{i}"),
+                            braincache::backend::Record::new(vec![1], deadline),
+                        )
+                    })
+                    .collect();
+                for chunk in records.chunks(10_000) {
+                    braincache::backend::Backend::set_many(cache.backend(), chunk.to_vec())
+                        .expect("fill");
+                }
+            };
+            fill("live", live, Duration::from_secs(3600));
+            fill("dead", 10_000, Duration::from_secs(1));
+            clock.advance(Duration::from_secs(2));
+            let t = Instant::now();
+            let removed = cache.purge_expired().expect("purge");
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            assert_eq!(removed, 10_000);
+            ms
+        })
+    };
+    let small = time_ms(1_000);
+    let large = time_ms(big);
+    rows.push(Row::new(
+        format!("redb purge of 10k expired: among {big} live vs 1k live"),
+        large,
+        "same, 1k live",
+        small,
+        "ms",
+        None,
+        Better::Lower,
+    ));
+}
+
+/// `Clock::now` under a name that reads well above.
+trait NowForBench {
+    fn now_for_bench(&self) -> braincache::Timestamp;
+}
+
+impl NowForBench for ManualClock {
+    fn now_for_bench(&self) -> braincache::Timestamp {
+        braincache::core::Clock::now(self)
+    }
+}
