@@ -42,19 +42,43 @@ pub(crate) fn map(
     }
 }
 
-/// The error for a panic inside redb, caught so that it reaches the caller as an error.
-pub(crate) fn panicked(
+/// What a caught panic said.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// The error for a panic inside redb while writing, caught so that it reaches the caller.
+pub(crate) fn write_panicked(
     op: Operation,
     path: &Path,
     key: Option<&str>,
     payload: &(dyn std::any::Any + Send),
 ) -> Error {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned());
+    let what = panic_message(payload);
     Error::backend(op, BACKEND, key, format!("redb panicked: {what}")).with_path(path)
+}
+
+/// The error for a panic inside redb while opening or reading: redb panics on pages damaged
+/// outside redb, so this is [`Error::Corrupt`].
+pub(crate) fn read_panicked(
+    path: &Path,
+    key: Option<&str>,
+    payload: &(dyn std::any::Any + Send),
+) -> Error {
+    let what = panic_message(payload);
+    let e = Error::corrupt_file(
+        path,
+        None,
+        format!("redb panicked reading the file, which is probably damaged: {what}"),
+    );
+    match key {
+        Some(k) => e.with_key(k),
+        None => e,
+    }
 }
 
 /// The error for a request the writer thread could not take or answer.

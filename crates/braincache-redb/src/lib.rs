@@ -27,9 +27,10 @@
 //! - **Purging follows what expired.** An `expiry` table ordered by deadline is walked from its
 //!   start up to now; [`Backend::next_expiry`] is its first row.
 //! - **Typed errors, never a panic on bad files.** A file that is not a redb database is
-//!   [`Error::Corrupt`]; a redb file with other tables or a newer
-//!   format version is [`Error::Incompatible`]. Neither is
-//!   written to. A damaged entry is `Error::Corrupt` naming the key.
+//!   [`Error::Corrupt`]; a redb file with other tables or a newer format version is
+//!   [`Error::Incompatible`]. Neither is written to. A damaged entry is `Error::Corrupt` naming
+//!   the key. redb panics on pages damaged outside redb; those panics are caught and returned
+//!   as `Error::Corrupt` (redb's panic message still reaches the panic hook).
 //!
 //! # Guarantees
 //! - **Durability.** When `set`, `delete`, `clear`, `purge_expired` or a batch form returns
@@ -159,6 +160,13 @@ impl RedbBackend {
         self.single_process
     }
 
+    /// Runs a read, turning a panic inside redb (which it does on pages damaged outside redb)
+    /// into [`Error::Corrupt`]. Costs nothing when nothing panics.
+    fn guarded<T>(&self, key: Option<&str>, read: impl FnOnce() -> Result<T>) -> Result<T> {
+        catch_unwind(AssertUnwindSafe(read))
+            .unwrap_or_else(|p| Err(errors::read_panicked(&self.shared.path, key, p.as_ref())))
+    }
+
     fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
         self.shared
             .reader
@@ -190,8 +198,10 @@ impl Backend for RedbBackend {
     type Codec = Postcard;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
-        let snap = self.snapshot(Operation::Get, Some(key))?;
-        self.read_entry(&snap, key)
+        self.guarded(Some(key), || {
+            let snap = self.snapshot(Operation::Get, Some(key))?;
+            self.read_entry(&snap, key)
+        })
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
@@ -212,12 +222,14 @@ impl Backend for RedbBackend {
     }
 
     fn len(&self) -> Result<usize> {
-        let snap = self.snapshot(Operation::Len, None)?;
-        let n = snap
-            .entries
-            .len()
-            .map_err(|e| errors::map(Operation::Len, &self.shared.path, None, e))?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        self.guarded(None, || {
+            let snap = self.snapshot(Operation::Len, None)?;
+            let n = snap
+                .entries
+                .len()
+                .map_err(|e| errors::map(Operation::Len, &self.shared.path, None, e))?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
@@ -228,17 +240,21 @@ impl Backend for RedbBackend {
     }
 
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
-        let snap = self.snapshot(Operation::NextExpiry, None)?;
-        let first = snap
-            .expiry
-            .first()
-            .map_err(|e| errors::map(Operation::NextExpiry, &self.shared.path, None, e))?;
-        Ok(first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0)))
+        self.guarded(None, || {
+            let snap = self.snapshot(Operation::NextExpiry, None)?;
+            let first = snap
+                .expiry
+                .first()
+                .map_err(|e| errors::map(Operation::NextExpiry, &self.shared.path, None, e))?;
+            Ok(first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0)))
+        })
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
-        let snap = self.snapshot(Operation::Get, None)?;
-        keys.iter().map(|k| self.read_entry(&snap, k)).collect()
+        self.guarded(None, || {
+            let snap = self.snapshot(Operation::Get, None)?;
+            keys.iter().map(|k| self.read_entry(&snap, k)).collect()
+        })
     }
 
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
@@ -363,10 +379,8 @@ impl RedbBackendBuilder {
         let path = self.path.clone();
         // redb may panic on a file damaged outside redb (its open trusts a cleanly closed file):
         // that must reach the caller as an error, not unwind through it.
-        let db = catch_unwind(AssertUnwindSafe(|| self.open_database())).map_err(|p| {
-            let e = errors::panicked(Operation::Open, &path, None, p.as_ref());
-            Error::corrupt_file(&path, None, e.to_string())
-        })??;
+        let db = catch_unwind(AssertUnwindSafe(|| self.open_database()))
+            .map_err(|p| errors::read_panicked(&path, None, p.as_ref()))??;
         let max_age = self.snapshot_max_age;
         let reader = if self.single_process {
             Reader::local(max_age)
@@ -419,14 +433,22 @@ impl RedbBackendBuilder {
                 .set_concurrency_mode(ConcurrencyMode::MultiWriter)
                 .set_cache_size(1 << 20)
                 .open_read_only(path);
+            // Only the verdicts "not a redb database" and "not braincache's" are final here;
+            // anything else (damage a writable open may repair) is left to the open below.
             match ro {
                 Ok(ro) => {
-                    check_format(&ro, path)?;
+                    if let Err(e @ Error::Incompatible { .. }) = check_format(&ro, path) {
+                        return Err(e);
+                    }
                 }
                 Err(e) => {
-                    let e = fail(e.into());
-                    if matches!(e, Error::Corrupt { .. } | Error::Incompatible { .. }) {
-                        return Err(e);
+                    let e: redb::Error = e.into();
+                    let not_redb = matches!(
+                        &e,
+                        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData
+                    );
+                    if not_redb || matches!(e, redb::Error::UpgradeRequired(_)) {
+                        return Err(fail(e));
                     }
                 }
             }

@@ -269,7 +269,12 @@ fn guarded_commit(shared: &Shared, ops: &[&Op]) -> Result<Vec<Done>> {
             let (op, key) = ops
                 .first()
                 .map_or((Operation::Set, None), |o| (o.operation(), o.key()));
-            Err(errors::panicked(op, &shared.path, key, payload.as_ref()))
+            Err(errors::write_panicked(
+                op,
+                &shared.path,
+                key,
+                payload.as_ref(),
+            ))
         },
     )
 }
