@@ -136,6 +136,41 @@ fn the_cleaner_purges_without_any_get() {
     cleaner.stop();
 }
 
+/// After a restart no `set` wakes the cleaner: it must sleep until the file's earliest
+/// deadline, which it learns from `next_expiry` (the first row of the expiry table).
+#[test]
+fn a_cleaner_on_a_reopened_file_sleeps_until_the_stored_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.redb");
+    {
+        let cache = BrainCache::new(RedbBackend::open(&path).unwrap());
+        cache.set("keep", &1u8, None).unwrap();
+        cache.set("soon", &2u8, Duration::from_millis(150)).unwrap();
+        cache.set("later", &3u8, Duration::from_secs(3600)).unwrap();
+    }
+    let cache = BrainCache::new(RedbBackend::open(&path).unwrap());
+    let deadline = cache.next_expiry().unwrap().unwrap();
+    assert!(deadline <= braincache::Timestamp::now() + Duration::from_millis(150));
+    let cleaner = CacheCleaner::start(&cache, Duration::from_secs(3600));
+    let start = Instant::now();
+    while (cache.len().unwrap() > 2 || cache.stats().expired < 1)
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        cache.len().unwrap(),
+        2,
+        "the cleaner did not wake for the stored deadline"
+    );
+    assert_eq!(cache.stats().expired, 1);
+    assert!(
+        cache.next_expiry().unwrap().unwrap() > braincache::Timestamp::now(),
+        "only the one-hour entry keeps a deadline"
+    );
+    cleaner.stop();
+}
+
 #[test]
 fn get_or_insert_with_computes_once_and_persists() {
     let dir = tempfile::tempdir().unwrap();
