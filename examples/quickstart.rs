@@ -1,13 +1,19 @@
 //! The Python original's whole workflow in one screen: set with a TTL, get, has, expiry, delete,
-//! clear, memoization with `get_or_insert_with`, and the background cleaner.
+//! clear, memoization with `get_or_insert_with`, and the background cleaner — on the redb
+//! backend, so the cache is a file that survives restarts and several processes can share.
 //!
 //! Run it with `cargo run --example quickstart`.
 
+use braincache::backend::RedbBackend;
 use braincache::{BrainCache, CacheCleaner};
 use std::time::Duration;
 
 fn main() -> braincache::Result<()> {
-    let cache = BrainCache::default();
+    // The cache file is created when missing. (`BrainCache::default()` gives a memory cache.)
+    let path = std::env::temp_dir().join("braincache-quickstart.redb");
+    let cache = BrainCache::new(RedbBackend::open(&path)?);
+    println!("cache file       -> {}", path.display());
+    cache.clear()?; // start from empty on every run
     let cleaner = CacheCleaner::start(&cache, Duration::from_secs(60));
 
     // set with a TTL, get, has
