@@ -51,10 +51,25 @@
 //! (redb refuses a `single_process` open beside a multi-process one, with
 //! `Error::Backend`).
 //!
-//! # Costs (2 shared cores, ext4, release build; see the crate's `examples/measure.rs`)
-//! Figures are in the README of the workspace; in short, a multi-process `get` costs a stamp
-//! read (one `pread`) plus a lookup, close to a raw `ExclusiveWriter` `begin_read + get`, and
-//! 8 writer threads reach several times the throughput of one commit per `set`.
+//! # Costs
+//! Measured with `cargo run --release -p braincache-redb --example measure` (2 shared cores,
+//! ext4, 100k keys × 64 B; the machine was also running another process at one full core):
+//!
+//! | operation | cost |
+//! |---|---|
+//! | raw redb `ExclusiveWriter` `begin_read + open_table + get` (the floor) | 1.0–1.1 µs |
+//! | raw redb `MultiWriter`, same | 5.5 µs |
+//! | `get`, multi-process mode (default) | 1.1–1.2 µs (1.02–1.18 × the floor) |
+//! | `get`, `single_process()` | 0.6–0.8 µs |
+//! | `get`, `snapshot_max_age(Duration::ZERO)` (a read transaction per get) | 6.7–6.8 µs |
+//! | raw redb `MultiWriter`, one durable commit per insert | 1.8k–2.4k/s |
+//! | `set`, multi-process mode, 1 thread | 1.5k–2.2k/s |
+//! | `set`, multi-process mode, 8 threads (7.5–7.7 sets per commit) | 9.1k–13.1k/s (5.0–5.4 × one commit per set) |
+//!
+//! A `get` in multi-process mode costs one `pread` of the stamp file more than a lookup in a
+//! reused snapshot; when another process commits between two reads, the next read begins a
+//! new snapshot (about 5 µs). Every write waits for a durable commit (an fsync), so one thread
+//! writing in a loop makes one write per commit; several threads, or `set_many`, share commits.
 //!
 //! # Files
 //! `<name>` is the redb database (tables `entries`, `expiry`, `meta`; format version
@@ -86,9 +101,10 @@ use writer::{Done, Limits, Op, Shared, Writer};
 
 /// A cache stored in a redb database file, shared by every process that opens it.
 ///
-/// Cheap to share between threads (`Send + Sync`); wrap it in a `BrainCache` (which is `Clone`)
-/// rather than opening the file twice in one process. Dropping it finishes the writes that are
-/// queued, stops its writer thread and closes the file, releasing its locks. See the
+/// Cheap to share between threads (`Send + Sync`); wrap it in a `BrainCache` (which is `Clone`).
+/// Two handles on one file in one process work like two processes (each has its own writer
+/// thread and page cache), so one shared handle is cheaper. Dropping it finishes the writes
+/// that are queued, stops its writer thread and closes the file, releasing its locks. See the
 /// [crate docs](crate) for what it guarantees.
 ///
 /// ```
