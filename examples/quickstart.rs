@@ -20,14 +20,20 @@ fn main() -> braincache::Result<()> {
     cache.set("user_id", &1234u32, Duration::from_secs(3600))?;
     cache.set("flags", &(true, 0u8, ""), None)?; // falsy values are values
     println!("get user_id      -> {:?}", cache.get::<u32>("user_id")?);
-    println!("get flags        -> {:?}", cache.get::<(bool, u8, String)>("flags")?);
+    println!(
+        "get flags        -> {:?}",
+        cache.get::<(bool, u8, String)>("flags")?
+    );
     println!("has user_id      -> {}", cache.has("user_id")?);
 
     // expiry: an entry is gone at its deadline, and the cleaner removes it from the store
     cache.set("session", &"token-abc", Duration::from_millis(200))?;
     println!("get session      -> {:?}", cache.get::<String>("session")?);
     std::thread::sleep(Duration::from_millis(300));
-    println!("after 300 ms     -> {:?} (expired)", cache.get::<String>("session")?);
+    println!(
+        "after 300 ms     -> {:?} (expired)",
+        cache.get::<String>("session")?
+    );
 
     // memoize: the closure runs once per key, later calls are served from the cache
     for round in 1..=2 {

@@ -72,12 +72,12 @@ pub mod core {
 pub mod backend {
     #[doc(inline)]
     pub use braincache_core::{Backend, Record};
-    #[cfg(feature = "memory")]
-    #[doc(inline)]
-    pub use braincache_memory::{MemoryBackend, MemoryBackendBuilder};
     #[cfg(feature = "file")]
     #[doc(inline)]
     pub use braincache_file::{FileBackend, FileBackendBuilder};
+    #[cfg(feature = "memory")]
+    #[doc(inline)]
+    pub use braincache_memory::{MemoryBackend, MemoryBackendBuilder};
     #[cfg(feature = "redb")]
     #[doc(inline)]
     pub use braincache_redb::{RedbBackend, RedbBackendBuilder};

@@ -77,7 +77,9 @@ fn cleaner_removes_expired_entries_without_reading_any() {
         .clock(clock.clone())
         .build();
     for i in 0..100 {
-        cache.set(&format!("k{i}"), &i, Duration::from_secs(30)).unwrap();
+        cache
+            .set(&format!("k{i}"), &i, Duration::from_secs(30))
+            .unwrap();
     }
     cache.set("forever", &1, None).unwrap();
     let cleaner = CacheCleaner::start(&cache, Duration::from_millis(20));
@@ -88,7 +90,11 @@ fn cleaner_removes_expired_entries_without_reading_any() {
         cache.len().unwrap()
     );
     cleaner.stop();
-    assert_eq!(cache.backend().gets.load(Ordering::SeqCst), 0, "the cleaner read entries");
+    assert_eq!(
+        cache.backend().gets.load(Ordering::SeqCst),
+        0,
+        "the cleaner read entries"
+    );
     assert_eq!(cache.stats().expired, 100);
 }
 
@@ -100,7 +106,11 @@ fn stop_returns_promptly_with_a_one_hour_interval() {
     assert!(cleaner.is_running());
     let t = Instant::now();
     cleaner.stop();
-    assert!(t.elapsed() < Duration::from_secs(1), "stop took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "stop took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]

@@ -3,8 +3,8 @@
 use braincache::backend::MemoryBackend;
 use braincache::core::ManualClock;
 use braincache::{BrainCache, LoadError};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 fn cache_with_clock() -> (BrainCache<MemoryBackend>, ManualClock) {
@@ -37,7 +37,10 @@ fn falsy_values_round_trip_and_are_present() {
     cache.set("none", &None::<u32>, None).unwrap();
     cache.set("unit", &(), None).unwrap();
     assert_eq!(cache.get::<u64>("zero").unwrap(), Some(0));
-    assert_eq!(cache.get::<String>("empty_str").unwrap(), Some(String::new()));
+    assert_eq!(
+        cache.get::<String>("empty_str").unwrap(),
+        Some(String::new())
+    );
     assert_eq!(cache.get::<bool>("false").unwrap(), Some(false));
     assert_eq!(cache.get::<Vec<u32>>("empty_vec").unwrap(), Some(vec![]));
     assert_eq!(cache.get::<Option<u32>>("none").unwrap(), Some(None));
@@ -57,8 +60,14 @@ fn types_round_trip_exactly() {
     let map: BTreeMap<u32, String> = [(1, "a".into()), (2, "b".into())].into();
     cache.set("tuple", &tuple, None).unwrap();
     cache.set("map", &map, None).unwrap();
-    assert_eq!(cache.get::<(u8, String, f64)>("tuple").unwrap(), Some(tuple));
-    assert_eq!(cache.get::<BTreeMap<u32, String>>("map").unwrap(), Some(map));
+    assert_eq!(
+        cache.get::<(u8, String, f64)>("tuple").unwrap(),
+        Some(tuple)
+    );
+    assert_eq!(
+        cache.get::<BTreeMap<u32, String>>("map").unwrap(),
+        Some(map)
+    );
 }
 
 /// The Python original treated `ttl=0` as "never expires".
@@ -215,7 +224,11 @@ fn a_panicking_computation_does_not_wedge_the_waiters() {
     let panicked = results.iter().filter(|r| r.is_err()).count();
     assert_eq!(panicked, 1, "only the panicking leader fails");
     assert!(results.iter().flatten().all(|v| *v == 9));
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "one panic, then one computation");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "one panic, then one computation"
+    );
     assert_eq!(cache.get::<u32>("p").unwrap(), Some(9));
 }
 
@@ -234,7 +247,9 @@ fn try_get_or_insert_with_shares_errors_and_does_not_cache_them() {
                     Err(std::io::Error::other("backend of record is down"))
                 });
                 match r {
-                    Err(LoadError::Init(e)) => assert_eq!(e.to_string(), "backend of record is down"),
+                    Err(LoadError::Init(e)) => {
+                        assert_eq!(e.to_string(), "backend of record is down")
+                    }
                     other => panic!("unexpected {other:?}"),
                 }
             });
@@ -249,7 +264,9 @@ fn try_get_or_insert_with_shares_errors_and_does_not_cache_them() {
 #[test]
 fn unencodable_values_are_typed_errors() {
     use braincache::core::Json;
-    let cache = BrainCache::builder(MemoryBackend::new()).codec(Json).build();
+    let cache = BrainCache::builder(MemoryBackend::new())
+        .codec(Json)
+        .build();
     let mut bad = std::collections::HashMap::new();
     bad.insert(vec![1u8], 1u8); // JSON map keys must be strings
     let e = cache.set("k", &bad, None).unwrap_err();
