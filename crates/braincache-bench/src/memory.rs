@@ -2,7 +2,7 @@
 
 use crate::Config;
 use crate::report::{Better, Row};
-use crate::stats::{median_of, throughput};
+use crate::stats::{paired, throughput};
 use braincache::BrainCache;
 use braincache::backend::MemoryBackend;
 use rand::SeedableRng;
@@ -48,21 +48,24 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
             .map(|t| order(ops_per_thread, 7 + t as u64))
             .collect();
         let total = ops_per_thread * threads;
-        let ours_rate = median_of(cfg.reps, || {
-            throughput(threads, total, |t| {
-                for &i in &orders[t] {
-                    let v: Option<Vec<u8>> = ours.get(&keys[i]).expect("memory get");
-                    std::hint::black_box(v);
-                }
-            })
-        });
-        let moka_rate = median_of(cfg.reps, || {
-            throughput(threads, total, |t| {
-                for &i in &orders[t] {
-                    std::hint::black_box(moka.get(&keys[i]));
-                }
-            })
-        });
+        let (ours_rate, moka_rate) = paired(
+            cfg.reps,
+            || {
+                throughput(threads, total, |t| {
+                    for &i in &orders[t] {
+                        let v: Option<Vec<u8>> = ours.get(&keys[i]).expect("memory get");
+                        std::hint::black_box(v);
+                    }
+                })
+            },
+            || {
+                throughput(threads, total, |t| {
+                    for &i in &orders[t] {
+                        std::hint::black_box(moka.get(&keys[i]));
+                    }
+                })
+            },
+        );
         let goal = (threads == 2).then_some(1.0);
         rows.push(Row::new(
             format!("memory get-hit, {threads} thread(s), 100k keys, 64 B"),
@@ -79,21 +82,24 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
         let per = ops_per_thread / 4;
         let orders: Vec<Vec<usize>> = (0..threads).map(|t| order(per, 99 + t as u64)).collect();
         let total = per * threads;
-        let ours_rate = median_of(cfg.reps, || {
-            throughput(threads, total, |t| {
-                for &i in &orders[t] {
-                    ours.set(&keys[i], &value, Duration::from_secs(3600))
-                        .expect("memory set");
-                }
-            })
-        });
-        let moka_rate = median_of(cfg.reps, || {
-            throughput(threads, total, |t| {
-                for &i in &orders[t] {
-                    moka.insert(keys[i].clone(), value.clone());
-                }
-            })
-        });
+        let (ours_rate, moka_rate) = paired(
+            cfg.reps,
+            || {
+                throughput(threads, total, |t| {
+                    for &i in &orders[t] {
+                        ours.set(&keys[i], &value, Duration::from_secs(3600))
+                            .expect("memory set");
+                    }
+                })
+            },
+            || {
+                throughput(threads, total, |t| {
+                    for &i in &orders[t] {
+                        moka.insert(keys[i].clone(), value.clone());
+                    }
+                })
+            },
+        );
         rows.push(Row::new(
             format!("memory set, {threads} thread(s), 100k keys, 64 B"),
             ours_rate,

@@ -2,7 +2,7 @@
 
 use crate::Config;
 use crate::report::{Better, Row};
-use crate::stats::{median_of, throughput};
+use crate::stats::{median_of, paired, throughput};
 use braincache::BrainCache;
 use braincache::backend::RedbBackend;
 use braincache::core::ManualClock;
@@ -119,8 +119,11 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
             .collect();
         braincache::backend::Backend::set_many(cache.backend(), records).expect("fill");
     }
-    let floor_ns = median_of(cfg.reps, || raw_get_ns(&floor_db, &visit));
-    let ours_ns = median_of(cfg.reps, || ours_get_ns(&cache, &visit));
+    let (ours_ns, floor_ns) = paired(
+        cfg.reps,
+        || ours_get_ns(&cache, &visit),
+        || raw_get_ns(&floor_db, &visit),
+    );
     rows.push(Row::new(
         format!("redb get, multi-process mode, {keys} keys x 64 B"),
         ours_ns,
@@ -132,10 +135,13 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
     ));
     drop(floor_db);
 
-    // Writes: the naive baseline is one durable commit per insert, same (MultiWriter) mode.
+    // Writes: the naive baseline is one durable commit per insert, same (MultiWriter) mode,
+    // measured alternately with ours.
     let naive_db = raw_db(&dir.path().join("naive.redb"), ConcurrencyMode::MultiWriter);
     let naive_commits = per_thread * 2;
-    let naive = median_of(cfg.reps, || {
+    let mut naive_round = 0;
+    let mut naive = || {
+        naive_round += 1;
         throughput(1, naive_commits, |_| {
             for i in 0..naive_commits {
                 let mut tx = naive_db.begin_write().expect("begin_write");
@@ -143,30 +149,35 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
                     .expect("durability");
                 {
                     let mut t = tx.open_table(TABLE).expect("open_table");
-                    t.insert(format!("n{i}").as_str(), VALUE.as_slice())
+                    t.insert(format!("n{naive_round}:{i}").as_str(), VALUE.as_slice())
                         .expect("insert");
                 }
                 tx.commit().expect("commit");
             }
         })
-    });
-    drop(naive_db);
+    };
     let mut round = 0;
     for threads in [1, 2, 8] {
-        let rate = median_of(cfg.reps, || {
-            round += 1;
-            ours_set_rate(&cache, threads, per_thread, round)
-        });
+        let (rate, naive_rate) = paired(
+            cfg.reps,
+            || {
+                round += 1;
+                ours_set_rate(&cache, threads, per_thread, round)
+            },
+            &mut naive,
+        );
         rows.push(Row::new(
             format!("redb set, durable, {threads} writer thread(s), group commit"),
             rate,
             "raw redb MultiWriter, 1 commit per insert",
-            naive,
+            naive_rate,
             "sets/s",
             (threads == 8).then_some(5.0),
             Better::Higher,
         ));
     }
+    drop(naive);
+    drop(naive_db);
 
     cached_peer(cfg, rows, dir.path(), &cache, keys, &visit, per_thread);
     diskcache_peer(cfg, rows, dir.path(), &cache, keys, &visit, per_thread);
@@ -194,14 +205,17 @@ fn cached_peer(
         peer.cache_set(key(i), VALUE.to_vec()).expect("cached set");
     }
     let peer_keys: Vec<String> = visit.iter().map(|&i| key(i)).collect();
-    let peer_ns = median_of(cfg.reps, || {
-        let t = Instant::now();
-        for k in &peer_keys {
-            std::hint::black_box(peer.cache_get(k).expect("cached get"));
-        }
-        t.elapsed().as_nanos() as f64 / peer_keys.len() as f64
-    });
-    let ours_ns = median_of(cfg.reps, || ours_get_ns(ours, visit));
+    let (ours_ns, peer_ns) = paired(
+        cfg.reps,
+        || ours_get_ns(ours, visit),
+        || {
+            let t = Instant::now();
+            for k in &peer_keys {
+                std::hint::black_box(peer.cache_get(k).expect("cached get"));
+            }
+            t.elapsed().as_nanos() as f64 / peer_keys.len() as f64
+        },
+    );
     // Report gets as throughput so "higher is better" reads the same as the goal.
     rows.push(Row::new(
         "redb get, 1 thread",
@@ -213,19 +227,23 @@ fn cached_peer(
         Better::Higher,
     ));
     let mut round = 1_000;
-    let peer_rate = median_of(cfg.reps, || {
-        round += 1;
-        throughput(8, 8 * per_thread, |t| {
-            for i in 0..per_thread {
-                peer.cache_set(format!("w{round}:{t}:{i}"), VALUE.to_vec())
-                    .expect("cached set");
-            }
-        })
-    });
-    let ours_rate = median_of(cfg.reps, || {
-        round += 1;
-        ours_set_rate(ours, 8, per_thread, round)
-    });
+    let mut peer_round = 0;
+    let (ours_rate, peer_rate) = paired(
+        cfg.reps,
+        || {
+            round += 1;
+            ours_set_rate(ours, 8, per_thread, round)
+        },
+        || {
+            peer_round += 1;
+            throughput(8, 8 * per_thread, |t| {
+                for i in 0..per_thread {
+                    peer.cache_set(format!("w{peer_round}:{t}:{i}"), VALUE.to_vec())
+                        .expect("cached set");
+                }
+            })
+        },
+    );
     rows.push(Row::new(
         "redb set, durable, 8 threads",
         ours_rate,

@@ -9,6 +9,25 @@ pub fn median_of(reps: usize, mut f: impl FnMut() -> f64) -> f64 {
     v[v.len() / 2]
 }
 
+/// Runs `ours` and `peer` alternately `reps` times and returns both medians, so a change of
+/// load on a shared machine hits both sides alike.
+pub fn paired(
+    reps: usize,
+    mut ours: impl FnMut() -> f64,
+    mut peer: impl FnMut() -> f64,
+) -> (f64, f64) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        a.push(ours());
+        b.push(peer());
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(a), median(b))
+}
+
 /// Operations per second of `ops` operations done by `threads` threads, each running
 /// `work(thread_index)` (which performs `ops / threads` operations).
 pub fn throughput(threads: usize, ops: usize, work: impl Fn(usize) + Sync) -> f64 {
