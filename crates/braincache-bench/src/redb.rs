@@ -176,7 +176,6 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
             Better::Higher,
         ));
     }
-    drop(naive);
     drop(naive_db);
 
     cached_peer(cfg, rows, dir.path(), &cache, keys, &visit, per_thread);
