@@ -178,22 +178,38 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
     }
     drop(naive_db);
 
-    cached_peer(cfg, rows, dir.path(), &cache, keys, &visit, per_thread);
-    diskcache_peer(cfg, rows, dir.path(), &cache, keys, &visit, per_thread);
+    let workload = Workload {
+        dir: dir.path(),
+        ours: &cache,
+        keys,
+        visit: &visit,
+        per_thread,
+    };
+    cached_peer(cfg, rows, &workload);
+    diskcache_peer(cfg, rows, &workload);
     drop(cache);
     purge(cfg, rows, dir.path());
 }
 
-/// The `cached` crate's `RedbCache`: single-process (ExclusiveWriter), one fsync per set.
-fn cached_peer(
-    cfg: &Config,
-    rows: &mut Vec<Row>,
-    dir: &Path,
-    ours: &BrainCache<RedbBackend>,
+/// What the peer comparisons share: our cache, filled with `keys` keys, and the access pattern.
+#[derive(Clone, Copy)]
+struct Workload<'a> {
+    dir: &'a Path,
+    ours: &'a BrainCache<RedbBackend>,
     keys: usize,
-    visit: &[usize],
+    visit: &'a [usize],
     per_thread: usize,
-) {
+}
+
+/// The `cached` crate's `RedbCache`: single-process (ExclusiveWriter), one fsync per set.
+fn cached_peer(cfg: &Config, rows: &mut Vec<Row>, w: &Workload<'_>) {
+    let Workload {
+        dir,
+        ours,
+        keys,
+        visit,
+        per_thread,
+    } = *w;
     let peer: cached::stores::RedbCache<String, Vec<u8>> =
         cached::stores::RedbCache::builder("peer")
             .disk_dir(dir.join("cached"))
@@ -255,15 +271,14 @@ fn cached_peer(
 }
 
 /// Python `diskcache` through `benches/peers/diskcache_peer.py`, when it can run.
-fn diskcache_peer(
-    cfg: &Config,
-    rows: &mut Vec<Row>,
-    dir: &Path,
-    ours: &BrainCache<RedbBackend>,
-    keys: usize,
-    visit: &[usize],
-    per_thread: usize,
-) {
+fn diskcache_peer(cfg: &Config, rows: &mut Vec<Row>, w: &Workload<'_>) {
+    let Workload {
+        dir,
+        ours,
+        keys,
+        visit,
+        per_thread,
+    } = *w;
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/peers/diskcache_peer.py");
     let skip = |rows: &mut Vec<Row>, why: String| {

@@ -84,23 +84,26 @@ fn redis_benchmark(port: u16, n: usize) -> Result<(f64, f64), String> {
     }
 }
 
+/// The row that says why the Redis comparison did not run.
+fn skipped(why: &str) -> Row {
+    Row::new(
+        "redis GET/SET, 1 connection",
+        f64::NAN,
+        "redis-benchmark",
+        f64::NAN,
+        "ops/s",
+        Some(0.8),
+        Better::Higher,
+    )
+    .note(format!("skipped: {why}"))
+}
+
 pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
     let n = if cfg.quick { 20_000 } else { 100_000 };
     let server = match start_server() {
         Ok(s) => s,
         Err(why) => {
-            rows.push(
-                Row::new(
-                    "redis GET/SET, 1 connection",
-                    f64::NAN,
-                    "redis-benchmark",
-                    f64::NAN,
-                    "ops/s",
-                    Some(0.8),
-                    Better::Higher,
-                )
-                .note(format!("skipped: {why}")),
-            );
+            rows.push(skipped(&why));
             return;
         }
     };
@@ -132,18 +135,7 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
                 peer_gets.push(g);
             }
             Err(why) => {
-                rows.push(
-                    Row::new(
-                        "redis GET/SET, 1 connection",
-                        f64::NAN,
-                        "redis-benchmark",
-                        f64::NAN,
-                        "ops/s",
-                        Some(0.8),
-                        Better::Higher,
-                    )
-                    .note(format!("skipped: {why}")),
-                );
+                rows.push(skipped(&why));
                 return;
             }
         }
