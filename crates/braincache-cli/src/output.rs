@@ -1,6 +1,9 @@
 //! Text the command prints: times, durations, hex, and the export document.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use braincache_core::Timestamp;
+use braincache_file::FileBackend;
 use serde_json::value::RawValue;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -116,30 +119,6 @@ pub(crate) fn is_exact_json(bytes: &[u8]) -> bool {
     })
 }
 
-/// Standard base64 (RFC 4648 §4) with `=` padding, as the file backend's `$bytes` holds it.
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let sextet = |n: u32, shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]);
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    let mut chunks = bytes.chunks_exact(3);
-    for c in &mut chunks {
-        let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-        s.extend([sextet(n, 18), sextet(n, 12), sextet(n, 6), sextet(n, 0)]);
-    }
-    match *chunks.remainder() {
-        [a] => {
-            let n = u32::from(a) << 16;
-            s.extend([sextet(n, 18), sextet(n, 12), '=', '=']);
-        }
-        [a, b] => {
-            let n = u32::from(a) << 16 | u32::from(b) << 8;
-            s.extend([sextet(n, 18), sextet(n, 12), sextet(n, 6), '=']);
-        }
-        _ => {}
-    }
-    s
-}
-
 /// How a value's bytes are written into the export document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ValueForm {
@@ -179,16 +158,11 @@ impl<W: Write> Document<W> {
         serde_json::to_writer(&mut *out, key)?;
         out.write_all(b": {\"value\": ")?;
         match form {
-            ValueForm::JsonWhenPossible if is_exact_json(value) => {
-                if is_tag(value) {
-                    out.write_all(b"{\"$json\": ")?;
-                    out.write_all(value)?;
-                    out.write_all(b"}")?;
-                } else {
-                    out.write_all(value)?;
-                }
+            ValueForm::JsonWhenPossible => {
+                out.write_all(FileBackend::value_json(value).as_bytes())?
             }
-            _ => write!(out, "{{\"$bytes\": \"{}\"}}", base64(value))?,
+            // The tagged form the file backend reads back as these bytes (see `FORMAT.md`).
+            ValueForm::Bytes => write!(out, "{{\"$bytes\": \"{}\"}}", BASE64.encode(value))?,
         }
         out.write_all(b", \"expire_at\": ")?;
         match expires_at {
@@ -220,43 +194,6 @@ pub(crate) fn expire_at(t: Timestamp) -> String {
         digits.pop();
     }
     format!("{}.{digits}", nanos / 1_000_000_000)
-}
-
-/// True when the JSON text `value` is a one-member object keyed `$bytes` or `$json`, which the
-/// file backend would read back as a tag rather than as this value.
-fn is_tag(value: &[u8]) -> bool {
-    if value.first() != Some(&b'{') {
-        return false;
-    }
-    // Parsed into a list of members rather than a map: `{"$bytes": 1, "$bytes": 2}` has two
-    // members, and is an ordinary value to the file backend.
-    struct Members(Vec<String>);
-    impl<'de> serde::Deserialize<'de> for Members {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Members, D::Error> {
-            struct V;
-            impl<'de> serde::de::Visitor<'de> for V {
-                type Value = Members;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a JSON object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Members, A::Error> {
-                    let mut keys = Vec::new();
-                    while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
-                        keys.push(k);
-                    }
-                    Ok(Members(keys))
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    match serde_json::from_slice::<Members>(value) {
-        Ok(Members(keys)) => keys.len() == 1 && (keys[0] == "$bytes" || keys[0] == "$json"),
-        Err(_) => false,
-    }
 }
 
 #[cfg(test)]
@@ -304,20 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn base64_and_hex_match_known_vectors() {
-        // RFC 4648 §10.
-        for (plain, b64) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), b64);
-        }
-        assert_eq!(base64(&[0, 1, 2, 255]), "AAEC/w==");
+    fn hex_matches_known_vectors() {
         assert_eq!(hex(&[0, 1, 0xab, 0xff]), "0001abff");
     }
 
@@ -349,6 +273,8 @@ mod tests {
             r#"{"$json":1,"$json":2}"#
         );
         assert_eq!(doc(b"42", Bytes), r#"{"$bytes": "NDI="}"#);
+        assert_eq!(doc(b"", Bytes), r#"{"$bytes": ""}"#);
+        assert_eq!(doc(&[0, 1, 2, 255], Bytes), r#"{"$bytes": "AAEC/w=="}"#);
     }
 
     #[test]

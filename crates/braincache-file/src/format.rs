@@ -1,6 +1,7 @@
 //! The JSON document: parsing, writing, and the value representation (see `FORMAT.md`).
 
-use crate::base64;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use braincache_core::Timestamp;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -72,10 +73,18 @@ impl StoredValue {
                 out.extend_from_slice(b"{\"");
                 out.extend_from_slice(BYTES_TAG.as_bytes());
                 out.extend_from_slice(b"\": \"");
-                base64::encode_into(b, out);
+                out.extend_from_slice(BASE64.encode(b).as_bytes());
                 out.extend_from_slice(b"\"}");
             }
         }
+    }
+
+    /// The value as it appears in the file, as text.
+    pub(crate) fn to_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        // Only UTF-8 goes in (JSON text that was a `str`, tag names, base64): nothing is replaced.
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// An estimate of the bytes this value takes in the file.
@@ -158,7 +167,10 @@ fn decode_value(raw: &RawValue) -> Result<StoredValue, String> {
         Probe::Tag(_, inner) => {
             let b64: String = serde_json::from_str(inner.get())
                 .map_err(|_| format!("`{BYTES_TAG}` must hold a base64 string"))?;
-            let bytes = base64::decode(&b64)
+            // The engine refuses every spelling but the canonical one: characters outside the
+            // standard alphabet, missing or misplaced padding, non-zero trailing bits.
+            let bytes = BASE64
+                .decode(&b64)
                 .map_err(|e| format!("`{BYTES_TAG}` is not valid base64: {e}"))?;
             Ok(StoredValue::Bytes(bytes.into()))
         }
@@ -474,6 +486,71 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(v)
             );
+        }
+    }
+
+    /// The document holding `text` (JSON string contents, escapes allowed) as a `$bytes` value.
+    fn bytes_doc(text: &str) -> String {
+        format!("{{\"k\": {{\"value\": {{\"$bytes\": \"{text}\"}}, \"expire_at\": null}}}}")
+    }
+
+    #[test]
+    fn bytes_are_standard_padded_base64() {
+        // RFC 4648 §10 (none of these is JSON text, so each is stored as bytes).
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            let stored = round_trip(plain.as_bytes());
+            assert_eq!(stored.to_json(), format!("{{\"$bytes\": \"{coded}\"}}"));
+            let doc = parse(bytes_doc(coded).as_bytes()).unwrap();
+            assert_eq!(doc["k"].value.to_bytes(), plain.as_bytes());
+        }
+        assert_eq!(
+            StoredValue::Bytes(vec![0xfb, 0xff].into()).to_json(),
+            r#"{"$bytes": "+/8="}"#
+        );
+        let all: Vec<u8> = (0..=255u8).rev().chain(0..=255).collect();
+        for len in 0..all.len() {
+            let mut doc = BTreeMap::new();
+            let value = StoredValue::Bytes(all[..len].into());
+            doc.insert("k".to_owned(), entry(value.clone(), None));
+            assert_eq!(
+                parse(&write(&doc)).unwrap()["k"].value,
+                value,
+                "length {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_canonical_base64_are_corrupt() {
+        let doc = parse(bytes_doc("QQ==").as_bytes()).unwrap();
+        assert_eq!(doc["k"].value, StoredValue::Bytes(b"A".to_vec().into()));
+        for bad in [
+            "QR==",     // non-zero trailing bits
+            "Zh==",     // the same
+            "Zm9=",     // the same, one padding character
+            "Zg=",      // a short last group
+            "Zg",       // padding missing
+            "Zm9vYg",   // the same, after a full group
+            "Zg==Zg==", // padding inside
+            "Z===",     // too much padding
+            "====",     // padding only
+            "Zm9v=",    // padding after a full group
+            "Zm 9",     // white space
+            " Zm9v",    // the same, in front
+            "Zm9v\\n",  // a newline (escaped in the document)
+            "Zm-v",     // the URL-safe alphabet
+            "Zm_v",     // the same
+        ] {
+            let e = parse(bytes_doc(bad).as_bytes()).unwrap_err();
+            assert!(e.detail.contains("base64"), "{bad}: {e:?}");
         }
     }
 
