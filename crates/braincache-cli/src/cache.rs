@@ -2,7 +2,6 @@
 //! nothing, and writes through the backends themselves.
 
 use crate::error::{CliError, Result};
-use crate::redb_file::RedbFile;
 use braincache_core::{Backend, Record, Timestamp};
 use braincache_file::FileBackend;
 use braincache_redb::RedbBackend;
@@ -82,46 +81,47 @@ pub(crate) fn detect(path: &Path) -> Result<Kind> {
     })
 }
 
-/// A cache file opened for reading only: nothing is created, locked or written.
-pub(crate) enum Reader {
-    /// The file backend's document, every entry in key order.
-    File(Vec<(String, Record)>),
-    /// A redb file through a read-only handle.
-    Redb(RedbFile),
-}
+/// A cache file read without writing: nothing is created, locked or written. Holds every entry,
+/// expired ones included, in key order.
+pub(crate) struct Reader(Vec<(String, Record)>);
 
 impl Reader {
-    /// Opens the cache file at `path` as `kind`.
+    /// Reads the cache file at `path` as `kind`, through the backend's own read-only reader
+    /// (`FileBackend::read_entries`, `RedbBackend::read_entries`).
     pub(crate) fn open(path: &Path, kind: Kind) -> Result<Reader> {
-        Ok(match kind {
-            Kind::File => Reader::File(FileBackend::read_entries(path)?),
-            Kind::Redb => Reader::Redb(RedbFile::open(path)?),
-        })
+        Ok(Reader(match kind {
+            Kind::File => FileBackend::read_entries(path)?,
+            Kind::Redb => without_panic_messages(|| RedbBackend::read_entries(path))?,
+        }))
     }
 
     /// The record stored under `key`, expired or not.
     pub(crate) fn get(&self, key: &str) -> Result<Option<Record>> {
-        match self {
-            Reader::File(entries) => Ok(entries
-                .binary_search_by(|(k, _)| k.as_str().cmp(key))
-                .ok()
-                .map(|i| entries[i].1.clone())),
-            Reader::Redb(db) => db.get(key),
-        }
+        Ok(self
+            .0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.clone()))
     }
 
     /// Calls `f` with every entry (key, deadline, value bytes) in key order.
     pub(crate) fn scan(&self, f: &mut Visit<'_>) -> Result<()> {
-        match self {
-            Reader::File(entries) => {
-                for (k, r) in entries {
-                    f(k, r.expires_at, &r.value)?;
-                }
-                Ok(())
-            }
-            Reader::Redb(db) => db.scan(f),
+        for (k, r) in &self.0 {
+            f(k, r.expires_at, &r.value)?;
         }
+        Ok(())
     }
+}
+
+/// Runs `f` with the panic hook silenced. redb panics on some damaged files;
+/// `RedbBackend::read_entries` returns those panics as `Error::Corrupt` naming the file, which
+/// the command prints, but the hook would print redb's panic message first.
+fn without_panic_messages<T>(f: impl FnOnce() -> T) -> T {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = f();
+    std::panic::set_hook(hook);
+    result
 }
 
 /// Deletes `keys` through the backend; returns how many were there.

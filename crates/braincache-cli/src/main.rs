@@ -4,7 +4,6 @@
 mod cache;
 mod error;
 mod output;
-mod redb_file;
 
 use braincache_core::Timestamp;
 use cache::{Kind, Reader};

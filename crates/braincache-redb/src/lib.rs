@@ -176,6 +176,60 @@ impl RedbBackend {
         self.single_process
     }
 
+    /// Reads every entry of the cache file at `path`, expired ones included, sorted by key,
+    /// without opening it as a cache: nothing is created or written (the file keeps its bytes and
+    /// modification time, no `<file>.seq` appears) and no thread starts. The file is opened with
+    /// redb's read-only handle in the multi-process mode, so this works while processes have it
+    /// open through `RedbBackend` (not while one holds it in
+    /// [`single_process`](RedbBackendBuilder::single_process) mode), and the entries are one
+    /// snapshot of it. A file braincache created but never initialized (no tables) has no
+    /// entries.
+    ///
+    /// For tools that inspect or export a cache (the `braincache` command); a cache in use
+    /// reads through [`Backend`].
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record, Timestamp};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("cache.redb");
+    /// let backend = RedbBackend::open(&path)?;
+    /// backend.set("b", Record::new(b"2".to_vec(), None))?;
+    /// backend.set("a", Record::new(b"1".to_vec(), Some(Timestamp::EPOCH)))?; // long expired
+    ///
+    /// let entries = RedbBackend::read_entries(&path)?;
+    /// assert_eq!(entries[0], ("a".to_owned(), Record::new(b"1".to_vec(), Some(Timestamp::EPOCH))));
+    /// assert_eq!(entries[1].1.value, b"2");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open`](Self::open) on the same file, and never after writing anything:
+    /// - [`Error::Corrupt`] when the file is not a redb database (a truncated one included), when
+    ///   redb finds it damaged (or panics on it), or naming the key of an entry that cannot be
+    ///   decoded;
+    /// - [`Error::Incompatible`] when it is a redb database with other tables, or a braincache
+    ///   file of another format version;
+    /// - [`Error::Io`] when it cannot be read (a missing file is an error, not an empty cache);
+    /// - [`Error::Backend`] when another process holds it in `single_process` mode.
+    pub fn read_entries(path: impl AsRef<Path>) -> Result<Vec<(String, Record)>> {
+        let path = path.as_ref();
+        // redb may panic on pages damaged outside redb: that must reach the caller as an error.
+        let read = catch_unwind(AssertUnwindSafe(|| read_all_entries(path)))
+            .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())));
+        read.map_err(|e| match e {
+            // A read past the end: the file ends before the pages its header points to (and
+            // nothing writes it meanwhile: writers only grow the file).
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Error::corrupt_file(path, None, format!("truncated redb database: {source}"))
+            }
+            e => e,
+        })
+    }
+
     /// Runs a read, turning a panic inside redb (which it does on pages damaged outside redb)
     /// into [`Error::Corrupt`]. Costs nothing when nothing panics.
     fn guarded<T>(&self, key: Option<&str>, read: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -514,6 +568,39 @@ impl RedbBackendBuilder {
             )),
         }
     }
+}
+
+/// [`RedbBackend::read_entries`], without its panic guard.
+fn read_all_entries(path: &Path) -> Result<Vec<(String, Record)>> {
+    let db = redb::Builder::new()
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .set_cache_size(16 << 20)
+        .open_read_only(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::backend(
+                Operation::Open,
+                errors::BACKEND,
+                None,
+                "another process has the file open in single-process mode (redb ExclusiveWriter), \
+                 which excludes every other process; read it when that process has closed it",
+            )
+            .with_path(path),
+            e => errors::map(Operation::Open, path, None, e),
+        })?;
+    if let Layout::Empty = check_format(&db, path)? {
+        return Ok(Vec::new());
+    }
+    let fail = |e: redb::Error| errors::map(Operation::Get, path, None, e);
+    let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+    let table = txn.open_table(ENTRIES).map_err(|e| fail(e.into()))?;
+    let mut entries = Vec::new();
+    for row in table.iter().map_err(|e| fail(e.into()))? {
+        let (k, v) = row.map_err(|e| fail(e.into()))?;
+        let key = k.value();
+        let record = decode_entry(key, v.value()).map_err(|e| e.with_path(path))?;
+        entries.push((key.to_owned(), record));
+    }
+    Ok(entries)
 }
 
 enum Layout {
