@@ -1,6 +1,7 @@
-//! A redb cache file made of arbitrary bytes, or a valid one damaged by patches: opening never
-//! panics, a refused file is a typed error and is left unchanged, an opened one answers every
-//! call without panicking (see `braincache_fuzz::redb_files`).
+//! A redb cache file made of arbitrary bytes, or a valid one damaged by patches:
+//! `RedbBackend::read_entries` never panics nor writes; opening never panics, a refused file is
+//! a typed error and is left unchanged, an opened one answers every call without panicking and
+//! agrees with `read_entries` (see `braincache_fuzz::redb_files`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
