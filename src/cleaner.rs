@@ -8,81 +8,129 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Never sleep less than this between purges, so a deadline that a purge cannot clear (a backend
+/// Never sleep less than this between plans, so a deadline that a purge cannot clear (a backend
 /// error, a clock far behind) cannot turn the cleaner into a busy loop.
 const MIN_SLEEP: Duration = Duration::from_millis(1);
+/// Purges are at least `interval / 100` apart (between 1 ms and 1 s), so many deadlines close
+/// together are purged in one go rather than one commit each.
+const MAX_PURGE_GAP: Duration = Duration::from_secs(1);
 
 enum Msg {
-    /// A `set` brought a deadline earlier than the cleaner's next wake-up.
+    /// A `set` brought a deadline earlier than this cleaner's planned wake-up.
     Wake,
     Stop,
+}
+
+/// One running cleaner, as the hub sees it.
+struct Slot {
+    id: u64,
+    tx: Sender<Msg>,
+    /// The cleaner's planned wake-up in clock nanoseconds; `u64::MAX` while it is planning, so
+    /// a deadline added meanwhile always wakes it.
+    plan: Arc<AtomicU64>,
 }
 
 /// How `set` reaches running cleaners. Lives in the cache, shared by its clones.
 #[derive(Default)]
 pub(crate) struct WakeHub {
-    /// The earliest planned wake-up of any cleaner, in clock nanoseconds; 0 when none runs, so a
-    /// `set` without cleaners costs one atomic load.
-    next_wake: AtomicU64,
-    senders: Mutex<Vec<(u64, Sender<Msg>)>>,
+    /// The latest plan among running cleaners: a deadline before it may need to wake one. 0 when
+    /// none runs, so a `set` without cleaners costs one atomic load.
+    latest_plan: AtomicU64,
+    slots: Mutex<Vec<Slot>>,
     next_id: AtomicU64,
 }
 
 impl WakeHub {
     pub(crate) fn deadline_added(&self, deadline: Timestamp) {
         let d = deadline.as_unix_nanos();
-        if d < self.next_wake.load(Ordering::Relaxed) {
-            self.next_wake.fetch_min(d, Ordering::Relaxed);
-            for (_, tx) in self
-                .senders
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-            {
-                let _ = tx.send(Msg::Wake);
+        if d >= self.latest_plan.load(Ordering::SeqCst) {
+            return;
+        }
+        for slot in self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            if d < slot.plan.fetch_min(d, Ordering::SeqCst) {
+                let _ = slot.tx.send(Msg::Wake);
             }
         }
     }
 
-    fn register(&self, tx: Sender<Msg>) -> u64 {
+    fn register(&self, tx: Sender<Msg>) -> (u64, Arc<AtomicU64>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.senders
+        let plan = Arc::new(AtomicU64::new(u64::MAX));
+        self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((id, tx));
-        id
+            .push(Slot {
+                id,
+                tx,
+                plan: Arc::clone(&plan),
+            });
+        self.latest_plan.store(u64::MAX, Ordering::SeqCst);
+        (id, plan)
     }
 
-    fn plan(&self, wake_at: Timestamp) {
-        // At least 1: 0 means "no cleaner".
-        self.next_wake
-            .store(wake_at.as_unix_nanos().max(1), Ordering::Relaxed);
+    /// Marks a cleaner as planning: every deadline added until `plan` wakes it.
+    fn planning(&self, plan: &AtomicU64) {
+        plan.store(u64::MAX, Ordering::SeqCst);
+        self.latest_plan.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Records a cleaner's plan. A deadline added since `planning` already sent a wake-up, so
+    /// overwriting it here loses nothing.
+    fn plan(&self, plan: &AtomicU64, wake_at: Timestamp) {
+        plan.store(wake_at.as_unix_nanos(), Ordering::SeqCst);
+        self.refresh_latest();
+    }
+
+    fn refresh_latest(&self) {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let latest = slots.iter().map(|s| s.plan.load(Ordering::SeqCst)).max();
+        self.latest_plan
+            .store(latest.unwrap_or(0), Ordering::SeqCst);
     }
 
     fn unregister(&self, id: u64) {
-        let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
-        senders.retain(|(i, _)| *i != id);
-        if senders.is_empty() {
-            self.next_wake.store(0, Ordering::Relaxed);
-        }
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|s| s.id != id);
+        self.refresh_latest();
+    }
+}
+
+/// Unregisters a cleaner from its hub however its thread ends.
+struct Registration<'a> {
+    hub: &'a WakeHub,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.hub.unregister(self.id);
     }
 }
 
 /// A background thread that removes expired entries from a cache.
 ///
 /// It sleeps until the earlier of `interval` and the cache's next deadline, wakes early when a
-/// `set` brings an earlier deadline, and purges. [`stop`](Self::stop) — or dropping the cleaner —
+/// `set` brings an earlier deadline, and purges. Purges are at least `interval / 100` apart
+/// (between 1 ms and 1 s), so deadlines close together cost one purge (one commit on durable
+/// backends), not one each; wake-ups only ever bring a purge forward. [`stop`](Self::stop) — or dropping the cleaner —
 /// wakes it at once and waits for the thread to end, however long the interval. An error or a
 /// panic inside a purge is logged (with the `tracing` feature), counted in
 /// [`Stats::errors`](crate::Stats::errors), and the cleaner keeps running.
 ///
 /// ```
 /// use braincache::{BrainCache, CacheCleaner};
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
 /// let cache = BrainCache::default();
 /// let cleaner = CacheCleaner::start(&cache, Duration::from_secs(3600));
@@ -108,13 +156,16 @@ impl CacheCleaner {
     /// If the operating system cannot start a thread.
     pub fn start<B: Backend, C: Codec>(cache: &BrainCache<B, C>, interval: Duration) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let id = cache.inner().wake.register(tx.clone());
+        let (id, plan) = cache.inner().wake.register(tx.clone());
         let cache = cache.clone();
         let thread = std::thread::Builder::new()
             .name("braincache-cleaner".into())
             .spawn(move || {
-                run(&cache, interval.max(MIN_SLEEP), &rx);
-                cache.inner().wake.unregister(id);
+                let _registration = Registration {
+                    hub: &cache.inner().wake,
+                    id,
+                };
+                run(&cache, interval.max(MIN_SLEEP), &plan, &rx);
             })
             .expect("failed to spawn the braincache cleaner thread");
         CacheCleaner {
@@ -156,10 +207,21 @@ impl fmt::Debug for CacheCleaner {
     }
 }
 
-fn run<B: Backend, C: Codec>(cache: &BrainCache<B, C>, interval: Duration, rx: &Receiver<Msg>) {
+/// The cleaner's loop. `due` is the real time of the next purge: a wake-up may move it earlier,
+/// never later, so a stream of sets cannot postpone purging.
+fn run<B: Backend, C: Codec>(
+    cache: &BrainCache<B, C>,
+    interval: Duration,
+    plan: &AtomicU64,
+    rx: &Receiver<Msg>,
+) {
     let inner = cache.inner();
+    let gap = (interval / 100).clamp(MIN_SLEEP, MAX_PURGE_GAP);
     let mut last_failed = false;
+    let mut last_purge: Option<Instant> = None;
+    let mut due: Option<Instant> = None;
     loop {
+        inner.wake.planning(plan);
         let now = inner.now();
         let sleep = if last_failed {
             // Back off to the interval after an error, rather than retrying at once.
@@ -173,18 +235,28 @@ fn run<B: Backend, C: Codec>(cache: &BrainCache<B, C>, interval: Duration, rx: &
                     interval
                 }
             }
+        };
+        let started = Instant::now();
+        let mut target = started + sleep.max(MIN_SLEEP);
+        if let Some(last) = last_purge {
+            target = target.max(last + gap);
         }
-        .max(MIN_SLEEP);
-        inner.wake.plan(now + sleep);
-        match rx.recv_timeout(sleep) {
+        let wake = due.map_or(target, |d| d.min(target));
+        due = Some(wake);
+        inner
+            .wake
+            .plan(plan, now + wake.saturating_duration_since(started));
+        match rx.recv_deadline(wake) {
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            // Re-plan with the new deadline; a due deadline makes the next sleep minimal.
-            Ok(Msg::Wake) => {
+            // Re-plan with the new deadline, unless the purge is due already.
+            Ok(Msg::Wake) if Instant::now() < wake => {
                 last_failed = false;
                 continue;
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
         }
+        due = None;
+        last_purge = Some(Instant::now());
         last_failed = match catch_unwind(AssertUnwindSafe(|| cache.purge_expired())) {
             Ok(Ok(n)) => {
                 debug_event!("cleaner purged {n} entries");

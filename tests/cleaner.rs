@@ -5,6 +5,7 @@
 use braincache::backend::{Backend, MemoryBackend, Record};
 use braincache::core::{ManualClock, Postcard, Timestamp};
 use braincache::{BrainCache, CacheCleaner, Result};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,11 @@ struct Counting {
     /// Purges numbered below this one panic; those from it up to `fail_until` fail.
     panic_until: usize,
     fail_until: usize,
+    /// `next_expiry` answers, then takes this long to return (a file backend reloading a large
+    /// file, say), so sets can land between its answer and the cleaner's plan.
+    slow_next_expiry: Duration,
+    /// Runs inside every `next_expiry`, i.e. while the cleaner plans.
+    on_next_expiry: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Backend for Counting {
@@ -66,7 +72,12 @@ impl Backend for Counting {
         self.inner.purge_expired(now)
     }
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
-        self.inner.next_expiry()
+        let answer = self.inner.next_expiry();
+        std::thread::sleep(self.slow_next_expiry);
+        if let Some(hook) = self.on_next_expiry.get() {
+            hook();
+        }
+        answer
     }
 }
 
@@ -167,4 +178,83 @@ fn failing_and_panicking_purges_are_counted_and_the_cleaner_keeps_running() {
     cleaner.stop();
     assert!(cache.backend().purges.load(Ordering::SeqCst) >= 5);
     assert!(cache.stats().errors >= 4, "{:?}", cache.stats());
+}
+
+/// Regression (review finding): a stream of sets whose deadlines are earlier than the cleaner's
+/// plan re-woke it, and it re-planned on every wake-up without purging, for as long as the stream
+/// lasted. Here every plan is interrupted by such a set (made from inside `next_expiry`), which
+/// is the worst case of that stream, deterministically.
+#[test]
+fn wake_ups_cannot_postpone_a_due_purge() {
+    let clock = ManualClock::starting_now();
+    let cache = BrainCache::builder(Counting::default())
+        .clock(clock.clone())
+        .build();
+    let (writer, writer_clock) = (cache.clone(), clock.clone());
+    let n = AtomicUsize::new(0);
+    let hook: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+        // Each deadline is a little earlier than the last, so each one wakes the cleaner.
+        let i = n.fetch_add(1, Ordering::SeqCst);
+        writer_clock.set(Timestamp::from_unix_nanos(
+            writer_clock.now_nanos().saturating_sub(1_000),
+        ));
+        writer.set(&format!("k{i}"), &1u8, Duration::ZERO).unwrap();
+    });
+    assert!(cache.backend().on_next_expiry.set(hook).is_ok());
+    cache.set("due", &1u8, Duration::ZERO).unwrap();
+    let cleaner = CacheCleaner::start(&cache, Duration::from_millis(20));
+    // Purges are due every few milliseconds here; ask for several, not one lucky first.
+    let purged = eventually(Duration::from_secs(5), || {
+        cache.backend().purges.load(Ordering::SeqCst) >= 5
+    });
+    cleaner.stop();
+    assert!(
+        purged,
+        "wake-ups kept the cleaner from purging: {} purges",
+        cache.backend().purges.load(Ordering::SeqCst)
+    );
+}
+
+trait NowNanos {
+    fn now_nanos(&self) -> u64;
+}
+
+impl NowNanos for ManualClock {
+    fn now_nanos(&self) -> u64 {
+        braincache::core::Clock::now(self).as_unix_nanos()
+    }
+}
+
+/// Regression (review finding): a deadline added while the cleaner was between reading
+/// `next_expiry` and publishing its plan sent no wake-up, and waited a whole interval.
+#[test]
+fn a_deadline_added_while_the_cleaner_plans_still_wakes_it() {
+    let backend = Counting {
+        slow_next_expiry: Duration::from_millis(100),
+        ..Counting::default()
+    };
+    let cache = BrainCache::new(backend);
+    let cleaner = CacheCleaner::start(&cache, Duration::from_secs(3600));
+    std::thread::sleep(Duration::from_millis(20)); // inside its first `next_expiry`
+    cache.set("soon", &1u8, Duration::from_millis(50)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || cache.len().unwrap() == 0),
+        "the deadline set during planning was not purged"
+    );
+    cleaner.stop();
+}
+
+#[test]
+fn with_two_cleaners_the_remaining_one_still_wakes_for_deadlines() {
+    let cache = BrainCache::default();
+    let first = CacheCleaner::start(&cache, Duration::from_secs(3600));
+    let second = CacheCleaner::start(&cache, Duration::from_secs(3600));
+    std::thread::sleep(Duration::from_millis(50));
+    first.stop();
+    cache.set("soon", &1u8, Duration::from_millis(30)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || cache.len().unwrap() == 0),
+        "the second cleaner was not woken"
+    );
+    second.stop();
 }

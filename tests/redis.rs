@@ -1,10 +1,10 @@
-#![cfg(feature = "redis")]
 //! `BrainCache` over `RedisBackend`, end to end against a real `redis-server`: typed values,
 //! TTLs, the key prefix, two processes sharing one server, errors while the server is down, and
 //! (ignored, run by hand in release) throughput next to `redis-benchmark`.
 //!
 //! Run with `cargo test --features redis --test redis`. Without `redis-server` installed each test
 //! prints a `skipped:` line, or fails when `BRAINCACHE_REQUIRE_REDIS=1` (as in CI).
+#![cfg(feature = "redis")]
 
 #[path = "../crates/braincache-redis/tests/support/mod.rs"]
 mod support;
