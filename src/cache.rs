@@ -1,7 +1,7 @@
 //! `BrainCache`, the front end: typed values over any backend.
 
 use crate::cleaner::WakeHub;
-use crate::load::{ErrorSharing, Loads, NoSharing, Outcome, Role, Sharing};
+use crate::load::{ErrorSharing, LeaderGuard, Loads, NoSharing, Outcome, Role, Sharing};
 use crate::log::{debug_event, warn_event};
 use crate::stats::{Counters, Stats};
 use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp};
@@ -403,6 +403,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> std::result::Result<T, E>,
         S: ErrorSharing<E>,
     {
+        // `None`: the leader told us to compute alone, without leading.
         let leader = loop {
             if let Some(value) = self.get::<T>(key)? {
                 return Ok(Loaded {
@@ -411,7 +412,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                 });
             }
             match self.inner.loads.join(key) {
-                Role::Leader(guard) => break guard,
+                Role::Leader(guard) => break Some(guard),
                 Role::Waiter(slot) => match slot.wait() {
                     Outcome::Value(bytes) => {
                         return Ok(Loaded {
@@ -423,15 +424,24 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                         if let Some(e) = S::receive(err) {
                             return Err(LoadError::Init(e));
                         }
-                        // Another call site with another error type: compute ourselves.
+                        // Another call site with another error type: compute alone.
+                        break None;
                     }
+                    Outcome::ComputeAlone => break None,
                     Outcome::Abandoned => {}
                 },
             }
         };
+        let finish = |leader: Option<LeaderGuard<'_>>, outcome: Outcome| {
+            if let Some(leader) = leader {
+                leader.finish(outcome);
+            }
+        };
         // A previous leader may have stored the value between our miss and our election.
-        if let Some(value) = self.get::<T>(key)? {
-            leader.finish(Outcome::Abandoned);
+        if leader.is_some()
+            && let Some(value) = self.get::<T>(key)?
+        {
+            finish(leader, Outcome::Abandoned);
             return Ok(Loaded {
                 value,
                 store_error: None,
@@ -449,12 +459,12 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                 Ok(bytes) => {
                     let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
                     let store_error = self.set_bytes(key, bytes, ttl).err();
-                    leader.finish(Outcome::Value(shared));
+                    finish(leader, Outcome::Value(shared));
                     Ok(Loaded { value, store_error })
                 }
                 // The value is good even if the codec cannot store it: hand it back.
                 Err(e) => {
-                    leader.finish(Outcome::Abandoned);
+                    finish(leader, Outcome::ComputeAlone);
                     Ok(Loaded {
                         value,
                         store_error: Some(e),
@@ -463,7 +473,10 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             },
             Err(e) => {
                 let e = Arc::new(e);
-                leader.finish(S::share(&e).map_or(Outcome::Abandoned, Outcome::Failed));
+                finish(
+                    leader,
+                    S::share(&e).map_or(Outcome::ComputeAlone, Outcome::Failed),
+                );
                 Err(LoadError::Init(e))
             }
         }

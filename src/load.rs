@@ -50,8 +50,12 @@ pub(crate) enum Outcome {
     Value(Arc<[u8]>),
     /// The leader's error, shared with waiters.
     Failed(SharedError),
-    /// The leader gave up (panicked, or failed with an error it does not share): try again.
+    /// The leader panicked: try again (one waiter becomes the next leader).
     Abandoned,
+    /// The leader failed with an error it does not share, or computed a value the codec cannot
+    /// encode: each waiter computes by itself, at once. (Electing one new leader at a time would
+    /// run N failing calls one after another.)
+    ComputeAlone,
 }
 
 #[derive(Default)]

@@ -296,3 +296,43 @@ fn bounded_cache_never_exceeds_its_bound_under_concurrent_inserts() {
     let n = cache.len().unwrap();
     assert!((250..=500).contains(&n), "{n}");
 }
+
+/// Regression (review finding): when a memoized function fails with an error that is not shared
+/// (the `#[cache]` macro's `Result` functions), the waiters were re-elected one leader at a time,
+/// so N concurrent failing calls ran one after another. Now they compute at once.
+#[test]
+fn waiters_of_a_failed_unshared_computation_compute_concurrently() {
+    use std::sync::atomic::AtomicUsize as Counter;
+    static ACTIVE: Counter = Counter::new(0);
+    static MAX_ACTIVE: Counter = Counter::new(0);
+    static CALLS: Counter = Counter::new(0);
+
+    #[braincache::cache(name = "frontend::always_fails")]
+    fn always_fails(x: u32) -> Result<u32, String> {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        let now = ACTIVE.fetch_add(1, Ordering::SeqCst) + 1;
+        MAX_ACTIVE.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(150));
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+        Err(format!("no value for {x}"))
+    }
+
+    let barrier = Barrier::new(6);
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                barrier.wait();
+                assert_eq!(always_fails(3), Err("no value for 3".to_string()));
+            });
+        }
+    });
+    assert_eq!(
+        CALLS.load(Ordering::SeqCst),
+        6,
+        "errors are not cached nor shared"
+    );
+    assert!(
+        MAX_ACTIVE.load(Ordering::SeqCst) >= 2,
+        "after the first failure the others ran one at a time"
+    );
+}
