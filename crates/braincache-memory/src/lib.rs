@@ -87,6 +87,25 @@ impl MemoryBackend {
         self.max_bytes
     }
 
+    /// The largest entry (as counted by [`MemoryBackend::entry_size`]) a byte-bounded backend
+    /// keeps: one shard's share of `max_bytes`. A larger entry is not kept — `set` succeeds, the
+    /// old value under the key is dropped too, and the drop counts as an eviction — as in other
+    /// bounded caches, so one huge value cannot flush a shard. Pick fewer shards
+    /// ([`MemoryBackendBuilder::shards`]) to raise it. `None` when not bounded by bytes.
+    ///
+    /// ```
+    /// use braincache_memory::MemoryBackend;
+    ///
+    /// let b = MemoryBackend::builder().max_bytes(8 << 20).build();
+    /// assert_eq!(b.max_entry_bytes(), Some(1 << 20)); // 8 shards of 1 MiB
+    /// let one = MemoryBackend::builder().max_bytes(8 << 20).shards(1).build();
+    /// assert_eq!(one.max_entry_bytes(), Some(8 << 20));
+    /// ```
+    #[must_use]
+    pub fn max_entry_bytes(&self) -> Option<usize> {
+        self.max_bytes.map(|b| b / self.shards.len())
+    }
+
     /// The bytes currently held, as counted by [`MemoryBackend::entry_size`].
     #[must_use]
     pub fn bytes(&self) -> usize {
@@ -190,6 +209,8 @@ impl MemoryBackendBuilder {
     }
 
     /// Holds at most `bytes` bytes, counting each entry as [`MemoryBackend::entry_size`].
+    /// The bound is split across shards, and an entry larger than one shard's share is not kept:
+    /// see [`MemoryBackend::max_entry_bytes`].
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = Some(bytes.max(ENTRY_OVERHEAD + 1));
         self
