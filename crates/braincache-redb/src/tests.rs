@@ -226,3 +226,28 @@ fn two_handles_in_one_process_see_each_other() {
         assert_eq!(a.get("j").unwrap(), Some(rec(&[i], None)));
     }
 }
+
+/// Review finding: a cleaner woke a redb cache for nothing and each empty purge was a durable
+/// commit (an fsync) that also ended every process's read snapshot. Requests that change
+/// nothing now abort their transaction and announce nothing.
+#[test]
+fn requests_that_change_nothing_make_no_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(&dir);
+    let later = Timestamp::now() + std::time::Duration::from_secs(3600);
+    b.set("k", rec(b"v", Some(later))).unwrap();
+    let commits = || b.shared.commits.load(Ordering::Relaxed);
+    let stamp = || std::fs::read(dir.path().join("c.redb.seq")).unwrap();
+    let (before, stamp_before) = (commits(), stamp());
+    assert_eq!(b.purge_expired(Timestamp::now()).unwrap(), 0);
+    assert!(!b.delete("absent").unwrap());
+    assert_eq!(b.delete_many(&["absent", "also absent"]).unwrap(), 0);
+    b.set_many(Vec::new()).unwrap();
+    assert_eq!(commits(), before, "no-op requests committed");
+    assert_eq!(stamp(), stamp_before, "no-op requests announced a commit");
+    // Requests that change something still commit and announce.
+    assert_eq!(b.purge_expired(later).unwrap(), 1);
+    assert_eq!(commits(), before + 1);
+    assert_ne!(stamp(), stamp_before);
+    assert_eq!(b.get("k").unwrap(), None);
+}

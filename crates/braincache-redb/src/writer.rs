@@ -200,8 +200,8 @@ fn run(shared: &Shared, rx: &Receiver<Request>, limits: Limits) {
 fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize {
     let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
     match guarded_commit(shared, &ops) {
-        Ok(done) => {
-            let announced = announce(shared);
+        Ok(Committed { done, changed }) => {
+            let announced = if changed { announce(shared) } else { Ok(()) };
             let queued = rx.len();
             for (req, d) in batch.into_iter().zip(done) {
                 let answer = match &announced {
@@ -222,9 +222,11 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
         Err(_) => {
             // Retry one by one, so that each caller gets its own result.
             for req in batch {
-                let answer = guarded_commit(shared, &[&req.op]).and_then(|mut done| {
-                    announce(shared).map_err(|e| announce_error(shared, &req.op, &e))?;
-                    Ok(done.pop().unwrap_or(Done::Unit))
+                let answer = guarded_commit(shared, &[&req.op]).and_then(|mut c| {
+                    if c.changed {
+                        announce(shared).map_err(|e| announce_error(shared, &req.op, &e))?;
+                    }
+                    Ok(c.done.pop().unwrap_or(Done::Unit))
                 });
                 let _ = req.reply.send(answer);
             }
@@ -263,7 +265,7 @@ fn announce_error(shared: &Shared, op: &Op, e: &std::io::Error) -> Error {
 
 /// [`commit`], with a panic inside redb turned into an error for the batch, so that the writer
 /// thread (and every later caller) survives it.
-fn guarded_commit(shared: &Shared, ops: &[&Op]) -> Result<Vec<Done>> {
+fn guarded_commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(shared, ops))).unwrap_or_else(
         |payload| {
             let (op, key) = ops
@@ -279,8 +281,18 @@ fn guarded_commit(shared: &Shared, ops: &[&Op]) -> Result<Vec<Done>> {
     )
 }
 
+/// What a batch's transaction did.
+struct Committed {
+    /// Each request's answer, in order.
+    done: Vec<Done>,
+    /// False when no request changed anything (a purge with nothing due, deletes of absent
+    /// keys): the transaction was aborted, not committed, and there is nothing to announce.
+    /// A cleaner waking for nothing then costs no fsync and ends no reader's snapshot.
+    changed: bool,
+}
+
 /// Applies `ops` in one durable write transaction; returns each one's answer.
-fn commit(shared: &Shared, ops: &[&Op]) -> Result<Vec<Done>> {
+fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
     // Errors not tied to one request are reported against the first (the only one, when the
     // batch is retried request by request).
     let (op, key) = ops
@@ -290,6 +302,7 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Vec<Done>> {
     let mut txn = shared.db.begin_write().map_err(|e| fail(e.into()))?;
     txn.set_durability(Durability::Immediate)
         .map_err(|e| fail(e.into()))?;
+    let mut changed = false;
     let done = {
         let mut tables = Tables::open(&txn).map_err(fail)?;
         let mut done = Vec::with_capacity(ops.len());
@@ -299,16 +312,23 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Vec<Done>> {
                 // one by one; a table must be closed before it is deleted.
                 drop(tables);
                 tables = clear(&txn).map_err(fail)?;
-                Ok(Done::Unit)
+                Ok((Done::Unit, true))
             } else {
                 apply(&mut tables, o)
             };
-            done.push(result.map_err(|e| errors::map(o.operation(), &shared.path, o.key(), e))?);
+            let (d, c) =
+                result.map_err(|e| errors::map(o.operation(), &shared.path, o.key(), e))?;
+            changed |= c;
+            done.push(d);
         }
         done
     };
-    txn.commit().map_err(|e| fail(e.into()))?;
-    Ok(done)
+    if changed {
+        txn.commit().map_err(|e| fail(e.into()))?;
+    } else {
+        txn.abort().map_err(|e| fail(e.into()))?;
+    }
+    Ok(Committed { done, changed })
 }
 
 /// The two data tables, open for writing.
@@ -326,8 +346,8 @@ impl<'txn> Tables<'txn> {
     }
 }
 
-/// Applies one request.
-fn apply(t: &mut Tables<'_>, op: &Op) -> Result<Done, redb::Error> {
+/// Applies one request; returns its answer and whether it changed anything.
+fn apply(t: &mut Tables<'_>, op: &Op) -> Result<(Done, bool), redb::Error> {
     Ok(match op {
         Op::Set(k, r) => {
             #[cfg(test)]
@@ -335,29 +355,36 @@ fn apply(t: &mut Tables<'_>, op: &Op) -> Result<Done, redb::Error> {
                 return Err(redb::Error::ValueTooLarge(usize::MAX));
             }
             put(t, k, r)?;
-            Done::Unit
+            (Done::Unit, true)
         }
         Op::SetMany(v) => {
             for (k, r) in v {
                 put(t, k, r)?;
             }
-            Done::Unit
+            (Done::Unit, !v.is_empty())
         }
-        Op::Delete(k) => Done::Found(remove(t, k)?),
+        Op::Delete(k) => {
+            let found = remove(t, k)?;
+            (Done::Found(found), found)
+        }
         Op::DeleteMany(v) => {
             let mut n = 0;
             for k in v {
                 n += usize::from(remove(t, k)?);
             }
-            Done::Count(n)
+            (Done::Count(n), n > 0)
         }
         Op::Clear => {
             // `commit` clears by deleting the tables; this slower path is never taken there.
             t.entries.retain(|_, _| false)?;
             t.expiry.retain(|_, _| false)?;
-            Done::Unit
+            (Done::Unit, true)
         }
-        Op::Purge(now) => Done::Count(purge(t, now.as_unix_nanos())?.removed),
+        Op::Purge(now) => {
+            let stats = purge(t, now.as_unix_nanos())?;
+            // Stale expiry rows removed without an entry are a change too.
+            (Done::Count(stats.removed), stats.visited > 0)
+        }
     })
 }
 
