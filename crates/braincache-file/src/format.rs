@@ -338,24 +338,30 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, ParseError>
     })
 }
 
-/// Writes a whole document: one entry per line, keys in order, values as stored.
-pub(crate) fn write(entries: &BTreeMap<String, Entry>) -> Vec<u8> {
+/// Writes a whole document: one entry per line, values as stored. `entries` must be in key
+/// order, each key once (a map's iterator, or a view merged with a change).
+pub(crate) fn write<'a, K: AsRef<str>>(
+    entries: impl IntoIterator<Item = (K, &'a Entry)> + Clone,
+) -> Vec<u8> {
     let size: usize = entries
-        .iter()
-        .map(|(k, e)| k.len() + e.value.file_len() + 48)
+        .clone()
+        .into_iter()
+        .map(|(k, e)| k.as_ref().len() + e.value.file_len() + 48)
         .sum();
     let mut out = Vec::with_capacity(size + 4);
     out.push(b'{');
-    for (i, (key, entry)) in entries.iter().enumerate() {
+    let mut empty = true;
+    for (i, (key, entry)) in entries.into_iter().enumerate() {
+        empty = false;
         out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
-        write_str(key, &mut out);
+        write_str(key.as_ref(), &mut out);
         out.extend_from_slice(b": {\"value\": ");
         entry.value.write_json(&mut out);
         out.extend_from_slice(b", \"expire_at\": ");
         write_expire_at(entry.expires_at, &mut out);
         out.push(b'}');
     }
-    if !entries.is_empty() {
+    if !empty {
         out.push(b'\n');
     }
     out.extend_from_slice(b"}\n");
@@ -704,6 +710,6 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(v["a"]["value"], serde_json::json!([1, 2]));
-        assert_eq!(write(&BTreeMap::new()), b"{}\n");
+        assert_eq!(write(&BTreeMap::<String, Entry>::new()), b"{}\n");
     }
 }

@@ -291,29 +291,30 @@ impl Backend for FileBackend {
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
-        let entry = entry(record);
         self.store
-            .write(Operation::Set, false, |st| st.set(key, entry))
+            .set(Operation::Set, [(key.to_owned(), entry(record))])
             .map_err(|e| e.with_key(key))
     }
 
+    /// Written before it returns in both modes (see the crate docs' batched mode).
     fn delete(&self, key: &str) -> Result<bool> {
         self.store
-            .write(Operation::Delete, true, |st| st.delete(key))
+            .change(Operation::Delete, |v, c| c.delete(v, key))
             .map_err(|e| e.with_key(key))
     }
 
+    /// Written before it returns in both modes (see the crate docs' batched mode).
     fn clear(&self) -> Result<()> {
-        self.store
-            .write(Operation::Clear, true, store::State::clear)
+        self.store.change(Operation::Clear, |v, c| c.clear(v))
     }
 
     fn len(&self) -> Result<usize> {
         self.store.read(Operation::Len, store::View::len)
     }
 
+    /// Written before it returns in both modes (see the crate docs' batched mode).
     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
-        self.store.write(Operation::Purge, true, |st| st.purge(now))
+        self.store.change(Operation::Purge, |v, c| c.purge(v, now))
     }
 
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
@@ -333,19 +334,16 @@ impl Backend for FileBackend {
 
     /// Writes all the records with one rewrite of the file (one pair of fsyncs).
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
-        let entries: Vec<(String, Entry)> =
-            entries.into_iter().map(|(k, r)| (k, entry(r))).collect();
-        self.store.write(Operation::Set, false, |st| {
-            for (k, e) in entries {
-                st.set(&k, e);
-            }
-        })
+        self.store.set(
+            Operation::Set,
+            entries.into_iter().map(|(k, r)| (k, entry(r))),
+        )
     }
 
-    /// Removes the keys with one rewrite of the file.
+    /// Removes the keys with one rewrite of the file, written before it returns in both modes.
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        self.store.write(Operation::Delete, true, |st| {
-            keys.iter().filter(|k| st.delete(k)).count()
+        self.store.change(Operation::Delete, |v, c| {
+            keys.iter().filter(|k| c.delete(v, k)).count()
         })
     }
 }

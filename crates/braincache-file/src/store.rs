@@ -2,8 +2,14 @@
 //!
 //! # Invariants
 //! - `State::view` is the document as this handle sees it: the file as last read or written
-//!   (`State::seen`), with `State::pending` applied on top. Pending is empty in durable mode
-//!   except inside [`Store::write_through`].
+//!   (`State::seen`), with `State::in_flight` and `State::pending` (batched sets) on top. It
+//!   never holds a change that is not in the file yet except those sets: a write builds a
+//!   [`Change`] against the view, writes the view merged with it, and applies it to the view
+//!   only once the file has been renamed into place. Until then this handle's readers see the
+//!   document as it was, and a write that fails leaves it so.
+//! - Only sets wait in memory (batched mode). Removals (delete, clear, purge) are written under
+//!   the file lock before they return, so they apply to the file as it is at the call and never
+//!   to what another process writes later.
 //! - The file is only ever replaced whole, by `rename` of a fully written and fsynced temp file,
 //!   and only by a writer holding the exclusive lock on the sidecar `<file>.lock`. So a reader
 //!   needs no lock: whatever it opens is a complete document.
@@ -13,10 +19,12 @@
 
 use crate::format::{self, Entry};
 use braincache_core::{Error, Operation, Result, Timestamp};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
+use std::iter::Peekable;
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -131,138 +139,171 @@ impl View {
         self.expiry.clear();
     }
 
-    /// Removes entries whose deadline is at or before `now`, in deadline order.
-    fn purge(&mut self, now: Timestamp) -> usize {
+    /// Applies a change: a clear first, then its sets and removals.
+    fn apply(&mut self, change: Change) {
+        if change.clear {
+            self.clear();
+        }
+        for (key, entry) in change.keys {
+            match entry {
+                Some(entry) => self.insert(key, entry),
+                None => {
+                    self.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The entries of this view with `change` applied, in key order, without applying it.
+    fn merged<'a>(&'a self, change: &'a Change) -> Merged<'a> {
+        Merged {
+            base: (!change.clear).then(|| self.entries.iter().peekable()),
+            over: change.keys.iter().peekable(),
+        }
+    }
+}
+
+/// [`View::merged`]: a merge of two sorted maps, the change's entries winning.
+#[derive(Clone)]
+struct Merged<'a> {
+    base: Option<Peekable<btree_map::Iter<'a, String, Entry>>>,
+    over: Peekable<btree_map::Iter<'a, String, Option<Entry>>>,
+}
+
+impl<'a> Iterator for Merged<'a> {
+    type Item = (&'a str, &'a Entry);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let base_key = self.base.as_mut().and_then(|b| b.peek()).map(|(k, _)| *k);
+            let over_key = self.over.peek().map(|(k, _)| *k);
+            let take_base = match (base_key, over_key) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(b), Some(o)) => match b.cmp(o) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    Ordering::Equal => {
+                        // The change decides this key.
+                        self.base.as_mut().and_then(Iterator::next);
+                        false
+                    }
+                },
+            };
+            if take_base {
+                return self
+                    .base
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .map(|(k, e)| (k.as_str(), e));
+            }
+            if let Some((k, Some(e))) = self.over.next() {
+                return Some((k.as_str(), e));
+            }
+            // A removal: nothing to yield for this key.
+        }
+    }
+}
+
+/// The net effect of one write on the document: first remove every entry when `clear`, then
+/// set (`Some`) or remove (`None`) each of `keys`. Built against a [`View`] without changing it,
+/// so the view can stay as the file is until the file holds the change.
+#[derive(Debug, Default)]
+pub(crate) struct Change {
+    clear: bool,
+    keys: BTreeMap<String, Option<Entry>>,
+}
+
+impl Change {
+    /// True when applying the change would leave any document as it is.
+    fn is_empty(&self) -> bool {
+        !self.clear && self.keys.is_empty()
+    }
+
+    pub(crate) fn set(&mut self, key: String, entry: Entry) {
+        self.keys.insert(key, Some(entry));
+    }
+
+    /// Whether `key` is in `view` with this change applied.
+    fn has(&self, view: &View, key: &str) -> bool {
+        match self.keys.get(key) {
+            Some(entry) => entry.is_some(),
+            None => !self.clear && view.entries.contains_key(key),
+        }
+    }
+
+    /// Removes `key`; false (and no change) when it is not there.
+    pub(crate) fn delete(&mut self, view: &View, key: &str) -> bool {
+        let found = self.has(view, key);
+        if found {
+            self.keys.insert(key.to_owned(), None);
+        }
+        found
+    }
+
+    /// Removes every entry; no change when there is none.
+    pub(crate) fn clear(&mut self, view: &View) {
+        if view.merged(self).next().is_some() {
+            self.clear = true;
+            self.keys.clear();
+        }
+    }
+
+    /// Removes the entries whose deadline is at or before `now`; returns how many.
+    pub(crate) fn purge(&mut self, view: &View, now: Timestamp) -> usize {
         let mut n = 0;
-        while let Some((d, _)) = self.expiry.first()
-            && *d <= now
-        {
-            if let Some((_, key)) = self.expiry.pop_first() {
-                self.entries.remove(&key);
+        for entry in self.keys.values_mut() {
+            if entry
+                .as_ref()
+                .is_some_and(|e| e.expires_at.is_some_and(|d| d <= now))
+            {
+                *entry = None;
                 n += 1;
             }
         }
+        if !self.clear {
+            let expired: Vec<String> = view
+                .expiry
+                .iter()
+                .take_while(|(d, _)| *d <= now)
+                .filter(|(_, k)| !self.keys.contains_key(k))
+                .map(|(_, k)| k.clone())
+                .collect();
+            n += expired.len();
+            for key in expired {
+                self.keys.insert(key, None);
+            }
+        }
         n
-    }
-
-    fn apply(&mut self, op: &Op) {
-        match op {
-            Op::Set(k, e) => self.insert(k.clone(), e.clone()),
-            Op::Delete(k) => {
-                self.remove(k);
-            }
-            Op::Clear => self.clear(),
-            Op::Purge(t) => {
-                self.purge(*t);
-            }
-        }
-    }
-}
-
-/// A change not yet in the file.
-#[derive(Debug, Clone)]
-enum Op {
-    Set(String, Entry),
-    Delete(String),
-    Clear,
-    Purge(Timestamp),
-}
-
-/// Changes made since the last write, in order. Replayed on top of the file when another
-/// process changed it, so their writes and ours both survive (ours win on the same key).
-///
-/// Sets and deletes of one key between two barriers (clear, purge) collapse into the last one:
-/// they commute with changes to other keys, so memory is bounded by the distinct keys touched.
-#[derive(Debug, Default)]
-struct Pending {
-    ops: Vec<Op>,
-    /// Index in `ops` of each key's change since the last barrier.
-    slots: HashMap<String, usize>,
-}
-
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
-    fn push(&mut self, op: Op) {
-        match &op {
-            Op::Set(k, _) | Op::Delete(k) => {
-                if let Some(&i) = self.slots.get(k) {
-                    self.ops[i] = op;
-                    return;
-                }
-                self.slots.insert(k.clone(), self.ops.len());
-            }
-            Op::Clear => {
-                // Nothing before a clear matters.
-                self.ops.clear();
-                self.slots.clear();
-            }
-            Op::Purge(t) => {
-                if let Some(Op::Purge(prev)) = self.ops.last_mut() {
-                    *prev = (*prev).max(*t);
-                    return;
-                }
-                self.slots.clear();
-            }
-        }
-        self.ops.push(op);
-    }
-
-    /// `self` followed by `later`.
-    fn then(mut self, later: Pending) -> Pending {
-        for op in later.ops {
-            self.push(op);
-        }
-        self
     }
 }
 
 /// Everything behind the state lock.
 #[derive(Debug)]
 pub(crate) struct State {
+    /// The file as last read or written, with `in_flight` and `pending` on top.
     view: View,
-    pending: Pending,
+    /// Batched mode: sets acknowledged but not yet given to a write, the latest per key. Sets
+    /// of different keys commute, so their order does not matter.
+    pending: HashMap<String, Entry>,
+    /// Batched mode: sets taken from `pending` by the write under way; back to `pending` (under
+    /// any newer set of the same key) if it fails before the rename.
+    in_flight: HashMap<String, Entry>,
     seen: Seen,
     /// This process holds the file lock and is replacing the file: no other cooperating writer
     /// can change it meanwhile, so readers answer from memory without `stat`.
     writing: bool,
+    /// A write renamed its file into place but could not fsync the folder: the rename may not
+    /// survive a power loss until a later write or [`Store::flush`] fsyncs the folder.
+    dir_unsynced: bool,
 }
 
 impl State {
-    pub(crate) fn set(&mut self, key: &str, entry: Entry) {
-        self.view.insert(key.to_owned(), entry.clone());
-        self.pending.push(Op::Set(key.to_owned(), entry));
-    }
-
-    pub(crate) fn delete(&mut self, key: &str) -> bool {
-        let found = self.view.remove(key);
-        if found {
-            self.pending.push(Op::Delete(key.to_owned()));
-        }
-        found
-    }
-
-    pub(crate) fn clear(&mut self) {
-        if self.view.len() > 0 {
-            self.view.clear();
-            self.pending.push(Op::Clear);
-        }
-    }
-
-    pub(crate) fn purge(&mut self, now: Timestamp) -> usize {
-        let n = self.view.purge(now);
-        if n > 0 {
-            self.pending.push(Op::Purge(now));
-        }
-        n
-    }
-
     fn rebase(&mut self, base: BTreeMap<String, Entry>, seen: Seen) {
         let mut view = View::from_entries(base);
-        for op in &self.pending.ops {
-            view.apply(op);
+        for (key, entry) in self.in_flight.iter().chain(&self.pending) {
+            view.insert(key.clone(), entry.clone());
         }
         self.view = view;
         self.seen = seen;
@@ -291,6 +332,9 @@ pub(crate) struct Store {
     /// handle, and the temp file has one name).
     writer: Mutex<()>,
     state: Mutex<State>,
+    /// Tests: make every folder fsync fail.
+    #[cfg(test)]
+    pub(crate) fail_dir_sync: std::sync::atomic::AtomicBool,
 }
 
 /// Makes `path` absolute and, when it is a symbolic link, resolves it, so the file is replaced
@@ -347,10 +391,14 @@ impl Store {
             writer: Mutex::new(()),
             state: Mutex::new(State {
                 view: View::default(),
-                pending: Pending::default(),
+                pending: HashMap::new(),
+                in_flight: HashMap::new(),
                 seen: Seen::Unknown,
                 writing: false,
+                dir_unsynced: false,
             }),
+            #[cfg(test)]
+            fail_dir_sync: std::sync::atomic::AtomicBool::new(false),
         };
         {
             let mut st = store.state();
@@ -434,37 +482,63 @@ impl Store {
         Ok(f(&st.view))
     }
 
-    /// Applies `f` (a change) to the document. Durable: under the file lock, on the freshest
-    /// file, written before returning. Batched: in memory, written by the next flush; `fresh`
-    /// says whether `f`'s answer depends on the file's current content (a delete's "was it
-    /// there") so the view must be brought up to date first.
-    pub(crate) fn write<R>(
+    /// Sets entries. Durable: as [`change`](Self::change). Batched: in memory (seen at once by
+    /// this handle's readers), written by the next write of this handle.
+    pub(crate) fn set(
         &self,
         op: Operation,
-        fresh: bool,
-        f: impl FnOnce(&mut State) -> R,
-    ) -> Result<R> {
+        entries: impl IntoIterator<Item = (String, Entry)>,
+    ) -> Result<()> {
         if self.durable {
-            return self.write_through(op, f);
+            return self.write_through(op, false, |_, change| {
+                for (key, entry) in entries {
+                    change.set(key, entry);
+                }
+            });
         }
         let mut st = self.state();
-        if fresh {
-            self.sync(&mut st, op)?;
+        for (key, entry) in entries {
+            st.view.insert(key.clone(), entry.clone());
+            st.pending.insert(key, entry);
         }
-        Ok(f(&mut st))
+        Ok(())
     }
 
-    /// Writes pending changes, if any.
+    /// Makes the change `f` builds against the freshest file, under the file lock, and writes
+    /// it (with this handle's pending sets, in batched mode) before returning, in both modes.
+    /// A change that changes nothing writes nothing. Returns `f`'s answer.
+    pub(crate) fn change<R>(
+        &self,
+        op: Operation,
+        f: impl FnOnce(&View, &mut Change) -> R,
+    ) -> Result<R> {
+        self.write_through(op, false, f)
+    }
+
+    /// Writes pending sets, if any, and retries a folder fsync that failed.
     pub(crate) fn flush(&self, op: Operation) -> Result<()> {
-        if self.state().pending.is_empty() {
-            return Ok(());
+        {
+            let st = self.state();
+            if st.pending.is_empty() && !st.dir_unsynced {
+                return Ok(());
+            }
         }
-        self.write_through(op, |_| ())
+        self.write_through(op, true, |_, _| ())
     }
 
-    /// The write protocol: lock, reload if another process wrote, apply `f`, write the whole
-    /// document to a temp file, fsync it, rename it over the file, fsync the folder, unlock.
-    fn write_through<R>(&self, op: Operation, f: impl FnOnce(&mut State) -> R) -> Result<R> {
+    /// The write protocol: lock, reload if another process wrote, build the change, write the
+    /// whole document with it to a temp file, fsync it, rename it over the file, show the change
+    /// to readers, fsync the folder, unlock. `flush` writes pending sets even when the change is
+    /// empty.
+    ///
+    /// Readers of this handle see the change only once the file holds it: until the rename
+    /// they see the document as it was (and a write that fails before the rename leaves it so).
+    fn write_through<R>(
+        &self,
+        op: Operation,
+        flush: bool,
+        f: impl FnOnce(&View, &mut Change) -> R,
+    ) -> Result<R> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         self.lock_file
             .lock()
@@ -473,46 +547,68 @@ impl Store {
 
         let mut st = self.state();
         self.sync(&mut st, op)?;
-        let answer = f(&mut st);
-        if st.pending.is_empty() {
+        let mut change = Change::default();
+        let answer = f(&st.view, &mut change);
+        let writes_pending = flush && !st.pending.is_empty();
+        if change.is_empty() && !writes_pending {
+            if flush && st.dir_unsynced {
+                drop(st);
+                self.sync_dir().map_err(|e| Error::io(op, &self.dir, e))?;
+                self.state().dir_unsynced = false;
+            }
             return Ok(answer);
         }
-        let bytes = format::write(&st.view.entries);
-        let in_flight = mem::take(&mut st.pending);
+        let bytes = format::write(st.view.merged(&change));
+        st.in_flight = mem::take(&mut st.pending);
         st.writing = true;
         drop(st);
 
-        let written = self.replace_file(&bytes);
+        let renamed = self.write_and_rename(&bytes);
 
         let mut st = self.state();
         st.writing = false;
-        match written {
-            Ok((id, pin)) => {
-                st.seen = Seen::File { id, _pin: pin };
-                Ok(answer)
-            }
+        let file = match renamed {
+            Ok(file) => file,
             Err((path, e)) => {
-                if self.durable {
-                    // The change was refused: forget it, and read the file again next time
-                    // (which also covers a rename that happened before a failed folder fsync).
-                    st.seen = Seen::Unknown;
-                    drop(in_flight);
-                } else {
-                    // Keep the changes for the next flush, before any made since.
-                    let later = mem::take(&mut st.pending);
-                    st.pending = in_flight.then(later);
-                }
-                Err(Error::io(op, path, e))
+                // The file is as it was: drop the change, keep the sets for the next write.
+                let later = mem::take(&mut st.pending);
+                st.pending = mem::take(&mut st.in_flight);
+                st.pending.extend(later);
+                return Err(Error::io(op, path, e));
             }
+        };
+        // The file holds the change and the sets that were in flight: so does the view, with
+        // sets made meanwhile (batched) on top again.
+        st.in_flight.clear();
+        let State { view, pending, .. } = &mut *st;
+        view.apply(change);
+        for (key, entry) in pending.iter() {
+            view.insert(key.clone(), entry.clone());
         }
+        // The id after the rename: it changes the inode's ctime on some systems, and what we
+        // compare with later is the renamed file's `stat`.
+        st.seen = match file.metadata() {
+            Ok(meta) => Seen::File {
+                id: FileId::of(&meta),
+                _pin: file,
+            },
+            // Read the file again next time.
+            Err(_) => Seen::Unknown,
+        };
+        drop(st);
+
+        let synced = self.sync_dir();
+        // A failure is not undone: other processes may already have read the new file. The
+        // change stands (it is not written again); a later write or `flush` retries the fsync.
+        self.state().dir_unsynced = synced.is_err();
+        synced.map_err(|e| Error::io(op, &self.dir, e))?;
+        Ok(answer)
     }
 
-    /// Atomically replaces the file with `bytes`; returns the new version's id and an open
-    /// handle on it. The caller holds the file lock.
-    fn replace_file(
-        &self,
-        bytes: &[u8],
-    ) -> std::result::Result<(FileId, File), (PathBuf, io::Error)> {
+    /// Writes `bytes` to the temp file, fsyncs it and renames it over the file; returns an open
+    /// handle on the new version. On error the file is as it was and the temp file is removed.
+    /// The caller holds the file lock.
+    fn write_and_rename(&self, bytes: &[u8]) -> std::result::Result<File, (PathBuf, io::Error)> {
         let tmp = &self.tmp_path;
         // The temp file has a fixed name: only the lock holder writes it, and one left by a
         // writer killed mid-write is simply overwritten.
@@ -536,11 +632,19 @@ impl Store {
             let _ = fs::remove_file(tmp);
             return Err(e);
         }
-        sync_dir(&self.dir).map_err(at(&self.dir))?;
-        // After the rename: it changes the inode's ctime on some systems, and what we compare
-        // with later is the renamed file's `stat`.
-        let meta = file.metadata().map_err(at(&self.path))?;
-        Ok((FileId::of(&meta), file))
+        Ok(file)
+    }
+
+    /// Makes the last rename durable.
+    fn sync_dir(&self) -> io::Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_dir_sync
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(io::Error::other("injected folder fsync failure"));
+        }
+        sync_dir(&self.dir)
     }
 }
 
@@ -565,13 +669,21 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FileBackend;
     use crate::format::StoredValue;
+    use braincache_core::{Backend, Record};
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
 
     fn e(v: &str, d: Option<u64>) -> Entry {
         Entry {
             value: StoredValue::Json(v.into()),
             expires_at: d.map(Timestamp::from_unix_millis),
         }
+    }
+
+    fn keys(doc: &[u8]) -> Vec<String> {
+        format::parse(doc).unwrap().into_keys().collect()
     }
 
     #[test]
@@ -583,44 +695,96 @@ mod tests {
         v.insert("b".into(), e("2", None));
         assert_eq!(v.expiry.len(), 1);
         assert_eq!(v.next_expiry(), Some(Timestamp::from_unix_millis(20)));
-        assert_eq!(v.purge(Timestamp::from_unix_millis(19)), 0);
-        assert_eq!(v.purge(Timestamp::from_unix_millis(20)), 1);
+        let mut c = Change::default();
+        assert_eq!(c.purge(&v, Timestamp::from_unix_millis(19)), 0);
+        assert!(c.is_empty());
+        assert_eq!(c.purge(&v, Timestamp::from_unix_millis(20)), 1);
+        v.apply(c);
         assert!(v.expiry.is_empty());
         assert_eq!(v.len(), 1);
         assert!(v.remove("b"));
         assert!(!v.remove("b"));
     }
 
+    /// A change answers as if applied, leaves the view alone, and writes what applying it gives.
     #[test]
-    fn pending_replays_in_order_and_stays_small() {
-        let mut p = Pending::default();
-        for i in 0..100 {
-            p.push(Op::Set("k".into(), e(&i.to_string(), None)));
-        }
-        p.push(Op::Set("x".into(), e("1", Some(5))));
-        p.push(Op::Purge(Timestamp::from_unix_millis(5)));
-        p.push(Op::Purge(Timestamp::from_unix_millis(7)));
-        p.push(Op::Set("x".into(), e("2", Some(6))));
-        p.push(Op::Delete("k".into()));
-        assert_eq!(p.ops.len(), 5, "{:?}", p.ops);
-
+    fn a_change_is_seen_through_the_view_without_changing_it() {
         let mut base = BTreeMap::new();
-        base.insert("k".to_owned(), e("old", None));
-        base.insert("other".to_owned(), e("o", Some(1)));
-        base.insert("kept".to_owned(), e("o", Some(100)));
-        let mut view = View::from_entries(base);
-        for op in &p.ops {
-            view.apply(op);
-        }
-        let keys: Vec<&str> = view.entries.keys().map(String::as_str).collect();
-        // x set again after the purge survives it; other (deadline 1) was purged.
-        assert_eq!(keys, ["kept", "x"]);
+        base.insert("a".to_owned(), e("1", Some(5)));
+        base.insert("c".to_owned(), e("3", None));
+        base.insert("e".to_owned(), e("5", Some(50)));
+        let view = View::from_entries(base.clone());
+        let at = Timestamp::from_unix_millis;
 
-        let mut later = Pending::default();
-        later.push(Op::Clear);
-        later.push(Op::Set("z".into(), e("1", None)));
-        let merged = p.then(later);
-        assert!(matches!(merged.ops[0], Op::Clear));
-        assert_eq!(merged.ops.len(), 2);
+        let mut c = Change::default();
+        c.set("b".into(), e("2", Some(7)));
+        c.set("c".into(), e("33", None));
+        assert!(c.delete(&view, "e"));
+        assert!(!c.delete(&view, "e"), "already removed by the change");
+        assert!(!c.delete(&view, "z"));
+        c.set("d".into(), e("4", None));
+        assert!(c.delete(&view, "d"), "set by the change");
+        assert_eq!(
+            c.purge(&view, at(7)),
+            2,
+            "a from the view, b from the change"
+        );
+        assert_eq!(view.entries, base, "the view is unchanged");
+        let written = format::write(view.merged(&c));
+        assert_eq!(keys(&written), ["c"]);
+        let mut applied = View::from_entries(base.clone());
+        applied.apply(c);
+        assert_eq!(format::write(&applied.entries), written);
+        assert_eq!(applied.expiry.len(), 0);
+
+        let mut c = Change::default();
+        c.clear(&view);
+        assert!(!c.delete(&view, "a"), "cleared");
+        c.set("x".into(), e("9", Some(1)));
+        assert_eq!(c.purge(&view, at(3)), 1);
+        assert_eq!(format::write(view.merged(&c)), b"{}\n");
+        let mut again = Change::default();
+        again.clear(&View::default());
+        assert!(again.is_empty(), "clearing nothing changes nothing");
+    }
+
+    /// Review finding: when the rename succeeded but the folder fsync failed, a batched flush
+    /// kept its changes pending and wrote them again at the next flush, over what other
+    /// processes wrote in between.
+    #[test]
+    fn a_failed_folder_fsync_after_the_rename_does_not_write_the_change_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.json");
+        let rec = |v: &str| Record::new(v.as_bytes().to_vec(), None);
+        let lazy = FileBackend::builder(&path)
+            .flush_every(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let other = FileBackend::open(&path).unwrap();
+        lazy.set("k", rec("1")).unwrap();
+        lazy.store.fail_dir_sync.store(true, Relaxed);
+        let err = lazy.flush().unwrap_err();
+        assert_eq!(err.path(), Some(dir.path()), "{err}");
+        assert!(lazy.store.state().dir_unsynced);
+        assert_eq!(
+            other.get("k").unwrap(),
+            Some(rec("1")),
+            "renamed into place"
+        );
+        other.set("k", rec("2")).unwrap();
+        lazy.store.fail_dir_sync.store(false, Relaxed);
+        lazy.flush().unwrap(); // retries the fsync only
+        assert!(!lazy.store.state().dir_unsynced);
+        assert_eq!(other.get("k").unwrap(), Some(rec("2")));
+        assert_eq!(lazy.get("k").unwrap(), Some(rec("2")));
+
+        // Durable: the error is returned, and the change, already in the file, is kept.
+        other.store.fail_dir_sync.store(true, Relaxed);
+        assert!(other.set("k", rec("3")).is_err());
+        assert_eq!(other.get("k").unwrap(), Some(rec("3")));
+        assert_eq!(lazy.get("k").unwrap(), Some(rec("3")));
+        other.store.fail_dir_sync.store(false, Relaxed);
+        other.flush().unwrap();
+        assert!(!other.store.state().dir_unsynced);
     }
 }

@@ -104,7 +104,7 @@ fn writers_on_one_file_lose_nothing_in_either_mode() {
             }
         });
     });
-    lazy.delete("d0").unwrap(); // a delete of the other handle's key is replayed too
+    lazy.delete("d0").unwrap(); // a delete of the other handle's key (written at once)
     lazy.flush().unwrap();
     let fresh = FileBackend::open(&path).unwrap();
     assert_eq!(fresh.len().unwrap(), 79);
@@ -149,39 +149,6 @@ fn batched_changes_reach_the_file_on_flush_on_tick_and_on_drop() {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-#[test]
-fn batched_clear_and_purge_are_replayed_over_other_writers() {
-    let (_dir, path) = setup();
-    let other = FileBackend::open(&path).unwrap();
-    let lazy = batched(&path, Duration::from_secs(3600));
-    let t = |s: u64| Some(Timestamp::from_unix_millis(s * 1000));
-    other.set("old", Record::new(b"1".to_vec(), t(10))).unwrap();
-    assert_eq!(
-        lazy.purge_expired(Timestamp::from_unix_millis(20_000))
-            .unwrap(),
-        1
-    );
-    // Written after our purge by another process, already expired by our purge's time: our
-    // flush replays the purge over it, as if the purge ran after it.
-    other
-        .set("late", Record::new(b"2".to_vec(), t(15)))
-        .unwrap();
-    other
-        .set("live", Record::new(b"3".to_vec(), t(99)))
-        .unwrap();
-    lazy.flush().unwrap();
-    assert_eq!(other.get("old").unwrap(), None);
-    assert_eq!(other.get("late").unwrap(), None);
-    assert_eq!(value(&other, "live").as_deref(), Some("3"));
-
-    lazy.clear().unwrap();
-    lazy.set("mine", rec("4")).unwrap();
-    other.set("theirs", rec("5")).unwrap(); // before our flush: the clear removes it
-    lazy.flush().unwrap();
-    assert_eq!(other.len().unwrap(), 1);
-    assert_eq!(value(&other, "mine").as_deref(), Some("4"));
 }
 
 fn assert_corrupt(path: &Path, text: &[u8], want: &str) {
@@ -487,4 +454,264 @@ fn the_file_shows_real_json_and_reads_back_after_reopening() {
     assert_eq!(b.get("bin").unwrap().unwrap().value, [0, 1, 2, 255]);
     assert_eq!(value(&b, "tag").as_deref(), Some(r#"{"$bytes":"AA=="}"#));
     assert_eq!(b.next_expiry().unwrap(), Some(deadline));
+}
+
+/// Review finding: a batched handle's `clear`/`delete` used to wait in memory and be replayed
+/// at the flush over the current file, erasing what another process wrote in between.
+#[test]
+fn a_batched_removal_never_erases_a_later_write_of_another_process() {
+    let (_dir, path) = setup();
+    let lazy = batched(&path, Duration::from_secs(3600));
+    let other = FileBackend::open(&path).unwrap();
+    other.set("x", rec("0")).unwrap();
+
+    lazy.set("mine", rec("1")).unwrap();
+    lazy.clear().unwrap();
+    other.set("x", rec("1")).unwrap(); // acknowledged after the clear
+    lazy.flush().unwrap();
+    assert_eq!(value(&other, "x").as_deref(), Some("1"), "clear");
+    assert_eq!(other.get("mine").unwrap(), None, "set before the clear");
+
+    assert!(lazy.delete("x").unwrap());
+    other.set("x", rec("2")).unwrap();
+    lazy.flush().unwrap();
+    assert_eq!(value(&other, "x").as_deref(), Some("2"), "delete");
+
+    assert_eq!(lazy.delete_many(&["x", "x", "none"]).unwrap(), 1);
+    other.set("x", rec("3")).unwrap();
+    lazy.flush().unwrap();
+    assert_eq!(value(&other, "x").as_deref(), Some("3"), "delete_many");
+
+    assert!(lazy.delete("x").unwrap());
+    other.set("x", rec("4")).unwrap();
+    drop(lazy); // the flush on drop
+    assert_eq!(value(&other, "x").as_deref(), Some("4"), "drop");
+}
+
+#[test]
+fn a_batched_purge_never_erases_a_later_write_of_another_process() {
+    let (_dir, path) = setup();
+    let lazy = batched(&path, Duration::from_secs(3600));
+    let other = FileBackend::open(&path).unwrap();
+    let t = |s: u64| Some(Timestamp::from_unix_millis(s * 1000));
+    other.set("old", Record::new(b"1".to_vec(), t(10))).unwrap();
+    let now = Timestamp::from_unix_millis(20_000);
+    assert_eq!(lazy.purge_expired(now).unwrap(), 1);
+    // Written after the purge, with a deadline the purge's time has passed: the purge does not
+    // reach it (it is still expired to every reader, and the next purge removes it).
+    other
+        .set("late", Record::new(b"2".to_vec(), t(15)))
+        .unwrap();
+    lazy.flush().unwrap();
+    assert_eq!(other.get("old").unwrap(), None);
+    assert_eq!(value(&other, "late").as_deref(), Some("2"));
+    assert_eq!(lazy.purge_expired(now).unwrap(), 1);
+    assert_eq!(other.get("late").unwrap(), None);
+}
+
+/// In batched mode only sets wait for the flush: a removal is on disk when it returns, with the
+/// sets made before it, in order.
+#[test]
+fn batched_removals_write_through_with_the_sets_before_them() {
+    let (_dir, path) = setup();
+    let lazy = batched(&path, Duration::from_secs(3600));
+    let on_disk = || FileBackend::read_entries(&path).unwrap();
+    lazy.set("a", rec("1")).unwrap();
+    lazy.set("b", rec("2")).unwrap();
+    assert!(on_disk().is_empty(), "sets wait for the flush");
+    assert!(lazy.delete("a").unwrap());
+    assert_eq!(on_disk(), [("b".to_owned(), rec("2"))]);
+    // A removal that removes nothing writes nothing; the set stays pending.
+    lazy.set("c", rec("3")).unwrap();
+    assert!(!lazy.delete("a").unwrap());
+    assert_eq!(lazy.delete_many(&["a", "z"]).unwrap(), 0);
+    assert_eq!(lazy.purge_expired(Timestamp::MAX).unwrap(), 0);
+    assert_eq!(on_disk().len(), 1);
+    lazy.clear().unwrap();
+    assert!(on_disk().is_empty());
+    assert_eq!(lazy.len().unwrap(), 0);
+    lazy.set("d", rec("4")).unwrap();
+    assert_eq!(
+        lazy.purge_expired(Timestamp::MAX).unwrap(),
+        0,
+        "no deadline"
+    );
+    lazy.set(
+        "e",
+        Record::new(b"5".to_vec(), Some(Timestamp::from_unix_millis(1))),
+    )
+    .unwrap();
+    assert_eq!(lazy.purge_expired(Timestamp::MAX).unwrap(), 1);
+    assert_eq!(on_disk(), [("d".to_owned(), rec("4"))]);
+}
+
+/// The documented rule for batched sets: a set reaches the file at the flush, so for the same
+/// key it wins over what another process wrote between the set and the flush (the later flush
+/// wins); keys this handle did not set are left alone.
+#[test]
+fn a_batched_set_wins_over_writes_to_the_same_key_made_before_its_flush() {
+    let (_dir, path) = setup();
+    let lazy = batched(&path, Duration::from_secs(3600));
+    let other = FileBackend::open(&path).unwrap();
+    lazy.set("k", rec("mine")).unwrap();
+    other.set("k", rec("theirs")).unwrap();
+    other.set("j", rec("theirs")).unwrap();
+    lazy.flush().unwrap();
+    assert_eq!(value(&other, "k").as_deref(), Some("mine"));
+    assert_eq!(value(&other, "j").as_deref(), Some("theirs"));
+    lazy.set("k", rec("again")).unwrap();
+    assert!(other.delete("k").unwrap());
+    lazy.flush().unwrap();
+    assert_eq!(value(&other, "k").as_deref(), Some("again"));
+    // Once flushed, a set is not written again: later writes of others stand.
+    other.set("k", rec("last")).unwrap();
+    lazy.flush().unwrap();
+    assert_eq!(value(&lazy, "k").as_deref(), Some("last"));
+}
+
+/// Review finding: a durable write used to change the handle's memory before the file was
+/// replaced, so its other threads could read a value that the write then failed to store.
+/// `<file>.tmp` is made a FIFO: the writer blocks opening it (holding the file lock) until the
+/// test opens the other end, and then fails at the fsync (a FIFO cannot be fsynced).
+#[cfg(unix)]
+#[test]
+fn readers_never_see_a_write_that_then_fails() {
+    use std::io::Read;
+    use std::time::Instant;
+
+    /// Runs `write` on another thread while it is stuck on the FIFO, reading `key` through
+    /// `reader` meanwhile; returns the write's result and every distinct value read.
+    fn while_stuck(
+        path: &Path,
+        reader: &FileBackend,
+        key: &str,
+        write: impl FnOnce() -> braincache_core::Result<()> + Send,
+    ) -> (braincache_core::Result<()>, Vec<Option<String>>) {
+        let tmp = path.with_file_name("cache.json.tmp");
+        let lock = fs::File::open(path.with_file_name("cache.json.lock")).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&tmp).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        let mut seen: Vec<Option<String>> = Vec::new();
+        let result = std::thread::scope(|s| {
+            let writer = s.spawn(write);
+            // The writer holds the file lock from before it changes anything until it is done.
+            let t = Instant::now();
+            while lock.try_lock().is_ok() {
+                lock.unlock().unwrap();
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "the writer never locked"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let t = Instant::now();
+            for _ in 0..100_000 {
+                let v = value(reader, key);
+                if !seen.contains(&v) {
+                    seen.push(v);
+                }
+                if t.elapsed() > Duration::from_millis(200) {
+                    break;
+                }
+            }
+            // Let the writer go (it then fails at the fsync), whatever was seen.
+            let mut fifo = fs::File::open(&tmp).unwrap();
+            let mut written = Vec::new();
+            fifo.read_to_end(&mut written).unwrap();
+            writer.join().unwrap()
+        });
+        assert!(!tmp.exists(), "the failed write removes its temp file");
+        (result, seen)
+    }
+
+    let (_dir, path) = setup();
+    let durable = FileBackend::open(&path).unwrap();
+    durable.set("k", rec("1")).unwrap();
+    let before = fs::read(&path).unwrap();
+    let (result, seen) = while_stuck(&path, &durable, "k", || durable.set("k", rec("2")));
+    assert!(result.unwrap_err().is_io());
+    assert_eq!(
+        seen,
+        [Some("1".to_owned())],
+        "a reader saw the unwritten value"
+    );
+    assert_eq!(value(&durable, "k").as_deref(), Some("1"));
+    assert_eq!(fs::read(&path).unwrap(), before);
+
+    // The same for a batched handle's removal, which writes through.
+    let lazy = batched(&path, Duration::from_secs(3600));
+    lazy.set("p", rec("pending")).unwrap();
+    let (result, seen) = while_stuck(&path, &lazy, "k", || lazy.clear());
+    assert!(result.unwrap_err().is_io());
+    assert_eq!(
+        seen,
+        [Some("1".to_owned())],
+        "a reader saw the unwritten clear"
+    );
+    assert_eq!(value(&lazy, "k").as_deref(), Some("1"));
+    assert_eq!(value(&lazy, "p").as_deref(), Some("pending"));
+    assert_eq!(fs::read(&path).unwrap(), before);
+    lazy.flush().unwrap();
+    assert_eq!(value(&durable, "p").as_deref(), Some("pending"));
+    assert_eq!(value(&durable, "k").as_deref(), Some("1"));
+}
+
+/// Sets of one thread land while another thread's removals are being written: afterwards the
+/// handle answers exactly what the file holds. (Each set is of a new key, so a set dropped from
+/// the handle's memory is not hidden by a later one.)
+#[test]
+fn batched_sets_during_a_removals_write_stay_in_step_with_the_file() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    const MAX_SETS: usize = 5_000;
+    let (_dir, path) = setup();
+    let lazy = batched(&path, Duration::from_secs(3600));
+    let (done, sets) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let mut after_last_clear = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..MAX_SETS {
+                if done.load(Relaxed) {
+                    break;
+                }
+                lazy.set(&format!("s{i}"), rec("1")).unwrap();
+                sets.store(i + 1, Relaxed);
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+        let t = std::time::Instant::now();
+        while sets.load(Relaxed) == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the setter never ran"
+            );
+            std::thread::yield_now();
+        }
+        for round in 0..60 {
+            // Each removal removes something, so each one writes.
+            lazy.set("m", rec("1")).unwrap();
+            match round % 3 {
+                0 => {
+                    lazy.clear().unwrap();
+                    after_last_clear = sets.load(Relaxed);
+                }
+                1 => assert!(lazy.delete("m").unwrap()),
+                _ => assert_eq!(lazy.delete_many(&["m", "s0"]).unwrap() % 3, 1),
+            }
+        }
+        done.store(true, Relaxed);
+    });
+    let n = sets.load(Relaxed);
+    assert!(n > 60, "only {n} sets");
+    lazy.flush().unwrap();
+    let fresh = FileBackend::open(&path).unwrap();
+    let keys: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_eq!(lazy.len().unwrap(), fresh.len().unwrap());
+    let in_file = fresh.get_many(&keys).unwrap();
+    assert_eq!(lazy.get_many(&keys).unwrap(), in_file);
+    // Sets that began after the last clear returned are all kept (s0 is deleted).
+    let lost: Vec<usize> = (after_last_clear + 1..n)
+        .filter(|&i| i > 0 && in_file[i].is_none())
+        .collect();
+    assert!(lost.is_empty(), "acknowledged sets lost: {lost:?}");
 }
