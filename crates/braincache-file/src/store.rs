@@ -19,13 +19,13 @@
 
 use crate::format::{self, Entry};
 use braincache_core::{Error, Operation, Result, Timestamp};
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::iter::Peekable;
 use std::mem;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
@@ -156,17 +156,29 @@ impl View {
 
     /// The entries of this view with `change` applied, in key order, without applying it.
     fn merged<'a>(&'a self, change: &'a Change) -> Merged<'a> {
+        let base = if change.clear { &EMPTY } else { &self.entries };
+        let mut over = change.keys.iter().peekable();
+        let first = over.peek().map(|(k, _)| k.as_str());
         Merged {
-            base: (!change.clear).then(|| self.entries.iter().peekable()),
-            over: change.keys.iter().peekable(),
+            base,
+            segment: base.range::<str, _>((
+                Bound::Unbounded,
+                first.map_or(Bound::Unbounded, Bound::Excluded),
+            )),
+            over,
         }
     }
 }
 
-/// [`View::merged`]: a merge of two sorted maps, the change's entries winning.
+static EMPTY: BTreeMap<String, Entry> = BTreeMap::new();
+
+/// [`View::merged`]: the base's entries between two keys of the change are walked as ranges
+/// (no key comparisons), each key of the change is yielded in between unless it is a removal.
 #[derive(Clone)]
 struct Merged<'a> {
-    base: Option<Peekable<btree_map::Iter<'a, String, Entry>>>,
+    base: &'a BTreeMap<String, Entry>,
+    /// The base's entries before the change's next key (and after its previous one).
+    segment: btree_map::Range<'a, String, Entry>,
     over: Peekable<btree_map::Iter<'a, String, Option<Entry>>>,
 }
 
@@ -175,31 +187,18 @@ impl<'a> Iterator for Merged<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let base_key = self.base.as_mut().and_then(|b| b.peek()).map(|(k, _)| *k);
-            let over_key = self.over.peek().map(|(k, _)| *k);
-            let take_base = match (base_key, over_key) {
-                (None, None) => return None,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(b), Some(o)) => match b.cmp(o) {
-                    Ordering::Less => true,
-                    Ordering::Greater => false,
-                    Ordering::Equal => {
-                        // The change decides this key.
-                        self.base.as_mut().and_then(Iterator::next);
-                        false
-                    }
-                },
-            };
-            if take_base {
-                return self
-                    .base
-                    .as_mut()
-                    .and_then(Iterator::next)
-                    .map(|(k, e)| (k.as_str(), e));
-            }
-            if let Some((k, Some(e))) = self.over.next() {
+            if let Some((k, e)) = self.segment.next() {
                 return Some((k.as_str(), e));
+            }
+            let (key, entry) = self.over.next()?;
+            // The change's keys are distinct and sorted, so `key < upto`: a valid range.
+            let upto = self.over.peek().map(|(k, _)| k.as_str());
+            self.segment = self.base.range::<str, _>((
+                Bound::Excluded(key.as_str()),
+                upto.map_or(Bound::Unbounded, Bound::Excluded),
+            ));
+            if let Some(entry) = entry {
+                return Some((key.as_str(), entry));
             }
             // A removal: nothing to yield for this key.
         }
@@ -746,6 +745,50 @@ mod tests {
         let mut again = Change::default();
         again.clear(&View::default());
         assert!(again.is_empty(), "clearing nothing changes nothing");
+    }
+
+    /// Every view and change over six keys: the merge writes what applying the change gives.
+    #[test]
+    fn merged_agrees_with_applied_for_every_small_case() {
+        const KEYS: [&str; 6] = ["", "a", "ab", "b", "ba", "c"];
+        for base_mask in 0..1u32 << KEYS.len() {
+            let base: BTreeMap<String, Entry> = (0..KEYS.len())
+                .filter(|i| base_mask & (1 << i) != 0)
+                .map(|i| (KEYS[i].to_owned(), e("0", Some(i as u64))))
+                .collect();
+            let view = View::from_entries(base.clone());
+            for code in 0..3u32.pow(KEYS.len() as u32) * 2 {
+                let mut c = Change {
+                    clear: code % 2 == 1,
+                    keys: BTreeMap::new(),
+                };
+                let mut rest = code / 2;
+                for (i, key) in KEYS.iter().enumerate() {
+                    match rest % 3 {
+                        1 => c.set((*key).to_owned(), e("1", Some(10 + i as u64))),
+                        2 => {
+                            c.keys.insert((*key).to_owned(), None);
+                        }
+                        _ => {}
+                    }
+                    rest /= 3;
+                }
+                let merged = format::write(view.merged(&c));
+                let mut applied = View::from_entries(base.clone());
+                applied.apply(c);
+                assert_eq!(
+                    merged,
+                    format::write(&applied.entries),
+                    "{base_mask} {code}"
+                );
+                let want: BTreeSet<_> = applied
+                    .entries
+                    .iter()
+                    .filter_map(|(k, e)| e.expires_at.map(|d| (d, k.clone())))
+                    .collect();
+                assert_eq!(applied.expiry, want);
+            }
+        }
     }
 
     /// Review finding: when the rename succeeded but the folder fsync failed, a batched flush
