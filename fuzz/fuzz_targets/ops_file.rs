@@ -2,20 +2,23 @@
 //! model; afterwards another handle (as another process would) and a reopen see exactly what the
 //! backend answered: nothing acknowledged is lost.
 //!
-//! Byte 0 picks the mode: bit 0 batched (else durable); in batched mode bit 1 flushes before the
-//! second handle looks (else the drop's flush is relied on), and bit 2 flushes every millisecond
-//! in the background during the run (else never).
+//! Byte 0 picks the mode:
+//! - bit 0 clear: durable. Bit 3 set: two handles on the file take the calls in turn, so each
+//!   must see the other's writes at once.
+//! - bit 0 set: batched. Bit 1 flushes before the second handle looks (else the drop's flush is
+//!   relied on); bit 2 flushes every millisecond in the background during the run (else never).
 #![no_main]
 
 use braincache_core::testkit::{MODEL_KEYS, Op, check_against_model};
 use braincache_core::{Backend, Record, Timestamp};
 use braincache_file::FileBackend;
 use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
 use std::time::Duration;
 
 type Seen = (Vec<Option<Record>>, usize, Option<Timestamp>);
 
-fn seen(b: &FileBackend) -> Seen {
+fn seen(b: &impl Backend) -> Seen {
     (
         b.get_many(&MODEL_KEYS).expect("get_many"),
         b.len().expect("len"),
@@ -38,6 +41,20 @@ fuzz_target!(|bytes: &[u8]| {
     .build()
     .expect("open a new file");
     let ops = Op::decode_all(rest);
+    if !batched && mode & 8 != 0 {
+        let backend = Arc::new(backend);
+        let other = Arc::new(FileBackend::open(&path).expect("a second handle"));
+        let both = braincache_fuzz::Alternate::new(Arc::clone(&backend), other);
+        if let Err(e) = check_against_model(&both, &ops) {
+            panic!("two durable file handles in turn disagree with the model: {e}");
+        }
+        let answered = seen(&*backend);
+        drop(both);
+        drop(backend);
+        let again = FileBackend::open(&path).expect("reopen");
+        assert_eq!(seen(&again), answered, "a reopen sees other records");
+        return;
+    }
     if let Err(e) = check_against_model(&backend, &ops) {
         panic!("file backend (batched: {batched}) disagrees with the model: {e}");
     }

@@ -119,3 +119,70 @@ pub fn panics_seen() -> u64 {
         .values()
         .sum()
 }
+
+/// Two handles on one store, used in turn: each call goes to the next handle. A model check run
+/// through it checks that every handle sees what the other acknowledged, at once (as another
+/// process would).
+pub struct Alternate<B> {
+    handles: [std::sync::Arc<B>; 2],
+    turn: std::sync::atomic::AtomicUsize,
+}
+
+impl<B> Alternate<B> {
+    /// Alternates between `a` and `b`, starting with `a`.
+    pub fn new(a: std::sync::Arc<B>, b: std::sync::Arc<B>) -> Self {
+        Alternate {
+            handles: [a, b],
+            turn: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn next(&self) -> &B {
+        let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.handles[i % 2]
+    }
+}
+
+impl<B: braincache_core::Backend> braincache_core::Backend for Alternate<B> {
+    type Codec = B::Codec;
+
+    fn get(&self, key: &str) -> braincache_core::Result<Option<braincache_core::Record>> {
+        self.next().get(key)
+    }
+    fn set(&self, key: &str, record: braincache_core::Record) -> braincache_core::Result<()> {
+        self.next().set(key, record)
+    }
+    fn delete(&self, key: &str) -> braincache_core::Result<bool> {
+        self.next().delete(key)
+    }
+    fn clear(&self) -> braincache_core::Result<()> {
+        self.next().clear()
+    }
+    fn len(&self) -> braincache_core::Result<usize> {
+        self.next().len()
+    }
+    fn purge_expired(&self, now: braincache_core::Timestamp) -> braincache_core::Result<usize> {
+        self.next().purge_expired(now)
+    }
+    fn next_expiry(&self) -> braincache_core::Result<Option<braincache_core::Timestamp>> {
+        self.next().next_expiry()
+    }
+    fn flush(&self) -> braincache_core::Result<()> {
+        self.next().flush()
+    }
+    fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> braincache_core::Result<Vec<Option<braincache_core::Record>>> {
+        self.next().get_many(keys)
+    }
+    fn set_many(
+        &self,
+        entries: Vec<(String, braincache_core::Record)>,
+    ) -> braincache_core::Result<()> {
+        self.next().set_many(entries)
+    }
+    fn delete_many(&self, keys: &[&str]) -> braincache_core::Result<usize> {
+        self.next().delete_many(keys)
+    }
+}
