@@ -1,5 +1,6 @@
 //! Measures the file backend's write cost: 1,000 sets into a 1,000-entry file, durable and
-//! batched, beside the disk's fsync floor.
+//! batched, and 200 deletes in batched mode (which write through), beside the disk's fsync
+//! floor.
 //!
 //! ```text
 //! cargo run --release -p braincache-file --example file_bench [-- FOLDER]
@@ -168,4 +169,14 @@ fn main() {
             total / 1e3
         );
     }
+
+    // A removal writes through in batched mode too (so it cannot erase later writes of other
+    // processes): it costs a durable write.
+    let batched = prefilled(&path, Some(Duration::from_millis(100)));
+    row(
+        &format!("batched delete (written at once), {ENTRIES} entries"),
+        summary(time_each(SETS / 5, |i| {
+            assert!(batched.delete(&format!("key-{i:05}")).expect("delete"));
+        })),
+    );
 }

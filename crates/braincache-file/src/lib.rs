@@ -50,16 +50,22 @@
 //!   column; the file's bytes are left as they were, and writes are refused until it is fixed.
 //! - I/O failures (a missing folder, a path through a regular file, permission denied, a full
 //!   disk) are [`Error::Io`] naming the operation and the path, never
-//!   a panic. A failed durable write leaves the cache as it was before the call.
+//!   a panic. A write that fails (a durable write, a removal, a flush) leaves the file and what
+//!   the handle answers as they were before the call (a failed flush keeps its sets pending),
+//!   and no reader saw its change meanwhile: a handle shows a write to its readers (any thread)
+//!   only once the new file is renamed into place. One exception: when only the last step, the folder's fsync,
+//!   fails, the new file is already in place (other processes may have read it), so the change
+//!   stands; the error names the folder, the rename may not survive a power loss, and the next
+//!   write or [`flush`](Backend::flush) fsyncs the folder again.
 //! - Deadlines are kept to the nanosecond in the file (`expire_at` is written as an exact
 //!   decimal), and an expiry index keeps [`purge_expired`](Backend::purge_expired) and
 //!   `next_expiry` from scanning the document.
 //!
-//! # Batched mode: faster writes, weaker durability
+//! # Batched mode: faster sets, weaker durability
 //! Rewriting the document on every write costs O(size) plus two fsyncs per write. For
-//! write-heavy use, [`FileBackend::builder`]`(path).flush_every(interval)` keeps changes in
+//! write-heavy use, [`FileBackend::builder`]`(path).flush_every(interval)` keeps sets in
 //! memory and writes them at most once per `interval` from a background thread, on
-//! [`flush`](Backend::flush), and when the backend is dropped:
+//! [`flush`](Backend::flush), with the next removal, and when the backend is dropped:
 //!
 //! ```
 //! use braincache_core::{Backend, Record};
@@ -79,13 +85,27 @@
 //! # }
 //! ```
 //!
-//! The trade-off: a `set` that returned `Ok` is **not** on disk until the next flush, so a crash
-//! or `kill -9` loses up to `interval` of writes (the file itself is still never torn). Writes of
-//! other processes are still not lost: a flush takes the lock, reloads the file, and replays this
-//! handle's pending sets, deletes, clears and purges on top. A failed background flush keeps the
-//! changes pending and tries again at the next tick; [`flush`](Backend::flush)
-//! returns the error. The flush on drop cannot report one: call `flush()` first if you need to
-//! know.
+//! - **Only sets wait.** `set` and `set_many` return once the change is in memory (this
+//!   handle's readers see it at once). A `set` that returned `Ok` is **not** on disk until the
+//!   next flush, so a crash or `kill -9` loses up to `interval` of sets (the file itself is
+//!   still never torn).
+//! - **Removals are written at once.** `delete`, `delete_many`, `clear` and `purge_expired`
+//!   work as in durable mode: under the lock, on the file as it is at the call, written (with
+//!   this handle's pending sets) before they return, at the cost of one durable write. So a
+//!   removal never reaches what another process writes after it. One that removes nothing
+//!   writes nothing.
+//! - **How pending sets meet other processes' writes.** A flush takes the lock, reloads the
+//!   file, and writes this handle's pending sets on top: each key's latest value as this handle
+//!   set it. Everything else in the file is kept, so another process's writes to other keys
+//!   are never lost. For a key this handle has set since its last flush, the flush wins: a
+//!   `set` or `delete` of that key by another process between this handle's `set` and its
+//!   flush is overwritten (per key, the later flush wins, as if this handle's `set` ran at the
+//!   flush). Once written, a set is not written again. If other processes delete keys to
+//!   invalidate them, a batched handle's older value can come back this way: use durable mode
+//!   there, or `flush()` after such sets.
+//! - **Errors.** A failed background flush keeps the sets pending and tries again at the next
+//!   tick; [`flush`](Backend::flush) returns the error. The flush on drop cannot report one:
+//!   call `flush()` first if you need to know.
 //!
 //! # Cost
 //! Measured with `cargo run --release -p braincache-file --example file_bench` on a 2-core VM
@@ -96,6 +116,7 @@
 //! | durable `set` | 0.53–0.58 ms: the new file's fsync (≈ 0.28 ms) and the folder's (≈ 0.16 ms) are most of it |
 //! | the replace protocol alone (write, fsync, rename, fsync folder) | 0.58–0.63 ms |
 //! | batched `set` | 0.6 µs; each flush then costs one durable write (≈ 0.6–0.7 ms) |
+//! | batched `delete` (written at once, like every removal) | as a durable `set` |
 //! | `get` | 1.5 µs (a `stat` and a map lookup) |
 //!
 //! A durable write's cost grows with the document; `set_many` and `delete_many` write once for
@@ -371,10 +392,12 @@ pub struct FileBackendBuilder {
 }
 
 impl FileBackendBuilder {
-    /// Batched mode: keep changes in memory and write them at most once per `interval` (and on
-    /// `flush()` and drop). Changes acknowledged since the last write are lost if the process
-    /// dies; see the [crate docs](crate#batched-mode-faster-writes-weaker-durability). A zero
-    /// interval means durable mode.
+    /// Batched mode: keep sets in memory and write them at most once per `interval` (and on
+    /// `flush()`, with the next removal, and on drop). Sets acknowledged since the last write
+    /// are lost if the process dies; removals (`delete`, `clear`, `purge_expired`) are still
+    /// written before they return. See the
+    /// [crate docs](crate#batched-mode-faster-sets-weaker-durability). A zero interval means
+    /// durable mode.
     pub fn flush_every(mut self, interval: Duration) -> Self {
         self.flush_every = (!interval.is_zero()).then_some(interval);
         self
