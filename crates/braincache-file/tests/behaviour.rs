@@ -606,7 +606,11 @@ fn readers_never_see_a_write_that_then_fails() {
             }
             let t = Instant::now();
             for _ in 0..100_000 {
-                let v = value(reader, key);
+                // No panic here: the writer must be let go first.
+                let v = match reader.get(key) {
+                    Ok(r) => r.map(|r| String::from_utf8_lossy(&r.value).into_owned()),
+                    Err(e) => Some(format!("error: {e}")),
+                };
                 if !seen.contains(&v) {
                     seen.push(v);
                 }
@@ -695,7 +699,7 @@ fn batched_sets_during_a_removals_write_stay_in_step_with_the_file() {
                     after_last_clear = sets.load(Relaxed);
                 }
                 1 => assert!(lazy.delete("m").unwrap()),
-                _ => assert_eq!(lazy.delete_many(&["m", "s0"]).unwrap() % 3, 1),
+                _ => assert!(lazy.delete_many(&["m", "s0"]).unwrap() >= 1),
             }
         }
         done.store(true, Relaxed);
