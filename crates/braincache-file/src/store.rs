@@ -514,15 +514,18 @@ impl Store {
         self.write_through(op, false, f)
     }
 
-    /// Writes pending sets, if any, and retries a folder fsync that failed.
+    /// Writes pending sets, if any, and retries a folder fsync that failed. Returns once every
+    /// set made before the call is on disk: a write under way (the flush thread's) holds some
+    /// of them, so this waits for it.
     pub(crate) fn flush(&self, op: Operation) -> Result<()> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         {
             let st = self.state();
             if st.pending.is_empty() && !st.dir_unsynced {
                 return Ok(());
             }
         }
-        self.write_through(op, true, |_, _| ())
+        self.write_locked(op, true, |_, _| ())
     }
 
     /// The write protocol: lock, reload if another process wrote, build the change, write the
@@ -539,6 +542,16 @@ impl Store {
         f: impl FnOnce(&View, &mut Change) -> R,
     ) -> Result<R> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.write_locked(op, flush, f)
+    }
+
+    /// [`write_through`](Self::write_through) for a caller holding `self.writer`.
+    fn write_locked<R>(
+        &self,
+        op: Operation,
+        flush: bool,
+        f: impl FnOnce(&View, &mut Change) -> R,
+    ) -> Result<R> {
         self.lock_file
             .lock()
             .map_err(|e| Error::io(op, &self.lock_path, e))?;

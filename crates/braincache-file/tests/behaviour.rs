@@ -719,3 +719,41 @@ fn batched_sets_during_a_removals_write_stay_in_step_with_the_file() {
         .collect();
     assert!(lost.is_empty(), "acknowledged sets lost: {lost:?}");
 }
+
+/// `flush()` returns once every earlier set is on disk, even when the flush thread has taken
+/// them and is still writing. (It used to return at once, seeing nothing pending.) The flush
+/// thread is held on a FIFO at `<file>.tmp`, then fails there (a FIFO cannot be fsynced), so
+/// `flush()` must wait for it and write the sets itself.
+#[cfg(unix)]
+#[test]
+fn flush_waits_for_the_flush_threads_write_under_way() {
+    use std::io::Read;
+    use std::time::Instant;
+    let (_dir, path) = setup();
+    let tmp = path.with_file_name("cache.json.tmp");
+    let lazy = batched(&path, Duration::from_millis(1));
+    let lock = fs::File::open(path.with_file_name("cache.json.lock")).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&tmp).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+    lazy.set("k", rec("1")).unwrap();
+    // The flush thread takes the set and holds the file lock, stuck opening the FIFO.
+    let t = Instant::now();
+    while lock.try_lock().is_ok() {
+        lock.unlock().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(10), "no flush began");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (flushed, on_disk) = std::thread::scope(|s| {
+        let flusher = s.spawn(|| {
+            let flushed = lazy.flush();
+            (flushed, FileBackend::read_entries(&path))
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let mut fifo = fs::File::open(&tmp).unwrap();
+        let mut written = Vec::new();
+        fifo.read_to_end(&mut written).unwrap();
+        flusher.join().unwrap()
+    });
+    flushed.unwrap();
+    assert_eq!(on_disk.unwrap(), [("k".to_owned(), rec("1"))]);
+}
