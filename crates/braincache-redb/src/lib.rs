@@ -471,7 +471,7 @@ impl RedbBackendBuilder {
         };
         let shared = Arc::new(Shared {
             reader,
-            db,
+            db: writer::Db::new(db),
             path,
             commits: std::sync::atomic::AtomicU64::new(0),
         });

@@ -28,10 +28,39 @@ use std::time::{Duration, Instant};
 pub(crate) struct Shared {
     // Declared before `db`: cached snapshots end before the database closes.
     pub(crate) reader: Reader,
-    pub(crate) db: Database,
+    pub(crate) db: Db,
     pub(crate) path: PathBuf,
     /// Durable commits made by this process's writer thread.
     pub(crate) commits: AtomicU64,
+}
+
+/// The database, closed inside `catch_unwind`: redb's `Database::drop` makes a final commit,
+/// which panics on a file damaged outside redb (found by the `open_redb_file` fuzz target), and
+/// that panic must not reach the thread that drops the last handle.
+pub(crate) struct Db(Option<Database>);
+
+impl Db {
+    pub(crate) fn new(db: Database) -> Db {
+        Db(Some(db))
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        // Invariant: `None` only inside `drop`, after which nothing can borrow it.
+        self.0
+            .as_ref()
+            .expect("the database is open until the handle drops")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+        }
+    }
 }
 
 /// How many requests and bytes one commit takes, and how long it waits for company.
