@@ -164,7 +164,7 @@ mod redb {
     /// The file opens; the first commit panics inside redb (caught by `guarded_commit`, so the
     /// `set` returns an error), and then dropping the backend panics in the caller's thread:
     /// `Database::drop` closes the file with a final commit (`page_manager.rs:2076`) on the
-    /// damaged state, and nothing catches that.
+    /// damaged state. Fixed in 9fcbfc0: the backend closes the database inside `catch_unwind`.
     #[test]
     fn redb_dropping_a_backend_on_a_damaged_file_does_not_panic() {
         assert_replays("damaged-drop-panics.bin");
@@ -188,17 +188,17 @@ mod redb {
         assert_replays("damaged-freed-pages.bin");
     }
 
-    /// Every stored redb input that is not a known open bug above replays cleanly.
+    /// Every stored redb input without a test of its own above replays cleanly.
     #[test]
     fn redb_every_other_regression_input_replays() {
-        const OPEN_BUGS: [&str; 3] = [
+        const OWN_TESTS: [&str; 3] = [
             "truncated-needs-recovery.bin",
             "damaged-freed-pages.bin",
-            "damaged-drop-panics.bin", // has its own test above
+            "damaged-drop-panics.bin",
         ];
         for file in corpus("open_redb_file") {
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            if OPEN_BUGS.contains(&name.as_str()) {
+            if OWN_TESTS.contains(&name.as_str()) {
                 continue;
             }
             let (ok, out) = replay_in_child(&file);
