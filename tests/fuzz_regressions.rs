@@ -96,6 +96,11 @@ mod redb {
             let dir = scratch();
             let path = dir.path().join("cache.redb");
             std::fs::write(&path, &bytes).unwrap();
+            let listed = RedbBackend::read_entries(&path);
+            assert!(
+                std::fs::read(&path).unwrap() == bytes,
+                "read_entries wrote to the file"
+            );
             let open = |p: &Path| {
                 let b = RedbBackend::builder(p).group_commit_wait(Duration::ZERO);
                 if single { b.single_process() } else { b }.build()
@@ -113,6 +118,21 @@ mod redb {
                     continue;
                 }
             };
+            // The backend and the reader read the same file alike.
+            if let Ok(entries) = &listed {
+                if let Ok(n) = b.len() {
+                    assert_eq!(n, entries.len(), "len and read_entries disagree");
+                }
+                for (k, r) in entries.iter().take(64) {
+                    if let Ok(got) = b.get(k) {
+                        assert_eq!(
+                            got.as_ref(),
+                            Some(r),
+                            "get and read_entries disagree on {k:?}"
+                        );
+                    }
+                }
+            }
             let _ = b.len();
             let _ = b.next_expiry();
             for k in ["a", "b", "", "ключ", "big", "k07"] {
@@ -188,10 +208,34 @@ mod redb {
         assert_replays("damaged-freed-pages.bin");
     }
 
+    /// Found by `open_redb_file` (input `3a cd 6b 94 31 71 08`: the "full" base with bytes
+    /// zeroed in a leaf of the entries table, so keys `k18` and `k19` read as `"\0\0\0"` and
+    /// `k20` as `"\0\00"`, after `k17`).
+    ///
+    /// redb does not verify page checksums on reads: iterating the table listed `a` and every
+    /// other entry, while `get("a")` found nothing (the lookup descends by the damaged keys).
+    /// `read_entries` (and so the CLI's `export`) handed out that listing, which the backend
+    /// contradicts. Fixed: `read_entries` refuses keys out of order as `Error::Corrupt` naming
+    /// the key.
+    #[test]
+    fn redb_read_entries_refuses_a_damaged_leaf_with_keys_out_of_order() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz_corpus/open_redb_file/damaged-keys-out-of-order.bin");
+        let dir = scratch();
+        let path = dir.path().join("cache.redb");
+        std::fs::copy(&src, &path).unwrap();
+        let err = RedbBackend::read_entries(&path).unwrap_err();
+        assert!(err.is_corrupt(), "{err}");
+        assert_eq!(err.key(), Some("\0\0\0"), "{err}");
+        assert_eq!(err.path(), Some(path.as_path()), "{err}");
+        assert_replays("damaged-keys-out-of-order.bin");
+    }
+
     /// Every stored redb input without a test of its own above replays cleanly.
     #[test]
     fn redb_every_other_regression_input_replays() {
-        const OWN_TESTS: [&str; 3] = [
+        const OWN_TESTS: [&str; 4] = [
+            "damaged-keys-out-of-order.bin",
             "truncated-needs-recovery.bin",
             "damaged-freed-pages.bin",
             "damaged-drop-panics.bin",

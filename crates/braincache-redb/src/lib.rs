@@ -210,7 +210,7 @@ impl RedbBackend {
     /// As [`open`](Self::open) on the same file, and never after writing anything:
     /// - [`Error::Corrupt`] when the file is not a redb database (a truncated one included), when
     ///   redb finds it damaged (or panics on it), or naming the key of an entry that cannot be
-    ///   decoded;
+    ///   decoded or that comes out of key order (a damaged page, which lookups would miss);
     /// - [`Error::Incompatible`] when it is a redb database with other tables, or a braincache
     ///   file of another format version;
     /// - [`Error::Io`] when it cannot be read (a missing file is an error, not an empty cache);
@@ -593,10 +593,25 @@ fn read_all_entries(path: &Path) -> Result<Vec<(String, Record)>> {
     let fail = |e: redb::Error| errors::map(Operation::Get, path, None, e);
     let txn = db.begin_read().map_err(|e| fail(e.into()))?;
     let table = txn.open_table(ENTRIES).map_err(|e| fail(e.into()))?;
-    let mut entries = Vec::new();
+    let mut entries: Vec<(String, Record)> = Vec::new();
     for row in table.iter().map_err(|e| fail(e.into()))? {
         let (k, v) = row.map_err(|e| fail(e.into()))?;
         let key = k.value();
+        // redb does not verify page checksums on reads, so a damaged leaf can list keys a lookup
+        // never finds; keys out of order are the visible sign, and a listing that `get` would
+        // contradict must not be handed out.
+        if let Some((prev, _)) = entries.last()
+            && prev.as_str() >= key
+        {
+            return Err(Error::Corrupt {
+                path: Some(path.to_owned()),
+                key: Some(key.to_owned()),
+                position: None,
+                detail: format!(
+                    "entries table out of order (key after {prev:?}): a damaged B-tree page"
+                ),
+            });
+        }
         let record = decode_entry(key, v.value()).map_err(|e| e.with_path(path))?;
         entries.push((key.to_owned(), record));
     }
