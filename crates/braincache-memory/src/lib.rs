@@ -114,7 +114,8 @@ impl MemoryBackend {
 
     fn shard(&self, key: &str) -> (&Shard, u64) {
         let hash = self.hasher.hash_one(key);
-        // The high bits pick the shard; the map inside hashes again with its own seed.
+        // The high bits pick the shard; the shard's table uses the same hash (its low bits and
+        // top seven), so each call hashes the key once.
         let idx = (hash >> 32) as usize % self.shards.len();
         (&self.shards[idx], hash)
     }
@@ -141,7 +142,8 @@ impl Backend for MemoryBackend {
     type Codec = Postcard;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
-        Ok(self.shard(key).0.get(key))
+        let (shard, hash) = self.shard(key);
+        Ok(shard.get(key, hash))
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
@@ -154,7 +156,8 @@ impl Backend for MemoryBackend {
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
-        Ok(self.shard(key).0.delete(key))
+        let (shard, hash) = self.shard(key);
+        Ok(shard.delete(key, hash))
     }
 
     fn clear(&self) -> Result<()> {

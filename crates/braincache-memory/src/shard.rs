@@ -2,7 +2,8 @@
 
 use crate::MemoryBackend;
 use braincache_core::{Record, Timestamp};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use hashbrown::HashTable;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -28,6 +29,12 @@ enum Queue {
     Main,
 }
 
+/// A key and its entry, as the shard's table holds them.
+struct Slot {
+    key: Arc<str>,
+    entry: Entry,
+}
+
 struct Entry {
     record: Record,
     /// Accesses since the entry was queued (S3-FIFO); bumped under the read lock.
@@ -36,7 +43,15 @@ struct Entry {
     id: u64,
     queue: Queue,
     size: usize,
+    /// The backend's hash of the key: the table's hash, kept for rehashing and the ghost list.
     hash: u64,
+}
+
+/// A queue slot: the key, its hash (to find it without hashing again) and the entry's id.
+struct Queued {
+    key: Arc<str>,
+    hash: u64,
+    id: u64,
 }
 
 /// S3-FIFO state: new keys enter `small`; keys read while there move to `main` when they reach
@@ -44,18 +59,24 @@ struct Entry {
 /// goes straight to `main`. `main` is a FIFO with second chances (CLOCK-like).
 #[derive(Default)]
 struct Policy {
-    small: VecDeque<(Arc<str>, u64)>,
-    main: VecDeque<(Arc<str>, u64)>,
+    small: VecDeque<Queued>,
+    main: VecDeque<Queued>,
     small_live: usize,
     main_live: usize,
     ghost: VecDeque<u64>,
     ghost_set: HashSet<u64>,
 }
 
+/// Expired entries a purge looks up together before removing them.
+const PURGE_BATCH: usize = 32;
+
 #[derive(Default)]
 struct Inner {
-    map: HashMap<Arc<str>, Entry>,
-    expiry: BTreeSet<(Timestamp, Arc<str>)>,
+    /// Keyed by the backend's hash of the key, computed once per call (it also picks the
+    /// shard), so nothing hashes a key twice and a purge finds entries by the hash it kept.
+    map: HashTable<Slot>,
+    /// `(deadline, key)` of every entry with a deadline, with the key's hash.
+    expiry: BTreeMap<(Timestamp, Arc<str>), u64>,
     bytes: usize,
     policy: Option<Policy>,
     next_id: u64,
@@ -87,9 +108,9 @@ impl Shard {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<Record> {
+    pub(crate) fn get(&self, key: &str, hash: u64) -> Option<Record> {
         let inner = self.read();
-        let entry = inner.map.get(key)?;
+        let entry = &inner.find(hash, key)?.entry;
         if inner.policy.is_some() {
             let f = entry.freq.load(Ordering::Relaxed);
             if f < MAX_FREQ {
@@ -108,7 +129,7 @@ impl Shard {
     }
 
     pub(crate) fn next_expiry(&self) -> Option<Timestamp> {
-        self.read().expiry.first().map(|(t, _)| *t)
+        self.read().expiry.first_key_value().map(|((t, _), _)| *t)
     }
 
     /// Stores the record; returns how many entries were evicted to make room.
@@ -118,24 +139,23 @@ impl Shard {
         let mut inner = self.write();
         if limits.max_bytes.is_some_and(|max| size > max) {
             // Too big to keep: drop it, and the stale value under the same key with it.
-            inner.remove(key);
+            inner.remove(hash, key);
             return 1;
         }
-        if let Some(entry) = inner.map.get_mut(key) {
+        if let Some(slot) = inner.map.find_mut(hash, |s| same_key(&s.key, key)) {
+            let entry = &mut slot.entry;
             let old_deadline = entry.record.expires_at;
             let old_size = entry.size;
             let new_deadline = record.expires_at;
             entry.record = record;
             entry.size = size;
-            let k = inner.map.get_key_value(key).map(|(k, _)| Arc::clone(k));
-            if let Some(k) = k
-                && old_deadline != new_deadline
-            {
+            let k = Arc::clone(&slot.key);
+            if old_deadline != new_deadline {
                 if let Some(d) = old_deadline {
                     inner.expiry.remove(&(d, Arc::clone(&k)));
                 }
                 if let Some(d) = new_deadline {
-                    inner.expiry.insert((d, k));
+                    inner.expiry.insert((d, k), hash);
                 }
             }
             inner.bytes = inner.bytes - old_size + size;
@@ -145,12 +165,17 @@ impl Shard {
             inner.next_id += 1;
             let queue = match &mut inner.policy {
                 Some(p) => {
+                    let queued = Queued {
+                        key: Arc::clone(&k),
+                        hash,
+                        id,
+                    };
                     if p.ghost_set.remove(&hash) {
-                        p.main.push_back((Arc::clone(&k), id));
+                        p.main.push_back(queued);
                         p.main_live += 1;
                         Queue::Main
                     } else {
-                        p.small.push_back((Arc::clone(&k), id));
+                        p.small.push_back(queued);
                         p.small_live += 1;
                         Queue::Small
                     }
@@ -158,20 +183,20 @@ impl Shard {
                 None => Queue::Small,
             };
             if let Some(d) = record.expires_at {
-                inner.expiry.insert((d, Arc::clone(&k)));
+                inner.expiry.insert((d, Arc::clone(&k)), hash);
             }
             inner.bytes += size;
-            inner.map.insert(
-                k,
-                Entry {
-                    record,
-                    freq: AtomicU8::new(0),
-                    id,
-                    queue,
-                    size,
-                    hash,
-                },
-            );
+            let entry = Entry {
+                record,
+                freq: AtomicU8::new(0),
+                id,
+                queue,
+                size,
+                hash,
+            };
+            inner
+                .map
+                .insert_unique(hash, Slot { key: k, entry }, |s| s.entry.hash);
         }
         let mut evicted = 0;
         while limits.max_entries.is_some_and(|m| inner.map.len() > m)
@@ -186,8 +211,8 @@ impl Shard {
         evicted
     }
 
-    pub(crate) fn delete(&self, key: &str) -> bool {
-        self.write().remove(key).is_some()
+    pub(crate) fn delete(&self, key: &str, hash: u64) -> bool {
+        self.write().remove(hash, key).is_some()
     }
 
     pub(crate) fn clear(&self) {
@@ -200,41 +225,87 @@ impl Shard {
         };
     }
 
+    /// Removes every entry due at `now`, found through the expiry index: the cost follows the
+    /// number of expired entries, not the number held.
     pub(crate) fn purge_expired(&self, now: Timestamp) -> usize {
         let mut inner = self.write();
         let mut n = 0;
-        while inner
-            .expiry
-            .first()
-            .is_some_and(|(deadline, _)| *deadline <= now)
-        {
-            let Some((_, key)) = inner.expiry.pop_first() else {
-                break;
-            };
-            // The index entry is gone already: take the entry out of the map only.
-            inner.remove_indexed(&key);
-            n += 1;
+        let mut batch: Vec<(Arc<str>, u64)> = Vec::with_capacity(PURGE_BATCH);
+        loop {
+            while batch.len() < PURGE_BATCH
+                && inner
+                    .expiry
+                    .first_key_value()
+                    .is_some_and(|((deadline, _), _)| *deadline <= now)
+            {
+                if let Some(((_, key), hash)) = inner.expiry.pop_first() {
+                    batch.push((key, hash));
+                }
+            }
+            if batch.is_empty() {
+                return n;
+            }
+            // Expired entries sit at random places in the table; in a table larger than the
+            // CPU caches each lookup misses. Reading the whole batch first, with no removal in
+            // between, lets the CPU overlap those misses (the reads are independent), so the
+            // removals that follow find everything in cache. The reads cover what a removal
+            // touches: both cache lines of the slot, the key's reference count and the value's
+            // allocation. Without this a purge among 1M entries took 2-4x as long per entry as
+            // among 10k.
+            let mut touched = 0usize;
+            for (key, hash) in &batch {
+                if let Some(Slot { key, entry }) = inner.find(*hash, key) {
+                    let value = &entry.record.value;
+                    touched ^= Arc::strong_count(key)
+                        ^ entry.size
+                        ^ value.len()
+                        ^ usize::from(value.first().copied().unwrap_or(0))
+                        ^ (entry.id ^ entry.hash) as usize;
+                }
+            }
+            std::hint::black_box(touched);
+            for (key, hash) in batch.drain(..) {
+                // The index entry is gone already: take the entry out of the map only.
+                inner.remove_indexed(hash, &key);
+                n += 1;
+            }
         }
-        n
     }
 }
 
+/// Whether the table's key `stored` is `key`. Keys handed around inside a shard (the expiry
+/// index, the queues) are clones of the table's own `Arc`, so the pointers usually match and
+/// the key's bytes are not read at all.
+fn same_key(stored: &Arc<str>, key: &str) -> bool {
+    (std::ptr::eq(stored.as_ptr(), key.as_ptr()) && stored.len() == key.len()) || **stored == *key
+}
+
 impl Inner {
+    fn find(&self, hash: u64, key: &str) -> Option<&Slot> {
+        self.map.find(hash, |s| same_key(&s.key, key))
+    }
+
+    /// Takes `key`'s slot out of the table.
+    fn take(&mut self, hash: u64, key: &str) -> Option<Slot> {
+        let found = self.map.find_entry(hash, |s| same_key(&s.key, key)).ok()?;
+        Some(found.remove().0)
+    }
+
     /// Removes `key` from the map, the expiry index and the live counts. Its queue slot goes
     /// stale and is skipped when reached.
-    fn remove(&mut self, key: &str) -> Option<Entry> {
-        let (k, entry) = self.map.remove_entry(key)?;
+    fn remove(&mut self, hash: u64, key: &str) -> Option<Entry> {
+        let Slot { key, entry } = self.take(hash, key)?;
         if let Some(d) = entry.record.expires_at {
-            self.expiry.remove(&(d, k));
+            self.expiry.remove(&(d, key));
         }
         self.forget(&entry);
         Some(entry)
     }
 
     /// Removes `key` from the map and the live counts, its expiry index entry being gone already.
-    fn remove_indexed(&mut self, key: &str) {
-        if let Some(entry) = self.map.remove(key) {
-            self.forget(&entry);
+    fn remove_indexed(&mut self, hash: u64, key: &str) {
+        if let Some(slot) = self.take(hash, key) {
+            self.forget(&slot.entry);
         }
     }
 
@@ -249,10 +320,9 @@ impl Inner {
         }
     }
 
-    fn is_live(&self, key: &str, id: u64, queue: Queue) -> bool {
-        self.map
-            .get(key)
-            .is_some_and(|e| e.id == id && e.queue == queue)
+    fn is_live(&self, q: &Queued, queue: Queue) -> bool {
+        self.find(q.hash, &q.key)
+            .is_some_and(|s| s.entry.id == q.id && s.entry.queue == queue)
     }
 
     /// Evicts one entry by S3-FIFO; false when there is nothing to evict.
@@ -265,13 +335,15 @@ impl Inner {
             let from_small =
                 p.small_live > 0 && (p.small_live * 10 >= self.map.len() || p.main_live == 0);
             if from_small {
-                let Some((key, id)) = p.small.pop_front() else {
+                let Some(q) = p.small.pop_front() else {
                     return false;
                 };
-                if !self.is_live(&key, id, Queue::Small) {
+                if !self.is_live(&q, Queue::Small) {
                     continue;
                 }
-                let Some(entry) = self.map.get_mut(&key) else {
+                let Some(Slot { entry, .. }) =
+                    self.map.find_mut(q.hash, |s| same_key(&s.key, &q.key))
+                else {
                     continue;
                 };
                 let p = self.policy.as_mut().expect("checked above");
@@ -280,32 +352,32 @@ impl Inner {
                     entry.queue = Queue::Main;
                     p.small_live -= 1;
                     p.main_live += 1;
-                    p.main.push_back((key, id));
+                    p.main.push_back(q);
                     continue;
                 }
-                let hash = entry.hash;
-                self.remove(&key);
-                self.remember(hash);
+                self.remove(q.hash, &q.key);
+                self.remember(q.hash);
                 return true;
             }
-            let Some((key, id)) = p.main.pop_front() else {
+            let Some(q) = p.main.pop_front() else {
                 return false;
             };
-            if !self.is_live(&key, id, Queue::Main) {
+            if !self.is_live(&q, Queue::Main) {
                 continue;
             }
-            let Some(entry) = self.map.get_mut(&key) else {
+            let Some(Slot { entry, .. }) = self.map.find_mut(q.hash, |s| same_key(&s.key, &q.key))
+            else {
                 continue;
             };
             let f = entry.freq.load(Ordering::Relaxed);
             if f > 0 {
                 entry.freq.store(f - 1, Ordering::Relaxed);
                 if let Some(p) = &mut self.policy {
-                    p.main.push_back((key, id));
+                    p.main.push_back(q);
                 }
                 continue;
             }
-            self.remove(&key);
+            self.remove(q.hash, &q.key);
             return true;
         }
     }
@@ -333,14 +405,12 @@ impl Inner {
             return;
         }
         let map = &self.map;
+        let live = |q: &Queued, queue: Queue| {
+            map.find(q.hash, |s| same_key(&s.key, &q.key))
+                .is_some_and(|s| s.entry.id == q.id && s.entry.queue == queue)
+        };
         let Some(p) = &mut self.policy else { return };
-        p.small.retain(|(k, id)| {
-            map.get(k)
-                .is_some_and(|e| e.id == *id && e.queue == Queue::Small)
-        });
-        p.main.retain(|(k, id)| {
-            map.get(k)
-                .is_some_and(|e| e.id == *id && e.queue == Queue::Main)
-        });
+        p.small.retain(|q| live(q, Queue::Small));
+        p.main.retain(|q| live(q, Queue::Main));
     }
 }
