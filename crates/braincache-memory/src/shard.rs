@@ -29,29 +29,73 @@ enum Queue {
     Main,
 }
 
-/// A key and its entry, as the shard's table holds them.
+/// A key and its entry, as the shard's table holds them: one cache line, so a lookup in a
+/// table larger than the CPU caches costs one miss (an unaligned 88-byte slot often cost two).
+///
+/// The key's `Arc` also tells entries of the same key apart: a deleted and re-inserted key
+/// gets a new allocation, and a queue slot holding the old one keeps it from being reused.
+#[repr(align(64))]
 struct Slot {
     key: Arc<str>,
     entry: Entry,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+/// A record, split so that [`Slot`] fits in 64 bytes (an `Option<Timestamp>` takes 16).
 struct Entry {
-    record: Record,
-    /// Accesses since the entry was queued (S3-FIFO); bumped under the read lock.
-    freq: AtomicU8,
-    /// Tells this entry's queue slot from stale slots of a deleted entry of the same key.
-    id: u64,
-    queue: Queue,
-    size: usize,
+    value: Vec<u8>,
+    /// The deadline in nanoseconds since the Unix epoch, when `expires`.
+    deadline: u64,
     /// The backend's hash of the key: the table's hash, kept for rehashing and the ghost list.
     hash: u64,
+    /// Accesses since the entry was queued (S3-FIFO); bumped under the read lock.
+    freq: AtomicU8,
+    queue: Queue,
+    expires: bool,
 }
 
-/// A queue slot: the key, its hash (to find it without hashing again) and the entry's id.
+impl Entry {
+    fn new(record: Record, hash: u64, queue: Queue) -> Entry {
+        Entry {
+            value: record.value,
+            deadline: record.expires_at.map_or(0, Timestamp::as_unix_nanos),
+            hash,
+            freq: AtomicU8::new(0),
+            queue,
+            expires: record.expires_at.is_some(),
+        }
+    }
+
+    fn expires_at(&self) -> Option<Timestamp> {
+        self.expires
+            .then(|| Timestamp::from_unix_nanos(self.deadline))
+    }
+
+    fn record(&self) -> Record {
+        Record::new(self.value.clone(), self.expires_at())
+    }
+
+    /// Replaces the record, keeping the entry's place in the policy.
+    fn replace(&mut self, record: Record) {
+        self.deadline = record.expires_at.map_or(0, Timestamp::as_unix_nanos);
+        self.expires = record.expires_at.is_some();
+        self.value = record.value;
+    }
+}
+
+impl Slot {
+    /// What the entry counts for against `max_bytes` ([`MemoryBackend::entry_size`]).
+    fn size(&self) -> usize {
+        self.key.len() + self.entry.value.len() + crate::ENTRY_OVERHEAD
+    }
+}
+
+/// A queue slot: a clone of the entry's key (see [`Slot`]) and its hash, to find it without
+/// hashing again.
 struct Queued {
     key: Arc<str>,
     hash: u64,
-    id: u64,
 }
 
 /// S3-FIFO state: new keys enter `small`; keys read while there move to `main` when they reach
@@ -79,7 +123,6 @@ struct Inner {
     expiry: BTreeMap<(Timestamp, Arc<str>), u64>,
     bytes: usize,
     policy: Option<Policy>,
-    next_id: u64,
 }
 
 pub(crate) struct Shard {
@@ -117,7 +160,7 @@ impl Shard {
                 entry.freq.store(f + 1, Ordering::Relaxed);
             }
         }
-        Some(entry.record.clone())
+        Some(entry.record())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -143,12 +186,10 @@ impl Shard {
             return 1;
         }
         if let Some(slot) = inner.map.find_mut(hash, |s| same_key(&s.key, key)) {
-            let entry = &mut slot.entry;
-            let old_deadline = entry.record.expires_at;
-            let old_size = entry.size;
+            let old_deadline = slot.entry.expires_at();
+            let old_size = slot.size();
             let new_deadline = record.expires_at;
-            entry.record = record;
-            entry.size = size;
+            slot.entry.replace(record);
             let k = Arc::clone(&slot.key);
             if old_deadline != new_deadline {
                 if let Some(d) = old_deadline {
@@ -161,14 +202,11 @@ impl Shard {
             inner.bytes = inner.bytes - old_size + size;
         } else {
             let k: Arc<str> = Arc::from(key);
-            let id = inner.next_id;
-            inner.next_id += 1;
             let queue = match &mut inner.policy {
                 Some(p) => {
                     let queued = Queued {
                         key: Arc::clone(&k),
                         hash,
-                        id,
                     };
                     if p.ghost_set.remove(&hash) {
                         p.main.push_back(queued);
@@ -186,14 +224,7 @@ impl Shard {
                 inner.expiry.insert((d, Arc::clone(&k)), hash);
             }
             inner.bytes += size;
-            let entry = Entry {
-                record,
-                freq: AtomicU8::new(0),
-                id,
-                queue,
-                size,
-                hash,
-            };
+            let entry = Entry::new(record, hash, queue);
             inner
                 .map
                 .insert_unique(hash, Slot { key: k, entry }, |s| s.entry.hash);
@@ -220,7 +251,6 @@ impl Shard {
         let bounded = inner.policy.is_some();
         *inner = Inner {
             policy: bounded.then(Policy::default),
-            next_id: inner.next_id,
             ..Inner::default()
         };
     }
@@ -255,12 +285,11 @@ impl Shard {
             let mut touched = 0usize;
             for (key, hash) in &batch {
                 if let Some(Slot { key, entry }) = inner.find(*hash, key) {
-                    let value = &entry.record.value;
+                    let value = &entry.value;
                     touched ^= Arc::strong_count(key)
-                        ^ entry.size
                         ^ value.len()
                         ^ usize::from(value.first().copied().unwrap_or(0))
-                        ^ (entry.id ^ entry.hash) as usize;
+                        ^ entry.hash as usize;
                 }
             }
             std::hint::black_box(touched);
@@ -293,25 +322,26 @@ impl Inner {
 
     /// Removes `key` from the map, the expiry index and the live counts. Its queue slot goes
     /// stale and is skipped when reached.
-    fn remove(&mut self, hash: u64, key: &str) -> Option<Entry> {
-        let Slot { key, entry } = self.take(hash, key)?;
-        if let Some(d) = entry.record.expires_at {
-            self.expiry.remove(&(d, key));
+    fn remove(&mut self, hash: u64, key: &str) -> Option<Slot> {
+        let slot = self.take(hash, key)?;
+        if let Some(d) = slot.entry.expires_at() {
+            self.expiry.remove(&(d, Arc::clone(&slot.key)));
         }
-        self.forget(&entry);
-        Some(entry)
+        self.forget(&slot);
+        Some(slot)
     }
 
     /// Removes `key` from the map and the live counts, its expiry index entry being gone already.
     fn remove_indexed(&mut self, hash: u64, key: &str) {
         if let Some(slot) = self.take(hash, key) {
-            self.forget(&slot.entry);
+            self.forget(&slot);
         }
     }
 
     /// Updates the byte count and the queue counts for an entry leaving the map.
-    fn forget(&mut self, entry: &Entry) {
-        self.bytes -= entry.size;
+    fn forget(&mut self, slot: &Slot) {
+        let entry = &slot.entry;
+        self.bytes -= slot.size();
         if let Some(p) = &mut self.policy {
             match entry.queue {
                 Queue::Small => p.small_live -= 1,
@@ -322,7 +352,7 @@ impl Inner {
 
     fn is_live(&self, q: &Queued, queue: Queue) -> bool {
         self.find(q.hash, &q.key)
-            .is_some_and(|s| s.entry.id == q.id && s.entry.queue == queue)
+            .is_some_and(|s| Arc::ptr_eq(&s.key, &q.key) && s.entry.queue == queue)
     }
 
     /// Evicts one entry by S3-FIFO; false when there is nothing to evict.
@@ -407,7 +437,7 @@ impl Inner {
         let map = &self.map;
         let live = |q: &Queued, queue: Queue| {
             map.find(q.hash, |s| same_key(&s.key, &q.key))
-                .is_some_and(|s| s.entry.id == q.id && s.entry.queue == queue)
+                .is_some_and(|s| Arc::ptr_eq(&s.key, &q.key) && s.entry.queue == queue)
         };
         let Some(p) = &mut self.policy else { return };
         p.small.retain(|q| live(q, Queue::Small));
