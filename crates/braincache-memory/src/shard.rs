@@ -444,3 +444,80 @@ impl Inner {
         p.main.retain(|q| live(q, Queue::Main));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Shard {
+        /// Checks that the table, the expiry index, the byte count and the queue counts agree.
+        fn check(&self) {
+            let inner = self.read();
+            let mut bytes = 0;
+            let mut deadlines = 0;
+            let (mut small, mut main) = (0, 0);
+            for slot in inner.map.iter() {
+                bytes += slot.size();
+                if let Some(d) = slot.entry.expires_at() {
+                    deadlines += 1;
+                    assert_eq!(
+                        inner.expiry.get(&(d, Arc::clone(&slot.key))),
+                        Some(&slot.entry.hash)
+                    );
+                }
+                match slot.entry.queue {
+                    Queue::Small => small += 1,
+                    Queue::Main => main += 1,
+                }
+            }
+            assert_eq!(inner.bytes, bytes, "byte count");
+            assert_eq!(inner.expiry.len(), deadlines, "expiry index");
+            if let Some(p) = &inner.policy {
+                assert_eq!((p.small_live, p.main_live), (small, main), "queue counts");
+                // Every entry has exactly one live queue slot, in its own queue.
+                let live = |q: &VecDeque<Queued>, queue| {
+                    q.iter().filter(|q| inner.is_live(q, queue)).count()
+                };
+                assert_eq!(live(&p.small, Queue::Small), small, "live small slots");
+                assert_eq!(live(&p.main, Queue::Main), main, "live main slots");
+            }
+        }
+    }
+
+    /// Deleting and re-inserting keys leaves stale queue slots for the same key strings; they
+    /// must never count as the new entries' slots (which would evict the wrong entry or
+    /// underflow the queue counts).
+    #[test]
+    fn queues_and_counts_stay_consistent_under_churn() {
+        let shard = Shard::new(Limits {
+            max_entries: Some(8),
+            max_bytes: None,
+        });
+        let hasher = std::hash::RandomState::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = format!("k{}", x % 24);
+            let hash = std::hash::BuildHasher::hash_one(&hasher, key.as_str());
+            match x >> 60 {
+                0..=5 => {
+                    let d = (x & 1 == 0).then(|| Timestamp::from_unix_nanos(x % 1000));
+                    shard.set(&key, hash, Record::new(vec![1; (x % 5) as usize], d));
+                }
+                6..=9 => {
+                    shard.get(&key, hash);
+                }
+                10..=13 => {
+                    shard.delete(&key, hash);
+                }
+                _ => {
+                    shard.purge_expired(Timestamp::from_unix_nanos(step % 1000));
+                }
+            }
+            shard.check();
+            assert!(shard.len() <= 8);
+        }
+    }
+}
