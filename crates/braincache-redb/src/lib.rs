@@ -210,7 +210,8 @@ impl RedbBackend {
     /// As [`open`](Self::open) on the same file, and never after writing anything:
     /// - [`Error::Corrupt`] when the file is not a redb database (a truncated one included), when
     ///   redb finds it damaged (or panics on it), or naming the key of an entry that cannot be
-    ///   decoded or that comes out of key order (a damaged page, which lookups would miss);
+    ///   decoded, that comes out of key order, or that a lookup does not find (damaged pages:
+    ///   the listing would contradict the backend);
     /// - [`Error::Incompatible`] when it is a redb database with other tables, or a braincache
     ///   file of another format version;
     /// - [`Error::Io`] when it cannot be read (a missing file is an error, not an empty cache);
@@ -614,6 +615,24 @@ fn read_all_entries(path: &Path) -> Result<Vec<(String, Record)>> {
         }
         let record = decode_entry(key, v.value()).map_err(|e| e.with_path(path))?;
         entries.push((key.to_owned(), record));
+    }
+    // Order alone does not catch every damaged leaf: branch pages hold shortened separators, so
+    // a key damaged to sort past its separator (but before the next leaf) stays in order while
+    // lookups descend into the other leaf. Looking every listed key up again catches that; it
+    // doubles the cost of a call made by tools, not by the cache.
+    for (key, record) in &entries {
+        let found = table.get(key.as_str()).map_err(|e| fail(e.into()))?;
+        let same = found.is_some_and(|g| decode_entry(key, g.value()).is_ok_and(|r| r == *record));
+        if !same {
+            return Err(Error::Corrupt {
+                path: Some(path.to_owned()),
+                key: Some(key.clone()),
+                position: None,
+                detail: "the entries table lists the key, but a lookup does not find it there: \
+                         a damaged B-tree page"
+                    .to_owned(),
+            });
+        }
     }
     Ok(entries)
 }

@@ -221,3 +221,55 @@ fn a_damaged_entry_is_corrupt_naming_its_key() {
     assert_eq!(e.key(), Some("bad"));
     assert_eq!(e.path(), Some(path.as_path()));
 }
+
+/// A leaf's key damaged so that it still sorts between its neighbours but past the separator
+/// its branch page holds (`k0740` -> `k075/`, as `/` sorts below `0`): the listing stays in
+/// order while a lookup descends into the next leaf and misses the key. `read_entries` must not
+/// hand out a listing that `get` contradicts (found in review: checking the order alone let
+/// these through).
+#[test]
+fn a_listing_that_lookups_contradict_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.redb");
+    let entries: Vec<(String, Record)> = (0..300u32)
+        .map(|i| (format!("k{:04}", i * 10), Record::new(vec![7; 40], None)))
+        .collect();
+    RedbBackend::open(&path)
+        .unwrap()
+        .set_many(entries.clone())
+        .unwrap();
+    let pristine = std::fs::read(&path).unwrap();
+    let mut refused = Vec::new();
+    for w in entries.windows(2) {
+        let (key, next) = (&w[0].0, &w[1].0);
+        let damaged = format!("{}/", &next[..4]);
+        let Some(at) = pristine.windows(5).position(|x| x == key.as_bytes()) else {
+            continue;
+        };
+        let mut bytes = pristine.clone();
+        bytes[at..at + 5].copy_from_slice(damaged.as_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        match RedbBackend::read_entries(&path) {
+            Ok(listed) => {
+                let b = RedbBackend::builder(&path).build().unwrap();
+                for (k, r) in &listed {
+                    assert_eq!(
+                        b.get(k).unwrap().as_ref(),
+                        Some(r),
+                        "{damaged}: read_entries lists {k:?}, get disagrees"
+                    );
+                }
+            }
+            Err(e) => {
+                assert!(e.is_corrupt(), "{damaged}: {e}");
+                assert_eq!(e.path(), Some(path.as_path()), "{e}");
+                refused.push(damaged);
+            }
+        }
+    }
+    // Keys at the ends of leaves (one per leaf boundary) are the ones this damage exposes.
+    assert!(
+        !refused.is_empty(),
+        "no damaged file was refused: the test did not bite"
+    );
+}
