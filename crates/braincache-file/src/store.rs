@@ -75,51 +75,43 @@ enum Seen {
     /// The file did not exist (an empty document).
     Missing,
     /// This version of the file; the open handle pins its inode (see [`FileId`]).
-    File { id: FileId, _pin: Pin },
+    File { id: FileId, pin: File },
 }
 
-/// The open handle that keeps a version's inode from being reused (see [`FileId`]).
-///
-/// Once a write has renamed a newer version over it, the last close of this handle frees the
-/// old inode and its blocks: about 0.15 ms for a 100 kB file on ext4, longer than the rename
-/// and a third of a durable `set`. So the close happens on a background thread, off the
-/// writer's path; nothing waits for it, and the kernel closes what is left at exit.
-#[derive(Debug)]
-struct Pin(Option<File>);
-
-impl Pin {
-    fn new(file: File) -> Pin {
-        Pin(Some(file))
-    }
-}
-
-impl Drop for Pin {
-    fn drop(&mut self) {
-        if let Some(file) = self.0.take() {
-            close_in_background(file);
+impl Seen {
+    /// Stops pinning this version because a newer one replaced it. The last close of a
+    /// replaced version frees its inode and blocks: about 0.15 ms for a 100 kB file on ext4,
+    /// longer than the rename and a third of a durable `set`. So that close happens on a
+    /// background thread, off the writer's path. (Dropping a `Seen` instead closes at once: the
+    /// version in use when a backend is dropped is still linked, cheap to close, and must be
+    /// closed by the time `drop` returns.)
+    fn retire(self) {
+        if let Seen::File { pin, .. } = self {
+            close_in_background(pin);
         }
     }
 }
 
 /// Hands `file` to a process-wide closing thread, started on first use. Closes it here when
-/// the thread cannot be started or is 64 files behind (a bound on the handles kept open).
+/// the thread cannot be started, is 64 files behind (a bound on the handles kept open), or
+/// belongs to the parent of this process (a forked child has the channel but not the thread).
 fn close_in_background(file: File) {
-    static CLOSER: OnceLock<Option<Sender<File>>> = OnceLock::new();
+    static CLOSER: OnceLock<Option<(u32, Sender<File>)>> = OnceLock::new();
     let closer = CLOSER.get_or_init(|| {
         let (tx, rx) = crossbeam_channel::bounded::<File>(64);
         std::thread::Builder::new()
             .name("braincache-file-close".into())
             .spawn(move || rx.iter().for_each(drop))
             .ok()
-            .map(|_| tx)
+            .map(|_| (std::process::id(), tx))
     });
     match closer {
-        Some(tx) => {
+        Some((pid, tx)) if *pid == std::process::id() => {
             if let Err(e) = tx.try_send(file) {
                 drop(e.into_inner());
             }
         }
-        None => drop(file),
+        _ => drop(file),
     }
 }
 
@@ -351,7 +343,7 @@ impl State {
             view.insert(key.clone(), entry.clone());
         }
         self.view = view;
-        self.seen = seen;
+        mem::replace(&mut self.seen, seen).retire();
     }
 }
 
@@ -514,7 +506,7 @@ impl Store {
             base,
             Seen::File {
                 id: FileId::of(&meta),
-                _pin: Pin::new(file),
+                pin: file,
             },
         );
         Ok(())
@@ -645,14 +637,15 @@ impl Store {
         }
         // The id after the rename: it changes the inode's ctime on some systems, and what we
         // compare with later is the renamed file's `stat`.
-        st.seen = match file.metadata() {
+        let seen = match file.metadata() {
             Ok(meta) => Seen::File {
                 id: FileId::of(&meta),
-                _pin: Pin::new(file),
+                pin: file,
             },
             // Read the file again next time.
             Err(_) => Seen::Unknown,
         };
+        mem::replace(&mut st.seen, seen).retire();
         drop(st);
 
         let synced = self.sync_dir();
