@@ -435,14 +435,12 @@ impl Inner {
         if p.small.len() + p.main.len() <= 2 * self.map.len() + 64 {
             return;
         }
-        let map = &self.map;
-        let live = |q: &Queued, queue: Queue| {
-            map.find(q.hash, |s| same_key(&s.key, &q.key))
-                .is_some_and(|s| Arc::ptr_eq(&s.key, &q.key) && s.entry.queue == queue)
+        let Some(mut p) = self.policy.take() else {
+            return;
         };
-        let Some(p) = &mut self.policy else { return };
-        p.small.retain(|q| live(q, Queue::Small));
-        p.main.retain(|q| live(q, Queue::Main));
+        p.small.retain(|q| self.is_live(q, Queue::Small));
+        p.main.retain(|q| self.is_live(q, Queue::Main));
+        self.policy = Some(p);
     }
 }
 
@@ -481,8 +479,40 @@ mod tests {
                 };
                 assert_eq!(live(&p.small, Queue::Small), small, "live small slots");
                 assert_eq!(live(&p.main, Queue::Main), main, "live main slots");
+                // Stale slots are compacted away by sets: however many deletes and re-inserts,
+                // the queues stay within twice the bound plus a constant.
+                if let Some(max) = self.limits.max_entries {
+                    assert!(
+                        p.small.len() + p.main.len() <= 2 * max + 64 + 1,
+                        "queues grow: {} + {} slots for at most {max} entries",
+                        p.small.len(),
+                        p.main.len(),
+                    );
+                }
             }
         }
+    }
+
+    /// A key deleted and re-inserted many times leaves many stale queue slots under the key
+    /// string of a live entry; compaction must drop them all, not keep those whose key is live.
+    #[test]
+    fn compaction_drops_stale_slots_of_a_live_key() {
+        let shard = Shard::new(Limits {
+            max_entries: Some(8),
+            max_bytes: None,
+        });
+        let hasher = std::hash::RandomState::new();
+        let hash = |k: &str| std::hash::BuildHasher::hash_one(&hasher, k);
+        for _ in 0..500 {
+            shard.set("k", hash("k"), Record::new(vec![1], None));
+            shard.delete("k", hash("k"));
+        }
+        shard.set("k", hash("k"), Record::new(vec![1], None));
+        shard.set("other", hash("other"), Record::new(vec![1], None));
+        shard.check();
+        let inner = shard.read();
+        let p = inner.policy.as_ref().unwrap();
+        assert!(p.small.len() + p.main.len() <= 2 * 2 + 64 + 1);
     }
 
     /// Deleting and re-inserting keys leaves stale queue slots for the same key strings; they
