@@ -351,6 +351,7 @@ impl Backend for RedbBackend {
 /// | [`max_batch_bytes`](Self::max_batch_bytes) | 16 MiB per commit |
 /// | [`group_commit_wait`](Self::group_commit_wait) | 1 ms (and never longer than a commit takes) |
 /// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
+/// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
 ///
 /// ```
 /// use braincache_redb::RedbBackend;
@@ -377,6 +378,7 @@ pub struct RedbBackendBuilder {
     max_batch_bytes: usize,
     group_commit_wait: Duration,
     snapshot_max_age: Duration,
+    verify_on_open: bool,
 }
 
 impl RedbBackendBuilder {
@@ -389,6 +391,7 @@ impl RedbBackendBuilder {
             max_batch_bytes: 16 << 20,
             group_commit_wait: Duration::from_millis(1),
             snapshot_max_age: Duration::from_millis(100),
+            verify_on_open: false,
         }
     }
 
@@ -398,6 +401,34 @@ impl RedbBackendBuilder {
     /// visibility promises are the same as in the default mode.
     pub fn single_process(mut self) -> Self {
         self.single_process = true;
+        self
+    }
+
+    /// Verifies the checksum of every page when the file is opened (redb's
+    /// `set_check_integrity_on_open`), and refuses a damaged file with [`Error::Corrupt`].
+    ///
+    /// redb trusts a file it closed cleanly. A file damaged outside redb (a bad copy, bit rot,
+    /// another program writing into it) then opens, and the damage shows later: as an error
+    /// (braincache turns redb's panics into [`Error::Corrupt`]) or, in a few places inside redb,
+    /// as a panic while unwinding, which aborts the process. With this on, the open reads the
+    /// whole file and commits once, so it costs time in proportion to the file's size; worth it
+    /// where the file may come from elsewhere. A file that needs crash recovery is checked this
+    /// way in any case.
+    ///
+    /// ```
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
+    ///     .verify_on_open(true)
+    ///     .build()?;
+    /// # drop(backend);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn verify_on_open(mut self, on: bool) -> Self {
+        self.verify_on_open = on;
         self
     }
 
@@ -527,6 +558,7 @@ impl RedbBackendBuilder {
         let db = redb::Builder::new()
             .set_concurrency_mode(mode)
             .set_cache_size(self.cache_size)
+            .set_check_integrity_on_open(self.verify_on_open)
             .create(path)
             .map_err(|e| fail(e.into()))?;
         // Two rounds at most: a file that another process initializes between our check and our
