@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 enum Shape {
     Unit,
     Tuple(u8, i64),
-    Struct { name: String, tags: Vec<String>, score: Option<f32> },
+    Struct {
+        name: String,
+        tags: Vec<String>,
+        score: Option<f32>,
+    },
 }
 
 fn check<C: Codec, T>(codec: &C, bytes: &[u8])

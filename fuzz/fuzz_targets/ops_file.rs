@@ -27,13 +27,23 @@ fn seen(b: &impl Backend) -> Seen {
 }
 
 fuzz_target!(|bytes: &[u8]| {
-    let Some((&mode, rest)) = bytes.split_first() else { return };
+    let Some((&mode, rest)) = bytes.split_first() else {
+        return;
+    };
     let batched = mode & 1 == 1;
-    let path = braincache_fuzz::scratch_dir().join(if batched { "batched.json" } else { "durable.json" });
+    let path = braincache_fuzz::scratch_dir().join(if batched {
+        "batched.json"
+    } else {
+        "durable.json"
+    });
     braincache_fuzz::remove(&path);
     let builder = FileBackend::builder(&path);
     let backend = if batched {
-        let every = if mode & 4 != 0 { Duration::from_millis(1) } else { Duration::from_secs(3600) };
+        let every = if mode & 4 != 0 {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_secs(3600)
+        };
         builder.flush_every(every)
     } else {
         builder

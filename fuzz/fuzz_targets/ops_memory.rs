@@ -13,11 +13,17 @@ fuzz_target!(|bytes: &[u8]| {
         panic!("memory backend disagrees with the model: {e}");
     }
     // Bounded: no model for which keys survive, but the bound and the no-panic rule hold.
-    let bounded = MemoryBackend::builder().max_entries(3).max_bytes(300).build();
+    let bounded = MemoryBackend::builder()
+        .max_entries(3)
+        .max_bytes(300)
+        .build();
     for op in &ops {
         if let Op::Set { key, value, .. } = op {
             bounded
-                .set(&format!("k{key}"), braincache_core::Record::new(value.clone(), None))
+                .set(
+                    &format!("k{key}"),
+                    braincache_core::Record::new(value.clone(), None),
+                )
                 .expect("memory set");
         }
         assert!(bounded.len().expect("len") <= 3);

@@ -20,11 +20,16 @@ static SHARED: Mutex<Option<(Arc<RedbBackend>, Arc<RedbBackend>)>> = Mutex::new(
 fn open(name: &str, single: bool) -> RedbBackend {
     let b = RedbBackend::builder(braincache_fuzz::scratch_dir().join(name))
         .group_commit_wait(Duration::ZERO);
-    if single { b.single_process() } else { b }.build().expect("open")
+    if single { b.single_process() } else { b }
+        .build()
+        .expect("open")
 }
 
 fn open_shared() -> (Arc<RedbBackend>, Arc<RedbBackend>) {
-    (Arc::new(open("shared.redb", false)), Arc::new(open("shared.redb", false)))
+    (
+        Arc::new(open("shared.redb", false)),
+        Arc::new(open("shared.redb", false)),
+    )
 }
 
 type Seen = (Vec<Option<Record>>, usize, Option<Timestamp>);
@@ -40,7 +45,11 @@ fn seen(b: &impl Backend) -> Seen {
 fn run(b: &impl Backend, ops: &[Op], what: &str) {
     b.clear().expect("clear");
     assert_eq!(b.len().expect("len"), 0, "clear left records");
-    assert_eq!(b.next_expiry().expect("next_expiry"), None, "clear left deadlines");
+    assert_eq!(
+        b.next_expiry().expect("next_expiry"),
+        None,
+        "clear left deadlines"
+    );
     if let Err(e) = check_against_model(b, ops) {
         panic!("redb backend ({what}) disagrees with the model: {e}");
     }

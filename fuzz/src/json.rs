@@ -155,7 +155,10 @@ pub fn check_json_file(dir: &Path, bytes: &[u8]) {
                 std::fs::read(&path).expect("read back") == bytes,
                 "a refused file was modified"
             );
-            assert!(!dir.join("cache.json.tmp").exists(), "a refused file left a temp file");
+            assert!(
+                !dir.join("cache.json.tmp").exists(),
+                "a refused file left a temp file"
+            );
             return;
         }
     };
@@ -186,18 +189,34 @@ fn check_accepted(path: &Path, bytes: &[u8], backend: FileBackend) {
         match expected_deadline(entry.expire_at) {
             Ok(Some(d)) => assert_eq!(record.expires_at, d, "expire_at of {key:?}"),
             Ok(None) => assert!(record.expires_at.is_some(), "expire_at of {key:?}"),
-            Err(()) => panic!("accepted an invalid expire_at for {key:?}: {}", entry.expire_at),
+            Err(()) => panic!(
+                "accepted an invalid expire_at for {key:?}: {}",
+                entry.expire_at
+            ),
         }
-        assert_eq!(backend.get(key).expect("get").as_ref(), Some(&record), "get {key:?}");
+        assert_eq!(
+            backend.get(key).expect("get").as_ref(),
+            Some(&record),
+            "get {key:?}"
+        );
         records.insert(key.clone(), record);
     }
     let next = records.values().filter_map(|r| r.expires_at).min();
-    assert_eq!(backend.next_expiry().expect("next_expiry"), next, "next_expiry");
+    assert_eq!(
+        backend.next_expiry().expect("next_expiry"),
+        next,
+        "next_expiry"
+    );
 
     // Rewrite: one set makes the backend write the whole document in its own spelling.
     let new_key = fresh_key(&records);
-    let new = Record::new(b"{\"$bytes\": 1}".to_vec(), Some(Timestamp::from_unix_millis(1)));
-    backend.set(&new_key, new.clone()).expect("set on an accepted file");
+    let new = Record::new(
+        b"{\"$bytes\": 1}".to_vec(),
+        Some(Timestamp::from_unix_millis(1)),
+    );
+    backend
+        .set(&new_key, new.clone())
+        .expect("set on an accepted file");
     drop(backend);
     let written = std::fs::read(path).expect("read the rewritten file");
     let shape: Result<BTreeMap<String, PythonEntry<'_>>, _> = serde_json::from_slice(&written);
@@ -208,7 +227,11 @@ fn check_accepted(path: &Path, bytes: &[u8], backend: FileBackend) {
         );
     }
     let again = FileBackend::open(path).expect("reopen the rewritten file");
-    assert_eq!(again.len().expect("len"), records.len() + 1, "len after rewrite");
+    assert_eq!(
+        again.len().expect("len"),
+        records.len() + 1,
+        "len after rewrite"
+    );
     for (key, record) in &records {
         assert_eq!(
             again.get(key).expect("get").as_ref(),
@@ -297,7 +320,11 @@ pub fn check_records_round_trip(dir: &Path, input: &[u8]) {
         want.insert(key, Record::new(value.to_vec(), deadline));
     }
     for batched in [false, true] {
-        let path = dir.join(if batched { "records-batched.json" } else { "records.json" });
+        let path = dir.join(if batched {
+            "records-batched.json"
+        } else {
+            "records.json"
+        });
         crate::remove(&path);
         let mut builder = FileBackend::builder(&path);
         if batched {
@@ -311,11 +338,19 @@ pub fn check_records_round_trip(dir: &Path, input: &[u8]) {
         let again = FileBackend::open(&path).expect("reopen");
         assert_eq!(again.len().expect("len"), want.len());
         for (k, r) in &want {
-            assert_eq!(again.get(k).expect("get").as_ref(), Some(r), "{k:?} (batched: {batched})");
+            assert_eq!(
+                again.get(k).expect("get").as_ref(),
+                Some(r),
+                "{k:?} (batched: {batched})"
+            );
         }
         let text = std::fs::read(&path).expect("read");
         let shape: Result<BTreeMap<String, PythonEntry<'_>>, _> = serde_json::from_slice(&text);
-        assert!(shape.is_ok(), "not in the Python shape: {}", String::from_utf8_lossy(&text));
+        assert!(
+            shape.is_ok(),
+            "not in the Python shape: {}",
+            String::from_utf8_lossy(&text)
+        );
     }
 }
 

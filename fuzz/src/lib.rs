@@ -74,7 +74,9 @@ pub fn quiet_panic_hook() {
             .location()
             .map_or_else(|| "?".to_owned(), |l| format!("{}:{}", l.file(), l.line()));
         let n = {
-            let mut seen = PANICS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut seen = PANICS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let n = seen.entry(at.clone()).or_insert(0);
             *n += 1;
             *n
@@ -101,7 +103,9 @@ static KNOWN: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 /// power of two.
 pub fn known_issue(what: &'static str) {
     let n = {
-        let mut known = KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut known = KNOWN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = known.entry(what).or_insert(0);
         *n += 1;
         *n
