@@ -415,6 +415,11 @@ impl RedbBackendBuilder {
     /// where the file may come from elsewhere. A file that needs crash recovery is checked this
     /// way in any case.
     ///
+    /// A file that is not braincache's (not redb, other tables, a newer format) is refused
+    /// before redb opens it for writing, and stays byte for byte as it was. A damaged
+    /// braincache file refused by the check may have had its header marked by redb's writable
+    /// open (the recovery flag is set before the check runs).
+    ///
     /// ```
     /// use braincache_redb::RedbBackend;
     ///
