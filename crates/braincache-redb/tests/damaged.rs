@@ -77,3 +77,53 @@ fn damaged_pages_are_errors_never_panics() {
     // The damage was seen somewhere (the test would be vacuous otherwise).
     assert!(errors > 0);
 }
+
+/// With `verify_on_open(true)` the same damage is found at the open: each damaged copy is
+/// refused there as `Error::Corrupt`, or opens (the damage hit pages no tree uses, or redb went
+/// back to the previous commit) and then answers every call without an error. A healthy file
+/// opens and reads back whole.
+#[test]
+fn a_verifying_open_refuses_damage_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.redb");
+    let entries: Vec<(String, Record)> = (0..2_000)
+        .map(|i| (format!("key{i}"), Record::new(vec![7; 100], None)))
+        .collect();
+    RedbBackend::open(&path)
+        .unwrap()
+        .set_many(entries.clone())
+        .unwrap();
+    let pristine = std::fs::read(&path).unwrap();
+    let verified = |p: &std::path::Path| RedbBackend::builder(p).verify_on_open(true).build();
+    {
+        let b = verified(&path).unwrap();
+        assert_eq!(b.len().unwrap(), 2_000);
+        assert_eq!(b.get("key1999").unwrap(), Some(entries[1999].1.clone()));
+    }
+    let len = pristine.len();
+    let mut refused = 0;
+    for case in 0..CASES {
+        let mut bytes = pristine.clone();
+        let start = 4096 + (case * 7919 * 13) % (len - 8192);
+        for b in &mut bytes[start..start + 512] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        match verified(&path) {
+            Err(e) => {
+                assert!(e.is_corrupt(), "offset {start}: {e}");
+                refused += 1;
+            }
+            Ok(b) => {
+                for i in (0..2_000).step_by(7) {
+                    b.get(&format!("key{i}")).unwrap();
+                }
+                b.len().unwrap();
+                b.next_expiry().unwrap();
+                b.set("new", Record::new(vec![1], None)).unwrap();
+                b.purge_expired(Timestamp::MAX).unwrap();
+            }
+        }
+    }
+    assert!(refused > 0, "no damaged copy was refused");
+}
