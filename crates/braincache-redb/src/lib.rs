@@ -416,9 +416,10 @@ impl RedbBackendBuilder {
     /// way in any case.
     ///
     /// A file that is not braincache's (not redb, other tables, a newer format) is refused
-    /// before redb opens it for writing, and stays byte for byte as it was. A damaged
-    /// braincache file refused by the check may have had its header marked by redb's writable
-    /// open (the recovery flag is set before the check runs).
+    /// before redb opens it for writing, and stays byte for byte as it was, when redb can open
+    /// it read-only to tell; one that needs crash recovery or is damaged is told only after the
+    /// writable open. A damaged file refused by the check may have had its header marked by
+    /// that open (the recovery flag is set before the check runs).
     ///
     /// ```
     /// use braincache_redb::RedbBackend;
