@@ -57,14 +57,16 @@ struct Entry {
 
 impl Entry {
     fn new(record: Record, hash: u64, queue: Queue) -> Entry {
-        Entry {
-            value: record.value,
-            deadline: record.expires_at.map_or(0, Timestamp::as_unix_nanos),
+        let mut entry = Entry {
+            value: Vec::new(),
+            deadline: 0,
             hash,
             freq: AtomicU8::new(0),
             queue,
-            expires: record.expires_at.is_some(),
-        }
+            expires: false,
+        };
+        entry.replace(record);
+        entry
     }
 
     fn expires_at(&self) -> Option<Timestamp> {
@@ -310,6 +312,14 @@ fn same_key(stored: &Arc<str>, key: &str) -> bool {
     (std::ptr::eq(stored.as_ptr(), key.as_ptr()) && stored.len() == key.len()) || **stored == *key
 }
 
+/// The entry whose live slot in `queue` `q` is, if any: the table's key must be the very `Arc`
+/// `q` holds (a stale slot of a deleted and re-inserted key holds an older one).
+fn live_entry<'a>(map: &'a mut HashTable<Slot>, q: &Queued, queue: Queue) -> Option<&'a mut Entry> {
+    map.find_mut(q.hash, |s| Arc::ptr_eq(&s.key, &q.key))
+        .map(|s| &mut s.entry)
+        .filter(|e| e.queue == queue)
+}
+
 impl Inner {
     fn find(&self, hash: u64, key: &str) -> Option<&Slot> {
         self.map.find(hash, |s| same_key(&s.key, key))
@@ -352,8 +362,9 @@ impl Inner {
     }
 
     fn is_live(&self, q: &Queued, queue: Queue) -> bool {
-        self.find(q.hash, &q.key)
-            .is_some_and(|s| Arc::ptr_eq(&s.key, &q.key) && s.entry.queue == queue)
+        self.map
+            .find(q.hash, |s| Arc::ptr_eq(&s.key, &q.key))
+            .is_some_and(|s| s.entry.queue == queue)
     }
 
     /// Evicts one entry by S3-FIFO; false when there is nothing to evict.
@@ -369,12 +380,7 @@ impl Inner {
                 let Some(q) = p.small.pop_front() else {
                     return false;
                 };
-                if !self.is_live(&q, Queue::Small) {
-                    continue;
-                }
-                let Some(Slot { entry, .. }) =
-                    self.map.find_mut(q.hash, |s| same_key(&s.key, &q.key))
-                else {
+                let Some(entry) = live_entry(&mut self.map, &q, Queue::Small) else {
                     continue;
                 };
                 let p = self.policy.as_mut().expect("checked above");
@@ -393,11 +399,7 @@ impl Inner {
             let Some(q) = p.main.pop_front() else {
                 return false;
             };
-            if !self.is_live(&q, Queue::Main) {
-                continue;
-            }
-            let Some(Slot { entry, .. }) = self.map.find_mut(q.hash, |s| same_key(&s.key, &q.key))
-            else {
+            let Some(entry) = live_entry(&mut self.map, &q, Queue::Main) else {
                 continue;
             };
             let f = entry.freq.load(Ordering::Relaxed);
@@ -493,16 +495,23 @@ mod tests {
         }
     }
 
-    /// A key deleted and re-inserted many times leaves many stale queue slots under the key
-    /// string of a live entry; compaction must drop them all, not keep those whose key is live.
-    #[test]
-    fn compaction_drops_stale_slots_of_a_live_key() {
+    /// A shard bounded at 8 entries, and a function hashing keys for it.
+    fn bounded_shard() -> (Shard, impl Fn(&str) -> u64) {
         let shard = Shard::new(Limits {
             max_entries: Some(8),
             max_bytes: None,
         });
         let hasher = std::hash::RandomState::new();
-        let hash = |k: &str| std::hash::BuildHasher::hash_one(&hasher, k);
+        (shard, move |k: &str| {
+            std::hash::BuildHasher::hash_one(&hasher, k)
+        })
+    }
+
+    /// A key deleted and re-inserted many times leaves many stale queue slots under the key
+    /// string of a live entry; compaction must drop them all, not keep those whose key is live.
+    #[test]
+    fn compaction_drops_stale_slots_of_a_live_key() {
+        let (shard, hash) = bounded_shard();
         for _ in 0..500 {
             shard.set("k", hash("k"), Record::new(vec![1], None));
             shard.delete("k", hash("k"));
@@ -520,18 +529,14 @@ mod tests {
     /// underflow the queue counts).
     #[test]
     fn queues_and_counts_stay_consistent_under_churn() {
-        let shard = Shard::new(Limits {
-            max_entries: Some(8),
-            max_bytes: None,
-        });
-        let hasher = std::hash::RandomState::new();
+        let (shard, hash_of) = bounded_shard();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for step in 0..20_000u64 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             let key = format!("k{}", x % 24);
-            let hash = std::hash::BuildHasher::hash_one(&hasher, key.as_str());
+            let hash = hash_of(&key);
             match x >> 60 {
                 0..=5 => {
                     let d = (x & 1 == 0).then(|| Timestamp::from_unix_nanos(x % 1000));
