@@ -61,18 +61,19 @@ mod redb {
     }
 
     fn replay_in_child_with(file: &Path, verify: bool) -> (bool, String) {
-        let mut child = Command::new(std::env::current_exe().unwrap());
+        let mut env = vec![(REPLAY, file.as_os_str())];
         if verify {
-            child.env(VERIFY, "1");
+            env.push((VERIFY, "1".as_ref()));
         }
-        let out = child
-            .args([
-                "--exact",
-                "redb::child_open_redb_file",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(REPLAY, file)
+        run_child("redb::child_open_redb_file", &env)
+    }
+
+    /// Runs this test binary's test `test` alone in a child process with `env` set; returns
+    /// its exit status and its output (stdout, then stderr).
+    fn run_child(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> (bool, String) {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         let text = format!(
@@ -83,10 +84,15 @@ mod redb {
         (out.status.success(), text)
     }
 
-    fn assert_replays(name: &str) {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+    /// A stored input of `open_redb_file`.
+    fn redb_input(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fuzz_corpus/open_redb_file")
-            .join(name);
+            .join(name)
+    }
+
+    fn assert_replays(name: &str) {
+        let file = redb_input(name);
         assert!(file.exists(), "{}", file.display());
         let (ok, out) = replay_in_child(&file);
         assert!(ok, "{name}: the child failed:\n{out}");
@@ -232,9 +238,7 @@ mod redb {
     /// unchanged, in both concurrency modes, with no abort.
     #[test]
     fn redb_a_damaged_freed_pages_tree_is_refused_when_verified() {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz_corpus/open_redb_file/damaged-freed-pages.bin");
-        let (ok, out) = replay_in_child_with(&file, true);
+        let (ok, out) = replay_in_child_with(&redb_input("damaged-freed-pages.bin"), true);
         assert!(ok, "the child failed:\n{out}");
         assert_eq!(out.matches("refused: ").count(), 2, "{out}");
         assert!(out.contains("refused: corrupt cache data"), "{out}");
@@ -251,8 +255,7 @@ mod redb {
     /// the key.
     #[test]
     fn redb_read_entries_refuses_a_damaged_leaf_with_keys_out_of_order() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz_corpus/open_redb_file/damaged-keys-out-of-order.bin");
+        let src = redb_input("damaged-keys-out-of-order.bin");
         let dir = scratch();
         let path = dir.path().join("cache.redb");
         std::fs::copy(&src, &path).unwrap();
@@ -296,19 +299,11 @@ mod redb {
     #[cfg(target_os = "linux")]
     #[ignore = "bug in redb: a damaged page size makes one read allocate gigabytes"]
     fn redb_reading_a_damaged_file_does_not_allocate_gigabytes() {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz_corpus/open_redb_file/damaged-huge-page-read.bin");
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "redb::child_read_entries_peak_memory",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(PEAK, &file)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let file = redb_input("damaged-huge-page-read.bin");
+        let (_, text) = run_child(
+            "redb::child_read_entries_peak_memory",
+            &[(PEAK, file.as_os_str())],
+        );
         let kb: u64 = text
             .lines()
             .find_map(|l| l.strip_prefix("peak: "))
