@@ -632,6 +632,12 @@ fn read_all_entries(path: &Path) -> Result<Vec<(String, Record)>> {
     let fail = |e: redb::Error| errors::map(Operation::Get, path, None, e);
     let txn = db.begin_read().map_err(|e| fail(e.into()))?;
     let table = txn.open_table(ENTRIES).map_err(|e| fail(e.into()))?;
+    let damaged = |key: &str, detail: String| Error::Corrupt {
+        path: Some(path.to_owned()),
+        key: Some(key.to_owned()),
+        position: None,
+        detail,
+    };
     let mut entries: Vec<(String, Record)> = Vec::new();
     for row in table.iter().map_err(|e| fail(e.into()))? {
         let (k, v) = row.map_err(|e| fail(e.into()))?;
@@ -642,14 +648,10 @@ fn read_all_entries(path: &Path) -> Result<Vec<(String, Record)>> {
         if let Some((prev, _)) = entries.last()
             && prev.as_str() >= key
         {
-            return Err(Error::Corrupt {
-                path: Some(path.to_owned()),
-                key: Some(key.to_owned()),
-                position: None,
-                detail: format!(
-                    "entries table out of order (key after {prev:?}): a damaged B-tree page"
-                ),
-            });
+            return Err(damaged(
+                key,
+                format!("entries table out of order (key after {prev:?}): a damaged B-tree page"),
+            ));
         }
         let record = decode_entry(key, v.value()).map_err(|e| e.with_path(path))?;
         entries.push((key.to_owned(), record));
@@ -662,14 +664,12 @@ fn read_all_entries(path: &Path) -> Result<Vec<(String, Record)>> {
         let found = table.get(key.as_str()).map_err(|e| fail(e.into()))?;
         let same = found.is_some_and(|g| decode_entry(key, g.value()).is_ok_and(|r| r == *record));
         if !same {
-            return Err(Error::Corrupt {
-                path: Some(path.to_owned()),
-                key: Some(key.clone()),
-                position: None,
-                detail: "the entries table lists the key, but a lookup does not find it there: \
-                         a damaged B-tree page"
+            return Err(damaged(
+                key,
+                "the entries table lists the key, but a lookup does not find it there: a \
+                 damaged B-tree page"
                     .to_owned(),
-            });
+            ));
         }
     }
     Ok(entries)

@@ -10,6 +10,19 @@ use std::time::Duration;
 /// How many damaged copies of the file are tried, each with 512 bytes flipped at its own offset.
 const CASES: usize = 32;
 
+/// Writes `pristine` to `path` with 512 bytes flipped at an offset of damage case `case`;
+/// returns the offset. Scattered over the file, past the first page (the header: damage there
+/// is "not a redb database" or a failed open, which bad_input.rs covers).
+fn damage(path: &std::path::Path, pristine: &[u8], case: usize) -> usize {
+    let mut bytes = pristine.to_vec();
+    let start = 4096 + (case * 7919 * 13) % (bytes.len() - 8192);
+    for b in &mut bytes[start..start + 512] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(path, &bytes).unwrap();
+    start
+}
+
 #[test]
 fn damaged_pages_are_errors_never_panics() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,14 +55,7 @@ fn damaged_pages_are_errors_never_panics() {
     let mut escaped = Vec::new();
     let mut errors = 0;
     for case in 0..CASES {
-        let mut bytes = pristine.clone();
-        // Scattered over the file, past the first page (the header: damage there is "not a
-        // redb database" or a failed open, which bad_input.rs covers).
-        let start = 4096 + (case * 7919 * 13) % (len - 8192);
-        for b in &mut bytes[start..start + 512] {
-            *b ^= 0x5a;
-        }
-        std::fs::write(&path, &bytes).unwrap();
+        let start = damage(&path, &pristine, case);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut errs = 0;
             match RedbBackend::open(&path) {
@@ -100,15 +106,9 @@ fn a_verifying_open_refuses_damage_up_front() {
         assert_eq!(b.len().unwrap(), 2_000);
         assert_eq!(b.get("key1999").unwrap(), Some(entries[1999].1.clone()));
     }
-    let len = pristine.len();
     let mut refused = 0;
     for case in 0..CASES {
-        let mut bytes = pristine.clone();
-        let start = 4096 + (case * 7919 * 13) % (len - 8192);
-        for b in &mut bytes[start..start + 512] {
-            *b ^= 0x5a;
-        }
-        std::fs::write(&path, &bytes).unwrap();
+        let start = damage(&path, &pristine, case);
         match verified(&path) {
             Err(e) => {
                 assert!(e.is_corrupt(), "offset {start}: {e}");
