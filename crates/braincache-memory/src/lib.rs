@@ -25,6 +25,7 @@
 //!   of its bound.
 //! - A value too large for a shard's byte share is not kept (and counts as an eviction).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod shard;

@@ -63,6 +63,7 @@
 //! - Durability is the server's: with persistence off, a restart of the server empties the
 //!   cache.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod header;
