@@ -62,7 +62,9 @@
 //!   after it began (2 s by default), whatever it waits for: a free connection of the pool (when
 //!   more threads call than there are connections), opening one, or the reply. Opening a
 //!   connection, with its setup commands, takes at most `connect_timeout`; so does
-//!   [`build`](RedisBackendBuilder::build) (connecting and the `PING`).
+//!   [`build`](RedisBackendBuilder::build) (connecting and the `PING`). The deadline is per
+//!   round trip: `clear`, `len` (one per `SCAN` step) and `set_many` of more than 512 entries
+//!   make several, each with its own.
 //! - **What a timeout means.** A call that ran out of time is an error for which
 //!   [`Error::is_timeout`] is true. A write (`set`, `delete`, `clear`, the batch forms) that
 //!   timed out after its command was sent has an **unknown outcome**, and its message says so:
@@ -474,7 +476,8 @@ impl RedisBackendBuilder {
     ///
     /// Every call has one deadline, `connect_timeout + response_timeout` after it began, that
     /// covers waiting for a free pooled connection, connecting and the reply: no call takes
-    /// longer, however many threads share the pool. A write that timed out has an unknown
+    /// longer, however many threads share the pool (calls of several round trips, `clear`,
+    /// `len` and large `set_many`, have one deadline per round trip). A write that timed out has an unknown
     /// outcome ([`Error::is_timeout`]; see the [crate docs](crate#faults)).
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout.max(Duration::from_millis(1));

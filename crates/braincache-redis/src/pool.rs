@@ -6,9 +6,10 @@
 //! up to `max`, and kept in a LIFO stack so the hot ones stay warm.
 //!
 //! # Faults
-//! - Every call has one deadline, `connect_timeout + response_timeout` after it began, that
-//!   covers waiting for a pooled connection, opening one and every read and write of the reply:
-//!   no call blocks past it, however many callers share the pool. Within it, opening a
+//! - Every [`Pool::run`] (one round trip) has one deadline, `connect_timeout +
+//!   response_timeout` after it began, that covers waiting for a pooled connection, opening one
+//!   and every read and write of the reply: none blocks past it, however many callers share
+//!   the pool. Within it, opening a
 //!   connection (TCP and the setup commands) takes at most `connect_timeout` and each socket
 //!   read or write at most `response_timeout`.
 //! - redis-rs sets the remaining connect time as the socket timeout of *each* setup reply, so a
@@ -63,6 +64,9 @@ pub(crate) struct Conn {
     response_timeout: Duration,
     /// The read and write timeout the socket has now.
     armed: Duration,
+    /// Whether the call began sending a command on it (after which the outcome of a failure is
+    /// unknown).
+    sent: bool,
 }
 
 impl Conn {
@@ -70,9 +74,10 @@ impl Conn {
     pub(crate) fn query(&mut self, pack: impl FnOnce(&mut Vec<u8>)) -> RedisResult<Value> {
         self.buf.clear();
         pack(&mut self.buf);
-        let reply = self
-            .arm()
-            .and_then(|()| self.con.req_packed_command(&self.buf));
+        let reply = self.arm().and_then(|()| {
+            self.sent = true;
+            self.con.req_packed_command(&self.buf)
+        });
         self.trim();
         reply
     }
@@ -86,9 +91,10 @@ impl Conn {
     ) -> RedisResult<Vec<Value>> {
         self.buf.clear();
         pack(&mut self.buf);
-        let sent = self
-            .arm()
-            .and_then(|()| self.con.send_packed_command(&self.buf));
+        let sent = self.arm().and_then(|()| {
+            self.sent = true;
+            self.con.send_packed_command(&self.buf)
+        });
         self.trim();
         sent?;
         let mut replies = Vec::with_capacity(n);
@@ -195,19 +201,21 @@ impl Pool {
                 .checkout(deadline)
                 .map_err(|e| call_error(op, key, e, false, started))?;
             conn.deadline = deadline;
+            conn.sent = false;
             match f(&mut conn) {
                 Ok(v) => {
                     self.checkin(conn);
                     return Ok(v);
                 }
                 Err(e) => {
+                    let sent = conn.sent;
                     self.discard(conn);
                     if reused && !retried && e.is_connection_dropped() && !e.is_timeout() {
                         self.discard_idle();
                         retried = true;
                         continue;
                     }
-                    return Err(call_error(op, key, e, true, started));
+                    return Err(call_error(op, key, e, sent, started));
                 }
             }
         }
@@ -276,6 +284,7 @@ impl Pool {
             deadline,
             response_timeout: self.response_timeout,
             armed: self.response_timeout,
+            sent: false,
         })
     }
 
