@@ -80,6 +80,7 @@
 
 mod errors;
 mod format;
+pub mod inspect;
 mod reader;
 mod writer;
 
