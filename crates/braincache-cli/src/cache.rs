@@ -92,7 +92,7 @@ pub(crate) enum Cache {
     },
     /// The entries under a prefix on a Redis server.
     Redis {
-        backend: RedisBackend,
+        backend: Box<RedisBackend>,
         /// The URL as the command shows it (password hidden).
         shown: String,
     },
@@ -142,7 +142,7 @@ impl Cache {
     pub(crate) fn redis(url: &str, prefix: &str) -> Result<Cache> {
         let backend = RedisBackend::builder(url).key_prefix(prefix).build()?;
         Ok(Cache::Redis {
-            backend,
+            backend: Box::new(backend),
             shown: redact(url),
         })
     }
@@ -221,7 +221,7 @@ impl Cache {
     /// The entry stored under `key`, expired or not.
     pub(crate) fn get(&self, key: &str) -> Result<Option<Item>> {
         if let Cache::Redis { backend, .. } = self {
-            let record = backend.get(key)?;
+            let record = Backend::get(&**backend, key)?;
             return Ok(
                 record.map(|r| Item::from_record(key.to_owned(), r, redis_inspect::value_json))
             );
@@ -240,7 +240,7 @@ impl Cache {
     /// rewrite its header, and both backends create sidecar files).
     pub(crate) fn delete(&self, keys: &[&str]) -> Result<usize> {
         if let Cache::Redis { backend, .. } = self {
-            return Ok(Backend::delete_many(backend, keys)?);
+            return Ok(Backend::delete_many(&**backend, keys)?);
         }
         let entries = self.entries()?;
         let present = keys
@@ -321,7 +321,7 @@ impl Cache {
                 kind: Kind::Redb,
                 ..
             } => f(&RedbBackend::open(path)?)?,
-            Cache::Redis { backend, .. } => f(backend)?,
+            Cache::Redis { backend, .. } => f(&**backend)?,
         })
     }
 }

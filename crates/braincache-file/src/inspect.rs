@@ -19,10 +19,10 @@
 //! std::fs::write(&path, &bytes).unwrap();
 //!
 //! assert!(inspect::detect(&path)?);
-//! let entries = inspect::read(&path)?;
-//! assert_eq!(entries[0].key, "user");
-//! assert_eq!(entries[0].value.as_json(), Some(r#"{"id":1}"#));
-//! assert_eq!(entries[1].value, Value::Bytes(vec![0, 255]));
+//! let entries = inspect::read(&path)?; // sorted by key
+//! assert_eq!(entries[0].key, "blob");
+//! assert_eq!(entries[0].value, Value::Bytes(vec![0, 255]));
+//! assert_eq!(entries[1].value.as_json(), Some(r#"{"id":1}"#));
 //! # Ok(())
 //! # }
 //! ```
