@@ -131,6 +131,7 @@
 //! The file format, including how values that are not JSON text are stored, is described below.
 //!
 #![doc = include_str!("../FORMAT.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod format;

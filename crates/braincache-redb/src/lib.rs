@@ -45,6 +45,14 @@
 //!   apply all or nothing.
 //! - **Order.** Writes of one thread apply in the order they were made. Across processes, the
 //!   last commit wins.
+//! - **A full disk, and other I/O errors.** A write whose commit finds the disk full fails with
+//!   [`Error::Io`] of kind `StorageFull` ([`Error::is_storage_full`]) and was not applied.
+//!   redb then refuses every call on its open database ("Previous I/O error occurred"), so the
+//!   backend opens the file again before it answers (the last durable commit is intact): on the
+//!   same handle, reads of acknowledged keys keep working while the disk is full, writes fail
+//!   with the same typed error, and writes succeed again once there is space. No restart and no
+//!   new handle are needed. If the reopen itself fails, the call gets the open's error and the
+//!   next call tries again.
 //!
 //! These hold for processes on one machine on a local file system, when every process that
 //! writes the file uses this crate (the stamp file must see every commit) and in the same mode
@@ -76,6 +84,7 @@
 //! [`FORMAT_VERSION`]). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
 //! it holds no data and may be deleted when no process has the cache open.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod errors;
@@ -331,6 +340,39 @@ impl Open {
             .unwrap_or_else(|p| Err(errors::read_panicked(&self.shared.path, key, p.as_ref())))
     }
 
+    /// Runs `read` on a snapshot, inside [`guarded`](Self::guarded). redb errors are `read`'s
+    /// outer result, braincache's (a damaged entry) its inner one. A read that finds the
+    /// database latched by an earlier I/O error (a commit that found the disk full: redb then
+    /// fails every call on that `Database`) has the writer thread reopen it, and runs once more.
+    fn read<T>(
+        &self,
+        op: Operation,
+        key: Option<&str>,
+        read: impl Fn(&Snapshot) -> std::result::Result<Result<T>, redb::Error>,
+    ) -> Result<T> {
+        self.guarded(key, || {
+            let mut reopened = false;
+            loop {
+                let attempt = self
+                    .shared
+                    .reader
+                    .snapshot(&self.shared.db)
+                    .and_then(|snap| read(&snap));
+                match attempt {
+                    Ok(answer) => return answer,
+                    Err(e) if !reopened && writer::latches(&e) => {
+                        self.shared.db.note(&e);
+                        self.writer.submit(Op::Reopen(op))?;
+                        reopened = true;
+                    }
+                    Err(e) => return Err(errors::map(op, &self.shared.path, key, e)),
+                }
+            }
+        })
+    }
+
+    /// The snapshot a read would use now (tests).
+    #[cfg(test)]
     fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
         self.shared
             .reader
@@ -338,14 +380,17 @@ impl Open {
             .map_err(|e| errors::map(op, &self.shared.path, key, e))
     }
 
-    fn read_entry(&self, snap: &Snapshot, key: &str) -> Result<Option<Record>> {
-        match ReadableTable::get(&snap.entries, key) {
-            Ok(Some(g)) => decode_entry(key, g.value())
+    fn read_entry(
+        &self,
+        snap: &Snapshot,
+        key: &str,
+    ) -> std::result::Result<Result<Option<Record>>, redb::Error> {
+        Ok(match ReadableTable::get(&snap.entries, key)? {
+            Some(g) => decode_entry(key, g.value())
                 .map(Some)
                 .map_err(|e| e.with_path(&self.shared.path)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(errors::map(Operation::Get, &self.shared.path, Some(key), e)),
-        }
+            None => Ok(None),
+        })
     }
 }
 
@@ -371,10 +416,7 @@ impl Backend for RedbBackend {
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let this = self.open_ref(Operation::Get)?;
-        this.guarded(Some(key), || {
-            let snap = this.snapshot(Operation::Get, Some(key))?;
-            this.read_entry(&snap, key)
-        })
+        this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
@@ -399,13 +441,9 @@ impl Backend for RedbBackend {
 
     fn len(&self) -> Result<usize> {
         let this = self.open_ref(Operation::Len)?;
-        this.guarded(None, || {
-            let snap = this.snapshot(Operation::Len, None)?;
-            let n = snap
-                .entries
-                .len()
-                .map_err(|e| errors::map(Operation::Len, &this.shared.path, None, e))?;
-            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        this.read(Operation::Len, None, |snap| {
+            let n = snap.entries.len()?;
+            Ok(Ok(usize::try_from(n).unwrap_or(usize::MAX)))
         })
     }
 
@@ -419,21 +457,25 @@ impl Backend for RedbBackend {
 
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
         let this = self.open_ref(Operation::NextExpiry)?;
-        this.guarded(None, || {
-            let snap = this.snapshot(Operation::NextExpiry, None)?;
-            let first = snap
-                .expiry
-                .first()
-                .map_err(|e| errors::map(Operation::NextExpiry, &this.shared.path, None, e))?;
-            Ok(first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0)))
+        this.read(Operation::NextExpiry, None, |snap| {
+            let first = snap.expiry.first()?;
+            Ok(Ok(
+                first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0))
+            ))
         })
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
         let this = self.open_ref(Operation::Get)?;
-        this.guarded(None, || {
-            let snap = this.snapshot(Operation::Get, None)?;
-            keys.iter().map(|k| this.read_entry(&snap, k)).collect()
+        this.read(Operation::Get, None, |snap| {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                match this.read_entry(snap, k)? {
+                    Ok(r) => out.push(r),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            Ok(Ok(out))
         })
     }
 
@@ -624,11 +666,19 @@ impl RedbBackendBuilder {
             wait: self.group_commit_wait,
             tick,
         };
+        // A reopen after an I/O error skips the integrity check: the file is the one this
+        // handle had open, and the check commits, which a full disk would refuse.
+        let opener = self.clone().verify_on_open(false);
         let shared = Arc::new(Shared {
             reader,
             db: writer::Db::new(db),
             path,
             commits: AtomicU64::new(0),
+            reopen: Box::new(move || {
+                catch_unwind(AssertUnwindSafe(|| opener.open_database()))
+                    .unwrap_or_else(|p| Err(errors::read_panicked(&opener.path, None, p.as_ref())))
+            }),
+            single_process: self.single_process,
         });
         let writer = Writer::spawn(Arc::clone(&shared), limits)
             .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
