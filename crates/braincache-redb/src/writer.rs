@@ -706,7 +706,7 @@ mod tests {
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
         let (_tx, rx) = crossbeam_channel::unbounded();
-        serve(&b.shared, batch, &rx);
+        serve(&b.shared(), batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap()).collect();
         assert_eq!(got[0].as_ref().unwrap(), &Done::Unit);
         let err = got[1].as_ref().unwrap_err();
@@ -735,7 +735,7 @@ mod tests {
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
         let (_tx, rx) = crossbeam_channel::unbounded();
-        serve(&b.shared, batch, &rx);
+        serve(&b.shared(), batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap().unwrap()).collect();
         assert_eq!(
             got,

@@ -83,6 +83,7 @@
 #![deny(missing_docs)]
 
 mod header;
+pub mod inspect;
 mod pool;
 mod resp;
 
