@@ -34,6 +34,11 @@ if ! cargo +nightly fuzz build -O; then
     echo "FAILED: the fuzz targets do not build"
     exit 1
 fi
+# The fuzz crate's own unit tests (input decoding).
+if ! cargo +nightly test --lib; then
+    echo "FAILED: the fuzz crate's unit tests"
+    exit 1
+fi
 
 if [ "$#" -gt 0 ]; then
     targets=("$@")

@@ -325,63 +325,55 @@ pub enum Op {
     },
 }
 
-impl Op {
-    /// Decodes a sequence of operations from arbitrary bytes (for fuzzers). Never panics; every
-    /// byte string gives some (possibly empty) sequence.
+/// Proptest strategies for [`Op`] sequences, shared by every backend's model tests.
+///
+/// [`op_arms`] lists the weighted alternatives so a backend can add its own (the file backend
+/// adds JSON-text values) and keep the others' weights; [`op`] and [`ops`] are the usual forms.
+pub mod strategy {
+    use super::Op;
+    use proptest::prelude::*;
+    use proptest::strategy::{BoxedStrategy, Union};
+
+    /// The weighted alternatives of [`op`]: sets (weight 4), gets (3), deletes (2), clears (1),
+    /// purges (2), clock advances (2) and two-entry `set_many`s (1). Keys are any `u8`, values
+    /// up to 15 bytes, TTLs below 2 s or none, advances below 3 s.
     #[must_use]
-    pub fn decode_all(mut bytes: &[u8]) -> Vec<Op> {
-        let mut ops = Vec::new();
-        fn take(n: usize, bytes: &mut &[u8]) -> Option<Vec<u8>> {
-            if bytes.len() < n {
-                return None;
-            }
-            let (head, rest) = bytes.split_at(n);
-            *bytes = rest;
-            Some(head.to_vec())
-        }
-        while let Some(h) = take(1, &mut bytes) {
-            let tag = h[0];
-            let op = match tag % 8 {
-                0 | 1 => {
-                    let Some(p) = take(4, &mut bytes) else { break };
-                    let len = usize::from(p[1] % 24);
-                    let Some(value) = take(len, &mut bytes) else {
-                        break;
-                    };
-                    let ttl = u16::from_le_bytes([p[2], p[3]]);
-                    Op::Set {
-                        key: p[0],
-                        value,
-                        ttl_ms: (tag & 0x80 == 0).then_some(ttl % 2000),
-                    }
-                }
-                2 => Op::Get {
-                    key: take(1, &mut bytes).map_or(0, |b| b[0]),
-                },
-                3 => Op::Delete {
-                    key: take(1, &mut bytes).map_or(0, |b| b[0]),
-                },
-                4 => Op::Clear,
-                5 => Op::Purge,
-                6 => {
-                    let Some(p) = take(2, &mut bytes) else { break };
-                    Op::Advance {
-                        ms: u16::from_le_bytes([p[0], p[1]]) % 3000,
-                    }
-                }
-                _ => {
-                    let Some(p) = take(4, &mut bytes) else { break };
-                    Op::SetMany {
-                        a: p[0],
-                        b: p[1],
-                        ttl_ms: (tag & 0x80 == 0)
-                            .then_some(u16::from_le_bytes([p[2], p[3]]) % 2000),
-                    }
-                }
-            };
-            ops.push(op);
-        }
-        ops
+    pub fn op_arms() -> Vec<(u32, BoxedStrategy<Op>)> {
+        let key = any::<u8>();
+        vec![
+            (
+                4,
+                (key, proptest::collection::vec(any::<u8>(), 0..16), ttl())
+                    .prop_map(|(key, value, ttl_ms)| Op::Set { key, value, ttl_ms })
+                    .boxed(),
+            ),
+            (3, key.prop_map(|key| Op::Get { key }).boxed()),
+            (2, key.prop_map(|key| Op::Delete { key }).boxed()),
+            (1, Just(Op::Clear).boxed()),
+            (2, Just(Op::Purge).boxed()),
+            (2, (0u16..3_000).prop_map(|ms| Op::Advance { ms }).boxed()),
+            (
+                1,
+                (key, key, ttl())
+                    .prop_map(|(a, b, ttl_ms)| Op::SetMany { a, b, ttl_ms })
+                    .boxed(),
+            ),
+        ]
+    }
+
+    /// A time to live for generated sets: below 2 s, or none.
+    pub fn ttl() -> impl Strategy<Value = Option<u16>> + Clone {
+        proptest::option::of(0u16..2_000)
+    }
+
+    /// One operation, drawn from [`op_arms`].
+    pub fn op() -> impl Strategy<Value = Op> {
+        Union::new_weighted(op_arms())
+    }
+
+    /// Sequences of 0 to `max_len - 1` operations drawn from `op`.
+    pub fn ops<S: Strategy<Value = Op>>(op: S, max_len: usize) -> impl Strategy<Value = Vec<Op>> {
+        proptest::collection::vec(op, 0..max_len)
     }
 }
 
@@ -392,7 +384,7 @@ pub const MODEL_KEYS: [&str; 8] = ["a", "", "b:c", "\"q\"", "ключ", "line\nb
 /// every result; returns a description of the first disagreement.
 ///
 /// The model's clock starts one hour after the real current time (so backends that look at the
-/// real clock see only future deadlines) and moves only with [`Op::Advance`].
+/// real clock see only future deadlines) and moves only with [`Op::Advance`]. Generate sequences with [`strategy`].
 ///
 /// # Errors
 /// A message naming the step, the operation and both answers, or a backend error.
