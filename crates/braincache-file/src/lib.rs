@@ -108,16 +108,11 @@
 //!   call `flush()` first if you need to know.
 //!
 //! # Cost
-//! Measured with `cargo run --release -p braincache-file --example file_bench` on a 2-core VM
-//! with an ext4 disk where one 4 KiB write + fsync takes about 0.19 ms (p50):
-//!
-//! | 1,000-entry file (108 KB) | per operation (p50) |
-//! |---|---|
-//! | durable `set` | 0.53–0.58 ms: the new file's fsync (≈ 0.28 ms) and the folder's (≈ 0.16 ms) are most of it |
-//! | the replace protocol alone (write, fsync, rename, fsync folder) | 0.58–0.63 ms |
-//! | batched `set` | 0.6 µs; each flush then costs one durable write (≈ 0.6–0.7 ms) |
-//! | batched `delete` (written at once, like every removal) | as a durable `set` |
-//! | `get` | 1.5 µs (a `stat` and a map lookup) |
+//! A durable `set` costs about one replace of the document: two fsyncs (the new file's and the
+//! folder's) and a write of the whole document. A batched `set` costs a map insert; each flush
+//! then costs one durable write. A `get` is a `stat` and a map lookup. Figures measured on one
+//! machine are in the *Performance* section of the
+//! [`braincache` README](https://docs.rs/crate/braincache/latest).
 //!
 //! A durable write's cost grows with the document; `set_many` and `delete_many` write once for
 //! all their entries.

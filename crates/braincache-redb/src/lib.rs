@@ -60,19 +60,10 @@
 //! `Error::Backend`).
 //!
 //! # Costs
-//! Measured with `cargo run --release -p braincache-redb --example measure` (2 shared cores,
-//! ext4, 100k keys × 64 B; the machine was also running another process at one full core):
-//!
-//! | operation | cost |
-//! |---|---|
-//! | raw redb `ExclusiveWriter` `begin_read + open_table + get` (the floor) | 1.0–1.1 µs |
-//! | raw redb `MultiWriter`, same | 5.5 µs |
-//! | `get`, multi-process mode (default) | 1.1–1.2 µs (1.02–1.18 × the floor) |
-//! | `get`, `single_process()` | 0.6–0.8 µs |
-//! | `get`, `snapshot_max_age(Duration::ZERO)` (a read transaction per get) | 6.7–6.8 µs |
-//! | raw redb `MultiWriter`, one durable commit per insert | 1.8k–2.4k/s |
-//! | `set`, multi-process mode, 1 thread | 1.5k–2.2k/s |
-//! | `set`, multi-process mode, 8 threads (7.5–7.7 sets per commit) | 9.1k–13.1k/s (5.0–5.4 × one commit per set) |
+//! A `get` costs a lookup in a reused read snapshot, close to raw redb's floor; a `set` waits for
+//! one durable commit, shared with every other write queued meanwhile. Figures measured on one
+//! machine, against raw redb, are in the *Performance* section of the
+//! [`braincache` README](https://docs.rs/crate/braincache/latest).
 //!
 //! A `get` in multi-process mode costs one `pread` of the stamp file more than a lookup in a
 //! reused snapshot; when another process commits between two reads, the next read begins a
