@@ -4,7 +4,7 @@ use braincache_core::{Error, Operation};
 use std::io;
 use std::path::Path;
 
-pub(crate) const BACKEND: &str = "redb";
+pub(crate) use crate::BACKEND_NAME as BACKEND;
 
 /// Maps a redb error met during `op` (on `key`, where there is one) on the file at `path`.
 ///

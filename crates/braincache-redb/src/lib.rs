@@ -86,6 +86,10 @@ mod writer;
 
 pub use format::FORMAT_VERSION;
 
+/// This backend's name in errors: the `backend` field of [`Error::Backend`] and
+/// [`Error::Closed`] (`"redb"`).
+pub const BACKEND_NAME: &str = "redb";
+
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use reader::{Reader, Snapshot};

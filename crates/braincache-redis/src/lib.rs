@@ -99,6 +99,10 @@ use std::time::Duration;
 /// The key prefix used unless [`RedisBackendBuilder::key_prefix`] sets another.
 pub const DEFAULT_KEY_PREFIX: &str = "braincache:";
 
+/// This backend's name in errors: the `backend` field of [`Error::Backend`] and
+/// [`Error::Closed`] (`"redis"`).
+pub const BACKEND_NAME: &str = "redis";
+
 /// Entries per round trip in batch operations, and keys per `SCAN` step.
 const BATCH: usize = 512;
 
@@ -500,7 +504,7 @@ impl RedisBackendBuilder {
     /// [`Error::Backend`] with [`Operation::Open`] when the URL is invalid, or (unless
     /// [`lazy`](Self::lazy)) when the server cannot be reached or does not answer `PING`.
     pub fn build(self) -> Result<RedisBackend> {
-        let open_error = |e: RedisError| Error::backend(Operation::Open, "redis", None, e);
+        let open_error = |e: RedisError| Error::backend(Operation::Open, BACKEND_NAME, None, e);
         let info = self
             .url
             .as_str()
@@ -628,8 +632,8 @@ fn parse_scan(reply: Value) -> std::result::Result<(u64, Vec<Vec<u8>>), Value> {
 /// A reply that is not what the command returns: the server's error, or something unexpected.
 fn reply_error(op: Operation, key: Option<&str>, command: &'static str, reply: Value) -> Error {
     match reply {
-        Value::ServerError(e) => Error::backend(op, "redis", key, RedisError::from(e)),
-        other => Error::backend(op, "redis", key, UnexpectedReply::new(command, &other)),
+        Value::ServerError(e) => Error::backend(op, BACKEND_NAME, key, RedisError::from(e)),
+        other => Error::backend(op, BACKEND_NAME, key, UnexpectedReply::new(command, &other)),
     }
 }
 
