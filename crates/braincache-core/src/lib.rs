@@ -11,6 +11,7 @@
 //!   (human-readable), and [`Bincode`] behind the off-by-default `bincode` feature.
 //! - [`Clock`]: where the time comes from — [`SystemClock`], or [`ManualClock`] for tests.
 //! - [`Error`]: one error type naming the operation, the key or path, and the cause.
+//! - [`sidecar`]: the path of a file a backend keeps beside its own (a lock, a temp file).
 //!
 //! ```
 //! use braincache_core::{Backend, Codec, Postcard, Record, Result, Timestamp};
@@ -73,6 +74,7 @@ mod clock;
 mod codec;
 mod error;
 mod record;
+mod sidecar;
 mod time;
 
 #[cfg(feature = "testkit")]
@@ -85,4 +87,5 @@ pub use codec::Bincode;
 pub use codec::{Codec, Json, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use record::Record;
+pub use sidecar::sidecar;
 pub use time::Timestamp;

@@ -18,10 +18,9 @@
 //!   released during the slow part of a write (write, fsync, rename, fsync the folder).
 
 use crate::format::{self, Entry};
-use braincache_core::{Error, Operation, Result, Timestamp};
+use braincache_core::{Error, Operation, Result, Timestamp, sidecar};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
-use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::iter::Peekable;
@@ -442,12 +441,6 @@ fn resolve(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name: OsString = path.file_name().unwrap_or_default().to_owned();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
 impl Store {
     /// Opens (creating when missing) the file at `path` and loads it.
     pub(crate) fn open(path: &Path, durable: bool) -> Result<Store> {
@@ -460,8 +453,8 @@ impl Store {
             ));
         };
         let dir = dir.to_path_buf();
-        let lock_path = sibling(&path, ".lock");
-        let tmp_path = sibling(&path, ".tmp");
+        let lock_path = sidecar(&path, ".lock");
+        let tmp_path = sidecar(&path, ".tmp");
         let lock_file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -121,9 +121,7 @@ enum Signal {
 
 /// The path of the commit-stamp file of the database at `db`: `<db>.seq`.
 pub(crate) fn stamp_path(db: &Path) -> PathBuf {
-    let mut s = db.as_os_str().to_owned();
-    s.push(".seq");
-    PathBuf::from(s)
+    braincache_core::sidecar(db, ".seq")
 }
 
 /// Shares read snapshots among the threads of one backend.
