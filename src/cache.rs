@@ -184,7 +184,13 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// [`Error::Decode`] when the stored bytes are not a `T`; backend errors otherwise.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        match self.live_record(key)? {
+        self.lookup(key, true)
+    }
+
+    /// The live value under `key`; counts a hit or a miss only when `count` is set, so a call
+    /// that looks more than once (the memoizing loads) counts once.
+    fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
+        match self.live_record(key, count)? {
             Some(r) => self.decode(key, &r.value).map(Some),
             None => Ok(None),
         }
@@ -200,16 +206,18 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         })
     }
 
-    /// The unexpired record under `key`, counting the hit or miss.
-    fn live_record(&self, key: &str) -> Result<Option<Record>> {
+    /// The unexpired record under `key`, counting the hit or miss when `count` is set.
+    fn live_record(&self, key: &str, count: bool) -> Result<Option<Record>> {
         let record = self.inner.backend.get(key).map_err(|e| self.failed(e))?;
         let live = record.filter(|r| !r.is_expired(self.inner.clock.now()));
-        let counter = if live.is_some() {
-            &self.inner.counters.hits
-        } else {
-            &self.inner.counters.misses
-        };
-        Counters::bump(counter, 1);
+        if count {
+            let counter = if live.is_some() {
+                &self.inner.counters.hits
+            } else {
+                &self.inner.counters.misses
+            };
+            Counters::bump(counter, 1);
+        }
         debug_event!(
             "get {key:?}: {}",
             if live.is_some() { "hit" } else { "miss" }
@@ -222,7 +230,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub fn has(&self, key: &str) -> Result<bool> {
-        Ok(self.live_record(key)?.is_some())
+        Ok(self.live_record(key, true)?.is_some())
     }
 
     /// Removes `key`; returns whether an entry (expired or not) was there.
@@ -403,9 +411,14 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> std::result::Result<T, E>,
         S: ErrorSharing<E>,
     {
+        // One call counts one hit or one miss: the first lookup decides. Later lookups (after
+        // an abandoned leader, or after winning the election) are not counted again.
+        let mut first_lookup = true;
         // `None`: the leader told us to compute alone, without leading.
         let leader = loop {
-            if let Some(value) = self.get::<T>(key)? {
+            let found = self.lookup::<T>(key, first_lookup)?;
+            first_lookup = false;
+            if let Some(value) = found {
                 return Ok(Loaded {
                     value,
                     store_error: None,
@@ -439,7 +452,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         };
         // A previous leader may have stored the value between our miss and our election.
         if leader.is_some()
-            && let Some(value) = self.get::<T>(key)?
+            && let Some(value) = self.lookup::<T>(key, false)?
         {
             finish(leader, Outcome::Abandoned);
             return Ok(Loaded {
