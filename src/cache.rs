@@ -85,11 +85,15 @@ pub enum LoadError<E> {
     Init(Arc<E>),
 }
 
-impl<E: fmt::Display> fmt::Display for LoadError<E> {
+/// As the Rust API guidelines ask, `Display` describes this level only and `source()` returns
+/// the cause: a cache error is shown as itself (its `Display` and `source()` are the wrapped
+/// [`Error`]'s), a closure's error as "the value could not be computed" with the closure's error
+/// as its source. `anyhow`'s `{:#}` prints each cause once.
+impl<E> fmt::Display for LoadError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Cache(e) => write!(f, "cache error: {e}"),
-            LoadError::Init(e) => write!(f, "the value could not be computed: {e}"),
+            LoadError::Cache(e) => fmt::Display::fmt(e, f),
+            LoadError::Init(_) => f.write_str("the value could not be computed"),
         }
     }
 }
@@ -97,7 +101,7 @@ impl<E: fmt::Display> fmt::Display for LoadError<E> {
 impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            LoadError::Cache(e) => Some(e),
+            LoadError::Cache(e) => std::error::Error::source(e),
             LoadError::Init(e) => Some(&**e),
         }
     }
@@ -498,7 +502,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// Counts and logs an error on its way to the caller.
     pub(crate) fn failed(&self, e: Error) -> Error {
         Counters::bump(&self.inner.counters.errors, 1);
-        warn_event!("braincache: {e}");
+        warn_event!("braincache: {}", crate::log::Chain(&e));
         e
     }
 

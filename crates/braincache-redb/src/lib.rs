@@ -136,14 +136,16 @@ pub struct RedbBackend {
 
 impl RedbBackend {
     /// Opens the cache file at `path` with the default options, creating it when it does not
-    /// exist (an empty file is also initialized). Several processes may have it open at once.
+    /// exist (an empty file is also initialized), with its folder and any missing parent folders
+    /// (`std::fs::create_dir_all`, as Python's diskcache does). Several processes may have it
+    /// open at once.
     ///
     /// # Errors
     /// - [`Error::Corrupt`] when the file is not a redb database;
     /// - [`Error::Incompatible`] when it is a redb database with other tables, or a braincache
     ///   file of another format version;
-    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a missing folder, no
-    ///   permission, another process holding it in `single_process` mode).
+    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a folder that cannot be
+    ///   created, no permission, another process holding it in `single_process` mode).
     ///
     /// The file is not written to in the first two cases.
     pub fn open(path: impl AsRef<Path>) -> Result<RedbBackend> {
@@ -479,12 +481,23 @@ impl RedbBackendBuilder {
         self
     }
 
-    /// Opens (or creates) the file and starts the writer thread.
+    /// Opens (or creates, with its missing parent folders) the file and starts the writer thread.
     ///
     /// # Errors
     /// As [`RedbBackend::open`].
     pub fn build(self) -> Result<RedbBackend> {
         let path = self.path.clone();
+        // A CLI's cache lives in a folder (`~/.cache/app/`) that is missing on its first run:
+        // create it and its parents, as diskcache does.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::io(
+                    Operation::Open,
+                    &path,
+                    errors::in_step("cannot create its folder", dir, e),
+                )
+            })?;
+        }
         // redb may panic on a file damaged outside redb (its open trusts a cleanly closed file):
         // that must reach the caller as an error, not unwind through it.
         let db = catch_unwind(AssertUnwindSafe(|| self.open_database()))
