@@ -4,7 +4,7 @@ use crate::cleaner::WakeHub;
 use crate::load::{ErrorSharing, LeaderGuard, Loads, NoSharing, Outcome, Role, Sharing};
 use crate::log::{debug_event, warn_event};
 use crate::stats::{Counters, Stats};
-use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp};
+use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp, Ttl};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -145,8 +145,24 @@ impl<B: Backend> BrainCache<B> {
 }
 
 impl<B: Backend, C: Codec> BrainCache<B, C> {
-    /// Stores `value` under `key` for `ttl` (`None`: forever; `Some(Duration::ZERO)`: already
-    /// expired), replacing what was there.
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    ///
+    /// `ttl` is anything that converts into a [`Ttl`]: a `Duration`, whole seconds as an
+    /// integer (`60`), `None` (forever) or an `Option<Duration>`. A zero (or negative) TTL is
+    /// already expired: the entry is stored but never returned.
+    ///
+    /// ```
+    /// use braincache::BrainCache;
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> braincache::Result<()> {
+    /// let cache = BrainCache::default();
+    /// cache.set("k", &"v", 60)?; // 60 seconds, as in Python
+    /// cache.set("k", &"v", Duration::from_secs(60))?;
+    /// cache.set("k", &"v", None)?; // forever
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Encode`] when the codec cannot represent the value; backend errors otherwise.
@@ -154,10 +170,10 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         &self,
         key: &str,
         value: &T,
-        ttl: impl Into<Option<Duration>>,
+        ttl: impl Into<Ttl>,
     ) -> Result<()> {
         let bytes = self.encode(key, value)?;
-        self.set_bytes(key, bytes, ttl.into())
+        self.set_bytes(key, bytes, ttl.into().duration())
     }
 
     fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>> {
@@ -343,18 +359,13 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     ///
     /// # Errors
     /// Errors reading, decoding or storing; the computed value is lost if storing fails.
-    pub fn get_or_insert_with<T, F>(
-        &self,
-        key: &str,
-        ttl: impl Into<Option<Duration>>,
-        f: F,
-    ) -> Result<T>
+    pub fn get_or_insert_with<T, F>(&self, key: &str, ttl: impl Into<Ttl>, f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
     {
         let mut f = Some(|| Ok::<T, std::convert::Infallible>(f()));
-        match self.load::<T, _, _, NoSharing>(key, ttl.into(), &mut f) {
+        match self.load::<T, _, _, NoSharing>(key, ttl.into().duration(), &mut f) {
             Ok(Loaded {
                 store_error: Some(e),
                 ..
@@ -382,7 +393,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     pub fn try_get_or_insert_with<T, E, F>(
         &self,
         key: &str,
-        ttl: impl Into<Option<Duration>>,
+        ttl: impl Into<Ttl>,
         f: F,
     ) -> std::result::Result<T, LoadError<E>>
     where
@@ -391,7 +402,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> std::result::Result<T, E>,
     {
         let mut f = Some(f);
-        match self.load::<T, E, F, Sharing>(key, ttl.into(), &mut f) {
+        match self.load::<T, E, F, Sharing>(key, ttl.into().duration(), &mut f) {
             Ok(Loaded {
                 store_error: Some(e),
                 ..

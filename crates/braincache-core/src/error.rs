@@ -409,7 +409,11 @@ mod tests {
                 "/cache/app.json",
                 io::Error::new(io::ErrorKind::NotFound, "io-cause-1"),
             ),
-            Error::corrupt_file("/cache/app.json", Some("line 1, column 2".into()), "detail-2"),
+            Error::corrupt_file(
+                "/cache/app.json",
+                Some("line 1, column 2".into()),
+                "detail-2",
+            ),
             Error::corrupt_entry("k", "detail-3"),
             Error::Incompatible {
                 path: Some("/cache/app.redb".into()),
@@ -436,7 +440,10 @@ mod tests {
                 Operation::Set,
                 "redis",
                 None,
-                io::Error::new(io::ErrorKind::TimedOut, Wrapper(io::Error::other("inner-9"))),
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    Wrapper(io::Error::other("inner-9")),
+                ),
             ),
             Error::Closed {
                 op: Operation::Flush,

@@ -73,6 +73,7 @@ mod codec;
 mod error;
 mod record;
 mod time;
+mod ttl;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -85,3 +86,4 @@ pub use codec::{Codec, Json, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use record::Record;
 pub use time::Timestamp;
+pub use ttl::Ttl;

@@ -440,7 +440,11 @@ impl Store {
         // create it, as diskcache does. The errors name the cache file the caller gave, and say
         // which step on which other path failed.
         fs::create_dir_all(&dir).map_err(|e| {
-            Error::io(Operation::Open, &path, in_step("cannot create its folder", &dir, e))
+            Error::io(
+                Operation::Open,
+                &path,
+                in_step("cannot create its folder", &dir, e),
+            )
         })?;
         let lock_file = OpenOptions::new()
             .read(true)

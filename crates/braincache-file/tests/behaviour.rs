@@ -281,7 +281,9 @@ fn unusable_paths_are_typed_io_errors() {
     assert_eq!(io_kind(&err), io::ErrorKind::NotADirectory, "{err}");
     assert_eq!(err.operation(), Some(braincache_core::Operation::Open));
     assert_eq!(err.path(), Some(cache_path.as_path()));
-    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
     assert_eq!(
         cause,
         format!("cannot create its folder {}", file.join("sub").display())
@@ -305,7 +307,10 @@ fn r13_missing_parent_folders_are_created() {
     assert!(path.is_file() && path.with_file_name("cache.json.lock").is_file());
     b.set("k", rec("1")).unwrap();
     drop(b);
-    assert_eq!(value(&FileBackend::open(&path).unwrap(), "k").as_deref(), Some("1"));
+    assert_eq!(
+        value(&FileBackend::open(&path).unwrap(), "k").as_deref(),
+        Some("1")
+    );
 
     let batched = dir.path().join("x").join("y").join("cache.json");
     let b = FileBackend::builder(&batched)
@@ -314,7 +319,10 @@ fn r13_missing_parent_folders_are_created() {
         .unwrap();
     b.set("k", rec("2")).unwrap();
     drop(b);
-    assert_eq!(value(&FileBackend::open(&batched).unwrap(), "k").as_deref(), Some("2"));
+    assert_eq!(
+        value(&FileBackend::open(&batched).unwrap(), "k").as_deref(),
+        Some("2")
+    );
 }
 
 #[test]

@@ -206,7 +206,10 @@ fn r13_not_a_redb_database_is_said_once() {
             cause = c.source();
         }
         assert_eq!(
-            chain.to_ascii_lowercase().matches("not a redb database").count(),
+            chain
+                .to_ascii_lowercase()
+                .matches("not a redb database")
+                .count(),
             1,
             "{chain}"
         );

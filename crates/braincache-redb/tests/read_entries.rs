@@ -117,7 +117,9 @@ fn works_beside_open_caches_and_sees_their_acknowledged_writes() {
     // The message is the cause's (`Display` says its own level only).
     let cause = std::error::Error::source(&e).map(ToString::to_string);
     assert!(
-        cause.as_deref().is_some_and(|c| c.contains("single-process")),
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("single-process")),
         "{e}: {cause:?}"
     );
     drop(owner);
