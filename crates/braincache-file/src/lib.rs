@@ -153,10 +153,10 @@ use store::Store;
 /// pending (batched mode), stops its flush thread and closes its files.
 ///
 /// ```
-/// use braincache_core::{Backend, Record};
-/// use braincache_file::FileBackend;
+/// use braincache::backend::{Backend, Record};
+/// use braincache::backend::FileBackend;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("cache.json");
 /// let a = FileBackend::open(&path)?;
@@ -221,10 +221,10 @@ impl FileBackend {
     /// reads through [`Backend`].
     ///
     /// ```
-    /// use braincache_core::{Backend, Record};
-    /// use braincache_file::FileBackend;
+    /// use braincache::backend::{Backend, Record};
+    /// use braincache::backend::FileBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("cache.json");
     /// std::fs::write(&path, r#"{"b": {"value": 2, "expire_at": null},
@@ -260,7 +260,7 @@ impl FileBackend {
     /// For tools that write documents in this format (the `braincache` command's `export`).
     ///
     /// ```
-    /// use braincache_file::FileBackend;
+    /// use braincache::backend::FileBackend;
     ///
     /// assert_eq!(FileBackend::value_json(b"[1, 2]"), "[1, 2]");
     /// assert_eq!(FileBackend::value_json(br#"{"$json": 1}"#), r#"{"$json": {"$json": 1}}"#);
@@ -375,10 +375,10 @@ impl Backend for FileBackend {
 /// Builds a [`FileBackend`]. Defaults: durable mode (every write fsynced before it returns).
 ///
 /// ```
-/// use braincache_file::FileBackend;
+/// use braincache::backend::FileBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let backend = FileBackend::builder(dir.path().join("cache.json"))
 ///     .flush_every(Duration::from_millis(250))

@@ -108,11 +108,12 @@ use writer::{Done, Limits, Op, Shared, Writer};
 /// [crate docs](crate) for what it guarantees.
 ///
 /// ```
-/// use braincache_core::{Backend, Record, Timestamp};
-/// use braincache_redb::RedbBackend;
+/// use braincache::Timestamp;
+/// use braincache::backend::{Backend, Record};
+/// use braincache::backend::RedbBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("cache.redb");
 /// let backend = RedbBackend::builder(&path).build()?;
@@ -191,10 +192,11 @@ impl RedbBackend {
     /// reads through [`Backend`].
     ///
     /// ```
-    /// use braincache_core::{Backend, Record, Timestamp};
-    /// use braincache_redb::RedbBackend;
+    /// use braincache::Timestamp;
+    /// use braincache::backend::{Backend, Record};
+    /// use braincache::backend::RedbBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("cache.redb");
     /// let backend = RedbBackend::open(&path)?;
@@ -356,10 +358,10 @@ impl Backend for RedbBackend {
 /// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
 ///
 /// ```
-/// use braincache_redb::RedbBackend;
+/// use braincache::backend::RedbBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
 ///     .single_process() // this process owns the file
@@ -424,9 +426,9 @@ impl RedbBackendBuilder {
     /// that open (the recovery flag is set before the check runs).
     ///
     /// ```
-    /// use braincache_redb::RedbBackend;
+    /// use braincache::backend::RedbBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
     ///     .verify_on_open(true)
