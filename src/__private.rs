@@ -28,6 +28,15 @@
 //! argument tuples give different bytes (`f("ab", "c")` is `02 61 62 01 63`, `f("a", "bc")` is
 //! `01 61 02 62 63`).
 
+//!
+//! # Companions
+//!
+//! Next to `f`, the macro generates `f_cache_key` and `f_invalidate` (which build the key from
+//! references to the key arguments and call [`key_string`] / [`invalidate`]) and `f_refresh`
+//! (`f`'s own expansion with a key from [`KeyBuilder::refreshing`]: the `call*` helpers then run
+//! the function and store its result without looking the key up). A companion finds `f`'s path
+//! with [`companion_site_path`].
+
 pub use serde;
 
 use crate::BrainCache;
