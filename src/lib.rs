@@ -58,7 +58,7 @@ mod stats;
 #[doc(hidden)]
 pub mod __private;
 
-pub use braincache_core::{Error, Operation, Result, Timestamp};
+pub use braincache_core::{Error, Operation, Result, Timestamp, Ttl};
 pub use cache::{BrainCache, BrainCacheBuilder, LoadError};
 pub use cleaner::CacheCleaner;
 pub use stats::Stats;

@@ -105,10 +105,10 @@ const BATCH: usize = 512;
 /// A cache on a Redis server. See the [crate docs](crate).
 ///
 /// ```no_run
-/// use braincache_core::Backend;
-/// use braincache_redis::RedisBackend;
+/// use braincache::backend::Backend;
+/// use braincache::backend::RedisBackend;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// let backend = RedisBackend::connect("redis://127.0.0.1:6379")?;
 /// assert_eq!(backend.key_prefix(), "braincache:");
 /// assert!(backend.expires_natively());
@@ -413,10 +413,10 @@ impl Backend for RedisBackend {
 ///   [`lazy`](Self::lazy)).
 ///
 /// ```no_run
-/// use braincache_redis::RedisBackend;
+/// use braincache::backend::RedisBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// let backend = RedisBackend::builder("redis://cache.internal:6379/2")
 ///     .key_prefix("billing:")
 ///     .pool_size(32)
