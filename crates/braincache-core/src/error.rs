@@ -312,7 +312,10 @@ impl Error {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
         while let Some(e) = cause {
             if let Some(io) = e.downcast_ref::<io::Error>()
-                && matches!(io.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+                && matches!(
+                    io.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                )
             {
                 return true;
             }
