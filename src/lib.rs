@@ -87,7 +87,9 @@ pub mod backend {
     pub use braincache_redb::{RedbBackend, RedbBackendBuilder};
     #[cfg(feature = "redis")]
     #[doc(inline)]
-    pub use braincache_redis::{RedisBackend, RedisBackendBuilder};
+    pub use braincache_redis::{
+        RedisBackend, RedisBackendBuilder, RedisClusterBackend, RedisClusterBuilder,
+    };
 }
 
 /// Memoizes a function in a [`BrainCache`]: `#[cache(ttl = 60)]` uses a process-wide memory

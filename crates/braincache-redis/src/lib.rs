@@ -65,9 +65,12 @@
 
 #![deny(missing_docs)]
 
+mod cluster;
 mod header;
 mod pool;
 mod resp;
+
+pub use cluster::{RedisClusterBackend, RedisClusterBuilder};
 
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
 use header::Header;
