@@ -78,7 +78,7 @@ pub mod backend {
     pub use braincache_file::{FileBackend, FileBackendBuilder};
     #[cfg(feature = "memcached")]
     #[doc(inline)]
-    pub use braincache_memcached::{MemcachedBackend, MemcachedBackendBuilder};
+    pub use braincache_memcached::{MemcachedBackend, MemcachedBackendBuilder, ValueTooLarge};
     #[cfg(feature = "memory")]
     #[doc(inline)]
     pub use braincache_memory::{MemoryBackend, MemoryBackendBuilder};

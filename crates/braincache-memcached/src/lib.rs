@@ -78,7 +78,9 @@
 //!   [`Error::is_timeout`] is true; for a write the message says the outcome is unknown (the
 //!   server may apply it when it wakes).
 //! - Recovery needs no new backend: after an I/O error a server's connections are all replaced,
-//!   and a connection found closed (the server restarted) is retried once on a new one.
+//!   and a call whose connection was found closed (the server restarted) is retried once on a
+//!   new one. The commands are idempotent, with one imprecision: a `delete` that reached the
+//!   server before its connection broke reports the key as absent on the retry.
 //! - Durability is memcached's: none. A restarted server is empty.
 
 #![deny(missing_docs)]

@@ -145,8 +145,10 @@ impl RedisClusterBackend {
         }
     }
 
-    /// Runs `f` on a pooled cluster connection. A connection that saw an I/O error or a timeout
-    /// is dropped (it may hold a late reply); the next call opens a new one.
+    /// Runs `f` on a pooled cluster connection. A connection that saw a timeout is dropped (a
+    /// node's socket may hold a late reply); the next call opens a new one. Other errors (a node
+    /// refusing connections, a closed socket) are left to the client, which reconnects to that
+    /// node on its next command, so a master down does not cost the healthy keys a reconnect.
     fn run<T>(
         &self,
         op: Operation,
@@ -157,6 +159,10 @@ impl RedisClusterBackend {
         let mut slot = self.checkout();
         if slot.is_none() {
             let conn = self.client.get_connection().map_err(fail)?;
+            // The client sets read timeouts on the nodes' sockets; writes need one too, for a
+            // node that stops reading (full socket buffers).
+            conn.set_write_timeout(Some(self.response_timeout))
+                .map_err(fail)?;
             *slot = Some(conn);
         }
         let Some(conn) = slot.as_mut() else {
@@ -165,7 +171,7 @@ impl RedisClusterBackend {
         match f(conn) {
             Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                if e.is_timeout() {
                     *slot = None;
                 }
                 Err(fail(e))
