@@ -47,6 +47,7 @@
 //! - `bincode`: a `Bincode` codec (bincode 2.0.1; unmaintained upstream).
 //! - `tracing`: debug events for operations and a warning for each error.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod cache;

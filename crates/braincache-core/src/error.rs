@@ -304,26 +304,6 @@ impl Error {
         matches!(self, Error::Unsupported { .. })
     }
 
-    /// True when the operation gave up waiting for a server's answer: somewhere in the error's
-    /// causes is an I/O error of kind `TimedOut` or `WouldBlock` (what a socket read or write
-    /// timeout gives). For a write, the outcome is then unknown: the server may have applied it.
-    #[must_use]
-    pub fn is_timeout(&self) -> bool {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
-        while let Some(e) = cause {
-            if let Some(io) = e.downcast_ref::<io::Error>()
-                && matches!(
-                    io.kind(),
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                )
-            {
-                return true;
-            }
-            cause = e.source();
-        }
-        false
-    }
-
     /// True for damaged data ([`Error::Corrupt`]).
     #[must_use]
     pub fn is_corrupt(&self) -> bool {
@@ -340,6 +320,48 @@ impl Error {
     #[must_use]
     pub fn is_io(&self) -> bool {
         matches!(self, Error::Io { .. })
+    }
+
+    /// True when the operation gave up waiting: an I/O error of kind
+    /// [`TimedOut`](io::ErrorKind::TimedOut) in [`Error::Io`], or in the cause of
+    /// [`Error::Backend`] (a server that did not answer in time).
+    ///
+    /// A write that timed out has an **unknown outcome**: the request may have reached the
+    /// server, which may have applied it, or may still apply it later. Read the key again, or
+    /// write it again (`set` and `delete` are idempotent), when the outcome matters.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        self.has_io_kind(io::ErrorKind::TimedOut)
+    }
+
+    /// True when the disk (or the file system's quota) is full: an I/O error of kind
+    /// [`StorageFull`](io::ErrorKind::StorageFull) (`ENOSPC`, or `EDQUOT` on Linux) in
+    /// [`Error::Io`], or in the cause of [`Error::Backend`]. The write was not applied; the same
+    /// handle works again once there is space.
+    #[must_use]
+    pub fn is_storage_full(&self) -> bool {
+        self.has_io_kind(io::ErrorKind::StorageFull)
+            || self.has_io_kind(io::ErrorKind::QuotaExceeded)
+    }
+
+    /// True when this error, or a cause in its `source()` chain, is an [`io::Error`] of `kind`.
+    fn has_io_kind(&self, kind: io::ErrorKind) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Backend { source, .. } => Some(source.as_ref()),
+            _ => None,
+        };
+        // Bounded: a cycle in a hand-written `source()` must not hang the caller.
+        for _ in 0..16 {
+            let Some(e) = cause else { return false };
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == kind)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
     }
 
     /// The underlying I/O error, if this is one.
@@ -398,6 +420,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timeouts_and_full_disks_are_told_through_the_cause_chain() {
+        let timed_out = io::Error::new(io::ErrorKind::TimedOut, "no reply");
+        assert!(Error::io(Operation::Get, "/x", timed_out).is_timeout());
+        // A backend's cause that wraps an I/O error, one level down.
+        #[derive(Debug)]
+        struct Wrapper(io::Error);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("wrapped")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Error::backend(
+            Operation::Set,
+            "redis",
+            Some("k"),
+            Wrapper(io::Error::new(io::ErrorKind::TimedOut, "late")),
+        );
+        assert!(e.is_timeout() && !e.is_storage_full());
+        let full = Error::io(Operation::Set, "/x", io::ErrorKind::StorageFull.into());
+        assert!(full.is_storage_full() && !full.is_timeout());
+        let e = Error::backend(
+            Operation::Set,
+            "redb",
+            None,
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        assert!(e.is_storage_full());
+        let other = Error::backend(Operation::Get, "redis", None, "connection refused");
+        assert!(!other.is_timeout() && !other.is_storage_full());
+        assert!(!Error::corrupt_entry("k", "bad").is_timeout());
+    }
+
+    #[test]
     fn messages_name_operation_path_key_and_position() {
         let e = Error::corrupt_file(
             "/tmp/c.json",
@@ -427,7 +487,7 @@ mod tests {
             Operation::Set,
             "memcached",
             Some("k"),
-            io::Error::new(io::ErrorKind::WouldBlock, "read timed out"),
+            io::Error::new(io::ErrorKind::TimedOut, "read timed out"),
         );
         assert!(e.is_timeout());
         assert!(!e.is_unsupported());

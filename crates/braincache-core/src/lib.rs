@@ -65,6 +65,7 @@
 //! - `bincode`: the [`Bincode`] codec (bincode 2.0.1, unmaintained upstream).
 //! - `tracing`: lets backends log through `tracing`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod backend;

@@ -1,5 +1,9 @@
 //! The backend conformance suite: one set of checks every [`Backend`] must pass.
 //!
+//! **Not a stable API.** The test kit is a testing aid for backend crates: checks are added and
+//! their signatures change in any release, semver notwithstanding. Pin the exact version of
+//! `braincache-core` in the `dev-dependencies` that enable `testkit`.
+//!
 //! A backend crate runs all of them with one macro call in its tests, giving a factory that
 //! returns a fresh, empty backend and a guard kept alive for the test (a temp folder, a server):
 //!

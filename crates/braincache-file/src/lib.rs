@@ -131,9 +131,11 @@
 //! The file format, including how values that are not JSON text are stored, is described below.
 //!
 #![doc = include_str!("../FORMAT.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod format;
+pub mod inspect;
 mod store;
 
 use braincache_core::{Backend, Error, Json, Operation, Record, Result, Timestamp};
@@ -214,8 +216,8 @@ impl FileBackend {
     /// also works on a file in a read-only folder). Writers replace the file whole, so the
     /// entries are one version of it. A zero-length file has no entries.
     ///
-    /// For tools that inspect or export a cache (the `braincache` command); a cache in use
-    /// reads through [`Backend`].
+    /// For tools that inspect or export a cache ([`inspect`] has the rest of what they need); a
+    /// cache in use reads through [`Backend`].
     ///
     /// ```
     /// use braincache_core::{Backend, Record};
@@ -246,27 +248,6 @@ impl FileBackend {
             .iter()
             .map(|(k, e)| (k.clone(), record(e)))
             .collect())
-    }
-
-    /// The JSON text this format stores as the `value` of an entry whose record holds `bytes`
-    /// (see "Values that are not JSON text" below): the bytes themselves when they are exactly
-    /// one JSON text, `{"$json": <the text>}` when that text would read back as a tag, and
-    /// `{"$bytes": "<standard base64, padded>"}` for anything else. Read back (by a handle or
-    /// [`read_entries`](Self::read_entries)), it gives `bytes` exactly.
-    ///
-    /// For tools that write documents in this format (the `braincache` command's `export`).
-    ///
-    /// ```
-    /// use braincache_file::FileBackend;
-    ///
-    /// assert_eq!(FileBackend::value_json(b"[1, 2]"), "[1, 2]");
-    /// assert_eq!(FileBackend::value_json(br#"{"$json": 1}"#), r#"{"$json": {"$json": 1}}"#);
-    /// assert_eq!(FileBackend::value_json(b" 1"), r#"{"$bytes": "IDE="}"#);
-    /// assert_eq!(FileBackend::value_json(&[0, 1, 2, 255]), r#"{"$bytes": "AAEC/w=="}"#);
-    /// ```
-    #[must_use]
-    pub fn value_json(bytes: &[u8]) -> String {
-        StoredValue::from_bytes(bytes.to_vec()).to_json()
     }
 }
 

@@ -390,7 +390,25 @@ fn a_full_disk_is_an_io_error_and_the_file_survives() {
     struct Mount(PathBuf);
     impl Drop for Mount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            // A replaced version still being closed keeps the mount busy for a moment: retry,
+            // then detach it, so no test leaves a mount behind.
+            let unmounted = (0..50).any(|_| {
+                let ok = std::process::Command::new("umount")
+                    .arg(&self.0)
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                ok
+            });
+            if !unmounted {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&self.0)
+                    .status();
+            }
         }
     }
     let dir = tempfile::tempdir().unwrap();

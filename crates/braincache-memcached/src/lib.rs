@@ -84,6 +84,7 @@
 //! - Durability is memcached's: none. A restarted server is empty.
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod frame;
 mod ring;

@@ -109,11 +109,13 @@ impl Server {
     fn error(&self, call: Call<'_>, e: MemcacheError) -> Error {
         let server = self.addr.clone();
         let source: Box<dyn std::error::Error + Send + Sync> = match e {
+            // A socket timeout is `WouldBlock` on Unix: report it as `TimedOut`, the kind
+            // `Error::is_timeout` looks for, keeping the original as its cause.
             MemcacheError::IOError(io) if is_timeout(&io) => Box::new(ServerTimeout {
                 server,
                 after: self.response_timeout,
                 write: call.write,
-                io,
+                io: io::Error::new(io::ErrorKind::TimedOut, io),
             }),
             MemcacheError::PoolError(e) => Box::new(Unreachable {
                 server,

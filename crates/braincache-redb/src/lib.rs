@@ -45,6 +45,14 @@
 //!   apply all or nothing.
 //! - **Order.** Writes of one thread apply in the order they were made. Across processes, the
 //!   last commit wins.
+//! - **A full disk, and other I/O errors.** A write whose commit finds the disk full fails with
+//!   [`Error::Io`] of kind `StorageFull` ([`Error::is_storage_full`]) and was not applied.
+//!   redb then refuses every call on its open database ("Previous I/O error occurred"), so the
+//!   backend opens the file again before it answers (the last durable commit is intact): on the
+//!   same handle, reads of acknowledged keys keep working while the disk is full, writes fail
+//!   with the same typed error, and writes succeed again once there is space. No restart and no
+//!   new handle are needed. If the reopen itself fails, the call gets the open's error and the
+//!   next call tries again.
 //!
 //! These hold for processes on one machine on a local file system, when every process that
 //! writes the file uses this crate (the stamp file must see every commit) and in the same mode
@@ -76,10 +84,12 @@
 //! [`FORMAT_VERSION`]). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
 //! it holds no data and may be deleted when no process has the cache open.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod errors;
 mod format;
+pub mod inspect;
 mod reader;
 mod writer;
 
@@ -95,7 +105,8 @@ use redb::{
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 use writer::{Done, Limits, Op, Shared, Writer};
 
@@ -128,10 +139,31 @@ use writer::{Done, Limits, Op, Shared, Writer};
 /// # }
 /// ```
 pub struct RedbBackend {
+    /// `None` once [`close`](RedbBackend::close)d. Every call holds the read lock while it runs,
+    /// so `close` waits for the calls in flight and later calls see `None`.
+    state: RwLock<Option<Open>>,
+    path: PathBuf,
+    single_process: bool,
+    /// The writer's commit count when the backend was closed.
+    commits_at_close: AtomicU64,
+}
+
+/// What an open backend holds; dropping it closes the database.
+struct Open {
     // Declared first: dropping it drains the queue and joins the thread before the database goes.
     writer: Writer,
     shared: Arc<Shared>,
-    single_process: bool,
+}
+
+/// The open backend, borrowed for one call.
+struct OpenRef<'a>(RwLockReadGuard<'a, Option<Open>>);
+
+impl std::ops::Deref for OpenRef<'_> {
+    type Target = Open;
+    fn deref(&self) -> &Open {
+        // Invariant: an `OpenRef` is only made from a guard holding `Some` (`open_ref`).
+        self.0.as_ref().expect("checked when the OpenRef was made")
+    }
 }
 
 impl RedbBackend {
@@ -158,16 +190,84 @@ impl RedbBackend {
     /// The path of the database file.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        &self.path
     }
 
     /// How many durable commits this handle's writer thread has made: compared with the number
     /// of writes, it shows how well group commit batches them.
     #[must_use]
     pub fn commits(&self) -> u64 {
-        self.shared
-            .commits
-            .load(std::sync::atomic::Ordering::Relaxed)
+        match self
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(open) => open.shared.commits.load(Ordering::Relaxed),
+            None => self.commits_at_close.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the backend: waits for the calls in flight (every write queued before `close` is
+    /// committed and answered), stops the writer thread and closes the file, releasing its
+    /// locks, as dropping the backend does. Every later call returns [`Error::Closed`];
+    /// closing again does nothing.
+    ///
+    /// For a backend that is never dropped: one in a `static` (a `LazyLock`), or in a program
+    /// that ends with [`std::process::exit`]. Its writes need no close to be durable (each is
+    /// committed before it returns), but a file that was not closed needs crash recovery, which
+    /// the next process to open it for writing does (a check of every page, in proportion to the
+    /// file's size) and which read-only opens cannot do ([`inspect::read`] does it for tools).
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("cache.redb");
+    /// let backend = RedbBackend::open(&path)?;
+    /// backend.set("k", Record::new(b"v".to_vec(), None))?;
+    /// backend.close()?;
+    /// assert!(matches!(backend.get("k"), Err(braincache_core::Error::Closed { .. })));
+    /// // Closed cleanly: a read-only reader needs no recovery.
+    /// assert_eq!(RedbBackend::read_entries(&path)?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for reporting a failed close. A panic of redb while
+    /// closing a file damaged outside redb is caught and ignored, as on drop.
+    pub fn close(&self) -> Result<()> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = state.take() {
+            let commits = open.shared.commits.load(Ordering::Relaxed);
+            drop(open);
+            self.commits_at_close.store(commits, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// What the open backend shares with its writer thread, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.open_ref(Operation::Get).expect("open").shared)
+    }
+
+    /// A read snapshot of the open backend, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
+        self.open_ref(op)?.snapshot(op, key)
+    }
+
+    /// The open backend, or [`Error::Closed`] for `op`.
+    fn open_ref(&self, op: Operation) -> Result<OpenRef<'_>> {
+        let guard = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(errors::closed(op));
+        }
+        Ok(OpenRef(guard))
     }
 
     /// True when opened with [`RedbBackendBuilder::single_process`].
@@ -230,7 +330,9 @@ impl RedbBackend {
             e => e,
         })
     }
+}
 
+impl Open {
     /// Runs a read, turning a panic inside redb (which it does on pages damaged outside redb)
     /// into [`Error::Corrupt`]. Costs nothing when nothing panics.
     fn guarded<T>(&self, key: Option<&str>, read: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -238,6 +340,39 @@ impl RedbBackend {
             .unwrap_or_else(|p| Err(errors::read_panicked(&self.shared.path, key, p.as_ref())))
     }
 
+    /// Runs `read` on a snapshot, inside [`guarded`](Self::guarded). redb errors are `read`'s
+    /// outer result, braincache's (a damaged entry) its inner one. A read that finds the
+    /// database latched by an earlier I/O error (a commit that found the disk full: redb then
+    /// fails every call on that `Database`) has the writer thread reopen it, and runs once more.
+    fn read<T>(
+        &self,
+        op: Operation,
+        key: Option<&str>,
+        read: impl Fn(&Snapshot) -> std::result::Result<Result<T>, redb::Error>,
+    ) -> Result<T> {
+        self.guarded(key, || {
+            let mut reopened = false;
+            loop {
+                let attempt = self
+                    .shared
+                    .reader
+                    .snapshot(&self.shared.db)
+                    .and_then(|snap| read(&snap));
+                match attempt {
+                    Ok(answer) => return answer,
+                    Err(e) if !reopened && writer::latches(&e) => {
+                        self.shared.db.note(&e);
+                        self.writer.submit(Op::Reopen(op))?;
+                        reopened = true;
+                    }
+                    Err(e) => return Err(errors::map(op, &self.shared.path, key, e)),
+                }
+            }
+        })
+    }
+
+    /// The snapshot a read would use now (tests).
+    #[cfg(test)]
     fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
         self.shared
             .reader
@@ -245,22 +380,33 @@ impl RedbBackend {
             .map_err(|e| errors::map(op, &self.shared.path, key, e))
     }
 
-    fn read_entry(&self, snap: &Snapshot, key: &str) -> Result<Option<Record>> {
-        match ReadableTable::get(&snap.entries, key) {
-            Ok(Some(g)) => decode_entry(key, g.value())
+    fn read_entry(
+        &self,
+        snap: &Snapshot,
+        key: &str,
+    ) -> std::result::Result<Result<Option<Record>>, redb::Error> {
+        Ok(match ReadableTable::get(&snap.entries, key)? {
+            Some(g) => decode_entry(key, g.value())
                 .map(Some)
                 .map_err(|e| e.with_path(&self.shared.path)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(errors::map(Operation::Get, &self.shared.path, Some(key), e)),
-        }
+            None => Ok(None),
+        })
     }
 }
 
 impl fmt::Debug for RedbBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbBackend")
-            .field("path", &self.shared.path)
+            .field("path", &self.path)
             .field("single_process", &self.single_process)
+            .field(
+                "closed",
+                &self
+                    .state
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_none(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -269,72 +415,85 @@ impl Backend for RedbBackend {
     type Codec = Postcard;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
-        self.guarded(Some(key), || {
-            let snap = self.snapshot(Operation::Get, Some(key))?;
-            self.read_entry(&snap, key)
-        })
+        let this = self.open_ref(Operation::Get)?;
+        this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
-        self.writer
+        let this = self.open_ref(Operation::Set)?;
+        this.writer
             .submit(Op::Set(key.to_owned(), record))
             .map(drop)
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
+        let this = self.open_ref(Operation::Delete)?;
         Ok(matches!(
-            self.writer.submit(Op::Delete(key.to_owned()))?,
+            this.writer.submit(Op::Delete(key.to_owned()))?,
             Done::Found(true)
         ))
     }
 
     fn clear(&self) -> Result<()> {
-        self.writer.submit(Op::Clear).map(drop)
+        let this = self.open_ref(Operation::Clear)?;
+        this.writer.submit(Op::Clear).map(drop)
     }
 
     fn len(&self) -> Result<usize> {
-        self.guarded(None, || {
-            let snap = self.snapshot(Operation::Len, None)?;
-            let n = snap
-                .entries
-                .len()
-                .map_err(|e| errors::map(Operation::Len, &self.shared.path, None, e))?;
-            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        let this = self.open_ref(Operation::Len)?;
+        this.read(Operation::Len, None, |snap| {
+            let n = snap.entries.len()?;
+            Ok(Ok(usize::try_from(n).unwrap_or(usize::MAX)))
         })
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
-        match self.writer.submit(Op::Purge(now))? {
+        let this = self.open_ref(Operation::Purge)?;
+        match this.writer.submit(Op::Purge(now))? {
             Done::Count(n) => Ok(n),
             Done::Unit | Done::Found(_) => Ok(0),
         }
     }
 
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
-        self.guarded(None, || {
-            let snap = self.snapshot(Operation::NextExpiry, None)?;
-            let first = snap
-                .expiry
-                .first()
-                .map_err(|e| errors::map(Operation::NextExpiry, &self.shared.path, None, e))?;
-            Ok(first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0)))
+        let this = self.open_ref(Operation::NextExpiry)?;
+        this.read(Operation::NextExpiry, None, |snap| {
+            let first = snap.expiry.first()?;
+            Ok(Ok(
+                first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0))
+            ))
         })
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
-        self.guarded(None, || {
-            let snap = self.snapshot(Operation::Get, None)?;
-            keys.iter().map(|k| self.read_entry(&snap, k)).collect()
+        let this = self.open_ref(Operation::Get)?;
+        this.read(Operation::Get, None, |snap| {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                match this.read_entry(snap, k)? {
+                    Ok(r) => out.push(r),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            Ok(Ok(out))
         })
     }
 
+    /// Every write is durable when it returns: nothing to flush. After
+    /// [`close`](RedbBackend::close), [`Error::Closed`].
+    fn flush(&self) -> Result<()> {
+        self.open_ref(Operation::Flush).map(drop)
+    }
+
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
-        self.writer.submit(Op::SetMany(entries)).map(drop)
+        let this = self.open_ref(Operation::Set)?;
+        this.writer.submit(Op::SetMany(entries)).map(drop)
     }
 
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        let this = self.open_ref(Operation::Delete)?;
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
-        match self.writer.submit(Op::DeleteMany(keys))? {
+        match this.writer.submit(Op::DeleteMany(keys))? {
             Done::Count(n) => Ok(n),
             Done::Unit | Done::Found(_) => Ok(0),
         }
@@ -507,18 +666,27 @@ impl RedbBackendBuilder {
             wait: self.group_commit_wait,
             tick,
         };
+        // A reopen after an I/O error skips the integrity check: the file is the one this
+        // handle had open, and the check commits, which a full disk would refuse.
+        let opener = self.clone().verify_on_open(false);
         let shared = Arc::new(Shared {
             reader,
             db: writer::Db::new(db),
             path,
-            commits: std::sync::atomic::AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            reopen: Box::new(move || {
+                catch_unwind(AssertUnwindSafe(|| opener.open_database()))
+                    .unwrap_or_else(|p| Err(errors::read_panicked(&opener.path, None, p.as_ref())))
+            }),
+            single_process: self.single_process,
         });
         let writer = Writer::spawn(Arc::clone(&shared), limits)
             .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
         Ok(RedbBackend {
-            writer,
-            shared,
+            path: shared.path.clone(),
+            state: RwLock::new(Some(Open { writer, shared })),
             single_process: self.single_process,
+            commits_at_close: AtomicU64::new(0),
         })
     }
 
