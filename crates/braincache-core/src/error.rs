@@ -199,6 +199,18 @@ pub enum Error {
         /// Which backend.
         backend: &'static str,
     },
+
+    /// The backend's store cannot answer this operation at all (memcached cannot count its
+    /// entries or list their deadlines). Nothing was changed; asking again gives the same answer.
+    #[error("{op}: not supported by the {backend} backend: {reason}")]
+    Unsupported {
+        /// The operation that was refused.
+        op: Operation,
+        /// Which backend.
+        backend: &'static str,
+        /// Why the store cannot answer it.
+        reason: &'static str,
+    },
 }
 
 fn location(path: Option<&Path>, key: Option<&str>, position: Option<&str>) -> String {
@@ -297,6 +309,21 @@ impl Error {
         self
     }
 
+    /// An operation the backend's store cannot answer ([`Error::Unsupported`]).
+    pub fn unsupported(op: Operation, backend: &'static str, reason: &'static str) -> Error {
+        Error::Unsupported {
+            op,
+            backend,
+            reason,
+        }
+    }
+
+    /// True when the backend cannot answer this operation at all ([`Error::Unsupported`]).
+    #[must_use]
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported { .. })
+    }
+
     /// True for damaged data ([`Error::Corrupt`]).
     #[must_use]
     pub fn is_corrupt(&self) -> bool {
@@ -373,7 +400,8 @@ impl Error {
             Error::Io { op, .. }
             | Error::InvalidKey { op, .. }
             | Error::Backend { op, .. }
-            | Error::Closed { op, .. } => Some(*op),
+            | Error::Closed { op, .. }
+            | Error::Unsupported { op, .. } => Some(*op),
             Error::Encode { .. } => Some(Operation::Set),
             Error::Decode { .. } => Some(Operation::Get),
             _ => None,
@@ -596,5 +624,23 @@ mod tests {
                 "flush: the redb backend is closed",
             ]
         );
+    }
+
+    #[test]
+    fn unsupported_and_timeout_are_recognised() {
+        let e = Error::unsupported(Operation::Len, "memcached", "no way to count entries");
+        assert!(e.is_unsupported());
+        assert_eq!(e.operation(), Some(Operation::Len));
+        assert!(!e.is_timeout());
+        let e = Error::backend(
+            Operation::Set,
+            "memcached",
+            Some("k"),
+            io::Error::new(io::ErrorKind::TimedOut, "read timed out"),
+        );
+        assert!(e.is_timeout());
+        assert!(!e.is_unsupported());
+        let e = Error::backend(Operation::Get, "redis", None, io::Error::other("refused"));
+        assert!(!e.is_timeout());
     }
 }

@@ -82,10 +82,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod cluster;
 mod header;
 pub mod inspect;
 mod pool;
 mod resp;
+
+pub use cluster::{RedisClusterBackend, RedisClusterBuilder};
 
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
 use header::Header;
