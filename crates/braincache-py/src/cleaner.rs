@@ -32,7 +32,9 @@ impl PyCacheCleaner {
     fn start(&self) {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         if running.is_none() {
-            *running = Some(with_cache!(self.engine, c => braincache::CacheCleaner::start(c, self.interval)));
+            *running = Some(
+                with_cache!(self.engine, c => braincache::CacheCleaner::start(c, self.interval)),
+            );
         }
     }
 

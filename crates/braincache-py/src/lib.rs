@@ -29,7 +29,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backends::PyRedisBackend>()?;
     m.add_class::<cleaner::PyCacheCleaner>()?;
     m.add_function(wrap_pyfunction!(key::call_key, m)?)?;
-    m.add("BrainCacheError", m.py().get_type::<engine::BrainCacheError>())?;
+    m.add(
+        "BrainCacheError",
+        m.py().get_type::<engine::BrainCacheError>(),
+    )?;
     m.add("MAX_DEPTH", value::MAX_DEPTH)?;
     Ok(())
 }

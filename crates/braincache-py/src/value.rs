@@ -306,7 +306,10 @@ mod tests {
     #[test]
     fn json_shape_is_plain_json() {
         let v = PyValue::Map(vec![
-            ("a".into(), PyValue::List(vec![PyValue::Int(-1), PyValue::Null])),
+            (
+                "a".into(),
+                PyValue::List(vec![PyValue::Int(-1), PyValue::Null]),
+            ),
             ("b".into(), PyValue::UInt(u64::MAX)),
             ("c".into(), PyValue::Float(1.5)),
             ("d".into(), PyValue::Bool(false)),
