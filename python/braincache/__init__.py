@@ -24,6 +24,8 @@ a ``TypeError``: braincache never pickles, so no code runs from cache data.
 """
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from braincache._native import BrainCache, BrainCacheError, call_key
 
@@ -32,13 +34,22 @@ __all__ = ["BrainCache", "BrainCacheError", "cache"]
 _default_cache = None
 
 
-def _process_cache():
+def _process_cache() -> BrainCache:
     global _default_cache
     if _default_cache is None:
         _default_cache = BrainCache()
     return _default_cache
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def cache(ttl: F) -> F: ...
+@overload
+def cache(
+    ttl: float | None = None, *, cache: BrainCache | None = None
+) -> Callable[[F], F]: ...
 def cache(ttl=None, *, cache=None):
     """Memoizes a function: ``@cache(ttl=60)``.
 
