@@ -35,16 +35,16 @@ def test_float_bits_are_kept(bc):
 
 def test_non_finite_floats(bc):
     values = [float("nan"), float("inf"), float("-inf")]
-    if bc.codec == "json":
-        # JSON has no NaN: refused rather than silently turned into null.
-        for v in values:
-            with pytest.raises(ValueError, match="NaN"):
-                bc.set("k", [v])
-        assert not bc.has("k")
-    else:
+    try:
         bc.set("k", values)
-        back = bc.get("k")
-        assert math.isnan(back[0]) and back[1:] == values[1:]
+    except ValueError as e:
+        # A codec that would not read them back (serde_json writes null) refuses them instead
+        # of losing them; binary codecs keep them.
+        assert bc.codec == "json" and "NaN" in str(e)
+        assert not bc.has("k")
+        return
+    back = bc.get("k")
+    assert math.isnan(back[0]) and back[1:] == values[1:]
 
 
 def test_dict_order_is_kept(bc):

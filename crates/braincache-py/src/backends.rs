@@ -30,7 +30,7 @@ impl PyMemoryBackend {
             b = b.max_bytes(n);
         }
         PyMemoryBackend {
-            engine: Engine::new(b.build(), Kind::Memory),
+            engine: Engine::new(b.build(), Kind::Memory, Kind::MemoryJson),
         }
     }
 
@@ -54,7 +54,7 @@ impl PyFileBackend {
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let backend = py.detach(|| FileBackend::open(&path)).map_err(to_py_err)?;
         Ok(PyFileBackend {
-            engine: Engine::new(backend, Kind::File),
+            engine: Engine::new(backend, Kind::File, Kind::File),
             path,
         })
     }
@@ -84,7 +84,7 @@ impl PyRedbBackend {
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let backend = py.detach(|| RedbBackend::open(&path)).map_err(to_py_err)?;
         Ok(PyRedbBackend {
-            engine: Engine::new(backend, Kind::Redb),
+            engine: Engine::new(backend, Kind::Redb, Kind::RedbJson),
             path,
         })
     }
@@ -124,7 +124,7 @@ impl PyRedisBackend {
             })
             .map_err(to_py_err)?;
         Ok(PyRedisBackend {
-            engine: Engine::new(backend, Kind::Redis),
+            engine: Engine::new(backend, Kind::Redis, Kind::RedisJson),
             url,
         })
     }

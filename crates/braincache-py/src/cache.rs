@@ -72,11 +72,12 @@ impl PyBrainCache {
 }
 
 fn check_finite(engine: &Engine, v: &PyValue) -> PyResult<()> {
-    if !engine.holds_non_finite() && v.has_non_finite() {
-        return Err(PyValueError::new_err(
-            "NaN and infinite floats cannot be stored with the json codec (the file backend's): \
-             JSON has no such numbers",
-        ));
+    if !engine.non_finite && v.has_non_finite() {
+        return Err(PyValueError::new_err(format!(
+            "NaN and infinite floats cannot be stored with the {} codec: it would not read them \
+             back",
+            engine.codec
+        )));
     }
     Ok(())
 }
@@ -90,7 +91,7 @@ impl PyBrainCache {
     fn new(backend: Option<&Bound<'_, PyAny>>, zero_ttl_means_forever: bool) -> PyResult<Self> {
         let engine = match backend.filter(|b| !b.is_none()) {
             Some(b) => engine_of(b)?,
-            None => Engine::new(MemoryBackend::new(), Kind::Memory),
+            None => Engine::new(MemoryBackend::new(), Kind::Memory, Kind::MemoryJson),
         };
         Ok(PyBrainCache {
             engine,
@@ -224,12 +225,10 @@ impl PyBrainCache {
     }
 
     fn __repr__(&self) -> String {
-        let backend = match &self.engine.cache {
-            Kind::Memory(_) => "MemoryBackend",
-            Kind::File(_) => "FileBackend",
-            Kind::Redb(_) => "RedbBackend",
-            Kind::Redis(_) => "RedisBackend",
-        };
-        format!("BrainCache({backend}, codec={:?})", self.engine.codec)
+        format!(
+            "BrainCache({}, codec={:?})",
+            self.engine.backend_name(),
+            self.engine.codec
+        )
     }
 }

@@ -1,85 +1,75 @@
-//! The codec Python values are stored with: the backend's own, when it can carry them.
+//! Which codec Python values are stored with: the backend's own, when it can carry them.
 
 use crate::value::PyValue;
-use braincache::core::{Codec, CodecError, Json};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use braincache::core::Codec;
 
-/// The backend's default codec when it is self-describing (it can decode a value without being
-/// told its type, as Python values need), otherwise JSON.
+/// True when `C::default()` can store Python values: it decodes a value without being told its
+/// type (it is self-describing), so a value of every shape round-trips.
 ///
-/// The choice is made once per backend by a probe, not by the codec's name, so the Python
-/// package follows whatever the backend's default codec is: a Rust program that opens the same
-/// store with the same codec reads the same values. [`PyCodec::name`] says which was chosen.
-#[derive(Debug, Clone)]
-pub struct PyCodec<C> {
-    native: Option<C>,
+/// The Python package stores values with the backend's default codec when this holds and with
+/// JSON otherwise (postcard, the binary default before MessagePack, is not self-describing). The
+/// choice is made by this probe rather than by the codec's name, so the package follows the
+/// backend's default codec, and a Rust program using that same codec reads the same values.
+pub fn carries_python_values<C: Codec + Default>() -> bool {
+    let codec = C::default();
+    let probe = PyValue::Map(vec![
+        (
+            "list".into(),
+            PyValue::List(vec![
+                PyValue::Null,
+                PyValue::Bool(true),
+                PyValue::Int(-7),
+                PyValue::UInt(u64::MAX),
+                PyValue::Float(0.5),
+            ]),
+        ),
+        ("s".into(), PyValue::Str("x".into())),
+    ]);
+    round_trips(&codec, &probe)
 }
 
-impl<C: Codec + Default> PyCodec<C> {
-    /// Probes `C::default()` with a value of every shape and keeps it when it round-trips.
-    pub fn detect() -> Self {
-        let codec = C::default();
-        let probe = PyValue::Map(vec![
-            (
-                "list".into(),
-                PyValue::List(vec![
-                    PyValue::Null,
-                    PyValue::Bool(true),
-                    PyValue::Int(-7),
-                    PyValue::UInt(u64::MAX),
-                    PyValue::Float(0.5),
-                ]),
-            ),
-            ("s".into(), PyValue::Str("x".into())),
-        ]);
-        let round_trips = codec
-            .encode(&probe)
-            .and_then(|bytes| codec.decode::<PyValue>(&bytes))
-            .is_ok_and(|back| back == probe);
-        PyCodec {
-            native: round_trips.then_some(codec),
-        }
+/// True when the codec keeps NaN and the infinities (serde_json writes them as `null`).
+pub fn carries_non_finite<C: Codec + Default>() -> bool {
+    let probe = PyValue::List(vec![
+        PyValue::Float(f64::NAN),
+        PyValue::Float(f64::INFINITY),
+        PyValue::Float(f64::NEG_INFINITY),
+    ]);
+    let codec = C::default();
+    match codec
+        .encode(&probe)
+        .and_then(|bytes| codec.decode::<PyValue>(&bytes))
+    {
+        Ok(PyValue::List(back)) => matches!(
+            back.as_slice(),
+            [PyValue::Float(a), PyValue::Float(b), PyValue::Float(c)]
+                if a.is_nan() && *b == f64::INFINITY && *c == f64::NEG_INFINITY
+        ),
+        _ => false,
     }
 }
 
-impl<C: Codec> PyCodec<C> {
-    /// The name of the codec in use (`C::NAME`, or `"json"`).
-    pub fn name(&self) -> &'static str {
-        match self.native {
-            Some(_) => C::NAME,
-            None => Json::NAME,
-        }
-    }
-}
-
-impl<C: Codec> Codec for PyCodec<C> {
-    const NAME: &'static str = "python";
-
-    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        match &self.native {
-            Some(c) => c.encode(value),
-            None => Json.encode(value),
-        }
-    }
-
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        match &self.native {
-            Some(c) => c.decode(bytes),
-            None => Json.decode(bytes),
-        }
-    }
+fn round_trips<C: Codec>(codec: &C, probe: &PyValue) -> bool {
+    codec
+        .encode(probe)
+        .and_then(|bytes| codec.decode::<PyValue>(&bytes))
+        .is_ok_and(|back| back == *probe)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use braincache::core::Postcard;
+    use braincache::core::{Json, Postcard};
 
     #[test]
-    fn json_is_kept_and_postcard_falls_back() {
-        assert_eq!(PyCodec::<Json>::detect().name(), "json");
+    fn json_carries_python_values_and_postcard_does_not() {
+        assert!(carries_python_values::<Json>());
         // postcard is not self-describing: it cannot decode a `PyValue`.
-        assert_eq!(PyCodec::<Postcard>::detect().name(), "json");
+        assert!(!carries_python_values::<Postcard>());
+    }
+
+    #[test]
+    fn serde_json_does_not_keep_nan() {
+        assert!(!carries_non_finite::<Json>());
     }
 }

@@ -5,7 +5,7 @@
 //! it from the repository's `pyproject.toml` (`pip install .`).
 //!
 //! - Values are what JSON holds ([`value::PyValue`]), stored with the backend's codec when it
-//!   is self-describing, else JSON ([`codec::PyCodec`]); Rust programs read them as
+//!   is self-describing, else JSON ([`codec::carries_python_values`]); Rust programs read them as
 //!   `serde_json::Value` or matching types.
 //! - The GIL is released around every backend call.
 
