@@ -69,7 +69,12 @@ mod tests {
     }
 
     #[test]
-    fn serde_json_does_not_keep_nan() {
-        assert!(!carries_non_finite::<Json>());
+    fn the_non_finite_probe_agrees_with_the_codec() {
+        let kept = Json
+            .encode(&f64::NAN)
+            .and_then(|b| Json.decode::<f64>(&b))
+            .is_ok_and(f64::is_nan);
+        assert_eq!(carries_non_finite::<Json>(), kept);
+        assert!(!carries_non_finite::<Postcard>());
     }
 }
