@@ -3,6 +3,7 @@
 //! Runs the same workloads on braincache and on the peers a user would pick instead, in one run
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
+mod distributed;
 mod file;
 mod floor;
 mod hitratio;
@@ -12,6 +13,14 @@ mod redb;
 mod redis;
 mod report;
 mod stats;
+
+// The servers the distributed rows run against: the backend crates' own test helpers.
+#[path = "../../braincache-memcached/tests/support/mod.rs"]
+mod mc_support;
+#[path = "../../braincache-redis/tests/support/cluster.rs"]
+mod redis_cluster;
+#[path = "../../braincache-redis/tests/support/mod.rs"]
+mod support;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -27,7 +36,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only workloads whose group name contains this (memory, hitratio, redb, file, redis,
-    /// purge, fsync).
+    /// purge, fsync, distributed: memcached and Redis Cluster).
     #[arg(long)]
     only: Option<String>,
     /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
@@ -73,6 +82,9 @@ fn main() {
     }
     if wanted("redis") {
         redis::run(&cfg, &mut rows);
+    }
+    if wanted("distributed") || wanted("memcached") || wanted("cluster") {
+        distributed::run(&cfg, &mut rows);
     }
     report::print(&rows);
     if let Some(dir) = &args.plot {

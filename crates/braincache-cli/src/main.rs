@@ -213,7 +213,14 @@ fn main() -> ExitCode {
         Ok(Ok(code)) => code,
         Ok(Err(e)) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            let _ = writeln!(io::stderr(), "error: {e}");
+            // Each level's `Display` says its own part only: print the causes after it.
+            let mut line = format!("error: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                line.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            let _ = writeln!(io::stderr(), "{line}");
             e.exit_code()
         }
         Err(_) => {

@@ -48,7 +48,7 @@
 //!   format makes `open` (or the operation that meets it) return
 //!   [`Error::Corrupt`] naming the path and the line and
 //!   column; the file's bytes are left as they were, and writes are refused until it is fixed.
-//! - I/O failures (a missing folder, a path through a regular file, permission denied, a full
+//! - I/O failures (a folder that cannot be created, a path through a regular file, permission denied, a full
 //!   disk) are [`Error::Io`] naming the operation and the path, never
 //!   a panic. A write that fails (a durable write, a removal, a flush) leaves the file and what
 //!   the handle answers as they were before the call (a failed flush keeps its sets pending),
@@ -150,10 +150,10 @@ use store::Store;
 /// pending (batched mode), stops its flush thread and closes its files.
 ///
 /// ```
-/// use braincache_core::{Backend, Record};
-/// use braincache_file::FileBackend;
+/// use braincache::backend::{Backend, Record};
+/// use braincache::backend::FileBackend;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("cache.json");
 /// let a = FileBackend::open(&path)?;
@@ -171,11 +171,14 @@ pub struct FileBackend {
 
 impl FileBackend {
     /// Opens the cache file at `path` in durable mode, creating an empty one when it does not
-    /// exist (the folder must exist). Same as `FileBackend::builder(path).build()`.
+    /// exist, and its folder and any missing parent folders (`std::fs::create_dir_all`, as
+    /// Python's diskcache does). Same as `FileBackend::builder(path).build()`.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the file is not a cache document (it is left untouched);
-    /// [`Error::Io`] when the file or its sidecar `<file>.lock` cannot be created or read.
+    /// [`Error::Io`] when the file, its folder or its sidecar `<file>.lock` cannot be created
+    /// or read. The error's path is `path`; its `source()` names the folder or lock file when
+    /// that step failed.
     pub fn open(path: impl AsRef<Path>) -> Result<FileBackend> {
         FileBackend::builder(path).build()
     }
@@ -215,10 +218,10 @@ impl FileBackend {
     /// cache in use reads through [`Backend`].
     ///
     /// ```
-    /// use braincache_core::{Backend, Record};
-    /// use braincache_file::FileBackend;
+    /// use braincache::backend::{Backend, Record};
+    /// use braincache::backend::FileBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("cache.json");
     /// std::fs::write(&path, r#"{"b": {"value": 2, "expire_at": null},
@@ -348,10 +351,10 @@ impl Backend for FileBackend {
 /// Builds a [`FileBackend`]. Defaults: durable mode (every write fsynced before it returns).
 ///
 /// ```
-/// use braincache_file::FileBackend;
+/// use braincache::backend::FileBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let backend = FileBackend::builder(dir.path().join("cache.json"))
 ///     .flush_every(Duration::from_millis(250))
@@ -385,7 +388,8 @@ impl FileBackendBuilder {
         self
     }
 
-    /// Opens the file (creating it when missing) and, in batched mode, starts the flush thread.
+    /// Opens the file (creating it and its missing parent folders) and, in batched mode,
+    /// starts the flush thread.
     ///
     /// # Errors
     /// As [`FileBackend::open`]; also [`Error::Io`] if the flush thread cannot be started.

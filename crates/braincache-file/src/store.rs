@@ -441,6 +441,38 @@ fn resolve(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
+/// `e` as the cause of a step on `other` (a folder, the lock file) of opening a cache file:
+/// `cannot open its lock file /x/c.json.lock`, whose `source()` is `e`. The kind stays `e`'s.
+fn in_step(what: &'static str, other: &Path, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        StepError {
+            what,
+            path: other.to_path_buf(),
+            source: e,
+        },
+    )
+}
+
+#[derive(Debug)]
+struct StepError {
+    what: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.what, self.path.display())
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 impl Store {
     /// Opens (creating when missing) the file at `path` and loads it.
     pub(crate) fn open(path: &Path, durable: bool) -> Result<Store> {
@@ -455,13 +487,29 @@ impl Store {
         let dir = dir.to_path_buf();
         let lock_path = sidecar(&path, ".lock");
         let tmp_path = sidecar(&path, ".tmp");
+        // A CLI's cache lives in a folder (`~/.cache/app/`) that is missing on its first run:
+        // create it, as diskcache does. The errors name the cache file the caller gave, and say
+        // which step on which other path failed.
+        fs::create_dir_all(&dir).map_err(|e| {
+            Error::io(
+                Operation::Open,
+                &path,
+                in_step("cannot create its folder", &dir, e),
+            )
+        })?;
         let lock_file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(|e| Error::io(Operation::Open, &lock_path, e))?;
+            .map_err(|e| {
+                Error::io(
+                    Operation::Open,
+                    &path,
+                    in_step("cannot open its lock file", &lock_path, e),
+                )
+            })?;
         // Create the file when missing, never touching an existing one: a zero-length file is an
         // empty cache.
         match OpenOptions::new().write(true).create_new(true).open(&path) {

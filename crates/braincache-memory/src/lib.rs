@@ -101,7 +101,7 @@ impl MemoryBackend {
     /// ([`MemoryBackendBuilder::shards`]) to raise it. `None` when not bounded by bytes.
     ///
     /// ```
-    /// use braincache_memory::MemoryBackend;
+    /// use braincache::backend::MemoryBackend;
     ///
     /// let b = MemoryBackend::builder().max_bytes(8 << 20).build();
     /// assert_eq!(b.max_entry_bytes(), Some(1 << 20)); // 8 shards of 1 MiB
@@ -198,7 +198,7 @@ impl Backend for MemoryBackend {
 /// per shard.
 ///
 /// ```
-/// use braincache_memory::MemoryBackend;
+/// use braincache::backend::MemoryBackend;
 ///
 /// let b = MemoryBackend::builder().max_entries(10_000).max_bytes(64 << 20).build();
 /// assert_eq!(b.max_entries(), Some(10_000));

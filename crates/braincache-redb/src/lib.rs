@@ -114,11 +114,12 @@ use writer::{Done, Limits, Op, Shared, Writer};
 /// [crate docs](crate) for what it guarantees.
 ///
 /// ```
-/// use braincache_core::{Backend, Record, Timestamp};
-/// use braincache_redb::RedbBackend;
+/// use braincache::Timestamp;
+/// use braincache::backend::{Backend, Record};
+/// use braincache::backend::RedbBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("cache.redb");
 /// let backend = RedbBackend::builder(&path).build()?;
@@ -163,14 +164,16 @@ impl std::ops::Deref for OpenRef<'_> {
 
 impl RedbBackend {
     /// Opens the cache file at `path` with the default options, creating it when it does not
-    /// exist (an empty file is also initialized). Several processes may have it open at once.
+    /// exist (an empty file is also initialized), with its folder and any missing parent folders
+    /// (`std::fs::create_dir_all`, as Python's diskcache does). Several processes may have it
+    /// open at once.
     ///
     /// # Errors
     /// - [`Error::Corrupt`] when the file is not a redb database;
     /// - [`Error::Incompatible`] when it is a redb database with other tables, or a braincache
     ///   file of another format version;
-    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a missing folder, no
-    ///   permission, another process holding it in `single_process` mode).
+    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a folder that cannot be
+    ///   created, no permission, another process holding it in `single_process` mode).
     ///
     /// The file is not written to in the first two cases.
     pub fn open(path: impl AsRef<Path>) -> Result<RedbBackend> {
@@ -284,10 +287,11 @@ impl RedbBackend {
     /// reads through [`Backend`].
     ///
     /// ```
-    /// use braincache_core::{Backend, Record, Timestamp};
-    /// use braincache_redb::RedbBackend;
+    /// use braincache::Timestamp;
+    /// use braincache::backend::{Backend, Record};
+    /// use braincache::backend::RedbBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("cache.redb");
     /// let backend = RedbBackend::open(&path)?;
@@ -508,10 +512,10 @@ impl Backend for RedbBackend {
 /// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
 ///
 /// ```
-/// use braincache_redb::RedbBackend;
+/// use braincache::backend::RedbBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
 ///     .single_process() // this process owns the file
@@ -576,9 +580,9 @@ impl RedbBackendBuilder {
     /// that open (the recovery flag is set before the check runs).
     ///
     /// ```
-    /// use braincache_redb::RedbBackend;
+    /// use braincache::backend::RedbBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
     ///     .verify_on_open(true)
@@ -633,12 +637,23 @@ impl RedbBackendBuilder {
         self
     }
 
-    /// Opens (or creates) the file and starts the writer thread.
+    /// Opens (or creates, with its missing parent folders) the file and starts the writer thread.
     ///
     /// # Errors
     /// As [`RedbBackend::open`].
     pub fn build(self) -> Result<RedbBackend> {
         let path = self.path.clone();
+        // A CLI's cache lives in a folder (`~/.cache/app/`) that is missing on its first run:
+        // create it and its parents, as diskcache does.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::io(
+                    Operation::Open,
+                    &path,
+                    errors::in_step("cannot create its folder", dir, e),
+                )
+            })?;
+        }
         // redb may panic on a file damaged outside redb (its open trusts a cleanly closed file):
         // that must reach the caller as an error, not unwind through it.
         let db = catch_unwind(AssertUnwindSafe(|| self.open_database()))
