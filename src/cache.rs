@@ -76,41 +76,24 @@ impl<B: Backend + fmt::Debug, C: Codec> fmt::Debug for BrainCache<B, C> {
 }
 
 /// The error of [`BrainCache::try_get_or_insert_with`]: the cache failed, or the closure did.
-#[derive(Debug)]
-pub enum LoadError<E> {
-    /// The cache failed (reading, decoding, or storing the computed value).
-    Cache(Error),
-    /// The closure returned an error. Callers that waited on the same computation receive the
-    /// same error, hence the `Arc`.
-    Init(Arc<E>),
-}
-
+///
 /// As the Rust API guidelines ask, `Display` describes this level only and `source()` returns
 /// the cause: a cache error is shown as itself (its `Display` and `source()` are the wrapped
 /// [`Error`]'s), a closure's error as "the value could not be computed" with the closure's error
-/// as its source. `anyhow`'s `{:#}` prints each cause once.
-impl<E> fmt::Display for LoadError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LoadError::Cache(e) => fmt::Display::fmt(e, f),
-            LoadError::Init(_) => f.write_str("the value could not be computed"),
-        }
-    }
-}
-
-impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LoadError::Cache(e) => std::error::Error::source(e),
-            LoadError::Init(e) => Some(&**e),
-        }
-    }
-}
-
-impl<E> From<Error> for LoadError<E> {
-    fn from(e: Error) -> Self {
-        LoadError::Cache(e)
-    }
+/// (as the shared `Arc<E>`, whose `Display` and `source()` are `E`'s) as its source. `anyhow`'s
+/// `{:#}` prints each cause once.
+///
+/// New variants may be added: match with a wildcard arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError<E> {
+    /// The cache failed (reading, decoding, or storing the computed value).
+    #[error(transparent)]
+    Cache(#[from] Error),
+    /// The closure returned an error. Callers that waited on the same computation receive the
+    /// same error, hence the `Arc`.
+    #[error("the value could not be computed")]
+    Init(#[source] Arc<E>),
 }
 
 /// What a memoizing load did, for callers (the `#[cache]` macro) that treat cache errors as
