@@ -61,6 +61,13 @@
 //! # }
 //! ```
 //!
+//! # Builders
+//! Every backend with options has a `builder` that consumes itself and ends in `build()`. The
+//! same words mean the same thing in each: a switch that turns on a non-default behaviour takes
+//! no argument (`single_process()`, `check_integrity_on_open()`, `connect_lazily()`); a limit or
+//! an interval of zero is clamped to the smallest allowed value, stated on each setter, and no
+//! setter panics.
+//!
 //! # Crate features
 //! - `testkit`: the backend conformance suite (`conformance_tests!`, in `testkit`), for backend
 //!   tests.

@@ -375,14 +375,16 @@ impl FileBackendBuilder {
     /// `flush()`, with the next removal, and on drop). Sets acknowledged since the last write
     /// are lost if the process dies; removals (`delete`, `clear`, `purge_expired`) are still
     /// written before they return. See the
-    /// [crate docs](crate#batched-mode-faster-sets-weaker-durability). A zero interval means
-    /// durable mode.
+    /// [crate docs](crate#batched-mode-faster-sets-weaker-durability). The interval is at least
+    /// 1 ms (a zero interval is clamped to it, like every zero limit of braincache's builders);
+    /// durable mode is [`durable`](Self::durable).
     pub fn flush_every(mut self, interval: Duration) -> Self {
-        self.flush_every = (!interval.is_zero()).then_some(interval);
+        self.flush_every = Some(interval.max(Duration::from_millis(1)));
         self
     }
 
-    /// Durable mode (the default): every change is written and fsynced before the call returns.
+    /// Durable mode (the default; the one way to ask for it): every change is written and
+    /// fsynced before the call returns. Undoes [`flush_every`](Self::flush_every).
     pub fn durable(mut self) -> Self {
         self.flush_every = None;
         self

@@ -614,8 +614,17 @@ impl MemcachedBackendBuilder {
         self
     }
 
-    /// With `true`, [`build`](Self::build) only checks the URLs and connects on first use.
-    /// Default `false`: `build` fails if a server does not answer.
+    /// [`build`](Self::build) only checks the URLs and connects on first use. By default
+    /// `build` fails if a server does not answer.
+    pub fn connect_lazily(mut self) -> Self {
+        self.lazy = true;
+        self
+    }
+
+    /// [`connect_lazily`](Self::connect_lazily) when `lazy` is true.
+    #[deprecated(
+        note = "use `connect_lazily()`: switches take no argument, like `single_process()`"
+    )]
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.lazy = lazy;
         self

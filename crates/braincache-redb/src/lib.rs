@@ -509,7 +509,7 @@ impl Backend for RedbBackend {
 /// | [`max_batch_bytes`](Self::max_batch_bytes) | 16 MiB per commit |
 /// | [`group_commit_wait`](Self::group_commit_wait) | 1 ms (and never longer than a commit takes) |
 /// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
-/// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
+/// | [`check_integrity_on_open`](Self::check_integrity_on_open) | off: a cleanly closed file is trusted |
 ///
 /// ```
 /// use braincache::backend::RedbBackend;
@@ -585,12 +585,21 @@ impl RedbBackendBuilder {
     /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
-    ///     .verify_on_open(true)
+    ///     .check_integrity_on_open()
     ///     .build()?;
     /// # drop(backend);
     /// # Ok(())
     /// # }
     /// ```
+    pub fn check_integrity_on_open(mut self) -> Self {
+        self.verify_on_open = true;
+        self
+    }
+
+    /// [`check_integrity_on_open`](Self::check_integrity_on_open) when `on` is true.
+    #[deprecated(
+        note = "use `check_integrity_on_open()`: switches take no argument, like `single_process()`"
+    )]
     pub fn verify_on_open(mut self, on: bool) -> Self {
         self.verify_on_open = on;
         self
@@ -678,7 +687,8 @@ impl RedbBackendBuilder {
         };
         // A reopen after an I/O error skips the integrity check: the file is the one this
         // handle had open, and the check commits, which a full disk would refuse.
-        let opener = self.clone().verify_on_open(false);
+        let mut opener = self.clone();
+        opener.verify_on_open = false;
         let shared = Arc::new(Shared {
             reader,
             db: writer::Db::new(db),

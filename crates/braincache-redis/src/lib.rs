@@ -493,9 +493,18 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// With `true`, [`build`](Self::build) only checks the URL and connects on first use, so an
-    /// application can start before its Redis server (calls fail until the server is up).
-    /// Default `false`: `build` connects and fails if the server does not answer.
+    /// [`build`](Self::build) only checks the URL and connects on first use, so an application
+    /// can start before its Redis server (calls fail until the server is up). By default `build`
+    /// connects and fails if the server does not answer.
+    pub fn connect_lazily(mut self) -> Self {
+        self.lazy = true;
+        self
+    }
+
+    /// [`connect_lazily`](Self::connect_lazily) when `lazy` is true.
+    #[deprecated(
+        note = "use `connect_lazily()`: switches take no argument, like `single_process()`"
+    )]
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.lazy = lazy;
         self
@@ -713,7 +722,7 @@ mod tests {
     #[test]
     fn invalid_urls_are_open_errors() {
         let e = RedisBackend::builder("http://nope")
-            .lazy(true)
+            .connect_lazily()
             .build()
             .unwrap_err();
         assert_eq!(e.operation(), Some(Operation::Open));

@@ -285,7 +285,7 @@ fn database_number_in_the_url_is_used() {
 
 #[test]
 fn debug_output_hides_the_password() {
-    let b = RedisBackend::builder("redis://user:secret@127.0.0.1:1/0").lazy(true);
+    let b = RedisBackend::builder("redis://user:secret@127.0.0.1:1/0").connect_lazily();
     let s = format!("{b:?}");
     assert!(!s.contains("secret"), "{s}");
     let b = b.build().unwrap();
