@@ -85,6 +85,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// True when the store deletes expired records by itself (Redis): `purge_expired` is then a
     /// no-op and `next_expiry` is `None`.
+    ///
+    /// Only the conformance suite asked this; it now takes the answer as a parameter
+    /// (`testkit::Expiry`), and a backend's docs say how it expires records.
+    #[deprecated(note = "pass `testkit::Expiry::Native` to `conformance_tests!` instead")]
     fn expires_natively(&self) -> bool {
         false
     }

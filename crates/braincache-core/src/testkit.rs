@@ -12,9 +12,10 @@
 //! ```
 //!
 //! Each check is also a public function, for backends that need to run them by hand. Deadlines
-//! are placed around the real current time, so backends that expire entries by themselves (Redis)
-//! see realistic TTLs; checks of `purge_expired` and `next_expiry` are skipped for those, as the
-//! contract allows.
+//! are placed around the real current time, so backends that expire entries by themselves (Redis,
+//! memcached) see realistic TTLs; such a backend says so with [`Expiry::Native`]
+//! (`conformance_tests!(make, Expiry::Native)`), and the checks of `purge_expired` and
+//! `next_expiry` are skipped for it, as the contract allows.
 //!
 //! A backend whose store cannot answer `len` or `next_expiry` at all (memcached) returns
 //! [`Error::Unsupported`](crate::Error::Unsupported) from them; the checks then skip what they
@@ -29,6 +30,25 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 fn rec(value: &[u8], deadline: Option<Timestamp>) -> Record {
     Record::new(value.to_vec(), deadline)
+}
+
+/// How a backend drops expired records, which decides what the checks may expect of
+/// `purge_expired` and `next_expiry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    /// The backend keeps expired records until `purge_expired` removes them, and reports the
+    /// earliest deadline in `next_expiry` (memory, file, redb).
+    #[default]
+    ByPurge,
+    /// The store deletes expired records by itself (Redis, memcached): `purge_expired` removes
+    /// nothing and `next_expiry` is `None` (or unsupported).
+    Native,
+}
+
+impl Expiry {
+    fn is_native(self) -> bool {
+        self == Expiry::Native
+    }
 }
 
 /// `b.len()`, or `None` when the backend declares it unsupported
@@ -90,13 +110,13 @@ pub fn empty_and_zero_values_are_present<B: Backend>(b: &B) {
 }
 
 /// `set` replaces the value and the deadline.
-pub fn overwrite_replaces_value_and_deadline<B: Backend>(b: &B) {
+pub fn overwrite_replaces_value_and_deadline<B: Backend>(b: &B, expiry: Expiry) {
     let d = Timestamp::now() + HOUR;
     b.set("k", rec(b"first", Some(d))).unwrap();
     b.set("k", rec(b"second", None)).unwrap();
     assert_eq!(b.get("k").unwrap(), Some(rec(b"second", None)));
     assert_len(b, 1);
-    if !b.expires_natively() {
+    if !expiry.is_native() {
         // The old deadline must have left the expiry index with the old value.
         assert_next_expiry(b, None);
         assert_eq!(b.purge_expired(d + HOUR).unwrap(), 0);
@@ -105,20 +125,20 @@ pub fn overwrite_replaces_value_and_deadline<B: Backend>(b: &B) {
 }
 
 /// `delete` says whether the key was there and removes it.
-pub fn delete_reports_presence<B: Backend>(b: &B) {
+pub fn delete_reports_presence<B: Backend>(b: &B, expiry: Expiry) {
     b.set("k", rec(b"v", Some(Timestamp::now() + HOUR)))
         .unwrap();
     assert!(b.delete("k").unwrap());
     assert!(!b.delete("k").unwrap());
     assert_eq!(b.get("k").unwrap(), None);
     assert_len(b, 0);
-    if !b.expires_natively() {
+    if !expiry.is_native() {
         assert_next_expiry(b, None);
     }
 }
 
 /// `clear` empties the cache, and the cache works afterwards.
-pub fn clear_removes_everything<B: Backend>(b: &B) {
+pub fn clear_removes_everything<B: Backend>(b: &B, expiry: Expiry) {
     for i in 0..50 {
         let d = (i % 2 == 0).then(|| Timestamp::now() + HOUR);
         b.set(&format!("key-{i}"), rec(b"v", d)).unwrap();
@@ -133,7 +153,7 @@ pub fn clear_removes_everything<B: Backend>(b: &B) {
         assert!(b.is_empty().unwrap());
     }
     assert_eq!(b.get("key-0").unwrap(), None);
-    if !b.expires_natively() {
+    if !expiry.is_native() {
         assert_next_expiry(b, None);
     }
     b.set("after", rec(b"x", None)).unwrap();
@@ -141,8 +161,8 @@ pub fn clear_removes_everything<B: Backend>(b: &B) {
 }
 
 /// `purge_expired(now)` removes exactly the records whose deadline is at or before `now`.
-pub fn purge_removes_exactly_the_expired<B: Backend>(b: &B) {
-    if b.expires_natively() {
+pub fn purge_removes_exactly_the_expired<B: Backend>(b: &B, expiry: Expiry) {
+    if expiry.is_native() {
         assert_eq!(b.purge_expired(Timestamp::MAX).unwrap(), 0);
         return;
     }
@@ -171,8 +191,8 @@ pub fn purge_removes_exactly_the_expired<B: Backend>(b: &B) {
 
 /// Expired-but-unpurged records still count in `len` and are still returned by `get` (the
 /// front end filters them), until purged.
-pub fn expired_records_stay_until_purged<B: Backend>(b: &B) {
-    if b.expires_natively() {
+pub fn expired_records_stay_until_purged<B: Backend>(b: &B, expiry: Expiry) {
+    if expiry.is_native() {
         return;
     }
     let past = Timestamp::now() + HOUR; // "past" relative to the purge time used below
@@ -288,7 +308,8 @@ pub fn concurrent_readers_and_writers<B: Backend>(b: &B) {
 ///
 /// `$make` is a callable returning `(backend, guard)`: a fresh, empty backend and anything that
 /// must live as long as the test (a temp folder, a server handle; `()` when nothing does). It is
-/// called once per test.
+/// called once per test. A second argument, [`Expiry::Native`], says the store expires records
+/// by itself (the default is [`Expiry::ByPurge`]).
 ///
 /// ```ignore
 /// braincache_core::conformance_tests!(|| {
@@ -299,21 +320,24 @@ pub fn concurrent_readers_and_writers<B: Backend>(b: &B) {
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@tests $make;
-            set_then_get_round_trips,
-            empty_and_zero_values_are_present,
-            overwrite_replaces_value_and_deadline,
-            delete_reports_presence,
-            clear_removes_everything,
-            purge_removes_exactly_the_expired,
-            expired_records_stay_until_purged,
-            unusual_keys_are_distinct,
-            binary_and_large_values_round_trip,
-            batch_operations_agree,
-            concurrent_readers_and_writers,
+        $crate::conformance_tests!($make, $crate::testkit::Expiry::ByPurge);
+    };
+    ($make:expr, $expiry:expr) => {
+        $crate::conformance_tests!(@tests $make, $expiry;
+            plain: set_then_get_round_trips,
+            plain: empty_and_zero_values_are_present,
+            expiry: overwrite_replaces_value_and_deadline,
+            expiry: delete_reports_presence,
+            expiry: clear_removes_everything,
+            expiry: purge_removes_exactly_the_expired,
+            expiry: expired_records_stay_until_purged,
+            plain: unusual_keys_are_distinct,
+            plain: binary_and_large_values_round_trip,
+            plain: batch_operations_agree,
+            plain: concurrent_readers_and_writers,
         );
     };
-    (@tests $make:expr; $($check:ident),* $(,)?) => {
+    (@tests $make:expr, $expiry:expr; $($kind:ident: $check:ident),* $(,)?) => {
         mod braincache_conformance {
             #[allow(unused_imports)]
             use super::*;
@@ -321,10 +345,16 @@ macro_rules! conformance_tests {
                 #[test]
                 fn $check() {
                     let (backend, _guard) = ($make)();
-                    $crate::testkit::$check(&backend);
+                    $crate::conformance_tests!(@call $kind, $check, &backend, $expiry);
                 }
             )*
         }
+    };
+    (@call plain, $check:ident, $backend:expr, $expiry:expr) => {
+        $crate::testkit::$check($backend)
+    };
+    (@call expiry, $check:ident, $backend:expr, $expiry:expr) => {
+        $crate::testkit::$check($backend, $expiry)
     };
 }
 
@@ -429,17 +459,31 @@ pub const MODEL_KEYS: [&str; 8] = ["a", "", "b:c", "\"q\"", "ключ", "line\nb
 /// every result; returns a description of the first disagreement.
 ///
 /// The model's clock starts one hour after the real current time (so backends that look at the
-/// real clock see only future deadlines) and moves only with [`Op::Advance`]. Generate sequences with [`strategy`].
+/// real clock see only future deadlines) and moves only with [`Op::Advance`]. Generate sequences
+/// with [`strategy`]. For a backend that expires records by itself, use
+/// [`check_against_model_with`] and [`Expiry::Native`].
 ///
 /// # Errors
 /// A message naming the step, the operation and both answers, or a backend error.
 pub fn check_against_model<B: Backend>(backend: &B, ops: &[Op]) -> Result<(), String> {
+    check_against_model_with(backend, ops, Expiry::ByPurge)
+}
+
+/// [`check_against_model`] for a backend that drops expired records as `expiry` says.
+///
+/// # Errors
+/// As [`check_against_model`].
+pub fn check_against_model_with<B: Backend>(
+    backend: &B,
+    ops: &[Op],
+    expiry: Expiry,
+) -> Result<(), String> {
     let mut model: BTreeMap<&str, Record> = BTreeMap::new();
     let mut now = Timestamp::now() + HOUR;
     let key = |i: u8| MODEL_KEYS[usize::from(i) % MODEL_KEYS.len()];
     let deadline =
         |now: Timestamp, ttl: Option<u16>| ttl.map(|ms| now + Duration::from_millis(u64::from(ms)));
-    let native = backend.expires_natively();
+    let native = expiry.is_native();
     for (step, op) in ops.iter().enumerate() {
         let fail = |what: String| format!("step {step} ({op:?}): {what}");
         match op {

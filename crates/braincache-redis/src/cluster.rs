@@ -24,12 +24,10 @@ impl RedisBackend {
     /// [`RedisClusterBuilder`]).
     ///
     /// ```no_run
-    /// use braincache_core::Backend;
     /// use braincache_redis::RedisBackend;
     ///
     /// # fn main() -> braincache_core::Result<()> {
     /// let c = RedisBackend::connect_cluster(&["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])?;
-    /// assert!(c.expires_natively());
     /// # Ok(())
     /// # }
     /// ```

@@ -112,13 +112,11 @@ const BATCH: usize = 512;
 /// A cache on a Redis server. See the [crate docs](crate).
 ///
 /// ```no_run
-/// use braincache::backend::Backend;
 /// use braincache::backend::RedisBackend;
 ///
 /// # fn main() -> braincache::Result<()> {
 /// let backend = RedisBackend::connect("redis://127.0.0.1:6379")?;
 /// assert_eq!(backend.key_prefix(), "braincache:");
-/// assert!(backend.expires_natively());
 /// # Ok(())
 /// # }
 /// ```
