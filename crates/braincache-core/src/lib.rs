@@ -12,6 +12,7 @@
 //! - [`Clock`]: where the time comes from — [`SystemClock`], or [`ManualClock`] for tests.
 //! - [`Error`]: one error type naming the operation, the key or path, and the cause.
 //! - [`sidecar`]: the path of a file a backend keeps beside its own (a lock, a temp file).
+//! - [`Worker`]: a background thread (a flusher, a writer) stopped and joined on drop.
 //!
 //! ```
 //! use braincache_core::{Backend, Codec, Postcard, Record, Result, Timestamp};
@@ -85,6 +86,7 @@ mod record;
 mod sidecar;
 mod time;
 mod ttl;
+mod worker;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -99,3 +101,4 @@ pub use record::Record;
 pub use sidecar::sidecar;
 pub use time::Timestamp;
 pub use ttl::Ttl;
+pub use worker::Worker;

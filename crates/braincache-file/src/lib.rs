@@ -133,13 +133,12 @@ mod format;
 pub mod inspect;
 mod store;
 
-use braincache_core::{Backend, Error, Json, Operation, Record, Result, Timestamp};
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use braincache_core::{Backend, Error, Json, Operation, Record, Result, Timestamp, Worker};
+use crossbeam_channel::RecvTimeoutError;
 use format::{Entry, StoredValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 use store::Store;
 
@@ -166,7 +165,7 @@ use store::Store;
 pub struct FileBackend {
     store: Arc<Store>,
     flush_every: Option<Duration>,
-    flusher: Option<Flusher>,
+    flusher: Option<Worker>,
 }
 
 impl FileBackend {
@@ -412,29 +411,24 @@ impl FileBackendBuilder {
     }
 }
 
-/// The batched mode's background thread: flushes every interval until stopped.
-struct Flusher {
-    stop: Sender<()>,
-    thread: JoinHandle<()>,
-}
+/// The batched mode's background thread: flushes every interval until stopped. Stopping (or
+/// dropping) it waits for at most one flush under way.
+struct Flusher;
 
 impl Flusher {
-    fn start(store: Arc<Store>, every: Duration) -> std::io::Result<Flusher> {
+    fn start(store: Arc<Store>, every: Duration) -> std::io::Result<Worker> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("braincache-file-flush".into())
-            .spawn(move || {
+        Worker::spawn(
+            "braincache-file-flush",
+            move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     // A failure keeps the changes pending for the next tick.
                     let _ = store.flush(Operation::Flush);
                 }
-            })?;
-        Ok(Flusher { stop, thread })
-    }
-
-    /// Stops the thread and waits for it (at most one flush under way).
-    fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
+            },
+            move || {
+                let _ = stop.send(());
+            },
+        )
     }
 }

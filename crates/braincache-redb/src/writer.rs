@@ -17,13 +17,12 @@
 use crate::errors;
 use crate::format::{ENTRIES, EXPIRY, encode_entry, split_entry};
 use crate::reader::Reader;
-use braincache_core::{Error, Operation, Record, Result, Timestamp};
+use braincache_core::{Error, Operation, Record, Result, Timestamp, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What the writer thread and the readers share.
@@ -269,15 +268,19 @@ struct Request {
 /// joins it.
 pub(crate) struct Writer {
     tx: Option<Sender<Request>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Worker>,
 }
 
 impl Writer {
     pub(crate) fn spawn(shared: Arc<Shared>, limits: Limits) -> std::io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let thread = std::thread::Builder::new()
-            .name("braincache-redb-writer".into())
-            .spawn(move || run(&shared, &rx, limits))?;
+        // Closing the channel (dropping `tx`, below) is what stops the thread, once it has
+        // served what is queued: the worker's own stop action has nothing to do.
+        let thread = Worker::spawn(
+            "braincache-redb-writer",
+            move || run(&shared, &rx, limits),
+            || {},
+        )?;
         Ok(Writer {
             tx: Some(tx),
             thread: Some(thread),
@@ -300,8 +303,8 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the channel ends the thread once it has served what is queued.
         drop(self.tx.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(thread) = self.thread.take() {
+            thread.stop();
         }
     }
 }
