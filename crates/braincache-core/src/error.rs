@@ -31,6 +31,8 @@ pub enum Operation {
     Flush,
     /// Closing a backend.
     Close,
+    /// Compacting a cache file.
+    Compact,
 }
 
 impl fmt::Display for Operation {
@@ -46,6 +48,7 @@ impl fmt::Display for Operation {
             Operation::NextExpiry => "next_expiry",
             Operation::Flush => "flush",
             Operation::Close => "close",
+            Operation::Compact => "compact",
         })
     }
 }
@@ -179,6 +182,18 @@ pub enum Error {
         /// Which backend.
         backend: &'static str,
     },
+
+    /// The operation needs the file to itself, and another handle (in this process or
+    /// another) has it open. Nothing was changed.
+    #[error("{op} of {}: the file is in use: {detail}", path.display())]
+    InUse {
+        /// The operation that was refused.
+        op: Operation,
+        /// The file.
+        path: PathBuf,
+        /// Who holds it, as far as known, and what to do.
+        detail: String,
+    },
 }
 
 fn location(path: Option<&Path>, key: Option<&str>, position: Option<&str>) -> String {
@@ -311,7 +326,8 @@ impl Error {
             Error::Io { op, .. }
             | Error::InvalidKey { op, .. }
             | Error::Backend { op, .. }
-            | Error::Closed { op, .. } => Some(*op),
+            | Error::Closed { op, .. }
+            | Error::InUse { op, .. } => Some(*op),
             Error::Encode { .. } => Some(Operation::Set),
             Error::Decode { .. } => Some(Operation::Get),
             _ => None,
@@ -340,6 +356,7 @@ impl Error {
             | Error::Corrupt { path, .. }
             | Error::Incompatible { path, .. }
             | Error::Backend { path, .. } => path.as_deref(),
+            Error::InUse { path, .. } => Some(path),
             _ => None,
         }
     }

@@ -78,11 +78,13 @@
 
 #![deny(missing_docs)]
 
+mod bound;
 mod errors;
 mod format;
 mod reader;
 mod writer;
 
+pub use bound::Usage;
 pub use format::FORMAT_VERSION;
 
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
@@ -98,6 +100,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use writer::{Done, Limits, Op, Shared, Writer};
+
+/// The byte bound of a [`RedbBackend`] unless the builder says otherwise: 1 GiB, as Python
+/// diskcache's default `size_limit`.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 /// A cache stored in a redb database file, shared by every process that opens it.
 ///
@@ -168,6 +174,94 @@ impl RedbBackend {
         self.shared
             .commits
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The bytes stored in the file, by every process: key, record header and value of each
+    /// entry, as the bound counts them. Read from the file's bookkeeping (one read
+    /// transaction), which every commit updates with its entries.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn bytes(&self) -> Result<u64> {
+        self.usage().map(|u| u.bytes)
+    }
+
+    /// The file's usage counters: bytes and entries stored, evictions by every process, and the
+    /// bound last recorded.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn usage(&self) -> Result<Usage> {
+        self.guarded(None, || {
+            bound::usage_of(&*self.shared.db)
+                .map_err(|e| errors::map(Operation::Len, &self.shared.path, None, e))
+        })
+    }
+
+    /// This handle's byte bound; `None` when unbounded by bytes.
+    #[must_use]
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.shared.bound.limit.max_bytes
+    }
+
+    /// This handle's entry bound; `None` when unbounded by entries.
+    #[must_use]
+    pub fn max_entries(&self) -> Option<u64> {
+        self.shared.bound.limit.max_entries
+    }
+
+    /// Rewrites the file at `path` so that it takes no more room than its live pages (redb's
+    /// `compact`): redb reuses freed pages but never gives them back to the file system.
+    /// Returns whether anything was moved.
+    ///
+    /// Needs the file to itself: it opens it in redb's exclusive mode, so it refuses with
+    /// [`Error::InUse`] while any process (this one included) has it open, and nobody can open
+    /// it while it runs.
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Error, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("c.redb");
+    /// let b = RedbBackend::open(&path)?;
+    /// b.set("k", Record::new(vec![0; 4096], None))?;
+    /// assert!(matches!(RedbBackend::compact(&path), Err(Error::InUse { .. })));
+    /// drop(b);
+    /// RedbBackend::compact(&path)?;
+    /// assert_eq!(RedbBackend::open(&path)?.get("k")?.unwrap().value.len(), 4096);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// - [`Error::InUse`] while another handle has the file open;
+    /// - as [`open`](Self::open) for a file that is not braincache's, or damaged;
+    /// - [`Error::Io`] or [`Error::Backend`] when the compaction fails (the file is left valid:
+    ///   redb compacts in durable steps).
+    pub fn compact(path: impl AsRef<Path>) -> Result<bool> {
+        let path = path.as_ref();
+        catch_unwind(AssertUnwindSafe(|| compact_file(path)))
+            .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())))
+    }
+
+    /// The usage counters of the cache file at `path`, read without opening it as a cache
+    /// (read-only, as [`read_entries`](Self::read_entries)): `None` for a file without
+    /// bookkeeping (written by an older braincache, or never opened).
+    ///
+    /// # Errors
+    /// As [`read_entries`](Self::read_entries).
+    pub fn read_usage(path: impl AsRef<Path>) -> Result<Option<Usage>> {
+        let path = path.as_ref();
+        catch_unwind(AssertUnwindSafe(|| {
+            let db = open_read_only(path)?;
+            let txn = db
+                .begin_read()
+                .map_err(|e| errors::map(Operation::Len, path, None, e))?;
+            bound::read_usage(&txn).map_err(|e| errors::map(Operation::Len, path, None, e))
+        }))
+        .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())))
     }
 
     /// True when opened with [`RedbBackendBuilder::single_process`].
@@ -271,7 +365,11 @@ impl Backend for RedbBackend {
     fn get(&self, key: &str) -> Result<Option<Record>> {
         self.guarded(Some(key), || {
             let snap = self.snapshot(Operation::Get, Some(key))?;
-            self.read_entry(&snap, key)
+            let found = self.read_entry(&snap, key)?;
+            if found.is_some() {
+                self.shared.bound.read(key);
+            }
+            Ok(found)
         })
     }
 
@@ -324,7 +422,15 @@ impl Backend for RedbBackend {
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
         self.guarded(None, || {
             let snap = self.snapshot(Operation::Get, None)?;
-            keys.iter().map(|k| self.read_entry(&snap, k)).collect()
+            keys.iter()
+                .map(|k| {
+                    let found = self.read_entry(&snap, k)?;
+                    if found.is_some() {
+                        self.shared.bound.read(k);
+                    }
+                    Ok(found)
+                })
+                .collect()
         })
     }
 
@@ -338,6 +444,14 @@ impl Backend for RedbBackend {
             Done::Count(n) => Ok(n),
             Done::Unit | Done::Found(_) => Ok(0),
         }
+    }
+
+    /// Entries this handle's commits evicted to keep the file within its bound.
+    fn evictions(&self) -> u64 {
+        self.shared
+            .bound
+            .evictions
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -379,6 +493,7 @@ pub struct RedbBackendBuilder {
     group_commit_wait: Duration,
     snapshot_max_age: Duration,
     verify_on_open: bool,
+    limit: bound::Limit,
 }
 
 impl RedbBackendBuilder {
@@ -392,6 +507,10 @@ impl RedbBackendBuilder {
             group_commit_wait: Duration::from_millis(1),
             snapshot_max_age: Duration::from_millis(100),
             verify_on_open: false,
+            limit: bound::Limit {
+                max_bytes: Some(DEFAULT_MAX_BYTES),
+                max_entries: None,
+            },
         }
     }
 
@@ -479,6 +598,54 @@ impl RedbBackendBuilder {
         self
     }
 
+    /// Bounds the bytes stored in the file: key, record header and value of every entry
+    /// ([`Usage::bytes`]). The default is [`DEFAULT_MAX_BYTES`] (1 GiB); see
+    /// [`unbounded`](Self::unbounded). The bound holds for the file, whichever processes write
+    /// it: each commit that stores something evicts, in the same transaction, until the file is
+    /// within the bound of the handle that commits. Expired entries go first, then entries by
+    /// S3-FIFO (entries read since they were stored survive a flood of one-time writes). An
+    /// entry larger than the bound is not kept (`set` succeeds, and the drop counts as an
+    /// eviction).
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let b = RedbBackend::builder(dir.path().join("c.redb"))
+    ///     .max_bytes(64 << 10)
+    ///     .max_entries(100)
+    ///     .build()?;
+    /// for i in 0..1000 {
+    ///     b.set(&format!("k{i}"), Record::new(vec![0; 100], None))?;
+    /// }
+    /// assert!(b.len()? <= 100 && b.bytes()? <= 64 << 10);
+    /// assert!(b.evictions() >= 900);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.limit.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Bounds the number of entries in the file, as [`max_bytes`](Self::max_bytes) bounds the
+    /// bytes. Both may be set; the default byte bound stays unless
+    /// [`unbounded`](Self::unbounded) comes first.
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.limit.max_entries = Some(entries);
+        self
+    }
+
+    /// No bound at all (and no read hints): entries stay until they expire or are deleted, and
+    /// the file grows with them. The usage bookkeeping is kept all the same, so other handles
+    /// may bound the same file.
+    pub fn unbounded(mut self) -> Self {
+        self.limit = bound::Limit::default();
+        self
+    }
+
     /// Opens (or creates) the file and starts the writer thread.
     ///
     /// # Errors
@@ -507,11 +674,16 @@ impl RedbBackendBuilder {
             wait: self.group_commit_wait,
             tick,
         };
+        // A file without usage bookkeeping (written before it existed) gets it now, once.
+        catch_unwind(AssertUnwindSafe(|| bound::ensure(&db, self.limit)))
+            .map_err(|p| errors::read_panicked(&path, None, p.as_ref()))?
+            .map_err(|e| errors::map(Operation::Open, &path, None, e))?;
         let shared = Arc::new(Shared {
             reader,
             db: writer::Db::new(db),
             path,
             commits: std::sync::atomic::AtomicU64::new(0),
+            bound: bound::Bound::new(self.limit),
         });
         let writer = Writer::spawn(Arc::clone(&shared), limits)
             .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
@@ -607,6 +779,45 @@ impl RedbBackendBuilder {
             )),
         }
     }
+}
+
+/// [`RedbBackend::compact`], without its panic guard.
+fn compact_file(path: &Path) -> Result<bool> {
+    let fail = |e: redb::Error| errors::map(Operation::Compact, path, None, e);
+    let mut db = redb::Builder::new()
+        .set_concurrency_mode(ConcurrencyMode::ExclusiveWriter)
+        .open(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+                op: Operation::Compact,
+                path: path.to_owned(),
+                detail: "another handle (in this process or another) has the file open; \
+                         compact it when every process has closed it"
+                    .to_owned(),
+            },
+            e => errors::map(Operation::Open, path, None, e),
+        })?;
+    check_format(&db, path)?;
+    db.compact().map_err(|e| fail(e.into()))
+}
+
+/// Opens `path` read-only in the multi-process mode, for tools.
+fn open_read_only(path: &Path) -> Result<redb::ReadOnlyDatabase> {
+    redb::Builder::new()
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .set_cache_size(16 << 20)
+        .open_read_only(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::backend(
+                Operation::Open,
+                errors::BACKEND,
+                None,
+                "another process has the file open in single-process mode (redb ExclusiveWriter), \
+                 which excludes every other process; read it when that process has closed it",
+            )
+            .with_path(path),
+            e => errors::map(Operation::Open, path, None, e),
+        })
 }
 
 /// [`RedbBackend::read_entries`], without its panic guard.
@@ -711,7 +922,10 @@ fn check_format(db: &impl ReadableDatabase, path: &Path) -> Result<Layout> {
     let mut foreign: Vec<&str> = names
         .iter()
         .map(String::as_str)
-        .filter(|n| !TABLE_NAMES.contains(n) || multimap.iter().any(|m| m == n))
+        .filter(|n| {
+            !(TABLE_NAMES.contains(n) || bound::TABLE_NAMES.contains(n))
+                || multimap.iter().any(|m| m == n)
+        })
         .collect();
     if !foreign.is_empty() {
         foreign.sort_unstable();
