@@ -119,6 +119,13 @@ enum Command {
         #[arg(long)]
         skip_expired: bool,
     },
+
+    /// Shrink a redb cache file to its live pages (redb reuses freed pages but never gives
+    /// them back). Refuses while any process has the file open.
+    Compact {
+        /// The cache file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -190,6 +197,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             export(&file, kind, output.as_deref(), skip_expired, now, &mut out)?;
             ExitCode::SUCCESS
         }
+        Command::Compact { file } => {
+            let (_, before) = open(&file, Some(Kind::Redb))?;
+            braincache_redb::RedbBackend::compact(&file)?;
+            let after = cache::check_file(&file)?;
+            say(
+                &mut out,
+                format_args!("compacted: {before} -> {after} bytes"),
+            )?;
+            ExitCode::SUCCESS
+        }
     };
     out.flush().map_err(CliError::Stdout)?;
     Ok(code)
@@ -259,6 +276,11 @@ fn inspect(
             "next_expiry_utc": next.map(output::rfc3339),
             "value_bytes": value_bytes,
         });
+        if kind == Kind::Redb {
+            for (name, value) in braincache_redb::usage_report(file)? {
+                doc[name] = value.into();
+            }
+        }
         if list_keys {
             doc["keys"] = rows
                 .iter()
@@ -295,6 +317,9 @@ fn inspect(
         ),
         ("value bytes", value_bytes.to_string()),
     ];
+    if kind == Kind::Redb {
+        lines.extend(braincache_redb::usage_report(file)?);
+    }
     for (name, value) in lines.drain(..) {
         say(out, format_args!("{:<13}{value}", format!("{name}:")))?;
     }

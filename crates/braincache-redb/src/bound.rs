@@ -553,3 +553,68 @@ impl Bound {
 pub(crate) fn usage_of(db: &impl ReadableDatabase) -> Result<Usage, redb::Error> {
     Ok(read_usage(&db.begin_read()?)?.unwrap_or_default())
 }
+
+/// Lines for `braincache inspect` about the bound of the redb file at `path`: the bound last
+/// recorded, the usage and the evictions by every process, as `(label, value)` pairs. Reads
+/// the file read-only, as [`crate::RedbBackend::read_entries`] does.
+///
+/// ```
+/// use braincache_core::{Backend, Record};
+/// use braincache_redb::{RedbBackend, usage_report};
+///
+/// # fn main() -> braincache_core::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("c.redb");
+/// let b = RedbBackend::builder(&path).max_entries(1).build()?;
+/// b.set("a", Record::new(vec![1], None))?;
+/// b.set("b", Record::new(vec![2], None))?;
+/// drop(b);
+/// let lines = usage_report(&path)?;
+/// assert!(lines.contains(&("evictions", "1".to_owned())));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`crate::RedbBackend::read_usage`].
+pub fn usage_report(
+    path: impl AsRef<std::path::Path>,
+) -> braincache_core::Result<Vec<(&'static str, String)>> {
+    let Some(u) = crate::RedbBackend::read_usage(path)? else {
+        return Ok(vec![(
+            "bound",
+            "no usage bookkeeping yet (computed at the next open)".to_owned(),
+        )]);
+    };
+    let mut bound = Vec::new();
+    if u.max_bytes > 0 {
+        bound.push(format!("{} bytes", u.max_bytes));
+    }
+    if u.max_entries > 0 {
+        bound.push(format!("{} entries", u.max_entries));
+    }
+    let bound = if bound.is_empty() {
+        "none recorded (unbounded)".to_owned()
+    } else {
+        format!("{} (as last opened)", bound.join(", "))
+    };
+    let percent = (u.max_bytes > 0).then(|| {
+        format!(
+            " ({:.1} % of the bound)",
+            100.0 * u.bytes as f64 / u.max_bytes as f64
+        )
+    });
+    Ok(vec![
+        ("bound", bound),
+        (
+            "usage",
+            format!(
+                "{} bytes in {} entries{}",
+                u.bytes,
+                u.entries,
+                percent.unwrap_or_default()
+            ),
+        ),
+        ("evictions", u.evictions.to_string()),
+    ])
+}

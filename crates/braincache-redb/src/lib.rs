@@ -84,7 +84,7 @@ mod format;
 mod reader;
 mod writer;
 
-pub use bound::Usage;
+pub use bound::{Usage, usage_report};
 pub use format::FORMAT_VERSION;
 
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
