@@ -64,5 +64,14 @@ fn main() -> braincache_core::Result<()> {
         largest as f64 / 1048576.0,
         largest as f64 / BOUND as f64,
     );
+    drop(b);
+    if std::env::var_os("CHURN_STATS").is_some() {
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .open(&path)
+            .expect("reopen");
+        let txn = db.begin_write().expect("begin_write");
+        println!("{:?}", txn.stats().expect("stats"));
+    }
     Ok(())
 }
