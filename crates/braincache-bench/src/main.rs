@@ -3,6 +3,7 @@
 //! Runs the same workloads on braincache and on the peers a user would pick instead, in one run
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
+mod bound;
 mod file;
 mod floor;
 mod memory;
@@ -24,7 +25,7 @@ struct Args {
     /// Also write the table as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Run only workloads whose group name contains this (memory, redb, file, redis, purge, fsync).
+    /// Run only workloads whose group name contains this (memory, redb, bound, file, redis, purge, fsync).
     #[arg(long)]
     only: Option<String>,
 }
@@ -57,6 +58,9 @@ fn main() {
     }
     if wanted("redb") {
         redb::run(&cfg, &mut rows);
+    }
+    if wanted("bound") {
+        bound::run(&cfg, &mut rows);
     }
     if wanted("file") {
         file::run(&cfg, &mut rows, fsync_floor);

@@ -1,21 +1,25 @@
 //! File size under churn: 1,000,000 sets of 1 KiB values, every key new, into a cache bounded at
-//! 16 MiB (no TTL). Prints the largest file size seen against the bound.
+//! 16 MiB (no TTL), from 8 threads. Prints the largest file size seen against the bound.
 //!
-//! `cargo run --release -p braincache-redb --example churn [-- SETS]`
+//! `cargo run --release -p braincache-redb --example churn [-- SETS [BATCH]]`: with BATCH > 1
+//! each thread writes with `set_many` of BATCH entries (faster, and larger commits).
 
 use braincache_core::{Backend, Record};
 use braincache_redb::RedbBackend;
 use std::time::Instant;
 
 const BOUND: u64 = 16 << 20;
-const BATCH: usize = 100;
-const THREADS: usize = 4;
+const THREADS: usize = 8;
 
 fn main() -> braincache_core::Result<()> {
     let sets: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let batch: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
     let dir = tempfile::tempdir().map_err(|e| {
         braincache_core::Error::io(braincache_core::Operation::Open, std::env::temp_dir(), e)
     })?;
@@ -30,7 +34,7 @@ fn main() -> braincache_core::Result<()> {
             s.spawn(move || -> braincache_core::Result<()> {
                 let mut n = 0;
                 while n < per_thread {
-                    let batch: Vec<(String, Record)> = (n..(n + BATCH).min(per_thread))
+                    let items: Vec<(String, Record)> = (n..(n + batch).min(per_thread))
                         .map(|i| {
                             (
                                 format!("t{t}-{i:08}"),
@@ -38,9 +42,13 @@ fn main() -> braincache_core::Result<()> {
                             )
                         })
                         .collect();
-                    n += batch.len();
-                    b.set_many(batch)?;
-                    if n % 10_000 < BATCH {
+                    n += items.len();
+                    if let [(k, r)] = items.as_slice() {
+                        b.set(k, r.clone())?;
+                    } else {
+                        b.set_many(items)?;
+                    }
+                    if n % 10_000 < batch {
                         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                         largest.fetch_max(size, std::sync::atomic::Ordering::Relaxed);
                     }
