@@ -112,8 +112,8 @@ fn hit_ratio(rows: &mut Vec<Row>, dir: &Path, trace: &[u64], keys: usize, percen
 
 /// diskcache's hit ratio on the same trace, through `benches/peers/diskcache_bounded_peer.py`.
 fn diskcache(dir: &Path, trace: &[u64], bound: u64, percent: u64) -> Result<f64, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../benches/peers/diskcache_bounded_peer.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/peers/diskcache_bounded_peer.py");
     let trace_file = dir.join(format!("trace{percent}.txt"));
     let text: String = trace.iter().map(|k| format!("{}\n", key(*k))).collect();
     std::fs::write(&trace_file, text).map_err(|e| e.to_string())?;
@@ -129,7 +129,10 @@ fn diskcache(dir: &Path, trace: &[u64], bound: u64, percent: u64) -> Result<f64,
         return Err(format!(
             "{} failed: {}",
             script.display(),
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         ));
     }
     let v: serde_json::Value =

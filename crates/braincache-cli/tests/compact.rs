@@ -28,14 +28,28 @@ fn compact_refuses_an_open_file_then_shrinks_it_and_inspect_shows_the_bound() {
 
     let out = braincache(&["inspect", file]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("bound:") && text.contains("50 entries"), "{text}");
-    assert!(text.contains("evictions:") && text.contains("350"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("bound:") && text.contains("50 entries"),
+        "{text}"
+    );
+    assert!(
+        text.contains("evictions:") && text.contains("350"),
+        "{text}"
+    );
     drop(b);
 
     let before = std::fs::metadata(&path).unwrap().len();
     let out = braincache(&["compact", file]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(std::fs::metadata(&path).unwrap().len() < before);
     assert_eq!(RedbBackend::read_entries(&path).unwrap().len(), 50);
 }

@@ -79,6 +79,14 @@ impl Limit {
             || self.max_entries.is_some_and(|m| u.entries > m)
     }
 
+    /// Above the level eviction brings the file down to: the bound less 1/64 of it, so that
+    /// the evictions of several commits happen in one (their rows are neighbours in the queue
+    /// table, and later commits skip eviction altogether).
+    fn above_target(self, u: &Usage) -> bool {
+        self.max_bytes.is_some_and(|m| u.bytes > m - m / 64)
+            || self.max_entries.is_some_and(|m| u.entries > m - m / 64)
+    }
+
     /// True when the small queue holds more than its tenth of the bound.
     fn small_full(self, u: &Usage) -> bool {
         self.max_bytes.is_some_and(|m| u.small_bytes > m / 10)
@@ -372,9 +380,10 @@ pub(crate) struct Enforced {
     pub(crate) evicted: u64,
 }
 
-/// Removes entries until the file is within `limit`: expired ones first (earliest deadline
-/// first), then S3-FIFO victims, each through the writer's own removal path (entry, expiry row
-/// and bookkeeping together).
+/// When the file is over `limit`, removes entries until it is 1/64 below it: expired ones first
+/// (earliest deadline first), then, if that was not enough to get within the bound, S3-FIFO
+/// victims; each through the writer's own removal path (entry, expiry row and bookkeeping
+/// together).
 pub(crate) fn enforce(
     t: &mut Tables<'_>,
     limit: Limit,
@@ -385,7 +394,10 @@ pub(crate) fn enforce(
         return Ok(done);
     }
     let now = now.as_unix_nanos();
-    while limit.over(&t.book.usage) {
+    if !limit.over(&t.book.usage) {
+        return Ok(done);
+    }
+    while limit.above_target(&t.book.usage) {
         let first = t.expiry.first()?.map(|(k, _)| {
             let (d, key) = k.value();
             (d, key.to_owned())
@@ -399,7 +411,9 @@ pub(crate) fn enforce(
         }
         done.expired += 1;
     }
-    while limit.over(&t.book.usage) {
+    // Expired entries are garbage anyway; live ones go only when those were not enough.
+    let live_too = limit.over(&t.book.usage);
+    while live_too && limit.above_target(&t.book.usage) {
         let Some((key, ghost)) = t.book.victim(limit)? else {
             break;
         };
