@@ -231,15 +231,26 @@ fn kill_9_during_evictions_leaves_the_file_within_bound_and_its_bookkeeping_exac
     let path = dir.path().join("crash.redb");
     let mut rng = Rng::seeded();
     let mut killed_mid_eviction = 0;
+    let mut evictions_before = 0;
     for round in 0..CRASH_ROUNDS {
         let peer = Peer::spawn("child_evicting_writer", &path, &round.to_string());
         assert_eq!(peer.next(), "READY");
-        std::thread::sleep(Duration::from_millis(20 + rng.below(80)));
+        // Kill once the file is full (about 60 entries; the first round fills it), so that
+        // every commit evicts, at a random point of a later write.
+        let wait_for = if round == 0 { 30 } else { 1 } + rng.below(30);
+        let mut last = None;
+        for _ in 0..wait_for {
+            last = peer.next().strip_prefix("ACK ").map(str::to_owned);
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(10)));
         let lines = peer.kill9();
-        let last = lines
+        if let Some(l) = lines
             .iter()
             .rev()
-            .find_map(|l| l.strip_prefix("ACK ").map(str::to_owned));
+            .find_map(|l| l.strip_prefix("ACK ").map(str::to_owned))
+        {
+            last = Some(l);
+        }
         let b = RedbBackend::builder(&path)
             .max_bytes(BOUND)
             .verify_on_open(true)
@@ -253,17 +264,15 @@ fn kill_9_during_evictions_leaves_the_file_within_bound_and_its_bookkeeping_exac
         );
         assert!(u.bytes <= BOUND, "round {round}: {u:?}");
         if let Some(key) = last {
-            killed_mid_eviction += usize::from(u.evictions > 0);
+            killed_mid_eviction += usize::from(u.evictions > evictions_before);
+            evictions_before = u.evictions;
             assert!(
                 b.get(&key).unwrap().is_some(),
                 "round {round}: the last acknowledged write {key} is missing"
             );
         }
     }
-    assert!(
-        killed_mid_eviction > CRASH_ROUNDS / 2,
-        "{killed_mid_eviction}"
-    );
+    assert_eq!(killed_mid_eviction, CRASH_ROUNDS);
 }
 
 #[test]
