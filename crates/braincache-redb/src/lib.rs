@@ -24,6 +24,13 @@
 //! - **Cheap reads that see every acknowledged write.** Reads run on the caller's thread, in a
 //!   read snapshot reused while a commit stamp shared by all processes (the sidecar file
 //!   `<file>.seq`) says nobody has committed since: see [Guarantees](#guarantees).
+//! - **Bounded, across processes.** 1 GiB by default ([`DEFAULT_MAX_BYTES`]);
+//!   [`RedbBackendBuilder::max_bytes`], [`max_entries`](RedbBackendBuilder::max_entries) and
+//!   [`unbounded`](RedbBackendBuilder::unbounded) choose. Usage is kept in the file and updated
+//!   in each write transaction, which also evicts (expired entries first, then by S3-FIFO, with
+//!   reads recorded as hints that the next commit folds in), so the file never holds more than
+//!   the bound after a commit, whichever process made it, and a `kill -9` never leaves the
+//!   bookkeeping wrong. [`RedbBackend::compact`] gives freed pages back to the file system.
 //! - **Purging follows what expired.** An `expiry` table ordered by deadline is walked from its
 //!   start up to now; [`Backend::next_expiry`] is its first row.
 //! - **Typed errors, never a panic on bad files.** A file that is not a redb database is
@@ -72,8 +79,10 @@
 //! writing in a loop makes one write per commit; several threads, or `set_many`, share commits.
 //!
 //! # Files
-//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`; format version
-//! [`FORMAT_VERSION`]). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
+//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, and the usage bookkeeping
+//! `usage`, `policy`, `queue`; format version [`FORMAT_VERSION`]). A file without the
+//! bookkeeping tables (written by an earlier build) gets them, computed from its entries, at its
+//! first open; earlier builds refuse a file that has them. In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
 //! it holds no data and may be deleted when no process has the cache open.
 
 #![deny(missing_docs)]
@@ -466,6 +475,7 @@ impl Backend for RedbBackend {
 /// | [`group_commit_wait`](Self::group_commit_wait) | 1 ms (and never longer than a commit takes) |
 /// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
 /// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
+/// | [`max_bytes`](Self::max_bytes) / [`max_entries`](Self::max_entries) | 1 GiB ([`DEFAULT_MAX_BYTES`]) / none; [`unbounded`](Self::unbounded) for no bound |
 ///
 /// ```
 /// use braincache_redb::RedbBackend;
