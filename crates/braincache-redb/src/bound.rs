@@ -10,8 +10,8 @@
 //! - `policy`: key → [`Row`] (queue, frequency, sequence number, stored size).
 //! - `queue`: (queue, sequence number) → key: the FIFO order of each queue.
 //!
-//! A file written before the bookkeeping existed gets it at the first open, in one transaction
-//! ([`ensure`]).
+//! A file written before the bookkeeping existed gets it in its first write transaction
+//! ([`begin`]), computed from its entries; until then usage is computed on reading it.
 //!
 //! # Policy: S3-FIFO with lazily folded read hints
 //! New keys enter a small FIFO queue (a tenth of the bound); keys evicted from it are kept as
@@ -29,7 +29,9 @@
 
 use crate::writer::{Tables, remove};
 use braincache_core::Timestamp;
-use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{
+    ReadableDatabase, ReadableTable, Table, TableDefinition, TableHandle, WriteTransaction,
+};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,36 +165,77 @@ fn damaged(detail: &str) -> redb::Error {
     redb::Error::Corrupted(format!("braincache usage bookkeeping: {detail}"))
 }
 
-/// The bookkeeping tables of one write transaction.
-pub(crate) struct Book<'txn> {
+/// The bookkeeping tables, open for writing.
+struct BookTables<'txn> {
     usage_table: Table<'txn, &'static str, &'static [u8]>,
     policy: Table<'txn, &'static str, (u8, u8, u64, u64)>,
     queue: Table<'txn, (u8, u64), &'static str>,
+}
+
+impl<'txn> BookTables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<BookTables<'txn>, redb::Error> {
+        Ok(BookTables {
+            usage_table: txn.open_table(USAGE)?,
+            policy: txn.open_table(POLICY)?,
+            queue: txn.open_table(QUEUE)?,
+        })
+    }
+}
+
+/// The bookkeeping of one write transaction.
+///
+/// A file without it (new, or written before it existed) is not touched until the transaction
+/// changes something: then [`enforce`] creates the tables and computes them from the entries,
+/// after the batch's requests (which skip the bookkeeping meanwhile). So a transaction that
+/// changes nothing creates nothing, as before the bookkeeping existed.
+pub(crate) struct Book<'txn> {
+    txn: &'txn WriteTransaction,
+    tables: Option<BookTables<'txn>>,
     usage: Usage,
     dirty: bool,
+    /// The file has no usage row yet.
+    missing: bool,
 }
 
 impl<'txn> Book<'txn> {
     pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Book<'txn>, redb::Error> {
-        let usage_table = txn.open_table(USAGE)?;
-        let usage = match usage_table.get(USAGE_KEY)? {
-            Some(g) => Usage::decode(g.value()).ok_or_else(|| damaged("short usage row"))?,
-            None => Usage::default(),
+        let exists = txn.list_tables()?.any(|t| t.name() == "usage");
+        let (tables, usage) = if exists {
+            let tables = BookTables::open(txn)?;
+            let usage = match tables.usage_table.get(USAGE_KEY)? {
+                Some(g) => {
+                    Some(Usage::decode(g.value()).ok_or_else(|| damaged("short usage row"))?)
+                }
+                None => None,
+            };
+            (Some(tables), usage)
+        } else {
+            (None, None)
         };
         Ok(Book {
-            usage_table,
-            policy: txn.open_table(POLICY)?,
-            queue: txn.open_table(QUEUE)?,
-            usage,
+            txn,
+            tables,
+            missing: usage.is_none(),
+            usage: usage.unwrap_or_default(),
             dirty: false,
         })
     }
 
+    /// The tables, created if need be.
+    fn t(&mut self) -> Result<&mut BookTables<'txn>, redb::Error> {
+        if self.tables.is_none() {
+            self.tables = Some(BookTables::open(self.txn)?);
+        }
+        self.tables
+            .as_mut()
+            .ok_or_else(|| damaged("bookkeeping tables missing"))
+    }
+
     /// Writes the counters back; the writer calls it before every commit.
     pub(crate) fn save(&mut self) -> Result<(), redb::Error> {
-        if self.dirty {
-            self.usage_table
-                .insert(USAGE_KEY, self.usage.encode().as_slice())?;
+        if self.dirty && !self.missing {
+            let row = self.usage.encode();
+            self.t()?.usage_table.insert(USAGE_KEY, row.as_slice())?;
             self.dirty = false;
         }
         Ok(())
@@ -205,8 +248,9 @@ impl<'txn> Book<'txn> {
 
     fn enqueue(&mut self, key: &str, queue: u8, freq: u8, size: u64) -> Result<(), redb::Error> {
         let seq = self.next_seq();
-        self.policy.insert(key, (queue, freq, seq, size))?;
-        self.queue.insert((queue, seq), key)?;
+        let t = self.t()?;
+        t.policy.insert(key, (queue, freq, seq, size))?;
+        t.queue.insert((queue, seq), key)?;
         Ok(())
     }
 
@@ -235,17 +279,20 @@ impl<'txn> Book<'txn> {
 
     /// `key` now holds `size` bytes (a new entry or a replaced one).
     pub(crate) fn on_set(&mut self, key: &str, size: u64) -> Result<(), redb::Error> {
-        let row = self.policy.get(key)?.map(|g| g.value());
+        if self.missing {
+            return Ok(());
+        }
+        let row = self.t()?.policy.get(key)?.map(|g| g.value());
         match row {
             Some((queue, freq, seq, old)) if queue != GHOST => {
                 // A replaced value keeps its place and frequency.
                 self.account(queue, old, false);
                 self.account(queue, size, true);
-                self.policy.insert(key, (queue, freq, seq, size))?;
+                self.t()?.policy.insert(key, (queue, freq, seq, size))?;
             }
             Some((_, _, seq, _)) => {
                 // Seen lately: it skips the small queue.
-                self.queue.remove((GHOST, seq))?;
+                self.t()?.queue.remove((GHOST, seq))?;
                 self.account(GHOST, 0, false);
                 self.enqueue(key, MAIN, 0, size)?;
                 self.account(MAIN, size, true);
@@ -260,9 +307,12 @@ impl<'txn> Book<'txn> {
 
     /// `key`'s entry is gone (deleted, purged or evicted): drop its row.
     pub(crate) fn on_remove(&mut self, key: &str) -> Result<(), redb::Error> {
-        let row = self.policy.remove(key)?.map(|g| g.value());
+        if self.missing {
+            return Ok(());
+        }
+        let row = self.t()?.policy.remove(key)?.map(|g| g.value());
         if let Some((queue, _, seq, size)) = row {
-            self.queue.remove((queue, seq))?;
+            self.t()?.queue.remove((queue, seq))?;
             self.account(queue, size, false);
         }
         Ok(())
@@ -271,8 +321,11 @@ impl<'txn> Book<'txn> {
     /// Every entry is gone: empties the policy and queue tables; evictions and the sequence
     /// number carry on.
     pub(crate) fn on_clear(&mut self) -> Result<(), redb::Error> {
-        self.policy.retain(|_, _| false)?;
-        self.queue.retain(|_, _| false)?;
+        if self.missing {
+            return Ok(());
+        }
+        self.t()?.policy.retain(|_, _| false)?;
+        self.t()?.queue.retain(|_, _| false)?;
         self.usage = Usage {
             evictions: self.usage.evictions,
             seq: self.usage.seq,
@@ -286,13 +339,17 @@ impl<'txn> Book<'txn> {
 
     /// Folds read hints: each key still stored gains one frequency step.
     pub(crate) fn fold_hints(&mut self, keys: &[String]) -> Result<(), redb::Error> {
+        if self.missing {
+            return Ok(());
+        }
+        let t = self.t()?;
         for key in keys {
-            let row = self.policy.get(key.as_str())?.map(|g| g.value());
+            let row = t.policy.get(key.as_str())?.map(|g| g.value());
             if let Some((queue, freq, seq, size)) = row
                 && queue != GHOST
                 && freq < MAX_FREQ
             {
-                self.policy
+                t.policy
                     .insert(key.as_str(), (queue, freq + 1, seq, size))?;
             }
         }
@@ -310,8 +367,8 @@ impl<'txn> Book<'txn> {
     }
 
     /// The oldest row of `queue`.
-    fn head(&self, queue: u8) -> Result<Option<(u64, String)>, redb::Error> {
-        let mut range = self.queue.range((queue, 0)..=(queue, u64::MAX))?;
+    fn head(&mut self, queue: u8) -> Result<Option<(u64, String)>, redb::Error> {
+        let mut range = self.t()?.queue.range((queue, 0)..=(queue, u64::MAX))?;
         match range.next() {
             Some(row) => {
                 let (k, v) = row?;
@@ -334,15 +391,16 @@ impl<'txn> Book<'txn> {
             let Some((seq, key)) = self.head(queue)? else {
                 return Ok(None);
             };
-            let Some((q, freq, _, size)) = self.policy.get(key.as_str())?.map(|g| g.value()) else {
+            let Some((q, freq, _, size)) = self.t()?.policy.get(key.as_str())?.map(|g| g.value())
+            else {
                 // A queue row without its policy row: drop it.
-                self.queue.remove((queue, seq))?;
+                self.t()?.queue.remove((queue, seq))?;
                 continue;
             };
             if freq == 0 || q != queue {
                 return Ok(Some((key, queue == SMALL)));
             }
-            self.queue.remove((queue, seq))?;
+            self.t()?.queue.remove((queue, seq))?;
             self.account(queue, size, false);
             // Small → main, frequency reset; main → back of main, one step colder.
             let freq = if queue == SMALL { 0 } else { freq - 1 };
@@ -363,8 +421,9 @@ impl<'txn> Book<'txn> {
                 self.dirty = true;
                 break;
             };
-            self.queue.remove((GHOST, seq))?;
-            self.policy.remove(key.as_str())?;
+            let t = self.t()?;
+            t.queue.remove((GHOST, seq))?;
+            t.policy.remove(key.as_str())?;
             self.account(GHOST, 0, false);
         }
         Ok(())
@@ -388,8 +447,15 @@ pub(crate) fn enforce(
     t: &mut Tables<'_>,
     limit: Limit,
     now: Timestamp,
+    changed: bool,
 ) -> Result<Enforced, redb::Error> {
     let mut done = Enforced::default();
+    if t.book.missing {
+        if !changed {
+            return Ok(done);
+        }
+        rebuild(t, limit)?;
+    }
     if !limit.is_bounded() {
         return Ok(done);
     }
@@ -450,46 +516,62 @@ pub(crate) fn read_usage(txn: &redb::ReadTransaction) -> Result<Option<Usage>, r
     }
 }
 
-/// Makes sure the file has its bookkeeping: a file written before it existed gets it computed
-/// from its entries, once, in one transaction (another process doing the same at the same time
-/// is harmless: the second transaction finds it done). Records `limit` for `inspect` when it is
-/// a bound.
-pub(crate) fn ensure(db: &redb::Database, limit: Limit) -> Result<(), redb::Error> {
-    let have = read_usage(&db.begin_read()?)?;
-    let recorded = have.is_some_and(|u| {
-        !limit.is_bounded()
-            || (u.max_bytes, u.max_entries)
-                == (limit.max_bytes.unwrap_or(0), limit.max_entries.unwrap_or(0))
-    });
-    if recorded {
+/// Prepares a write transaction's bookkeeping, before its requests: records the handle's
+/// bound for `inspect` and folds in the read hints (nothing when the file has no bookkeeping
+/// yet: see [`Book`]).
+pub(crate) fn begin(t: &mut Tables<'_>, limit: Limit, hints: &[String]) -> Result<(), redb::Error> {
+    if t.book.missing {
         return Ok(());
     }
-    let mut txn = db.begin_write()?;
-    txn.set_durability(redb::Durability::Immediate)?;
-    {
-        let mut book = Book::open(&txn)?;
-        let fresh = book.usage_table.get(USAGE_KEY)?.is_none();
-        if fresh {
-            // Every stored entry enters the main queue, in key order.
-            book.policy.retain(|_, _| false)?;
-            book.queue.retain(|_, _| false)?;
-            book.usage = Usage::default();
-            let entries = txn.open_table(crate::format::ENTRIES)?;
-            for row in entries.iter()? {
-                let (k, v) = row?;
-                let size = entry_size(k.value(), v.value().len());
-                book.enqueue(k.value(), MAIN, 0, size)?;
-                book.account(MAIN, size, true);
-            }
-            book.dirty = true;
-        }
-        if limit.is_bounded() {
-            book.record_limit(limit);
-        }
-        book.save()?;
+    if limit.is_bounded() {
+        t.book.record_limit(limit);
     }
-    txn.commit()?;
+    t.book.fold_hints(hints)
+}
+
+/// Computes the bookkeeping of a file that has none from its entries: every entry enters the
+/// main queue, in key order.
+fn rebuild(t: &mut Tables<'_>, limit: Limit) -> Result<(), redb::Error> {
+    t.book.t()?.policy.retain(|_, _| false)?;
+    t.book.t()?.queue.retain(|_, _| false)?;
+    let old = t.book.usage;
+    t.book.usage = Usage {
+        evictions: old.evictions,
+        seq: old.seq,
+        ..Usage::default()
+    };
+    t.book.missing = false;
+    for row in t.entries.iter()? {
+        let (k, v) = row?;
+        let size = entry_size(k.value(), v.value().len());
+        t.book.enqueue(k.value(), MAIN, 0, size)?;
+        t.book.account(MAIN, size, true);
+    }
+    if limit.is_bounded() {
+        t.book.record_limit(limit);
+    }
+    t.book.dirty = true;
     Ok(())
+}
+
+/// The usage of a file as of `txn`: its usage row, or, for a file that has none yet, computed
+/// from its entries.
+fn usage_in(txn: &redb::ReadTransaction) -> Result<Usage, redb::Error> {
+    if let Some(u) = read_usage(txn)? {
+        return Ok(u);
+    }
+    let mut u = Usage::default();
+    let entries = match txn.open_table(crate::format::ENTRIES) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(u),
+        Err(e) => return Err(e.into()),
+    };
+    for row in entries.iter()? {
+        let (k, v) = row?;
+        u.bytes += entry_size(k.value(), v.value().len());
+        u.entries += 1;
+    }
+    Ok(u)
 }
 
 /// Read hints of one process: keys read since the writer's last commit.
@@ -568,7 +650,7 @@ impl Bound {
 
 /// Reads the usage of the file behind `db` (a read transaction).
 pub(crate) fn usage_of(db: &impl ReadableDatabase) -> Result<Usage, redb::Error> {
-    Ok(read_usage(&db.begin_read()?)?.unwrap_or_default())
+    usage_in(&db.begin_read()?)
 }
 
 /// Lines for `braincache inspect` about the bound of the redb file at `path`: the bound last

@@ -82,7 +82,7 @@
 //! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, and the usage bookkeeping
 //! `usage`, `policy`, `queue`; format version [`FORMAT_VERSION`]). A file without the
 //! bookkeeping tables (written by an earlier build) gets them, computed from its entries, at its
-//! first open; earlier builds refuse a file that has them. In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
+//! first write; earlier builds refuse a file that has them. In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
 //! it holds no data and may be deleted when no process has the cache open.
 
 #![deny(missing_docs)]
@@ -684,10 +684,6 @@ impl RedbBackendBuilder {
             wait: self.group_commit_wait,
             tick,
         };
-        // A file without usage bookkeeping (written before it existed) gets it now, once.
-        catch_unwind(AssertUnwindSafe(|| bound::ensure(&db, self.limit)))
-            .map_err(|p| errors::read_panicked(&path, None, p.as_ref()))?
-            .map_err(|e| errors::map(Operation::Open, &path, None, e))?;
         let shared = Arc::new(Shared {
             reader,
             db: writer::Db::new(db),

@@ -348,7 +348,7 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
         let mut tables = Tables::open(&txn).map_err(fail)?;
         // Read hints wait for a commit; a failed one drops them (they are only hints).
         let hints = shared.bound.hints.take();
-        tables.book.fold_hints(&hints).map_err(fail)?;
+        crate::bound::begin(&mut tables, shared.bound.limit, &hints).map_err(fail)?;
         let mut done = Vec::with_capacity(ops.len());
         for o in ops {
             let result = if let Op::Clear = o {
@@ -367,8 +367,9 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
             done.push(d);
         }
         // Room for what this batch stored, in the same transaction (see `crate::bound`).
-        enforced = crate::bound::enforce(&mut tables, shared.bound.limit, Timestamp::now())
-            .map_err(fail)?;
+        enforced =
+            crate::bound::enforce(&mut tables, shared.bound.limit, Timestamp::now(), changed)
+                .map_err(fail)?;
         changed |= enforced != crate::bound::Enforced::default();
         tables.book.save().map_err(fail)?;
         done

@@ -266,8 +266,12 @@ fn a_smaller_bound_applies_from_the_next_commit_and_is_recorded() {
         wide.set(&format!("k{i}"), rec(10)).unwrap();
     }
     let narrow = RedbBackend::builder(&path).max_entries(10).build().unwrap();
-    assert_eq!(narrow.usage().unwrap().max_entries, 10);
     narrow.set("x", rec(1)).unwrap();
+    assert_eq!(
+        narrow.usage().unwrap().max_entries,
+        10,
+        "recorded by its first commit"
+    );
     assert_eq!(narrow.len().unwrap(), 10);
     assert_eq!(wide.len().unwrap(), 10, "the bound is the file's");
 }
