@@ -682,7 +682,7 @@ pub fn usage_report(
     let Some(u) = crate::RedbBackend::read_usage(path)? else {
         return Ok(vec![(
             "bound",
-            "no usage bookkeeping yet (computed at the next open)".to_owned(),
+            "no usage bookkeeping yet (computed by the next write)".to_owned(),
         )]);
     };
     let mut bound = Vec::new();

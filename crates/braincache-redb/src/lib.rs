@@ -271,6 +271,7 @@ impl RedbBackend {
             bound::read_usage(&txn).map_err(|e| errors::map(Operation::Len, path, None, e))
         }))
         .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())))
+        .map_err(|e| truncated(path, e))
     }
 
     /// True when opened with [`RedbBackendBuilder::single_process`].
@@ -324,14 +325,7 @@ impl RedbBackend {
         // redb may panic on pages damaged outside redb: that must reach the caller as an error.
         let read = catch_unwind(AssertUnwindSafe(|| read_all_entries(path)))
             .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())));
-        read.map_err(|e| match e {
-            // A read past the end: the file ends before the pages its header points to (and
-            // nothing writes it meanwhile: writers only grow the file).
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Error::corrupt_file(path, None, format!("truncated redb database: {source}"))
-            }
-            e => e,
-        })
+        read.map_err(|e| truncated(path, e))
     }
 
     /// Runs a read, turning a panic inside redb (which it does on pages damaged outside redb)
@@ -784,6 +778,17 @@ impl RedbBackendBuilder {
                 "the file stays empty after initialization",
             )),
         }
+    }
+}
+
+/// A read past the end of a file read-only: the file ends before the pages its header points
+/// to (and nothing writes it meanwhile: writers only grow the file), so it is damaged.
+fn truncated(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::corrupt_file(path, None, format!("truncated redb database: {source}"))
+        }
+        e => e,
     }
 }
 
