@@ -4,7 +4,7 @@ use crate::cleaner::WakeHub;
 use crate::load::{ErrorSharing, LeaderGuard, Loads, NoSharing, Outcome, Role, Sharing};
 use crate::log::{debug_event, warn_event};
 use crate::stats::{Counters, Stats};
-use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp};
+use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp, Ttl};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -85,11 +85,15 @@ pub enum LoadError<E> {
     Init(Arc<E>),
 }
 
-impl<E: fmt::Display> fmt::Display for LoadError<E> {
+/// As the Rust API guidelines ask, `Display` describes this level only and `source()` returns
+/// the cause: a cache error is shown as itself (its `Display` and `source()` are the wrapped
+/// [`Error`]'s), a closure's error as "the value could not be computed" with the closure's error
+/// as its source. `anyhow`'s `{:#}` prints each cause once.
+impl<E> fmt::Display for LoadError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Cache(e) => write!(f, "cache error: {e}"),
-            LoadError::Init(e) => write!(f, "the value could not be computed: {e}"),
+            LoadError::Cache(e) => fmt::Display::fmt(e, f),
+            LoadError::Init(_) => f.write_str("the value could not be computed"),
         }
     }
 }
@@ -97,7 +101,7 @@ impl<E: fmt::Display> fmt::Display for LoadError<E> {
 impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            LoadError::Cache(e) => Some(e),
+            LoadError::Cache(e) => std::error::Error::source(e),
             LoadError::Init(e) => Some(&**e),
         }
     }
@@ -141,8 +145,24 @@ impl<B: Backend> BrainCache<B> {
 }
 
 impl<B: Backend, C: Codec> BrainCache<B, C> {
-    /// Stores `value` under `key` for `ttl` (`None`: forever; `Some(Duration::ZERO)`: already
-    /// expired), replacing what was there.
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    ///
+    /// `ttl` is anything that converts into a [`Ttl`]: a `Duration`, whole seconds as an
+    /// integer (`60`), `None` (forever) or an `Option<Duration>`. A zero (or negative) TTL is
+    /// already expired: the entry is stored but never returned.
+    ///
+    /// ```
+    /// use braincache::BrainCache;
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> braincache::Result<()> {
+    /// let cache = BrainCache::default();
+    /// cache.set("k", &"v", 60)?; // 60 seconds, as in Python
+    /// cache.set("k", &"v", Duration::from_secs(60))?;
+    /// cache.set("k", &"v", None)?; // forever
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Encode`] when the codec cannot represent the value; backend errors otherwise.
@@ -150,10 +170,10 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         &self,
         key: &str,
         value: &T,
-        ttl: impl Into<Option<Duration>>,
+        ttl: impl Into<Ttl>,
     ) -> Result<()> {
         let bytes = self.encode(key, value)?;
-        self.set_bytes(key, bytes, ttl.into())
+        self.set_bytes(key, bytes, ttl.into().duration())
     }
 
     fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>> {
@@ -184,7 +204,13 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// [`Error::Decode`] when the stored bytes are not a `T`; backend errors otherwise.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        match self.live_record(key)? {
+        self.lookup(key, true)
+    }
+
+    /// The live value under `key`; counts a hit or a miss only when `count` is set, so a call
+    /// that looks more than once (the memoizing loads) counts once.
+    fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
+        match self.live_record(key, count)? {
             Some(r) => self.decode(key, &r.value).map(Some),
             None => Ok(None),
         }
@@ -200,16 +226,18 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         })
     }
 
-    /// The unexpired record under `key`, counting the hit or miss.
-    fn live_record(&self, key: &str) -> Result<Option<Record>> {
+    /// The unexpired record under `key`, counting the hit or miss when `count` is set.
+    fn live_record(&self, key: &str, count: bool) -> Result<Option<Record>> {
         let record = self.inner.backend.get(key).map_err(|e| self.failed(e))?;
         let live = record.filter(|r| !r.is_expired(self.inner.clock.now()));
-        let counter = if live.is_some() {
-            &self.inner.counters.hits
-        } else {
-            &self.inner.counters.misses
-        };
-        Counters::bump(counter, 1);
+        if count {
+            let counter = if live.is_some() {
+                &self.inner.counters.hits
+            } else {
+                &self.inner.counters.misses
+            };
+            Counters::bump(counter, 1);
+        }
         debug_event!(
             "get {key:?}: {}",
             if live.is_some() { "hit" } else { "miss" }
@@ -222,7 +250,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub fn has(&self, key: &str) -> Result<bool> {
-        Ok(self.live_record(key)?.is_some())
+        Ok(self.live_record(key, true)?.is_some())
     }
 
     /// Removes `key`; returns whether an entry (expired or not) was there.
@@ -331,18 +359,13 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     ///
     /// # Errors
     /// Errors reading, decoding or storing; the computed value is lost if storing fails.
-    pub fn get_or_insert_with<T, F>(
-        &self,
-        key: &str,
-        ttl: impl Into<Option<Duration>>,
-        f: F,
-    ) -> Result<T>
+    pub fn get_or_insert_with<T, F>(&self, key: &str, ttl: impl Into<Ttl>, f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
     {
         let mut f = Some(|| Ok::<T, std::convert::Infallible>(f()));
-        match self.load::<T, _, _, NoSharing>(key, ttl.into(), &mut f) {
+        match self.load::<T, _, _, NoSharing>(key, ttl.into().duration(), &mut f) {
             Ok(Loaded {
                 store_error: Some(e),
                 ..
@@ -370,7 +393,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     pub fn try_get_or_insert_with<T, E, F>(
         &self,
         key: &str,
-        ttl: impl Into<Option<Duration>>,
+        ttl: impl Into<Ttl>,
         f: F,
     ) -> std::result::Result<T, LoadError<E>>
     where
@@ -379,7 +402,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> std::result::Result<T, E>,
     {
         let mut f = Some(f);
-        match self.load::<T, E, F, Sharing>(key, ttl.into(), &mut f) {
+        match self.load::<T, E, F, Sharing>(key, ttl.into().duration(), &mut f) {
             Ok(Loaded {
                 store_error: Some(e),
                 ..
@@ -403,9 +426,14 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> std::result::Result<T, E>,
         S: ErrorSharing<E>,
     {
+        // One call counts one hit or one miss: the first lookup decides. Later lookups (after
+        // an abandoned leader, or after winning the election) are not counted again.
+        let mut first_lookup = true;
         // `None`: the leader told us to compute alone, without leading.
         let leader = loop {
-            if let Some(value) = self.get::<T>(key)? {
+            let found = self.lookup::<T>(key, first_lookup)?;
+            first_lookup = false;
+            if let Some(value) = found {
                 return Ok(Loaded {
                     value,
                     store_error: None,
@@ -439,7 +467,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         };
         // A previous leader may have stored the value between our miss and our election.
         if leader.is_some()
-            && let Some(value) = self.get::<T>(key)?
+            && let Some(value) = self.lookup::<T>(key, false)?
         {
             finish(leader, Outcome::Abandoned);
             return Ok(Loaded {
@@ -485,7 +513,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// Counts and logs an error on its way to the caller.
     pub(crate) fn failed(&self, e: Error) -> Error {
         Counters::bump(&self.inner.counters.errors, 1);
-        warn_event!("braincache: {e}");
+        warn_event!("braincache: {}", crate::log::Chain(&e));
         e
     }
 

@@ -230,6 +230,8 @@ fn run<B: Backend, C: Codec>(
             match inner.backend().next_expiry() {
                 Ok(Some(deadline)) => deadline.saturating_duration_since(now).min(interval),
                 Ok(None) => interval,
+                // A store that expires by itself and cannot list deadlines (memcached).
+                Err(e) if e.is_unsupported() => interval,
                 Err(e) => {
                     let _ = cache.failed(e);
                     interval

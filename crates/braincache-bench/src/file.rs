@@ -93,32 +93,22 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>, fsync_floor_us: f64) {
         || replace_floor_us(len, sets),
     );
     let batched = median_of(reps, || per_set_us(Some(Duration::from_millis(100)), sets));
+    // The goal is relative to the disk: at most 1.15x the replace protocol alone, measured in
+    // the same run (an absolute 500 µs said more about the disk than about braincache).
     rows.push(
         Row::new(
-            format!("file set, durable, {ENTRIES}-entry file (p50)"),
-            durable,
-            "goal 500 µs",
-            500.0,
-            "µs",
-            Some(1.0),
-            Better::Lower,
-        )
-        .note(format!(
-            "{:.1}x the 4 KiB fsync floor",
-            durable / fsync_floor_us
-        )),
-    );
-    rows.push(
-        Row::new(
-            format!("file set, durable, vs the replace protocol alone ({len} B document)"),
+            format!("file set, durable, {ENTRIES}-entry file (p50), vs the replace protocol alone ({len} B document)"),
             durable,
             "write+fdatasync+rename+fsync dir",
             floor,
             "µs",
-            None,
+            Some(1.15),
             Better::Lower,
         )
-        .note("the physical floor of an atomic, durable JSON rewrite on this disk"),
+        .note(format!(
+            "the physical floor of an atomic, durable JSON rewrite on this disk; {:.1}x the 4 KiB fsync floor",
+            durable / fsync_floor_us
+        )),
     );
     rows.push(Row::new(
         format!("file set, batched every 100 ms, {ENTRIES}-entry file (p50)"),

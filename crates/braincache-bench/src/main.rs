@@ -1,16 +1,27 @@
-//! `cargo run --release -p braincache-bench -- [--quick] [--json FILE]`
+//! `cargo run --release -p braincache-bench -- [--quick] [--json FILE] [--plot DIR]`
 //!
 //! Runs the same workloads on braincache and on the peers a user would pick instead, in one run
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
 mod bound;
+mod distributed;
 mod file;
 mod floor;
+mod hitratio;
 mod memory;
+mod plot;
 mod redb;
 mod redis;
 mod report;
 mod stats;
+
+// The servers the distributed rows run against: the backend crates' own test helpers.
+#[path = "../../braincache-memcached/tests/support/mod.rs"]
+mod mc_support;
+#[path = "../../braincache-redis/tests/support/cluster.rs"]
+mod redis_cluster;
+#[path = "../../braincache-redis/tests/support/mod.rs"]
+mod support;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -25,9 +36,14 @@ struct Args {
     /// Also write the table as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Run only workloads whose group name contains this (memory, redb, bound, file, redis, purge, fsync).
+    /// Run only workloads whose group name contains this (memory, hitratio, redb, bound, file,
+    /// redis, purge, fsync, distributed: memcached and Redis Cluster).
     #[arg(long)]
     only: Option<String>,
+    /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
+    /// goal) and `hitratio-N.svg` (hit ratio against the bound, per trace, with Bélády's optimum).
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// Settings shared by the workloads.
@@ -49,6 +65,9 @@ fn main() {
     if wanted("memory") {
         memory::run(&cfg, &mut rows);
     }
+    if wanted("hitratio") {
+        hitratio::run(&cfg, &mut rows);
+    }
     if wanted("purge") {
         floor::purge(&cfg, &mut rows);
     }
@@ -68,7 +87,27 @@ fn main() {
     if wanted("redis") {
         redis::run(&cfg, &mut rows);
     }
+    if wanted("distributed") || wanted("memcached") || wanted("cluster") {
+        distributed::run(&cfg, &mut rows);
+    }
     report::print(&rows);
+    if let Some(dir) = &args.plot {
+        let drawn = std::fs::create_dir_all(dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| plot::ratios(dir, &rows).map_err(|e| e.to_string()))
+            .and_then(|()| {
+                let curves = if wanted("hitratio") {
+                    hitratio::curves(&cfg)
+                } else {
+                    Vec::new()
+                };
+                plot::curves(dir, &curves).map_err(|e| e.to_string())
+            });
+        if let Err(e) = drawn {
+            eprintln!("cannot draw the charts in {}: {e}", dir.display());
+            std::process::exit(1);
+        }
+    }
     if let Some(path) = args.json {
         let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
         if let Err(e) = std::fs::write(&path, json) {

@@ -5,9 +5,6 @@ use crate::report::{Better, Row};
 use crate::stats::{paired, throughput};
 use braincache::BrainCache;
 use braincache::backend::MemoryBackend;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Distribution, Zipf};
 use std::time::Duration;
 
 const KEYS: usize = 100_000;
@@ -37,9 +34,11 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
 
     let ours = BrainCache::new(MemoryBackend::new());
     let moka: moka::sync::Cache<String, Vec<u8>> = moka::sync::Cache::new(KEYS as u64 * 2);
+    let qc: quick_cache::sync::Cache<String, Vec<u8>> = quick_cache::sync::Cache::new(KEYS * 2);
     for k in &keys {
         ours.set(k, &value, None).expect("memory set");
         moka.insert(k.clone(), value.clone());
+        qc.insert(k.clone(), value.clone());
     }
     moka.run_pending_tasks();
 
@@ -72,6 +71,33 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
             ours_rate,
             "moka",
             moka_rate,
+            "ops/s",
+            goal,
+            Better::Higher,
+        ));
+        let (ours_rate, qc_rate) = paired(
+            cfg.reps,
+            || {
+                throughput(threads, total, |t| {
+                    for &i in &orders[t] {
+                        let v: Option<Vec<u8>> = ours.get(&keys[i]).expect("memory get");
+                        std::hint::black_box(v);
+                    }
+                })
+            },
+            || {
+                throughput(threads, total, |t| {
+                    for &i in &orders[t] {
+                        std::hint::black_box(qc.get(&keys[i]));
+                    }
+                })
+            },
+        );
+        rows.push(Row::new(
+            format!("memory get-hit, {threads} thread(s), 100k keys, 64 B"),
+            ours_rate,
+            "quick_cache",
+            qc_rate,
             "ops/s",
             goal,
             Better::Higher,
@@ -109,49 +135,34 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
             None,
             Better::Higher,
         ));
+        let (ours_rate, qc_rate) = paired(
+            cfg.reps,
+            || {
+                throughput(threads, total, |t| {
+                    for &i in &orders[t] {
+                        ours.set(&keys[i], &value, None).expect("memory set");
+                    }
+                })
+            },
+            || {
+                throughput(threads, total, |t| {
+                    for &i in &orders[t] {
+                        qc.insert(keys[i].clone(), value.clone());
+                    }
+                })
+            },
+        );
+        rows.push(
+            Row::new(
+                format!("memory set, {threads} thread(s), 100k keys, 64 B"),
+                ours_rate,
+                "quick_cache",
+                qc_rate,
+                "ops/s",
+                (threads == 2).then_some(1.0),
+                Better::Higher,
+            )
+            .note("no TTL on either side"),
+        );
     }
-
-    hit_ratio(cfg, rows);
-}
-
-/// Bounded cache of 1 % of the keys, Zipf(0.99) trace of 1M requests; insert on miss.
-fn hit_ratio(cfg: &Config, rows: &mut Vec<Row>) {
-    let requests = if cfg.quick { 300_000 } else { 1_000_000 };
-    let universe = KEYS;
-    let capacity = universe / 100;
-    let zipf = Zipf::new(universe as f64, 0.99).expect("valid zipf");
-    let mut rng = StdRng::seed_from_u64(42);
-    let trace: Vec<String> = (0..requests)
-        .map(|_| format!("z{}", zipf.sample(&mut rng) as u64))
-        .collect();
-
-    let ours = BrainCache::new(MemoryBackend::builder().max_entries(capacity).build());
-    let mut ours_hits = 0usize;
-    for k in &trace {
-        if ours.get::<u8>(k).expect("get").is_some() {
-            ours_hits += 1;
-        } else {
-            ours.set(k, &1u8, None).expect("set");
-        }
-    }
-    let moka: moka::sync::Cache<String, u8> = moka::sync::Cache::new(capacity as u64);
-    let mut moka_hits = 0usize;
-    for k in &trace {
-        if moka.get(k).is_some() {
-            moka_hits += 1;
-        } else {
-            moka.insert(k.clone(), 1);
-        }
-    }
-    let ours_ratio = ours_hits as f64 / requests as f64;
-    let moka_ratio = moka_hits as f64 / requests as f64;
-    rows.push(Row::new(
-        format!("bounded hit ratio, 1 % of {universe} keys, Zipf(0.99), {requests} requests"),
-        ours_ratio,
-        "moka",
-        moka_ratio,
-        "hit ratio",
-        Some(1.0),
-        Better::Higher,
-    ));
 }

@@ -82,11 +82,31 @@ impl CodecError {
 /// Each variant says which operation failed and on which key or path, and carries the cause.
 /// Data damaged on disk or on the wire is [`Error::Corrupt`], never a panic and never read as an
 /// empty cache.
+///
+/// As the Rust API guidelines ask, an error's `Display` describes its own level only: the cause
+/// (an I/O error, a codec's or a backend's error) is not repeated in it but returned by
+/// [`source()`](std::error::Error::source). Print the whole chain with `anyhow`'s `{:#}`, or walk
+/// `source()`:
+///
+/// ```
+/// use braincache::{Error, Operation};
+/// use std::error::Error as _;
+///
+/// let e = Error::io(Operation::Open, "/no/such/cache.json", std::io::Error::other("disk gone"));
+/// assert_eq!(e.to_string(), "I/O error during open in /no/such/cache.json");
+/// let mut chain = e.to_string();
+/// let mut cause = e.source();
+/// while let Some(c) = cause {
+///     chain.push_str(&format!(": {c}"));
+///     cause = c.source();
+/// }
+/// assert_eq!(chain, "I/O error during open in /no/such/cache.json: disk gone");
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O error from the file system.
-    #[error("{op}{}: {source}", location(path.as_deref(), key.as_deref(), None))]
+    #[error("I/O error during {op}{}", location(path.as_deref(), key.as_deref(), None))]
     Io {
         /// The operation that failed.
         op: Operation,
@@ -126,7 +146,7 @@ pub enum Error {
     },
 
     /// A value could not be encoded by the codec.
-    #[error("set of key {key:?}: cannot encode the value: {source}")]
+    #[error("set of key {key:?}: cannot encode the value")]
     Encode {
         /// The key being written.
         key: String,
@@ -136,7 +156,7 @@ pub enum Error {
     },
 
     /// The stored bytes do not decode as the requested type. The entry is left as it was.
-    #[error("get of key {key:?}: stored value does not decode as `{type_name}`: {source}")]
+    #[error("get of key {key:?}: stored value does not decode as `{type_name}`")]
     Decode {
         /// The key being read.
         key: String,
@@ -159,7 +179,7 @@ pub enum Error {
     },
 
     /// The backend (a database engine, a server) reported an error.
-    #[error("{op}{}: {backend} error: {source}", location(path.as_deref(), key.as_deref(), None))]
+    #[error("{backend} error during {op}{}", location(path.as_deref(), key.as_deref(), None))]
     Backend {
         /// The operation that failed.
         op: Operation,
@@ -181,6 +201,18 @@ pub enum Error {
         op: Operation,
         /// Which backend.
         backend: &'static str,
+    },
+
+    /// The backend's store cannot answer this operation at all (memcached cannot count its
+    /// entries or list their deadlines). Nothing was changed; asking again gives the same answer.
+    #[error("{op}: not supported by the {backend} backend: {reason}")]
+    Unsupported {
+        /// The operation that was refused.
+        op: Operation,
+        /// Which backend.
+        backend: &'static str,
+        /// Why the store cannot answer it.
+        reason: &'static str,
     },
 
     /// The operation needs the file to itself, and another handle (in this process or
@@ -292,6 +324,21 @@ impl Error {
         self
     }
 
+    /// An operation the backend's store cannot answer ([`Error::Unsupported`]).
+    pub fn unsupported(op: Operation, backend: &'static str, reason: &'static str) -> Error {
+        Error::Unsupported {
+            op,
+            backend,
+            reason,
+        }
+    }
+
+    /// True when the backend cannot answer this operation at all ([`Error::Unsupported`]).
+    #[must_use]
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported { .. })
+    }
+
     /// True for damaged data ([`Error::Corrupt`]).
     #[must_use]
     pub fn is_corrupt(&self) -> bool {
@@ -308,6 +355,48 @@ impl Error {
     #[must_use]
     pub fn is_io(&self) -> bool {
         matches!(self, Error::Io { .. })
+    }
+
+    /// True when the operation gave up waiting: an I/O error of kind
+    /// [`TimedOut`](io::ErrorKind::TimedOut) in [`Error::Io`], or in the cause of
+    /// [`Error::Backend`] (a server that did not answer in time).
+    ///
+    /// A write that timed out has an **unknown outcome**: the request may have reached the
+    /// server, which may have applied it, or may still apply it later. Read the key again, or
+    /// write it again (`set` and `delete` are idempotent), when the outcome matters.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        self.has_io_kind(io::ErrorKind::TimedOut)
+    }
+
+    /// True when the disk (or the file system's quota) is full: an I/O error of kind
+    /// [`StorageFull`](io::ErrorKind::StorageFull) (`ENOSPC`, or `EDQUOT` on Linux) in
+    /// [`Error::Io`], or in the cause of [`Error::Backend`]. The write was not applied; the same
+    /// handle works again once there is space.
+    #[must_use]
+    pub fn is_storage_full(&self) -> bool {
+        self.has_io_kind(io::ErrorKind::StorageFull)
+            || self.has_io_kind(io::ErrorKind::QuotaExceeded)
+    }
+
+    /// True when this error, or a cause in its `source()` chain, is an [`io::Error`] of `kind`.
+    fn has_io_kind(&self, kind: io::ErrorKind) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Backend { source, .. } => Some(source.as_ref()),
+            _ => None,
+        };
+        // Bounded: a cycle in a hand-written `source()` must not hang the caller.
+        for _ in 0..16 {
+            let Some(e) = cause else { return false };
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == kind)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
     }
 
     /// The underlying I/O error, if this is one.
@@ -327,6 +416,7 @@ impl Error {
             | Error::InvalidKey { op, .. }
             | Error::Backend { op, .. }
             | Error::Closed { op, .. }
+            | Error::Unsupported { op, .. }
             | Error::InUse { op, .. } => Some(*op),
             Error::Encode { .. } => Some(Operation::Set),
             Error::Decode { .. } => Some(Operation::Get),
@@ -367,6 +457,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timeouts_and_full_disks_are_told_through_the_cause_chain() {
+        let timed_out = io::Error::new(io::ErrorKind::TimedOut, "no reply");
+        assert!(Error::io(Operation::Get, "/x", timed_out).is_timeout());
+        // A backend's cause that wraps an I/O error, one level down.
+        #[derive(Debug)]
+        struct Wrapper(io::Error);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("wrapped")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Error::backend(
+            Operation::Set,
+            "redis",
+            Some("k"),
+            Wrapper(io::Error::new(io::ErrorKind::TimedOut, "late")),
+        );
+        assert!(e.is_timeout() && !e.is_storage_full());
+        let full = Error::io(Operation::Set, "/x", io::ErrorKind::StorageFull.into());
+        assert!(full.is_storage_full() && !full.is_timeout());
+        let e = Error::backend(
+            Operation::Set,
+            "redb",
+            None,
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        assert!(e.is_storage_full());
+        let other = Error::backend(Operation::Get, "redis", None, "connection refused");
+        assert!(!other.is_timeout() && !other.is_storage_full());
+        assert!(!Error::corrupt_entry("k", "bad").is_timeout());
+    }
+
+    #[test]
     fn messages_name_operation_path_key_and_position() {
         let e = Error::corrupt_file(
             "/tmp/c.json",
@@ -381,8 +509,155 @@ mod tests {
         assert_eq!(e.path(), Some(Path::new("/tmp/c.json")));
 
         let e = Error::io(Operation::Set, "/x/y", io::Error::other("disk full")).with_key("k");
-        assert_eq!(e.to_string(), "set in /x/y (key \"k\"): disk full");
+        assert_eq!(e.to_string(), "I/O error during set in /x/y (key \"k\")");
         assert_eq!(e.key(), Some("k"));
         assert_eq!(e.operation(), Some(Operation::Set));
+    }
+
+    /// `{e}: {source}: {source's source}…`, as anyhow's `{:#}` prints an error.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
+    }
+
+    /// One error of every variant, each with a distinctive cause where it carries one.
+    fn every_variant() -> Vec<Error> {
+        vec![
+            Error::io(
+                Operation::Open,
+                "/cache/app.json",
+                io::Error::new(io::ErrorKind::NotFound, "io-cause-1"),
+            ),
+            Error::corrupt_file(
+                "/cache/app.json",
+                Some("line 1, column 2".into()),
+                "detail-2",
+            ),
+            Error::corrupt_entry("k", "detail-3"),
+            Error::Incompatible {
+                path: Some("/cache/app.redb".into()),
+                detail: "detail-4".into(),
+            },
+            Error::Encode {
+                key: "k".into(),
+                source: CodecError::new("postcard", "codec-cause-5"),
+            },
+            Error::Decode {
+                key: "k".into(),
+                type_name: "u32",
+                source: CodecError::new("json", "codec-cause-6"),
+            },
+            Error::InvalidKey {
+                op: Operation::Set,
+                key: "k".into(),
+                reason: "reason-7".into(),
+            },
+            Error::backend(Operation::Get, "redb", Some("k"), "backend-cause-8")
+                .with_path(Path::new("/cache/app.redb")),
+            // A cause that has its own cause: each level appears once.
+            Error::backend(
+                Operation::Set,
+                "redis",
+                None,
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    Wrapper(io::Error::other("inner-9")),
+                ),
+            ),
+            Error::Closed {
+                op: Operation::Flush,
+                backend: "redb",
+            },
+        ]
+    }
+
+    /// An error with a source of its own, written the way the guidelines ask.
+    #[derive(Debug)]
+    struct Wrapper(io::Error);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("outer-9")
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// Issue 13, item 4: `Display` describes its own level; the cause is reached through
+    /// `source()` only, so a printed chain shows each cause once.
+    #[test]
+    fn r13_display_does_not_repeat_the_source() {
+        use std::error::Error as _;
+        for e in every_variant() {
+            let own = e.to_string();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                let text = c.to_string();
+                assert!(
+                    !own.contains(&text),
+                    "{own:?} repeats its cause {text:?} ({e:?})"
+                );
+                cause = c.source();
+            }
+            let chain = chain(&e);
+            let mut level: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(l) = level {
+                let text = l.to_string();
+                assert_eq!(
+                    chain.matches(&text).count(),
+                    1,
+                    "{text:?} appears more than once in {chain:?}"
+                );
+                level = l.source();
+            }
+        }
+    }
+
+    #[test]
+    fn r13_chains_read_as_sentences() {
+        let texts: Vec<String> = every_variant().iter().map(|e| chain(e)).collect();
+        assert_eq!(
+            texts,
+            [
+                "I/O error during open in /cache/app.json: io-cause-1",
+                "corrupt cache data in /cache/app.json at line 1, column 2: detail-2",
+                "corrupt cache data (key \"k\"): detail-3",
+                "incompatible cache data in /cache/app.redb: detail-4",
+                "set of key \"k\": cannot encode the value: postcard: codec-cause-5",
+                "get of key \"k\": stored value does not decode as `u32`: json: codec-cause-6",
+                "set of key \"k\": invalid key: reason-7",
+                "redb error during get in /cache/app.redb (key \"k\"): backend-cause-8",
+                "redis error during set: outer-9: inner-9",
+                "flush: the redb backend is closed",
+            ]
+        );
+    }
+
+    #[test]
+    fn unsupported_and_timeout_are_recognised() {
+        let e = Error::unsupported(Operation::Len, "memcached", "no way to count entries");
+        assert!(e.is_unsupported());
+        assert_eq!(e.operation(), Some(Operation::Len));
+        assert!(!e.is_timeout());
+        let e = Error::backend(
+            Operation::Set,
+            "memcached",
+            Some("k"),
+            io::Error::new(io::ErrorKind::TimedOut, "read timed out"),
+        );
+        assert!(e.is_timeout());
+        assert!(!e.is_unsupported());
+        let e = Error::backend(Operation::Get, "redis", None, io::Error::other("refused"));
+        assert!(!e.is_timeout());
     }
 }

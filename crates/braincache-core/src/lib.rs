@@ -8,7 +8,7 @@
 //! - [`Backend`]: where records live (memory, a JSON file, redb, Redis, or yours).
 //! - [`Record`]: what a backend stores for one key — encoded bytes and a deadline.
 //! - [`Codec`]: how values become bytes — [`Postcard`] (default, compact), [`Json`]
-//!   (human-readable), and [`Bincode`] behind the off-by-default `bincode` feature.
+//!   (human-readable), and `Bincode` behind the off-by-default `bincode` feature.
 //! - [`Clock`]: where the time comes from — [`SystemClock`], or [`ManualClock`] for tests.
 //! - [`Error`]: one error type naming the operation, the key or path, and the cause.
 //!
@@ -61,10 +61,12 @@
 //! ```
 //!
 //! # Crate features
-//! - `testkit`: the backend conformance suite ([`conformance_tests!`]), for backend tests.
-//! - `bincode`: the [`Bincode`] codec (bincode 2.0.1, unmaintained upstream).
+//! - `testkit`: the backend conformance suite (`conformance_tests!`, in `testkit`), for backend
+//!   tests.
+//! - `bincode`: the `Bincode` codec (bincode 2.0.1, unmaintained upstream).
 //! - `tracing`: lets backends log through `tracing`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod backend;
@@ -73,6 +75,7 @@ mod codec;
 mod error;
 mod record;
 mod time;
+mod ttl;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -85,3 +88,4 @@ pub use codec::{Codec, Json, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use record::Record;
 pub use time::Timestamp;
+pub use ttl::Ttl;

@@ -48,7 +48,7 @@
 //!   format makes `open` (or the operation that meets it) return
 //!   [`Error::Corrupt`] naming the path and the line and
 //!   column; the file's bytes are left as they were, and writes are refused until it is fixed.
-//! - I/O failures (a missing folder, a path through a regular file, permission denied, a full
+//! - I/O failures (a folder that cannot be created, a path through a regular file, permission denied, a full
 //!   disk) are [`Error::Io`] naming the operation and the path, never
 //!   a panic. A write that fails (a durable write, a removal, a flush) leaves the file and what
 //!   the handle answers as they were before the call (a failed flush keeps its sets pending),
@@ -140,10 +140,12 @@
 //! The file format, including how values that are not JSON text are stored, is described below.
 //!
 #![doc = include_str!("../FORMAT.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod bound;
 mod format;
+pub mod inspect;
 mod store;
 
 pub use bound::ENTRY_OVERHEAD;
@@ -165,10 +167,10 @@ use store::Store;
 /// pending (batched mode), stops its flush thread and closes its files.
 ///
 /// ```
-/// use braincache_core::{Backend, Record};
-/// use braincache_file::FileBackend;
+/// use braincache::backend::{Backend, Record};
+/// use braincache::backend::FileBackend;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("cache.json");
 /// let a = FileBackend::open(&path)?;
@@ -186,11 +188,14 @@ pub struct FileBackend {
 
 impl FileBackend {
     /// Opens the cache file at `path` in durable mode, creating an empty one when it does not
-    /// exist (the folder must exist). Same as `FileBackend::builder(path).build()`.
+    /// exist, and its folder and any missing parent folders (`std::fs::create_dir_all`, as
+    /// Python's diskcache does). Same as `FileBackend::builder(path).build()`.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the file is not a cache document (it is left untouched);
-    /// [`Error::Io`] when the file or its sidecar `<file>.lock` cannot be created or read.
+    /// [`Error::Io`] when the file, its folder or its sidecar `<file>.lock` cannot be created
+    /// or read. The error's path is `path`; its `source()` names the folder or lock file when
+    /// that step failed.
     pub fn open(path: impl AsRef<Path>) -> Result<FileBackend> {
         FileBackend::builder(path).build()
     }
@@ -249,14 +254,14 @@ impl FileBackend {
     /// also works on a file in a read-only folder). Writers replace the file whole, so the
     /// entries are one version of it. A zero-length file has no entries.
     ///
-    /// For tools that inspect or export a cache (the `braincache` command); a cache in use
-    /// reads through [`Backend`].
+    /// For tools that inspect or export a cache ([`inspect`] has the rest of what they need); a
+    /// cache in use reads through [`Backend`].
     ///
     /// ```
-    /// use braincache_core::{Backend, Record};
-    /// use braincache_file::FileBackend;
+    /// use braincache::backend::{Backend, Record};
+    /// use braincache::backend::FileBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("cache.json");
     /// std::fs::write(&path, r#"{"b": {"value": 2, "expire_at": null},
@@ -281,27 +286,6 @@ impl FileBackend {
             .iter()
             .map(|(k, e)| (k.clone(), record(e)))
             .collect())
-    }
-
-    /// The JSON text this format stores as the `value` of an entry whose record holds `bytes`
-    /// (see "Values that are not JSON text" below): the bytes themselves when they are exactly
-    /// one JSON text, `{"$json": <the text>}` when that text would read back as a tag, and
-    /// `{"$bytes": "<standard base64, padded>"}` for anything else. Read back (by a handle or
-    /// [`read_entries`](Self::read_entries)), it gives `bytes` exactly.
-    ///
-    /// For tools that write documents in this format (the `braincache` command's `export`).
-    ///
-    /// ```
-    /// use braincache_file::FileBackend;
-    ///
-    /// assert_eq!(FileBackend::value_json(b"[1, 2]"), "[1, 2]");
-    /// assert_eq!(FileBackend::value_json(br#"{"$json": 1}"#), r#"{"$json": {"$json": 1}}"#);
-    /// assert_eq!(FileBackend::value_json(b" 1"), r#"{"$bytes": "IDE="}"#);
-    /// assert_eq!(FileBackend::value_json(&[0, 1, 2, 255]), r#"{"$bytes": "AAEC/w=="}"#);
-    /// ```
-    #[must_use]
-    pub fn value_json(bytes: &[u8]) -> String {
-        StoredValue::from_bytes(bytes.to_vec()).to_json()
     }
 }
 
@@ -427,10 +411,10 @@ impl Backend for FileBackend {
 /// Builds a [`FileBackend`]. Defaults: durable mode (every write fsynced before it returns).
 ///
 /// ```
-/// use braincache_file::FileBackend;
+/// use braincache::backend::FileBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let backend = FileBackend::builder(dir.path().join("cache.json"))
 ///     .flush_every(Duration::from_millis(250))
@@ -500,7 +484,8 @@ impl FileBackendBuilder {
         self
     }
 
-    /// Opens the file (creating it when missing) and, in batched mode, starts the flush thread.
+    /// Opens the file (creating it and its missing parent folders) and, in batched mode,
+    /// starts the flush thread.
     ///
     /// # Errors
     /// As [`FileBackend::open`]; also [`Error::Io`] if the flush thread cannot be started.

@@ -19,7 +19,7 @@
 
 use crate::format::{self, Entry};
 use braincache_core::{Error, Operation, Result, Timestamp};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -28,7 +28,8 @@ use std::iter::Peekable;
 use std::mem;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 /// Which version of the file a handle last read or wrote, cheap to compare with `stat`.
@@ -82,7 +83,8 @@ impl Seen {
     /// Stops pinning this version because a newer one replaced it. The last close of a
     /// replaced version frees its inode and blocks: about 0.15 ms for a 100 kB file on ext4,
     /// longer than the rename and a third of a durable `set`. So that close happens on a
-    /// background thread, off the writer's path. (Dropping a `Seen` instead closes at once: the
+    /// background thread, off the writer's path, for at most [`MAX_PENDING_CLOSES`] versions at
+    /// a time (each holds its disk space until closed). (Dropping a `Seen` instead closes at once: the
     /// version in use when a backend is dropped is still linked, cheap to close, and must be
     /// closed by the time `drop` returns.)
     fn retire(self) {
@@ -92,26 +94,82 @@ impl Seen {
     }
 }
 
+/// Replaced versions handed to the closing thread and not closed yet, at most. Each one still
+/// holds its disk space (a deleted file's blocks are freed by its last close), so more would
+/// let a burst of writes fill a small disk with old versions. Past this, a writer closes its
+/// replaced version itself.
+const MAX_PENDING_CLOSES: usize = 2;
+
+/// The process-wide closing thread: a channel and a count of the files handed to it that are
+/// not closed yet (queued or being closed).
+struct Closer {
+    pid: u32,
+    tx: Sender<File>,
+    /// A second receiver, so a writer can close queued files itself ([`close_pending`]).
+    rx: Receiver<File>,
+    pending: Arc<AtomicUsize>,
+}
+
+fn closer() -> Option<&'static Closer> {
+    static CLOSER: OnceLock<Option<Closer>> = OnceLock::new();
+    CLOSER
+        .get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<File>(MAX_PENDING_CLOSES);
+            let pending = Arc::new(AtomicUsize::new(0));
+            let (thread_rx, thread_pending) = (rx.clone(), Arc::clone(&pending));
+            std::thread::Builder::new()
+                .name("braincache-file-close".into())
+                .spawn(move || {
+                    for file in thread_rx.iter() {
+                        drop(file);
+                        thread_pending.fetch_sub(1, Ordering::AcqRel);
+                    }
+                })
+                .ok()
+                .map(|_| Closer {
+                    pid: std::process::id(),
+                    tx,
+                    rx,
+                    pending,
+                })
+        })
+        .as_ref()
+        // A forked child has the channel but not the thread.
+        .filter(|c| c.pid == std::process::id())
+}
+
 /// Hands `file` to a process-wide closing thread, started on first use. Closes it here when
-/// the thread cannot be started, is 64 files behind (a bound on the handles kept open), or
-/// belongs to the parent of this process (a forked child has the channel but not the thread).
+/// the thread cannot be started, already has [`MAX_PENDING_CLOSES`] files to close, or belongs
+/// to the parent of this process (a forked child has the channel but not the thread).
 fn close_in_background(file: File) {
-    static CLOSER: OnceLock<Option<(u32, Sender<File>)>> = OnceLock::new();
-    let closer = CLOSER.get_or_init(|| {
-        let (tx, rx) = crossbeam_channel::bounded::<File>(64);
-        std::thread::Builder::new()
-            .name("braincache-file-close".into())
-            .spawn(move || rx.iter().for_each(drop))
-            .ok()
-            .map(|_| (std::process::id(), tx))
-    });
-    match closer {
-        Some((pid, tx)) if *pid == std::process::id() => {
-            if let Err(e) = tx.try_send(file) {
-                drop(e.into_inner());
-            }
-        }
-        _ => drop(file),
+    let Some(c) = closer() else {
+        drop(file);
+        return;
+    };
+    // Counted before it is sent, so the count never misses a file the thread holds.
+    if c.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_CLOSES {
+        c.pending.fetch_sub(1, Ordering::AcqRel);
+        drop(file);
+        return;
+    }
+    if let Err(e) = c.tx.try_send(file) {
+        drop(e.into_inner());
+        c.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Closes every replaced version still waiting for the closing thread, here, and waits (up to
+/// a second) for the one it may be closing, so that their disk space is free when this
+/// returns. A write that failed for lack of space calls it before its one retry.
+fn close_pending() {
+    let Some(c) = closer() else { return };
+    while let Ok(file) = c.rx.try_recv() {
+        drop(file);
+        c.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while c.pending.load(Ordering::Acquire) > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -386,6 +444,38 @@ fn resolve(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
+/// `e` as the cause of a step on `other` (a folder, the lock file) of opening a cache file:
+/// `cannot open its lock file /x/c.json.lock`, whose `source()` is `e`. The kind stays `e`'s.
+fn in_step(what: &'static str, other: &Path, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        StepError {
+            what,
+            path: other.to_path_buf(),
+            source: e,
+        },
+    )
+}
+
+#[derive(Debug)]
+struct StepError {
+    what: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.what, self.path.display())
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name: OsString = path.file_name().unwrap_or_default().to_owned();
     name.push(suffix);
@@ -406,13 +496,29 @@ impl Store {
         let dir = dir.to_path_buf();
         let lock_path = sibling(&path, ".lock");
         let tmp_path = sibling(&path, ".tmp");
+        // A CLI's cache lives in a folder (`~/.cache/app/`) that is missing on its first run:
+        // create it, as diskcache does. The errors name the cache file the caller gave, and say
+        // which step on which other path failed.
+        fs::create_dir_all(&dir).map_err(|e| {
+            Error::io(
+                Operation::Open,
+                &path,
+                in_step("cannot create its folder", &dir, e),
+            )
+        })?;
         let lock_file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(|e| Error::io(Operation::Open, &lock_path, e))?;
+            .map_err(|e| {
+                Error::io(
+                    Operation::Open,
+                    &path,
+                    in_step("cannot open its lock file", &lock_path, e),
+                )
+            })?;
         // Create the file when missing, never touching an existing one: a zero-length file is an
         // empty cache.
         match OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -618,7 +724,14 @@ impl Store {
         st.writing = true;
         drop(st);
 
-        let renamed = self.write_and_rename(&bytes);
+        let mut renamed = self.write_and_rename(&bytes);
+        // Replaced versions waiting to be closed still hold their space: free it and try once
+        // more, so that a full disk means the disk is full.
+        // (The closing thread may have freed some while this write ran: retry in any case.)
+        if matches!(&renamed, Err((_, e)) if e.kind() == io::ErrorKind::StorageFull) {
+            close_pending();
+            renamed = self.write_and_rename(&bytes);
+        }
 
         let mut st = self.state();
         st.writing = false;

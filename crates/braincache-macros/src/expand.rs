@@ -50,16 +50,19 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     };
     let key = Ident::new("__braincache_key", Span::mixed_site());
     let key_mut = (!args.is_empty()).then(|| quote!(mut));
-    let key_args = args.iter().map(|arg| {
-        let ident = &arg.ident;
-        let value = if arg.is_receiver {
-            quote!(#ident)
-        } else {
-            quote_spanned!(arg.span=> &#ident)
-        };
-        let private = respan(private.clone(), arg.span);
-        quote_spanned!(arg.span=> #private::key_arg(&mut #key, #value);)
-    });
+    let key_args: Vec<TokenStream> = args
+        .iter()
+        .map(|arg| {
+            let ident = &arg.ident;
+            let value = if arg.is_receiver {
+                quote!(#ident)
+            } else {
+                quote_spanned!(arg.span=> &#ident)
+            };
+            let private = respan(private.clone(), arg.span);
+            quote_spanned!(arg.span=> #private::key_arg(&mut #key, #value);)
+        })
+        .collect();
     let cache = match &options.cache {
         Some(expr) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
         None => quote!(#private::default_cache()),
@@ -86,6 +89,16 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         .attrs
         .iter()
         .filter(|a| matches!(a.style, AttrStyle::Inner(_)));
+    let companions = crate::companions::generate(&crate::companions::Parts {
+        func: &func,
+        options: &options,
+        private: &private,
+        args: &args,
+        key_args: &key_args,
+        key: &key,
+        cache: &cache,
+        call: &call_expr,
+    });
     let vis = &func.vis;
     let sig = &func.sig;
     Ok(quote! {
@@ -97,11 +110,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             let #key = #key.finish();
             #call_expr
         }
+        #companions
     })
 }
 
 /// `tokens` with every span set to `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut tree| {
@@ -324,11 +338,11 @@ fn check_return_type(ty: &Type) -> syn::Result<()> {
 }
 
 /// One argument that goes into the key.
-struct KeyArg {
-    ident: Ident,
-    is_receiver: bool,
+pub(crate) struct KeyArg {
+    pub(crate) ident: Ident,
+    pub(crate) is_receiver: bool,
     /// Where errors about it point: its name, or `self`.
-    span: Span,
+    pub(crate) span: Span,
 }
 
 /// The key arguments, in declaration order, minus `ignore = [..]` and `_`.
@@ -650,8 +664,9 @@ mod tests {
 
     #[test]
     fn lifetimes_and_wildcards_are_accepted() {
+        // `no_companions`: only the function itself, whose key arguments are counted below.
         let out = expanded(
-            quote!(),
+            quote!(no_companions),
             quote!(
                 fn f<'a>(s: &'a str, _: u8, mut n: u32) -> String {
                     n += 1;
@@ -671,6 +686,53 @@ mod tests {
             out.matches("key_arg (").count(),
             2,
             "`_` is not a key argument: {out}"
+        );
+    }
+
+    /// Each memoized function gets `_cache_key`, `_invalidate` and `_refresh` companions with
+    /// its visibility, the key companions taking the key arguments (not ignored ones, not `_`)
+    /// by reference; `no_companions` leaves them out.
+    #[test]
+    fn companions() {
+        let item = quote!(
+            pub(crate) fn fetch(client: &Client, url: String, _: u8) -> Result<String, E> {
+                Ok(url)
+            }
+        );
+        let out = expanded(quote!(ignore = [client]), item.clone());
+        assert!(
+            out.contains("pub (crate) fn fetch_cache_key (url : & String)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("pub (crate) fn fetch_invalidate (url : & String)"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "pub (crate) fn fetch_refresh (client : & Client , url : String , _ : u8)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("KeyBuilder :: refreshing ("), "{out}");
+        let none = expanded(quote!(ignore = [client], no_companions), item);
+        assert!(!none.contains("fetch_"), "{none}");
+
+        let method = expanded(
+            quote!(),
+            quote!(
+                fn price(&self, cents: u64) -> u64 {
+                    cents
+                }
+            ),
+        );
+        assert!(
+            method.contains("fn price_cache_key (& self , cents : & u64)"),
+            "{method}"
+        );
+        assert!(
+            method.contains("fn price_refresh (& self , cents : u64)"),
+            "{method}"
         );
     }
 }

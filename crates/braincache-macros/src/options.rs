@@ -15,6 +15,8 @@ pub(crate) struct Options {
     pub(crate) skip_none: Option<Ident>,
     pub(crate) result: Option<Ident>,
     pub(crate) krate: Option<Path>,
+    /// `no_companions`: do not generate `<fn>_cache_key`, `<fn>_invalidate`, `<fn>_refresh`.
+    pub(crate) no_companions: Option<Ident>,
 }
 
 /// `ttl = secs` or `ttl_ms = millis`.
@@ -23,7 +25,8 @@ pub(crate) enum Ttl {
     Millis(Expr),
 }
 
-const KNOWN: &str = "`ttl`, `ttl_ms`, `cache`, `name`, `ignore`, `skip_none`, `result`, `crate`";
+const KNOWN: &str =
+    "`ttl`, `ttl_ms`, `cache`, `name`, `ignore`, `skip_none`, `result`, `crate`, `no_companions`";
 
 impl Options {
     pub(crate) fn parse(attr: TokenStream) -> syn::Result<Options> {
@@ -35,6 +38,7 @@ impl Options {
             skip_none: None,
             result: None,
             krate: None,
+            no_companions: None,
         };
         let parser = syn::meta::parser(|meta| {
             let Some(ident) = meta.path.get_ident().cloned() else {
@@ -98,6 +102,12 @@ impl Options {
                 "result" => {
                     flag(&meta, &ident)?;
                     if options.result.replace(ident.clone()).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                "no_companions" => {
+                    flag(&meta, &ident)?;
+                    if options.no_companions.replace(ident.clone()).is_some() {
                         return Err(duplicate());
                     }
                 }

@@ -4,7 +4,7 @@ use crate::MemoryBackend;
 use braincache_core::{Record, Timestamp};
 use hashbrown::HashTable;
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Per-shard bounds.
@@ -102,7 +102,10 @@ struct Queued {
 
 /// S3-FIFO state: new keys enter `small`; keys read while there move to `main` when they reach
 /// its tail, the rest are evicted and remembered in `ghost`; a key re-inserted while in `ghost`
-/// goes straight to `main`. `main` is a FIFO with second chances (CLOCK-like).
+/// goes straight to `main`. `main` is a FIFO with second chances (CLOCK-like). In front of it,
+/// TinyLFU admission ([`Sketch`]): a new key enters a full shard only when it was seen more
+/// often than the entry it would displace, which keeps a loop over more keys than fit from
+/// flushing the cache.
 #[derive(Default)]
 struct Policy {
     small: VecDeque<Queued>,
@@ -111,6 +114,79 @@ struct Policy {
     main_live: usize,
     ghost: VecDeque<u64>,
     ghost_set: HashSet<u64>,
+}
+
+/// TinyLFU's frequency sketch: a count-min sketch of recent accesses (4 rows, counters
+/// saturating at 15, 8 columns per entry of capacity: 32 bytes per entry), halved every
+/// `20 x capacity` accesses so old popularity fades. Measured on the harness's hit-ratio
+/// traces (`braincache-bench --only hitratio`), 8 columns and 20x beat 2, 4, 16 columns and
+/// 10x on every trace.
+/// Counters are atomics bumped under the read lock; a lost increment between racing readers
+/// only makes an estimate one lower.
+struct Sketch {
+    counters: Box<[AtomicU8]>,
+    mask: usize,
+    accesses: AtomicUsize,
+    reset_at: usize,
+}
+
+impl Sketch {
+    const ROWS: usize = 4;
+    const MAX: u8 = 15;
+
+    fn new(capacity: usize) -> Sketch {
+        let width = (capacity.max(16) * 8).next_power_of_two();
+        Sketch {
+            counters: (0..width * Self::ROWS).map(|_| AtomicU8::new(0)).collect(),
+            mask: width - 1,
+            accesses: AtomicUsize::new(0),
+            reset_at: capacity.max(16) * 20,
+        }
+    }
+
+    fn index(&self, hash: u64, row: usize) -> usize {
+        // A different odd multiplier per row spreads one 64-bit hash over four columns.
+        const SEEDS: [u64; 4] = [
+            0x9E37_79B9_7F4A_7C15,
+            0xC2B2_AE3D_27D4_EB4F,
+            0x1656_67B1_9E37_79F9,
+            0x27D4_EB2F_1656_67C5,
+        ];
+        let h = hash.wrapping_mul(SEEDS[row]);
+        row * (self.mask + 1) + ((h >> 32) as usize & self.mask)
+    }
+
+    fn record(&self, hash: u64) {
+        for row in 0..Self::ROWS {
+            let c = &self.counters[self.index(hash, row)];
+            let v = c.load(Ordering::Relaxed);
+            if v < Self::MAX {
+                c.store(v + 1, Ordering::Relaxed);
+            }
+        }
+        // A plain load and store, not `fetch_add`: readers on several cores would otherwise
+        // contend on this line; a lost count only delays the next halving a little.
+        let n = self.accesses.load(Ordering::Relaxed);
+        self.accesses.store(n + 1, Ordering::Relaxed);
+    }
+
+    fn estimate(&self, hash: u64) -> u8 {
+        (0..Self::ROWS)
+            .map(|row| self.counters[self.index(hash, row)].load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Halves every counter once enough accesses were recorded (called under the write lock).
+    fn age(&self) {
+        if self.accesses.load(Ordering::Relaxed) < self.reset_at {
+            return;
+        }
+        self.accesses.store(0, Ordering::Relaxed);
+        for c in &*self.counters {
+            c.store(c.load(Ordering::Relaxed) / 2, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Expired entries a purge looks up together before removing them.
@@ -130,6 +206,8 @@ struct Inner {
 pub(crate) struct Shard {
     inner: RwLock<Inner>,
     limits: Limits,
+    /// Access frequencies for admission, when bounded.
+    sketch: Option<Sketch>,
 }
 
 impl Shard {
@@ -140,6 +218,14 @@ impl Shard {
                 ..Inner::default()
             }),
             limits,
+            sketch: limits.is_bounded().then(|| {
+                // Entries the shard may hold; bounded by bytes only, a guess of 1 KiB each.
+                let cap = limits
+                    .max_entries
+                    .or(limits.max_bytes.map(|b| b / 1024))
+                    .unwrap_or(1024);
+                Sketch::new(cap)
+            }),
         }
     }
 
@@ -155,6 +241,9 @@ impl Shard {
 
     pub(crate) fn get(&self, key: &str, hash: u64) -> Option<Record> {
         let inner = self.read();
+        if let Some(sketch) = &self.sketch {
+            sketch.record(hash);
+        }
         let entry = &inner.find(hash, key)?.entry;
         if inner.policy.is_some() {
             let f = entry.freq.load(Ordering::Relaxed);
@@ -182,6 +271,8 @@ impl Shard {
         let limits = &self.limits;
         let size = MemoryBackend::entry_size(key, &record);
         let mut inner = self.write();
+        // An entry evicted by admission to make room for this one.
+        let mut admitted_over = 0;
         if limits.max_bytes.is_some_and(|max| size > max) {
             // Too big to keep: drop it, and the stale value under the same key with it.
             inner.remove(hash, key);
@@ -203,6 +294,20 @@ impl Shard {
             }
             inner.bytes = inner.bytes - old_size + size;
         } else {
+            if let Some(sketch) = &self.sketch {
+                sketch.record(hash);
+                sketch.age();
+                let full = limits.max_entries.is_some_and(|m| inner.map.len() >= m)
+                    || limits.max_bytes.is_some_and(|m| inner.bytes + size > m);
+                if full {
+                    if !inner.admit(sketch, hash) {
+                        // TinyLFU: the newcomer is no more popular than the entry it would
+                        // displace, so it is not kept.
+                        return 1;
+                    }
+                    admitted_over = 1;
+                }
+            }
             let k: Arc<str> = Arc::from(key);
             let queue = match &mut inner.policy {
                 Some(p) => {
@@ -231,7 +336,7 @@ impl Shard {
                 .map
                 .insert_unique(hash, Slot { key: k, entry }, |s| s.entry.hash);
         }
-        let mut evicted = 0;
+        let mut evicted = admitted_over;
         while limits.max_entries.is_some_and(|m| inner.map.len() > m)
             || limits.max_bytes.is_some_and(|m| inner.bytes > m)
         {
@@ -369,17 +474,51 @@ impl Inner {
 
     /// Evicts one entry by S3-FIFO; false when there is nothing to evict.
     fn evict_one(&mut self) -> bool {
+        let Some((q, queue)) = self.next_victim() else {
+            return false;
+        };
+        self.remove(q.hash, &q.key);
+        if queue == Queue::Small {
+            self.remember(q.hash);
+        }
+        true
+    }
+
+    /// Whether a new key with `hash` may displace the entry S3-FIFO would evict next: only
+    /// when the sketch saw it more often (TinyLFU admission). When it may, that entry is evicted
+    /// here, making room; when not, it goes back to the head of its queue.
+    fn admit(&mut self, sketch: &Sketch, hash: u64) -> bool {
+        let Some((q, queue)) = self.next_victim() else {
+            return true;
+        };
+        if sketch.estimate(hash) > sketch.estimate(q.hash) {
+            self.remove(q.hash, &q.key);
+            if queue == Queue::Small {
+                self.remember(q.hash);
+            }
+            return true;
+        }
+        if let Some(p) = &mut self.policy {
+            match queue {
+                Queue::Small => p.small.push_front(q),
+                Queue::Main => p.main.push_front(q),
+            }
+        }
+        false
+    }
+
+    /// Pops the entry S3-FIFO evicts next off its queue (giving second chances on the way) and
+    /// returns it with its queue, still in the map.
+    fn next_victim(&mut self) -> Option<(Queued, Queue)> {
         loop {
-            let Some(p) = &mut self.policy else {
-                return false;
-            };
-            // Evict from the small queue while it holds 10 % or more of the entries.
+            let p = self.policy.as_mut()?;
+            // Evict from the small queue while it holds 1 % or more of the entries. With TinyLFU
+            // admission in front (see `admit`), a larger probation queue only costs hits: 10 %
+            // (S3-FIFO's paper value) lost 0.03-0.1 of hit ratio on the harness's loop traces.
             let from_small =
-                p.small_live > 0 && (p.small_live * 10 >= self.map.len() || p.main_live == 0);
+                p.small_live > 0 && (p.small_live * 100 >= self.map.len() || p.main_live == 0);
             if from_small {
-                let Some(q) = p.small.pop_front() else {
-                    return false;
-                };
+                let q = p.small.pop_front()?;
                 let Some(entry) = live_entry(&mut self.map, &q, Queue::Small) else {
                     continue;
                 };
@@ -392,13 +531,9 @@ impl Inner {
                     p.main.push_back(q);
                     continue;
                 }
-                self.remove(q.hash, &q.key);
-                self.remember(q.hash);
-                return true;
+                return Some((q, Queue::Small));
             }
-            let Some(q) = p.main.pop_front() else {
-                return false;
-            };
+            let q = p.main.pop_front()?;
             let Some(entry) = live_entry(&mut self.map, &q, Queue::Main) else {
                 continue;
             };
@@ -410,8 +545,7 @@ impl Inner {
                 }
                 continue;
             }
-            self.remove(q.hash, &q.key);
-            return true;
+            return Some((q, Queue::Main));
         }
     }
 

@@ -52,6 +52,14 @@
 //!   apply all or nothing.
 //! - **Order.** Writes of one thread apply in the order they were made. Across processes, the
 //!   last commit wins.
+//! - **A full disk, and other I/O errors.** A write whose commit finds the disk full fails with
+//!   [`Error::Io`] of kind `StorageFull` ([`Error::is_storage_full`]) and was not applied.
+//!   redb then refuses every call on its open database ("Previous I/O error occurred"), so the
+//!   backend opens the file again before it answers (the last durable commit is intact): on the
+//!   same handle, reads of acknowledged keys keep working while the disk is full, writes fail
+//!   with the same typed error, and writes succeed again once there is space. No restart and no
+//!   new handle are needed. If the reopen itself fails, the call gets the open's error and the
+//!   next call tries again.
 //!
 //! These hold for processes on one machine on a local file system, when every process that
 //! writes the file uses this crate (the stamp file must see every commit) and in the same mode
@@ -85,11 +93,13 @@
 //! first write; earlier builds refuse a file that has them. In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
 //! it holds no data and may be deleted when no process has the cache open.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod bound;
 mod errors;
 mod format;
+pub mod inspect;
 mod reader;
 mod writer;
 
@@ -106,7 +116,8 @@ use redb::{
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 use writer::{Done, Limits, Op, Shared, Writer};
 
@@ -123,11 +134,12 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// [crate docs](crate) for what it guarantees.
 ///
 /// ```
-/// use braincache_core::{Backend, Record, Timestamp};
-/// use braincache_redb::RedbBackend;
+/// use braincache::Timestamp;
+/// use braincache::backend::{Backend, Record};
+/// use braincache::backend::RedbBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("cache.redb");
 /// let backend = RedbBackend::builder(&path).build()?;
@@ -143,22 +155,47 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// # }
 /// ```
 pub struct RedbBackend {
+    /// `None` once [`close`](RedbBackend::close)d. Every call holds the read lock while it runs,
+    /// so `close` waits for the calls in flight and later calls see `None`.
+    state: RwLock<Option<Open>>,
+    path: PathBuf,
+    single_process: bool,
+    /// The writer's commit count when the backend was closed.
+    commits_at_close: AtomicU64,
+    /// The size bound it was opened with.
+    limit: bound::Limit,
+}
+
+/// What an open backend holds; dropping it closes the database.
+struct Open {
     // Declared first: dropping it drains the queue and joins the thread before the database goes.
     writer: Writer,
     shared: Arc<Shared>,
-    single_process: bool,
+}
+
+/// The open backend, borrowed for one call.
+struct OpenRef<'a>(RwLockReadGuard<'a, Option<Open>>);
+
+impl std::ops::Deref for OpenRef<'_> {
+    type Target = Open;
+    fn deref(&self) -> &Open {
+        // Invariant: an `OpenRef` is only made from a guard holding `Some` (`open_ref`).
+        self.0.as_ref().expect("checked when the OpenRef was made")
+    }
 }
 
 impl RedbBackend {
     /// Opens the cache file at `path` with the default options, creating it when it does not
-    /// exist (an empty file is also initialized). Several processes may have it open at once.
+    /// exist (an empty file is also initialized), with its folder and any missing parent folders
+    /// (`std::fs::create_dir_all`, as Python's diskcache does). Several processes may have it
+    /// open at once.
     ///
     /// # Errors
     /// - [`Error::Corrupt`] when the file is not a redb database;
     /// - [`Error::Incompatible`] when it is a redb database with other tables, or a braincache
     ///   file of another format version;
-    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a missing folder, no
-    ///   permission, another process holding it in `single_process` mode).
+    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a folder that cannot be
+    ///   created, no permission, another process holding it in `single_process` mode).
     ///
     /// The file is not written to in the first two cases.
     pub fn open(path: impl AsRef<Path>) -> Result<RedbBackend> {
@@ -173,16 +210,84 @@ impl RedbBackend {
     /// The path of the database file.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        &self.path
     }
 
     /// How many durable commits this handle's writer thread has made: compared with the number
     /// of writes, it shows how well group commit batches them.
     #[must_use]
     pub fn commits(&self) -> u64 {
-        self.shared
-            .commits
-            .load(std::sync::atomic::Ordering::Relaxed)
+        match self
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(open) => open.shared.commits.load(Ordering::Relaxed),
+            None => self.commits_at_close.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the backend: waits for the calls in flight (every write queued before `close` is
+    /// committed and answered), stops the writer thread and closes the file, releasing its
+    /// locks, as dropping the backend does. Every later call returns [`Error::Closed`];
+    /// closing again does nothing.
+    ///
+    /// For a backend that is never dropped: one in a `static` (a `LazyLock`), or in a program
+    /// that ends with [`std::process::exit`]. Its writes need no close to be durable (each is
+    /// committed before it returns), but a file that was not closed needs crash recovery, which
+    /// the next process to open it for writing does (a check of every page, in proportion to the
+    /// file's size) and which read-only opens cannot do ([`inspect::read`] does it for tools).
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("cache.redb");
+    /// let backend = RedbBackend::open(&path)?;
+    /// backend.set("k", Record::new(b"v".to_vec(), None))?;
+    /// backend.close()?;
+    /// assert!(matches!(backend.get("k"), Err(braincache_core::Error::Closed { .. })));
+    /// // Closed cleanly: a read-only reader needs no recovery.
+    /// assert_eq!(RedbBackend::read_entries(&path)?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for reporting a failed close. A panic of redb while
+    /// closing a file damaged outside redb is caught and ignored, as on drop.
+    pub fn close(&self) -> Result<()> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = state.take() {
+            let commits = open.shared.commits.load(Ordering::Relaxed);
+            drop(open);
+            self.commits_at_close.store(commits, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// What the open backend shares with its writer thread, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.open_ref(Operation::Get).expect("open").shared)
+    }
+
+    /// A read snapshot of the open backend, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
+        self.open_ref(op)?.snapshot(op, key)
+    }
+
+    /// The open backend, or [`Error::Closed`] for `op`.
+    fn open_ref(&self, op: Operation) -> Result<OpenRef<'_>> {
+        let guard = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(errors::closed(op));
+        }
+        Ok(OpenRef(guard))
     }
 
     /// The bytes stored in the file, by every process: key, record header and value of each
@@ -201,22 +306,30 @@ impl RedbBackend {
     /// # Errors
     /// When the file cannot be read.
     pub fn usage(&self) -> Result<Usage> {
-        self.guarded(None, || {
-            bound::usage_of(&*self.shared.db)
-                .map_err(|e| errors::map(Operation::Len, &self.shared.path, None, e))
+        let this = self.open_ref(Operation::Len)?;
+        let path = &this.shared.path;
+        let (db, _) = this.shared.db.current().ok_or_else(|| {
+            Error::io(
+                Operation::Len,
+                path,
+                std::io::Error::other("the database could not be reopened after an I/O error"),
+            )
+        })?;
+        this.guarded(None, || {
+            bound::usage_of(&*db).map_err(|e| errors::map(Operation::Len, path, None, e))
         })
     }
 
     /// This handle's byte bound; `None` when unbounded by bytes.
     #[must_use]
     pub fn max_bytes(&self) -> Option<u64> {
-        self.shared.bound.limit.max_bytes
+        self.limit.max_bytes
     }
 
     /// This handle's entry bound; `None` when unbounded by entries.
     #[must_use]
     pub fn max_entries(&self) -> Option<u64> {
-        self.shared.bound.limit.max_entries
+        self.limit.max_entries
     }
 
     /// Rewrites the file at `path` so that it takes no more room than its live pages (redb's
@@ -293,10 +406,11 @@ impl RedbBackend {
     /// reads through [`Backend`].
     ///
     /// ```
-    /// use braincache_core::{Backend, Record, Timestamp};
-    /// use braincache_redb::RedbBackend;
+    /// use braincache::Timestamp;
+    /// use braincache::backend::{Backend, Record};
+    /// use braincache::backend::RedbBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("cache.redb");
     /// let backend = RedbBackend::open(&path)?;
@@ -327,7 +441,9 @@ impl RedbBackend {
             .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())));
         read.map_err(|e| truncated(path, e))
     }
+}
 
+impl Open {
     /// Runs a read, turning a panic inside redb (which it does on pages damaged outside redb)
     /// into [`Error::Corrupt`]. Costs nothing when nothing panics.
     fn guarded<T>(&self, key: Option<&str>, read: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -335,6 +451,39 @@ impl RedbBackend {
             .unwrap_or_else(|p| Err(errors::read_panicked(&self.shared.path, key, p.as_ref())))
     }
 
+    /// Runs `read` on a snapshot, inside [`guarded`](Self::guarded). redb errors are `read`'s
+    /// outer result, braincache's (a damaged entry) its inner one. A read that finds the
+    /// database latched by an earlier I/O error (a commit that found the disk full: redb then
+    /// fails every call on that `Database`) has the writer thread reopen it, and runs once more.
+    fn read<T>(
+        &self,
+        op: Operation,
+        key: Option<&str>,
+        read: impl Fn(&Snapshot) -> std::result::Result<Result<T>, redb::Error>,
+    ) -> Result<T> {
+        self.guarded(key, || {
+            let mut reopened = false;
+            loop {
+                let attempt = self
+                    .shared
+                    .reader
+                    .snapshot(&self.shared.db)
+                    .and_then(|snap| read(&snap));
+                match attempt {
+                    Ok(answer) => return answer,
+                    Err(e) if !reopened && writer::latches(&e) => {
+                        self.shared.db.note(&e);
+                        self.writer.submit(Op::Reopen(op))?;
+                        reopened = true;
+                    }
+                    Err(e) => return Err(errors::map(op, &self.shared.path, key, e)),
+                }
+            }
+        })
+    }
+
+    /// The snapshot a read would use now (tests).
+    #[cfg(test)]
     fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
         self.shared
             .reader
@@ -342,22 +491,33 @@ impl RedbBackend {
             .map_err(|e| errors::map(op, &self.shared.path, key, e))
     }
 
-    fn read_entry(&self, snap: &Snapshot, key: &str) -> Result<Option<Record>> {
-        match ReadableTable::get(&snap.entries, key) {
-            Ok(Some(g)) => decode_entry(key, g.value())
+    fn read_entry(
+        &self,
+        snap: &Snapshot,
+        key: &str,
+    ) -> std::result::Result<Result<Option<Record>>, redb::Error> {
+        Ok(match ReadableTable::get(&snap.entries, key)? {
+            Some(g) => decode_entry(key, g.value())
                 .map(Some)
                 .map_err(|e| e.with_path(&self.shared.path)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(errors::map(Operation::Get, &self.shared.path, Some(key), e)),
-        }
+            None => Ok(None),
+        })
     }
 }
 
 impl fmt::Debug for RedbBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbBackend")
-            .field("path", &self.shared.path)
+            .field("path", &self.path)
             .field("single_process", &self.single_process)
+            .field(
+                "closed",
+                &self
+                    .state
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_none(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -366,95 +526,104 @@ impl Backend for RedbBackend {
     type Codec = Postcard;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
-        self.guarded(Some(key), || {
-            let snap = self.snapshot(Operation::Get, Some(key))?;
-            let found = self.read_entry(&snap, key)?;
-            if found.is_some() {
-                self.shared.bound.read(key);
-            }
-            Ok(found)
-        })
+        let this = self.open_ref(Operation::Get)?;
+        let found = this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))?;
+        if found.is_some() {
+            this.shared.bound.read(key);
+        }
+        Ok(found)
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
-        self.writer
+        let this = self.open_ref(Operation::Set)?;
+        this.writer
             .submit(Op::Set(key.to_owned(), record))
             .map(drop)
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
+        let this = self.open_ref(Operation::Delete)?;
         Ok(matches!(
-            self.writer.submit(Op::Delete(key.to_owned()))?,
+            this.writer.submit(Op::Delete(key.to_owned()))?,
             Done::Found(true)
         ))
     }
 
     fn clear(&self) -> Result<()> {
-        self.writer.submit(Op::Clear).map(drop)
+        let this = self.open_ref(Operation::Clear)?;
+        this.writer.submit(Op::Clear).map(drop)
     }
 
     fn len(&self) -> Result<usize> {
-        self.guarded(None, || {
-            let snap = self.snapshot(Operation::Len, None)?;
-            let n = snap
-                .entries
-                .len()
-                .map_err(|e| errors::map(Operation::Len, &self.shared.path, None, e))?;
-            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        let this = self.open_ref(Operation::Len)?;
+        this.read(Operation::Len, None, |snap| {
+            let n = snap.entries.len()?;
+            Ok(Ok(usize::try_from(n).unwrap_or(usize::MAX)))
         })
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
-        match self.writer.submit(Op::Purge(now))? {
+        let this = self.open_ref(Operation::Purge)?;
+        match this.writer.submit(Op::Purge(now))? {
             Done::Count(n) => Ok(n),
             Done::Unit | Done::Found(_) => Ok(0),
         }
     }
 
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
-        self.guarded(None, || {
-            let snap = self.snapshot(Operation::NextExpiry, None)?;
-            let first = snap
-                .expiry
-                .first()
-                .map_err(|e| errors::map(Operation::NextExpiry, &self.shared.path, None, e))?;
-            Ok(first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0)))
+        let this = self.open_ref(Operation::NextExpiry)?;
+        this.read(Operation::NextExpiry, None, |snap| {
+            let first = snap.expiry.first()?;
+            Ok(Ok(
+                first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0))
+            ))
         })
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
-        self.guarded(None, || {
-            let snap = self.snapshot(Operation::Get, None)?;
-            keys.iter()
-                .map(|k| {
-                    let found = self.read_entry(&snap, k)?;
-                    if found.is_some() {
-                        self.shared.bound.read(k);
+        let this = self.open_ref(Operation::Get)?;
+        this.read(Operation::Get, None, |snap| {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                match this.read_entry(snap, k)? {
+                    Ok(r) => {
+                        if r.is_some() {
+                            this.shared.bound.read(k);
+                        }
+                        out.push(r);
                     }
-                    Ok(found)
-                })
-                .collect()
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            Ok(Ok(out))
         })
     }
 
+    /// Every write is durable when it returns: nothing to flush. After
+    /// [`close`](RedbBackend::close), [`Error::Closed`].
+    fn flush(&self) -> Result<()> {
+        self.open_ref(Operation::Flush).map(drop)
+    }
+
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
-        self.writer.submit(Op::SetMany(entries)).map(drop)
+        let this = self.open_ref(Operation::Set)?;
+        this.writer.submit(Op::SetMany(entries)).map(drop)
     }
 
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        let this = self.open_ref(Operation::Delete)?;
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
-        match self.writer.submit(Op::DeleteMany(keys))? {
+        match this.writer.submit(Op::DeleteMany(keys))? {
             Done::Count(n) => Ok(n),
             Done::Unit | Done::Found(_) => Ok(0),
         }
     }
 
-    /// Entries this handle's commits evicted to keep the file within its bound.
+    /// Entries this handle's commits evicted to keep the file within its bound (0 once
+    /// closed).
     fn evictions(&self) -> u64 {
-        self.shared
-            .bound
-            .evictions
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.open_ref(Operation::Len)
+            .map_or(0, |o| o.shared.bound.evictions.load(Ordering::Relaxed))
     }
 }
 
@@ -472,10 +641,10 @@ impl Backend for RedbBackend {
 /// | [`max_bytes`](Self::max_bytes) / [`max_entries`](Self::max_entries) | 1 GiB ([`DEFAULT_MAX_BYTES`]) / none; [`unbounded`](Self::unbounded) for no bound |
 ///
 /// ```
-/// use braincache_redb::RedbBackend;
+/// use braincache::backend::RedbBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
 ///     .single_process() // this process owns the file
@@ -545,9 +714,9 @@ impl RedbBackendBuilder {
     /// that open (the recovery flag is set before the check runs).
     ///
     /// ```
-    /// use braincache_redb::RedbBackend;
+    /// use braincache::backend::RedbBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
     ///     .verify_on_open(true)
@@ -650,12 +819,23 @@ impl RedbBackendBuilder {
         self
     }
 
-    /// Opens (or creates) the file and starts the writer thread.
+    /// Opens (or creates, with its missing parent folders) the file and starts the writer thread.
     ///
     /// # Errors
     /// As [`RedbBackend::open`].
     pub fn build(self) -> Result<RedbBackend> {
         let path = self.path.clone();
+        // A CLI's cache lives in a folder (`~/.cache/app/`) that is missing on its first run:
+        // create it and its parents, as diskcache does.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::io(
+                    Operation::Open,
+                    &path,
+                    errors::in_step("cannot create its folder", dir, e),
+                )
+            })?;
+        }
         // redb may panic on a file damaged outside redb (its open trusts a cleanly closed file):
         // that must reach the caller as an error, not unwind through it.
         let db = catch_unwind(AssertUnwindSafe(|| self.open_database()))
@@ -678,19 +858,29 @@ impl RedbBackendBuilder {
             wait: self.group_commit_wait,
             tick,
         };
+        // A reopen after an I/O error skips the integrity check: the file is the one this
+        // handle had open, and the check commits, which a full disk would refuse.
+        let opener = self.clone().verify_on_open(false);
         let shared = Arc::new(Shared {
             reader,
             db: writer::Db::new(db),
             path,
-            commits: std::sync::atomic::AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            reopen: Box::new(move || {
+                catch_unwind(AssertUnwindSafe(|| opener.open_database()))
+                    .unwrap_or_else(|p| Err(errors::read_panicked(&opener.path, None, p.as_ref())))
+            }),
+            single_process: self.single_process,
             bound: bound::Bound::new(self.limit),
         });
         let writer = Writer::spawn(Arc::clone(&shared), limits)
             .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
         Ok(RedbBackend {
-            writer,
-            shared,
+            path: shared.path.clone(),
+            state: RwLock::new(Some(Open { writer, shared })),
             single_process: self.single_process,
+            commits_at_close: AtomicU64::new(0),
+            limit: self.limit,
         })
     }
 

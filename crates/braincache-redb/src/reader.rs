@@ -39,7 +39,8 @@
 //! `RedbBackend`, and the stamp file to stay in place while the cache is in use.
 
 use crate::format::{ENTRIES, EXPIRY};
-use redb::{Database, ReadOnlyTable, ReadableDatabase};
+use crate::writer::Db;
+use redb::{ReadOnlyTable, ReadableDatabase};
 use std::fs::File;
 use std::hash::BuildHasher;
 use std::io;
@@ -52,6 +53,9 @@ use std::time::{Instant, SystemTime};
 pub(crate) struct Snapshot {
     /// The stamp read before the snapshot began; `None` when it could not be read.
     stamp: Option<Stamp>,
+    /// The generation of the database it reads (see [`Db`]): after a reopen, snapshots of the
+    /// old database are not reused.
+    generation: u64,
     born: Instant,
     pub(crate) entries: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) expiry: ReadOnlyTable<(u64, &'static str), ()>,
@@ -181,7 +185,9 @@ impl Reader {
     }
 
     /// A snapshot that holds every commit announced before this call.
-    pub(crate) fn snapshot(&self, db: &Database) -> Result<Arc<Snapshot>, redb::Error> {
+    /// A database whose I/O error latched it (see [`Db`]) gives redb's `PreviousIo` here, and
+    /// so does a database that could not be reopened after one.
+    pub(crate) fn snapshot(&self, db: &Db) -> Result<Arc<Snapshot>, redb::Error> {
         // The stamp is read first, before anything is decided: see the module docs.
         let stamp = self.signal.current();
         if let Some(s) = stamp {
@@ -189,14 +195,17 @@ impl Reader {
             if let Some(snap) = cached.as_ref()
                 && snap.stamp == Some(s)
                 && snap.born.elapsed() < self.max_age
+                && snap.generation == db.generation()
             {
                 return Ok(Arc::clone(snap));
             }
         }
         let born = Instant::now();
-        let txn = db.begin_read()?;
+        let (database, generation) = db.current().ok_or(redb::Error::PreviousIo)?;
+        let txn = database.begin_read()?;
         let snap = Arc::new(Snapshot {
             stamp,
+            generation,
             born,
             entries: txn.open_table(ENTRIES)?,
             expiry: txn.open_table(EXPIRY)?,

@@ -11,6 +11,8 @@
 //! **Failures.** When a batch fails (one request is refused, or the commit fails), the
 //! transaction is dropped, which aborts it, and each request of the batch is retried alone in its
 //! own transaction, so each caller gets its own result and one bad request fails no other.
+//! An I/O error (a full disk) latches redb's `Database`; the thread then opens the file again
+//! before it answers and before its next commit (see [`Db`]), so the handle heals by itself.
 
 use crate::errors;
 use crate::format::{ENTRIES, EXPIRY, encode_entry, split_entry};
@@ -19,8 +21,8 @@ use braincache_core::{Error, Operation, Record, Result, Timestamp};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,34 +36,169 @@ pub(crate) struct Shared {
     pub(crate) commits: AtomicU64,
     /// The size bound, read hints and evictions (see [`crate::bound`]).
     pub(crate) bound: crate::bound::Bound,
+    /// Opens the database file again, as the backend's builder opened it.
+    pub(crate) reopen: Box<dyn Fn() -> Result<Database> + Send + Sync>,
+    /// redb `ExclusiveWriter` mode: the old database must close before the file reopens.
+    pub(crate) single_process: bool,
 }
 
-/// The database, closed inside `catch_unwind`: redb's `Database::drop` makes a final commit,
+/// The open database, replaced by a fresh one after an I/O error.
+///
+/// redb latches the first I/O error of a `Database` (a commit that found the disk full, say):
+/// every later call on it fails with "Previous I/O error occurred", reads included, until it is
+/// closed and opened again. The last durable commit is intact in the file (redb's commit is
+/// atomic), so the writer thread, which alone replaces the database, opens the file again
+/// ([`heal`]) and carries on; reads move to the new database at their next snapshot.
+///
+/// Databases are closed inside `catch_unwind`: redb's `Database::drop` makes a final commit,
 /// which panics on a file damaged outside redb (found by the `open_redb_file` fuzz target), and
 /// that panic must not reach the thread that drops the last handle.
-pub(crate) struct Db(Option<Database>);
+pub(crate) struct Db {
+    /// `None` only while a single-process reopen is under way or after it failed.
+    slot: RwLock<Option<Arc<Database>>>,
+    /// Bumped by every reopen; a snapshot of an older database is never reused.
+    generation: AtomicU64,
+    /// An I/O error was met: the database may be latched and is reopened before its next use.
+    poisoned: AtomicBool,
+}
 
 impl Db {
     pub(crate) fn new(db: Database) -> Db {
-        Db(Some(db))
+        Db {
+            slot: RwLock::new(Some(Arc::new(db))),
+            generation: AtomicU64::new(0),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    /// The database now open and its generation; `None` when a reopen failed.
+    pub(crate) fn current(&self) -> Option<(Arc<Database>, u64)> {
+        let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
+        // Read under the lock, which a reopen holds while it swaps and bumps.
+        let generation = self.generation.load(Ordering::Acquire);
+        slot.as_ref().map(|db| (Arc::clone(db), generation))
+    }
+
+    /// The generation of the database now open.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks the database for a reopen before its next use: `e` latched it, or may have.
+    pub(crate) fn note(&self, e: &redb::Error) {
+        if latches(e) {
+            self.poisoned.store(true, Ordering::Release);
+        }
+    }
+
+    fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    fn database(&self) -> std::result::Result<Arc<Database>, redb::Error> {
+        self.current()
+            .map(|(db, _)| db)
+            .ok_or(redb::Error::PreviousIo)
+    }
+
+    /// A read transaction on the database now open (tests).
+    #[cfg(test)]
+    pub(crate) fn begin_read(&self) -> std::result::Result<redb::ReadTransaction, redb::Error> {
+        Ok(redb::ReadableDatabase::begin_read(&*self.database()?)?)
+    }
+
+    /// A write transaction on the database now open (tests).
+    #[cfg(test)]
+    pub(crate) fn begin_write(&self) -> std::result::Result<WriteTransaction, redb::Error> {
+        Ok(self.database()?.begin_write()?)
     }
 }
 
-impl std::ops::Deref for Db {
-    type Target = Database;
-    fn deref(&self) -> &Database {
-        // Invariant: `None` only inside `drop`, after which nothing can borrow it.
-        self.0
-            .as_ref()
-            .expect("the database is open until the handle drops")
+/// True for the errors after which redb fails every later call on the same `Database`: an I/O
+/// error, or redb's report of an earlier one.
+pub(crate) fn latches(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
+}
+
+/// Closes `db`, catching a panic in redb's final commit (see [`Db`]).
+fn close(db: Option<Arc<Database>>) {
+    if let Some(db) = db {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
     }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
-        if let Some(db) = self.0.take() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+        let slot = self.slot.get_mut().unwrap_or_else(PoisonError::into_inner);
+        close(slot.take());
+    }
+}
+
+/// Reopens the database when an I/O error may have latched it; the writer thread calls it
+/// before it uses the database. In multi-process mode the new database opens beside the old
+/// one, so reads never find none; in single-process mode redb refuses a second open, so the old
+/// one closes first and reads wait for the reopen (a few milliseconds). On failure the old
+/// database (multi-process) or none (single-process) stays, still marked, and the next request
+/// tries again; the error is the open's (a full disk is still [`Error::is_storage_full`]).
+fn heal(shared: &Shared) -> Result<()> {
+    let db = &shared.db;
+    if !db.is_poisoned() {
+        return Ok(());
+    }
+    let mut slot = db.slot.write().unwrap_or_else(PoisonError::into_inner);
+    // The cached snapshot belongs to the old database (and, single-process, keeps it open).
+    shared.reader.release();
+    if shared.single_process {
+        close(slot.take());
+    }
+    let mut tries = 0;
+    let fresh = loop {
+        match (shared.reopen)() {
+            Ok(fresh) => break fresh,
+            // A read that began on the old database still holds it open for a moment.
+            Err(e) if shared.single_process && tries < 100 && already_open(&e) => {
+                tries += 1;
+                shared.reader.release();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e),
         }
+    };
+    let old = slot.replace(Arc::new(fresh));
+    db.generation.fetch_add(1, Ordering::AcqRel);
+    db.poisoned.store(false, Ordering::Release);
+    drop(slot);
+    close(old);
+    Ok(())
+}
+
+/// True for redb's refusal to open a file this process still has open in single-process mode.
+fn already_open(e: &Error) -> bool {
+    matches!(e, Error::Backend { source, .. }
+        if source.downcast_ref::<redb::Error>().is_some_and(|e| matches!(e, redb::Error::DatabaseAlreadyOpen)))
+}
+
+/// The error for a request that could not run because the database could not be reopened
+/// after an I/O error: the open's cause, with its I/O kind kept (so a full disk stays
+/// [`Error::is_storage_full`]).
+fn reopen_error(shared: &Shared, op: &Op, e: &Error) -> Error {
+    let what = format!(
+        "an earlier I/O error closed the database, and opening it again failed (the next call \
+         tries again): {e}"
+    );
+    let err = match e.io_error() {
+        Some(io) => Error::io(
+            op.operation(),
+            &shared.path,
+            std::io::Error::new(io.kind(), what),
+        ),
+        None => {
+            Error::backend(op.operation(), errors::BACKEND, op.key(), what).with_path(&shared.path)
+        }
+    };
+    match op.key() {
+        Some(k) => err.with_key(k),
+        None => err,
     }
 }
 
@@ -83,6 +220,8 @@ pub(crate) enum Op {
     DeleteMany(Vec<String>),
     Clear,
     Purge(Timestamp),
+    /// Nothing to write: a read met a latched database and asks for it to be reopened.
+    Reopen(Operation),
 }
 
 impl Op {
@@ -92,6 +231,7 @@ impl Op {
             Op::Delete(_) | Op::DeleteMany(_) => Operation::Delete,
             Op::Clear => Operation::Clear,
             Op::Purge(_) => Operation::Purge,
+            Op::Reopen(op) => *op,
         }
     }
 
@@ -109,7 +249,7 @@ impl Op {
             Op::SetMany(v) => v.iter().map(|(k, r)| k.len() + r.value.len() + 16).sum(),
             Op::Delete(k) => k.len() + 16,
             Op::DeleteMany(v) => v.iter().map(|k| k.len() + 16).sum(),
-            Op::Clear | Op::Purge(_) => 16,
+            Op::Clear | Op::Purge(_) | Op::Reopen(_) => 16,
         }
     }
 }
@@ -238,6 +378,13 @@ fn run(shared: &Shared, rx: &Receiver<Request>, limits: Limits) {
 /// Commits `batch` and answers every request in it. Returns how many requests were queued when
 /// the commit ended, before the answers went out (callers answered may come back at once).
 fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize {
+    if let Err(e) = heal(shared) {
+        let queued = rx.len();
+        for req in batch {
+            let _ = req.reply.send(Err(reopen_error(shared, &req.op, &e)));
+        }
+        return queued;
+    }
     let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
     match guarded_commit(shared, &ops) {
         Ok(Committed { done, changed }) => {
@@ -253,6 +400,9 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
             queued
         }
         Err(e) if batch.len() == 1 => {
+            // Reopen at once after an I/O error, so that reads made after this answer work
+            // (a failed reopen is tried again by the next request).
+            let _ = heal(shared);
             let queued = rx.len();
             if let Some(req) = batch.into_iter().next() {
                 let _ = req.reply.send(Err(e));
@@ -262,12 +412,18 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
         Err(_) => {
             // Retry one by one, so that each caller gets its own result.
             for req in batch {
+                // The batch's failure may have latched the database: each retry first reopens it.
+                if let Err(e) = heal(shared) {
+                    let _ = req.reply.send(Err(reopen_error(shared, &req.op, &e)));
+                    continue;
+                }
                 let answer = guarded_commit(shared, &[&req.op]).and_then(|mut c| {
                     if c.changed {
                         announce(shared).map_err(|e| announce_error(shared, &req.op, &e))?;
                     }
                     Ok(c.done.pop().unwrap_or(Done::Unit))
                 });
+                let _ = heal(shared);
                 let _ = req.reply.send(answer);
             }
             rx.len()
@@ -338,8 +494,12 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
     let (op, key) = ops
         .first()
         .map_or((Operation::Set, None), |o| (o.operation(), o.key()));
-    let fail = |e: redb::Error| errors::map(op, &shared.path, key, e);
-    let mut txn = shared.db.begin_write().map_err(|e| fail(e.into()))?;
+    let fail = |e: redb::Error| {
+        shared.db.note(&e);
+        errors::map(op, &shared.path, key, e)
+    };
+    let db = shared.db.database().map_err(fail)?;
+    let mut txn = db.begin_write().map_err(|e| fail(e.into()))?;
     txn.set_durability(Durability::Immediate)
         .map_err(|e| fail(e.into()))?;
     let mut changed = false;
@@ -361,8 +521,10 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
             } else {
                 apply(&mut tables, o)
             };
-            let (d, c) =
-                result.map_err(|e| errors::map(o.operation(), &shared.path, o.key(), e))?;
+            let (d, c) = result.map_err(|e| {
+                shared.db.note(&e);
+                errors::map(o.operation(), &shared.path, o.key(), e)
+            })?;
             changed |= c;
             done.push(d);
         }
@@ -443,6 +605,8 @@ fn apply(t: &mut Tables<'_>, op: &Op) -> Result<(Done, bool), redb::Error> {
             // Stale expiry rows removed without an entry are a change too.
             (Done::Count(stats.removed), stats.visited > 0)
         }
+        // The reopen happened before the batch ran (`heal`).
+        Op::Reopen(_) => (Done::Unit, false),
     })
 }
 
@@ -568,7 +732,7 @@ mod tests {
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
         let (_tx, rx) = crossbeam_channel::unbounded();
-        serve(&b.shared, batch, &rx);
+        serve(&b.shared(), batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap()).collect();
         assert_eq!(got[0].as_ref().unwrap(), &Done::Unit);
         let err = got[1].as_ref().unwrap_err();
@@ -597,7 +761,7 @@ mod tests {
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
         let (_tx, rx) = crossbeam_channel::unbounded();
-        serve(&b.shared, batch, &rx);
+        serve(&b.shared(), batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap().unwrap()).collect();
         assert_eq!(
             got,

@@ -114,7 +114,14 @@ fn works_beside_open_caches_and_sees_their_acknowledged_writes() {
     let e = RedbBackend::read_entries(&path).unwrap_err();
     assert!(matches!(e, Error::Backend { .. }), "{e:?}");
     assert_eq!(e.path(), Some(path.as_path()));
-    assert!(e.to_string().contains("single-process"), "{e}");
+    // The message is the cause's (`Display` says its own level only).
+    let cause = std::error::Error::source(&e).map(ToString::to_string);
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("single-process")),
+        "{e}: {cause:?}"
+    );
     drop(owner);
     assert_eq!(
         RedbBackend::read_entries(&path).unwrap().len(),

@@ -54,20 +54,41 @@
 //!
 //! # Faults
 //! - Every call fails with [`Error::Backend`] (backend `"redis"`, the operation and key, the
-//!   cause) while the server is down or unreachable; none panics. A refused connection fails at once; a server that does not answer fails after the
+//!   cause) while the server is down or unreachable; none panics. A refused connection fails at
+//!   once; a server that does not answer fails after the
 //!   [connect](RedisBackendBuilder::connect_timeout) or
 //!   [response](RedisBackendBuilder::response_timeout) timeout.
+//! - **One deadline per call.** A call ends at the latest `connect_timeout + response_timeout`
+//!   after it began (2 s by default), whatever it waits for: a free connection of the pool (when
+//!   more threads call than there are connections), opening one, or the reply. Opening a
+//!   connection, with its setup commands, takes at most `connect_timeout`; so does
+//!   [`build`](RedisBackendBuilder::build) (connecting and the `PING`). The deadline is per
+//!   round trip: `clear`, `len` (one per `SCAN` step) and `set_many` of more than 512 entries
+//!   make several, each with its own.
+//! - **What a timeout means.** A call that ran out of time is an error for which
+//!   [`Error::is_timeout`] is true. A write (`set`, `delete`, `clear`, the batch forms) that
+//!   timed out after its command was sent has an **unknown outcome**, and its message says so:
+//!   the command may have reached the server, which may have applied it, or may still apply it
+//!   when it wakes up (a server stopped with `SIGSTOP` applies the queued `SET` after
+//!   `SIGCONT`). No backend can tell which: read the key again, or write it again (a `set` is
+//!   idempotent), when it matters. A call that timed out before sending anything (waiting for
+//!   a connection, or connecting) applied nothing, and says that instead.
 //! - The backend recovers by itself: broken connections are dropped, and once the server is back
 //!   the next call opens a new one. A connection closed while idle in the pool (the server
 //!   restarted in between) is noticed and replaced within the same call.
 //! - Durability is the server's: with persistence off, a restart of the server empties the
 //!   cache.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod cluster;
 mod header;
+pub mod inspect;
 mod pool;
 mod resp;
+
+pub use cluster::{RedisClusterBackend, RedisClusterBuilder};
 
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
 use header::Header;
@@ -87,10 +108,10 @@ const BATCH: usize = 512;
 /// A cache on a Redis server. See the [crate docs](crate).
 ///
 /// ```no_run
-/// use braincache_core::Backend;
-/// use braincache_redis::RedisBackend;
+/// use braincache::backend::Backend;
+/// use braincache::backend::RedisBackend;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// let backend = RedisBackend::connect("redis://127.0.0.1:6379")?;
 /// assert_eq!(backend.key_prefix(), "braincache:");
 /// assert!(backend.expires_natively());
@@ -389,15 +410,16 @@ impl Backend for RedisBackend {
 /// - key prefix [`DEFAULT_KEY_PREFIX`] (`braincache:`), the same for every handle, so processes
 ///   share entries unless they pick different prefixes;
 /// - pool size 16 connections, opened as needed;
-/// - connect timeout 1 s, response timeout 1 s (per read or write on the socket);
+/// - connect timeout 1 s, response timeout 1 s (per read or write on the socket); each call
+///   ends by one deadline, their sum (2 s);
 /// - connects and checks the server with `PING` in [`build`](Self::build) (see
 ///   [`lazy`](Self::lazy)).
 ///
 /// ```no_run
-/// use braincache_redis::RedisBackend;
+/// use braincache::backend::RedisBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// let backend = RedisBackend::builder("redis://cache.internal:6379/2")
 ///     .key_prefix("billing:")
 ///     .pool_size(32)
@@ -439,13 +461,16 @@ impl RedisBackendBuilder {
     }
 
     /// Keeps at most `n` connections (at least 1; default 16). A call waits for a free one when
-    /// all are busy; more connections than threads that use the backend at once do not help.
+    /// all are busy (within its deadline: see [`response_timeout`](Self::response_timeout)); more connections than threads that use the backend at once do not help.
     pub fn pool_size(mut self, n: usize) -> Self {
         self.pool_size = n.max(1);
         self
     }
 
-    /// How long opening a connection may take (default 1 s; at least 1 ms).
+    /// How long opening a connection may take, TCP and setup commands (`AUTH`, `SELECT`)
+    /// together (default 1 s; at least 1 ms). [`build`](Self::build) connects and checks the
+    /// server with `PING` within this time. Part of each call's deadline: see
+    /// [`response_timeout`](Self::response_timeout).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -453,6 +478,12 @@ impl RedisBackendBuilder {
 
     /// How long one read or write on a connection may block (default 1 s; at least 1 ms). A
     /// server that stops answering makes calls fail after about this long.
+    ///
+    /// Every call has one deadline, `connect_timeout + response_timeout` after it began, that
+    /// covers waiting for a free pooled connection, connecting and the reply: no call takes
+    /// longer, however many threads share the pool (calls of several round trips, `clear`,
+    /// `len` and large `set_many`, have one deadline per round trip). A write that timed out has an unknown
+    /// outcome ([`Error::is_timeout`]; see the [crate docs](crate#faults)).
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -481,7 +512,11 @@ impl RedisBackendBuilder {
         // Requests are single small writes answered before the next one: Nagle's algorithm
         // would only add latency.
         let tcp = info.tcp_settings().clone().set_nodelay(true);
-        let client = Client::open(info.set_tcp_settings(tcp)).map_err(open_error)?;
+        // No `CLIENT SETINFO`: its two replies would each wait out the connect timeout on a
+        // hung server (see `pool`).
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let client = Client::open(info.set_tcp_settings(tcp).set_redis_settings(settings))
+            .map_err(open_error)?;
         let pool = Pool::new(
             client,
             self.pool_size,

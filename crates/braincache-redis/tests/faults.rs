@@ -247,3 +247,144 @@ fn a_hung_server_times_out_instead_of_hanging() {
     assert_eq!(b.get("k2").unwrap(), Some(rec(b"w")));
     assert_eq!(b.get("k").unwrap(), Some(rec(b"v")));
 }
+
+/// Asserts `e` is a timeout of a Redis call for `op`.
+fn assert_timeout(e: &Error, op: Operation) {
+    assert_redis_error(e, op);
+    assert!(e.is_timeout(), "not a timeout: {e}");
+}
+
+#[test]
+fn connecting_to_a_hung_server_takes_one_connect_timeout() {
+    // redis-rs used to wait the whole connect timeout for each of two setup replies: 2x.
+    let server = server!();
+    server.signal("STOP");
+    let connect = Duration::from_millis(500);
+    let start = Instant::now();
+    let e = RedisBackend::builder(&server.url())
+        .connect_timeout(connect)
+        .response_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_err();
+    let took = start.elapsed();
+    server.signal("CONT");
+    assert_timeout(&e, Operation::Open);
+    // Under 2 x 500 ms with room for a loaded machine; the old code took over 1 s.
+    assert!(
+        took < Duration::from_millis(900),
+        "build took {took:?}: {e}"
+    );
+    assert!(took >= connect, "gave up early, after {took:?}");
+
+    // A lazy backend's first call opens its connection within the call's deadline too.
+    let b = RedisBackend::builder(&server.url())
+        .connect_timeout(connect)
+        .response_timeout(connect)
+        .lazy(true)
+        .build()
+        .unwrap();
+    server.signal("STOP");
+    let start = Instant::now();
+    let e = b.get("k").unwrap_err();
+    let took = start.elapsed();
+    server.signal("CONT");
+    assert_timeout(&e, Operation::Get);
+    assert!(took < Duration::from_millis(1900), "get took {took:?}: {e}");
+    assert_eq!(b.get("k").unwrap(), None);
+}
+
+#[test]
+fn every_call_ends_by_its_deadline_with_more_callers_than_connections() {
+    let server = server!();
+    let timeout = Duration::from_millis(500);
+    let deadline = timeout * 2; // connect_timeout + response_timeout
+    let b = RedisBackend::builder(&server.url())
+        .pool_size(4)
+        .connect_timeout(timeout)
+        .response_timeout(timeout)
+        .build()
+        .unwrap();
+    // Some connections idle in the pool, as in a running service.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let b = &b;
+            s.spawn(move || b.set(&format!("warm{t}"), rec(b"w")).unwrap());
+        }
+    });
+
+    server.signal("STOP");
+    let results: Vec<(Duration, Result<(), Error>)> = std::thread::scope(|s| {
+        let callers: Vec<_> = (0..20)
+            .map(|i| {
+                let b = &b;
+                s.spawn(move || {
+                    let start = Instant::now();
+                    let r = b.set(&format!("k{i}"), rec(b"v"));
+                    (start.elapsed(), r)
+                })
+            })
+            .collect();
+        callers
+            .into_iter()
+            .map(|c| c.join().expect("no caller panicked"))
+            .collect()
+    });
+    server.signal("CONT");
+
+    for (took, r) in &results {
+        let e = r.as_ref().unwrap_err();
+        assert_timeout(e, Operation::Set);
+        // The deadline plus a margin for a loaded 2-core machine; the old code took about
+        // twice the deadline (a wait for a connection, then a full connect and response).
+        assert!(
+            *took < deadline + Duration::from_secs(1),
+            "a call took {took:?} for a {deadline:?} deadline: {e}"
+        );
+    }
+    let slowest = results.iter().map(|(t, _)| *t).max().unwrap_or_default();
+    eprintln!(
+        "20 callers, pool of 4, stopped server: slowest call {slowest:?} (deadline {deadline:?})"
+    );
+
+    // The pool recovers once the server answers again.
+    b.set("after", rec(b"a")).unwrap();
+    assert_eq!(b.get("after").unwrap(), Some(rec(b"a")));
+}
+
+#[test]
+fn a_write_that_timed_out_says_its_outcome_is_unknown() {
+    let server = server!();
+    let b = RedisBackend::builder(&server.url())
+        .connect_timeout(Duration::from_millis(300))
+        .response_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    b.set("k", rec(b"old")).unwrap();
+
+    server.signal("STOP");
+    let set = b.set("k", rec(b"new")).unwrap_err();
+    let get = b.get("k").unwrap_err();
+    server.signal("CONT");
+
+    assert_timeout(&set, Operation::Set);
+    assert_eq!(set.key(), Some("k"));
+    assert!(set.to_string().contains("outcome unknown"), "{set}");
+    assert_timeout(&get, Operation::Get);
+    assert!(!get.to_string().contains("outcome unknown"), "{get}");
+
+    // It was applied after all: the server read the queued SET when it woke up.
+    let mut applied = false;
+    for _ in 0..50 {
+        if b.get("k").unwrap() == Some(rec(b"new")) {
+            applied = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(applied, "the timed-out SET was never applied");
+
+    // Errors that are not timeouts say nothing of the kind.
+    let port = support::free_port();
+    let refused = builder(port).build().unwrap_err();
+    assert!(!refused.is_timeout(), "{refused}");
+}

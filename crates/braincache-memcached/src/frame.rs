@@ -1,0 +1,143 @@
+//! The bytes stored in memcached for one record.
+//!
+//! Memcached keeps the bytes and a whole-second expiry; `Backend::get` must return the record
+//! exactly as it was set, deadline included, and a key stored under its digest must carry the
+//! full key so a digest collision reads as a miss. So each value is stored as:
+//!
+//! ```text
+//! byte 0      format version, 1
+//! byte 1      flags: bit 0 = a deadline follows, bit 1 = the full key follows; other bits 0
+//! 8 bytes     the deadline, nanoseconds since the Unix epoch, u64 big-endian (bit 0 only)
+//! 4 + n bytes the full key's length (u32 big-endian) and its UTF-8 bytes (bit 1 only)
+//! then        the value bytes, as the codec wrote them (may be empty)
+//! ```
+//!
+//! [`encode`] and [`decode`] are the only two functions that know this layout, so the framing can
+//! later move to a shared wire format without touching the backend.
+
+use braincache_core::{Error, Record, Result, Timestamp};
+
+const VERSION: u8 = 1;
+const HAS_DEADLINE: u8 = 1;
+const HAS_KEY: u8 = 2;
+
+/// The stored bytes for `record`, with `full_key` kept inside when given.
+pub(crate) fn encode(full_key: Option<&str>, record: &Record) -> Vec<u8> {
+    let key_len = full_key.map_or(0, |k| 4 + k.len());
+    let mut out = Vec::with_capacity(2 + 8 + key_len + record.value.len());
+    let mut flags = 0;
+    if record.expires_at.is_some() {
+        flags |= HAS_DEADLINE;
+    }
+    if full_key.is_some() {
+        flags |= HAS_KEY;
+    }
+    out.extend_from_slice(&[VERSION, flags]);
+    if let Some(d) = record.expires_at {
+        out.extend_from_slice(&d.as_unix_nanos().to_be_bytes());
+    }
+    if let Some(k) = full_key {
+        // Keys longer than 4 GiB cannot reach here: memcached values are far smaller.
+        let len = u32::try_from(k.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(k.as_bytes());
+    }
+    out.extend_from_slice(&record.value);
+    out
+}
+
+/// Splits stored bytes into the full key kept inside (if any) and the record.
+///
+/// # Errors
+/// [`Error::Corrupt`] naming `key` when the bytes are not in the format above.
+pub(crate) fn decode(key: &str, stored: Vec<u8>) -> Result<(Option<String>, Record)> {
+    let corrupt = |detail: String| Error::corrupt_entry(key, detail);
+    let (Some(&version), Some(&flags)) = (stored.first(), stored.get(1)) else {
+        return Err(corrupt(format!(
+            "{} bytes: too short for a braincache header",
+            stored.len()
+        )));
+    };
+    if version != VERSION {
+        return Err(corrupt(format!(
+            "unknown header version {version} (this build reads version {VERSION}): not written \
+             by braincache, or by a newer version"
+        )));
+    }
+    if flags & !(HAS_DEADLINE | HAS_KEY) != 0 {
+        return Err(corrupt(format!("unknown header flags {flags:#04x}")));
+    }
+    let mut pos = 2;
+    let mut take = |n: usize, what: &str| -> Result<std::ops::Range<usize>> {
+        let end = pos + n;
+        if end > stored.len() {
+            return Err(corrupt(format!(
+                "header cut short: {} bytes, {what} needs {end}",
+                stored.len()
+            )));
+        }
+        let r = pos..end;
+        pos = end;
+        Ok(r)
+    };
+    let deadline = if flags & HAS_DEADLINE != 0 {
+        let r = take(8, "the deadline")?;
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&stored[r]);
+        Some(Timestamp::from_unix_nanos(u64::from_be_bytes(b)))
+    } else {
+        None
+    };
+    let full_key = if flags & HAS_KEY != 0 {
+        let r = take(4, "the key length")?;
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&stored[r]);
+        let n = usize::try_from(u32::from_be_bytes(b)).unwrap_or(usize::MAX);
+        let r = take(n, "the key")?;
+        let k = std::str::from_utf8(&stored[r])
+            .map_err(|e| corrupt(format!("the stored key is not UTF-8: {e}")))?;
+        Some(k.to_owned())
+    } else {
+        None
+    };
+    let mut stored = stored;
+    stored.drain(..pos);
+    Ok((full_key, Record::new(stored, deadline)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_key_value_and_deadline() {
+        for deadline in [None, Some(Timestamp::EPOCH), Some(Timestamp::MAX)] {
+            for key in [None, Some(""), Some("ключ with spaces")] {
+                for value in [&b""[..], b"\0", &[0xff; 300]] {
+                    let r = Record::new(value.to_vec(), deadline);
+                    let (k, back) = decode("k", encode(key, &r)).unwrap();
+                    assert_eq!(back, r);
+                    assert_eq!(k.as_deref(), key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_frames_are_corrupt_not_panics() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"\x01",
+            b"\x02\x00",
+            b"\x01\x04",
+            b"\x01\x01\x00",
+            b"\x01\x02\x00\x00\x00\x09abc",
+            b"\x01\x02\x00\x00\x00\x01\xff",
+        ];
+        for bytes in cases {
+            let e = decode("the-key", bytes.to_vec()).unwrap_err();
+            assert!(e.is_corrupt(), "{bytes:?}: {e}");
+            assert_eq!(e.key(), Some("the-key"));
+        }
+    }
+}
