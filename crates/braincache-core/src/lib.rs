@@ -11,6 +11,7 @@
 //!   (human-readable), and `Bincode` behind the off-by-default `bincode` feature.
 //! - [`Clock`]: where the time comes from — [`SystemClock`], or [`ManualClock`] for tests.
 //! - [`Error`]: one error type naming the operation, the key or path, and the cause.
+//! - [`ExpiryIndex`]: keys ordered by deadline, so purges cost what expired, not the size.
 //! - [`sidecar`]: the path of a file a backend keeps beside its own (a lock, a temp file).
 //! - [`Worker`]: a background thread (a flusher, a writer) stopped and joined on drop.
 //!
@@ -82,6 +83,7 @@ mod backend;
 mod clock;
 mod codec;
 mod error;
+mod expiry;
 mod record;
 mod sidecar;
 mod time;
@@ -97,6 +99,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::Bincode;
 pub use codec::{Codec, Json, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
+pub use expiry::ExpiryIndex;
 pub use record::Record;
 pub use sidecar::sidecar;
 pub use time::Timestamp;

@@ -18,9 +18,9 @@
 //!   released during the slow part of a write (write, fsync, rename, fsync the folder).
 
 use crate::format::{self, Entry};
-use braincache_core::{Error, Operation, Result, Timestamp, sidecar};
+use braincache_core::{Error, ExpiryIndex, Operation, Result, Timestamp, sidecar};
 use crossbeam_channel::{Receiver, Sender};
-use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
+use std::collections::{BTreeMap, HashMap, btree_map};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::iter::Peekable;
@@ -176,15 +176,15 @@ fn close_pending() {
 #[derive(Debug, Default)]
 pub(crate) struct View {
     entries: BTreeMap<String, Entry>,
-    /// `(deadline, key)` of every entry with a deadline, so purges and `next_expiry` do not scan.
-    expiry: BTreeSet<(Timestamp, String)>,
+    /// Every key with a deadline, so purges and `next_expiry` do not scan.
+    expiry: ExpiryIndex<String>,
 }
 
 impl View {
     fn from_entries(entries: BTreeMap<String, Entry>) -> View {
         let expiry = entries
             .iter()
-            .filter_map(|(k, e)| e.expires_at.map(|d| (d, k.clone())))
+            .filter_map(|(k, e)| e.expires_at.map(|d| (d, k.clone(), ())))
             .collect();
         View { entries, expiry }
     }
@@ -198,7 +198,7 @@ impl View {
     }
 
     pub(crate) fn next_expiry(&self) -> Option<Timestamp> {
-        self.expiry.first().map(|(d, _)| *d)
+        self.expiry.next_expiry()
     }
 
     fn insert(&mut self, key: String, entry: Entry) {
@@ -207,21 +207,14 @@ impl View {
             .entries
             .insert(key.clone(), entry)
             .and_then(|old| old.expires_at);
-        if old != new {
-            if let Some(d) = old {
-                self.expiry.remove(&(d, key.clone()));
-            }
-            if let Some(d) = new {
-                self.expiry.insert((d, key));
-            }
-        }
+        self.expiry.replace(key, old, new, ());
     }
 
     fn remove(&mut self, key: &str) -> bool {
         match self.entries.remove(key) {
             Some(old) => {
                 if let Some(d) = old.expires_at {
-                    self.expiry.remove(&(d, key.to_owned()));
+                    self.expiry.remove(d, key.to_owned());
                 }
                 true
             }
@@ -359,10 +352,9 @@ impl Change {
         if !self.clear {
             let expired: Vec<String> = view
                 .expiry
-                .iter()
-                .take_while(|(d, _)| *d <= now)
-                .filter(|(_, k)| !self.keys.contains_key(k))
-                .map(|(_, k)| k.clone())
+                .due(now)
+                .filter(|(_, k, _)| !self.keys.contains_key(*k))
+                .map(|(_, k, _)| k.clone())
                 .collect();
             n += expired.len();
             for key in expired {
@@ -945,12 +937,17 @@ mod tests {
                     format::write(&applied.entries),
                     "{base_mask} {code}"
                 );
-                let want: BTreeSet<_> = applied
+                let want: std::collections::BTreeSet<_> = applied
                     .entries
                     .iter()
                     .filter_map(|(k, e)| e.expires_at.map(|d| (d, k.clone())))
                     .collect();
-                assert_eq!(applied.expiry, want);
+                let have: std::collections::BTreeSet<_> = applied
+                    .expiry
+                    .iter()
+                    .map(|(d, k, _)| (d, k.clone()))
+                    .collect();
+                assert_eq!(have, want);
             }
         }
     }

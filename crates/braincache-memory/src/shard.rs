@@ -1,9 +1,9 @@
 //! One shard: a map, an expiry index and, when bounded, the S3-FIFO queues.
 
 use crate::MemoryBackend;
-use braincache_core::{Record, Timestamp};
+use braincache_core::{ExpiryIndex, Record, Timestamp};
 use hashbrown::HashTable;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -197,8 +197,8 @@ struct Inner {
     /// Keyed by the backend's hash of the key, computed once per call (it also picks the
     /// shard), so nothing hashes a key twice and a purge finds entries by the hash it kept.
     map: HashTable<Slot>,
-    /// `(deadline, key)` of every entry with a deadline, with the key's hash.
-    expiry: BTreeMap<(Timestamp, Arc<str>), u64>,
+    /// Every key with a deadline, with the key's hash.
+    expiry: ExpiryIndex<Arc<str>, u64>,
     bytes: usize,
     policy: Option<Policy>,
 }
@@ -263,7 +263,7 @@ impl Shard {
     }
 
     pub(crate) fn next_expiry(&self) -> Option<Timestamp> {
-        self.read().expiry.first_key_value().map(|((t, _), _)| *t)
+        self.read().expiry.next_expiry()
     }
 
     /// Stores the record; returns how many entries were evicted to make room.
@@ -284,14 +284,7 @@ impl Shard {
             let new_deadline = record.expires_at;
             slot.entry.replace(record);
             let k = Arc::clone(&slot.key);
-            if old_deadline != new_deadline {
-                if let Some(d) = old_deadline {
-                    inner.expiry.remove(&(d, Arc::clone(&k)));
-                }
-                if let Some(d) = new_deadline {
-                    inner.expiry.insert((d, k), hash);
-                }
-            }
+            inner.expiry.replace(k, old_deadline, new_deadline, hash);
             inner.bytes = inner.bytes - old_size + size;
         } else {
             if let Some(sketch) = &self.sketch {
@@ -328,7 +321,7 @@ impl Shard {
                 None => Queue::Small,
             };
             if let Some(d) = record.expires_at {
-                inner.expiry.insert((d, Arc::clone(&k)), hash);
+                inner.expiry.insert(d, Arc::clone(&k), hash);
             }
             inner.bytes += size;
             let entry = Entry::new(record, hash, queue);
@@ -369,15 +362,11 @@ impl Shard {
         let mut n = 0;
         let mut batch: Vec<(Arc<str>, u64)> = Vec::with_capacity(PURGE_BATCH);
         loop {
-            while batch.len() < PURGE_BATCH
-                && inner
-                    .expiry
-                    .first_key_value()
-                    .is_some_and(|((deadline, _), _)| *deadline <= now)
-            {
-                if let Some(((_, key), hash)) = inner.expiry.pop_first() {
-                    batch.push((key, hash));
-                }
+            while batch.len() < PURGE_BATCH {
+                let Some((_, key, hash)) = inner.expiry.pop_due(now) else {
+                    break;
+                };
+                batch.push((key, hash));
             }
             if batch.is_empty() {
                 return n;
@@ -441,7 +430,7 @@ impl Inner {
     fn remove(&mut self, hash: u64, key: &str) -> Option<Slot> {
         let slot = self.take(hash, key)?;
         if let Some(d) = slot.entry.expires_at() {
-            self.expiry.remove(&(d, Arc::clone(&slot.key)));
+            self.expiry.remove(d, Arc::clone(&slot.key));
         }
         self.forget(&slot);
         Some(slot)
@@ -596,7 +585,7 @@ mod tests {
                 if let Some(d) = slot.entry.expires_at() {
                     deadlines += 1;
                     assert_eq!(
-                        inner.expiry.get(&(d, Arc::clone(&slot.key))),
+                        inner.expiry.get(d, Arc::clone(&slot.key)),
                         Some(&slot.entry.hash)
                     );
                 }
