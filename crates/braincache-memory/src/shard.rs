@@ -35,14 +35,14 @@ enum Queue {
 /// The key's `Arc` also tells entries of the same key apart: a deleted and re-inserted key
 /// gets a new allocation, and a queue slot holding the old one keeps it from being reused.
 #[repr(align(64))]
-struct Slot {
+struct Stored {
     key: Arc<str>,
     entry: Entry,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+const _: () = assert!(std::mem::size_of::<Stored>() == 64);
 
-/// A record, split so that [`Slot`] fits in 64 bytes (an `Option<Timestamp>` takes 16).
+/// A record, split so that [`Stored`] fits in 64 bytes (an `Option<Timestamp>` takes 16).
 struct Entry {
     value: Vec<u8>,
     /// The deadline in nanoseconds since the Unix epoch, when `expires`.
@@ -86,14 +86,14 @@ impl Entry {
     }
 }
 
-impl Slot {
+impl Stored {
     /// What the entry counts for against `max_bytes` ([`MemoryBackend::entry_size`]).
     fn size(&self) -> usize {
         self.key.len() + self.entry.value.len() + crate::ENTRY_OVERHEAD
     }
 }
 
-/// A queue slot: a clone of the entry's key (see [`Slot`]) and its hash, to find it without
+/// A queue slot: a clone of the entry's key (see [`Stored`]) and its hash, to find it without
 /// hashing again.
 struct Queued {
     key: Arc<str>,
@@ -196,7 +196,7 @@ const PURGE_BATCH: usize = 32;
 struct Inner {
     /// Keyed by the backend's hash of the key, computed once per call (it also picks the
     /// shard), so nothing hashes a key twice and a purge finds entries by the hash it kept.
-    map: HashTable<Slot>,
+    map: HashTable<Stored>,
     /// Every key with a deadline, with the key's hash.
     expiry: ExpiryIndex<Arc<str>, u64>,
     bytes: usize,
@@ -327,7 +327,7 @@ impl Shard {
             let entry = Entry::new(record, hash, queue);
             inner
                 .map
-                .insert_unique(hash, Slot { key: k, entry }, |s| s.entry.hash);
+                .insert_unique(hash, Stored { key: k, entry }, |s| s.entry.hash);
         }
         let mut evicted = admitted_over;
         while limits.max_entries.is_some_and(|m| inner.map.len() > m)
@@ -381,7 +381,7 @@ impl Shard {
             // a removal's atomic reference-count decrement waits for every earlier load on x86.
             let mut touched = 0usize;
             for (key, hash) in &batch {
-                if let Some(Slot { key, entry }) = inner.find(*hash, key) {
+                if let Some(Stored { key, entry }) = inner.find(*hash, key) {
                     let value = &entry.value;
                     touched ^= Arc::strong_count(key)
                         ^ value.len()
@@ -408,26 +408,30 @@ fn same_key(stored: &Arc<str>, key: &str) -> bool {
 
 /// The entry whose live slot in `queue` `q` is, if any: the table's key must be the very `Arc`
 /// `q` holds (a stale slot of a deleted and re-inserted key holds an older one).
-fn live_entry<'a>(map: &'a mut HashTable<Slot>, q: &Queued, queue: Queue) -> Option<&'a mut Entry> {
+fn live_entry<'a>(
+    map: &'a mut HashTable<Stored>,
+    q: &Queued,
+    queue: Queue,
+) -> Option<&'a mut Entry> {
     map.find_mut(q.hash, |s| Arc::ptr_eq(&s.key, &q.key))
         .map(|s| &mut s.entry)
         .filter(|e| e.queue == queue)
 }
 
 impl Inner {
-    fn find(&self, hash: u64, key: &str) -> Option<&Slot> {
+    fn find(&self, hash: u64, key: &str) -> Option<&Stored> {
         self.map.find(hash, |s| same_key(&s.key, key))
     }
 
     /// Takes `key`'s slot out of the table.
-    fn take(&mut self, hash: u64, key: &str) -> Option<Slot> {
+    fn take(&mut self, hash: u64, key: &str) -> Option<Stored> {
         let found = self.map.find_entry(hash, |s| same_key(&s.key, key)).ok()?;
         Some(found.remove().0)
     }
 
     /// Removes `key` from the map, the expiry index and the live counts. Its queue slot goes
     /// stale and is skipped when reached.
-    fn remove(&mut self, hash: u64, key: &str) -> Option<Slot> {
+    fn remove(&mut self, hash: u64, key: &str) -> Option<Stored> {
         let slot = self.take(hash, key)?;
         if let Some(d) = slot.entry.expires_at() {
             self.expiry.remove(d, Arc::clone(&slot.key));
@@ -444,7 +448,7 @@ impl Inner {
     }
 
     /// Updates the byte count and the queue counts for an entry leaving the map.
-    fn forget(&mut self, slot: &Slot) {
+    fn forget(&mut self, slot: &Stored) {
         let entry = &slot.entry;
         self.bytes -= slot.size();
         if let Some(p) = &mut self.policy {

@@ -103,7 +103,7 @@ pub const BACKEND_NAME: &str = "redb";
 
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
-use reader::{Reader, Snapshot};
+use reader::{Snapshot, SnapshotCache};
 use redb::{
     ConcurrencyMode, Database, MultimapTableHandle, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, TableHandle,
@@ -850,9 +850,9 @@ impl RedbBackendBuilder {
             .map_err(|p| errors::read_panicked(&path, None, p.as_ref()))??;
         let max_age = self.snapshot_max_age;
         let reader = if self.single_process {
-            Reader::local(max_age)
+            SnapshotCache::local(max_age)
         } else {
-            Reader::shared(&path, max_age)
+            SnapshotCache::shared(&path, max_age)
                 .map_err(|e| Error::io(Operation::Open, reader::stamp_path(&path), e))?
         };
         let tick = if max_age.is_zero() {

@@ -16,7 +16,7 @@
 
 use crate::errors;
 use crate::format::{ENTRIES, EXPIRY, encode_entry, split_entry};
-use crate::reader::Reader;
+use crate::reader::SnapshotCache;
 use braincache_core::{Error, Operation, Record, Result, Timestamp, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 /// What the writer thread and the readers share.
 pub(crate) struct Shared {
     // Declared before `db`: cached snapshots end before the database closes.
-    pub(crate) reader: Reader,
+    pub(crate) reader: SnapshotCache,
     pub(crate) db: Db,
     pub(crate) path: PathBuf,
     /// Durable commits made by this process's writer thread.
