@@ -64,7 +64,12 @@ pub use cache::{BrainCache, BrainCacheBuilder, LoadError};
 pub use cleaner::CacheCleaner;
 pub use stats::Stats;
 
-/// The core traits and types, for choosing codecs and clocks or writing a backend.
+/// The core traits and types, for choosing codecs and clocks or writing a backend: the one path
+/// to [`Backend`](core::Backend), [`Record`](core::Record), the codecs and the clocks. (The few
+/// items also at the crate root, such as [`Error`] and [`Timestamp`], are the same items.)
+///
+/// `use braincache::*` brings this module in under the name `core`, over the standard library's
+/// `core` crate: write `::core::...` for the latter in such a file, or import names one by one.
 pub mod core {
     #[doc(inline)]
     pub use braincache_core::*;
@@ -72,7 +77,9 @@ pub mod core {
 
 /// The backends, each behind its cargo feature.
 pub mod backend {
-    #[doc(inline)]
+    // The same items as `braincache::core::{Backend, Record}`, their documented path; kept here,
+    // out of the docs, so code written against this path still compiles.
+    #[doc(hidden)]
     pub use braincache_core::{Backend, Record};
     #[cfg(feature = "file")]
     #[doc(inline)]

@@ -402,8 +402,9 @@ pub enum Op {
 
 /// Proptest strategies for [`Op`] sequences, shared by every backend's model tests.
 ///
-/// [`op_arms`] lists the weighted alternatives so a backend can add its own (the file backend
-/// adds JSON-text values) and keep the others' weights; [`op`] and [`ops`] are the usual forms.
+/// [`op_arms`](strategy::op_arms) lists the weighted alternatives so a backend can add its own
+/// (the file backend adds JSON-text values) and keep the others' weights;
+/// [`op`](strategy::op) and [`ops`](strategy::ops) are the usual forms.
 pub mod strategy {
     use super::Op;
     use proptest::prelude::*;
