@@ -3,31 +3,9 @@
 //!
 //! The generated code names nothing but `::braincache::__private::…` (or the path given with
 //! `crate = "…"`), so a crate that uses `#[cache]` needs no other dependency and no imports.
-//! The key encoding is documented for users in the `braincache-macros` crate docs, and
-//! summarized here.
-//!
-//! # Key encoding (version 1)
-//!
-//! A memoized call is stored under
-//!
-//! ```text
-//! fn:v1:<path>:<hex>
-//! ```
-//!
-//! - `fn:v1:` marks a `#[cache]` key, encoding version 1.
-//! - `<path>` is the `name = "…"` override when given, else the function's full path as the
-//!   compiler names it: `my_crate::module::function`, `my_crate::module::Type::method`,
-//!   `<my_crate::Type as my_crate::Trait>::method`, `my_crate::outer_fn::inner_fn`.
-//! - `<hex>` is lowercase hex of the [postcard](https://docs.rs/postcard) encoding of the tuple of
-//!   the key arguments (the arguments minus `ignore = [..]`, `&self` first), in declaration
-//!   order; empty when there are none.
-//!
-//! The hex part never contains `:`, so the last `:` splits a key back into exactly one path and
-//! one argument encoding: different paths never share a key. postcard length-prefixes strings
-//! and sequences and a tuple is its elements' encodings in order, so for one signature different
-//! argument tuples give different bytes (`f("ab", "c")` is `02 61 62 01 63`, `f("a", "bc")` is
-//! `01 61 02 62 63`).
-
+//! The key encoding (`fn:v1:<path>:<hex of postcard(arguments)>`, built by [`KeyBuilder`]) is
+//! documented once, for users, in the `braincache-macros` crate docs, section *Keys*
+//! (<https://docs.rs/braincache-macros>); change the two together.
 //!
 //! # Companions
 //!
