@@ -395,6 +395,50 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         }
     }
 
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a computation that may find
+    /// nothing: `Some` is stored and returned, `None` is returned and not stored (the next call
+    /// computes again). Concurrent callers for the same key share one computation, `None`
+    /// included. moka's `optionally_get_with` is the model.
+    ///
+    /// ```
+    /// use braincache::BrainCache;
+    ///
+    /// let cache = BrainCache::default();
+    /// let v = cache.optionally_get_or_insert_with::<u32, _>("user:7", None, || None).unwrap();
+    /// assert_eq!(v, None);
+    /// assert!(!cache.has("user:7").unwrap()); // `None` is not cached
+    /// let v = cache.optionally_get_or_insert_with("user:7", None, || Some(7u32)).unwrap();
+    /// assert_eq!(v, Some(7));
+    /// assert_eq!(cache.get::<u32>("user:7").unwrap(), Some(7)); // stored as the value itself
+    /// ```
+    ///
+    /// # Errors
+    /// Errors reading, decoding or storing; the computed value is lost if storing fails.
+    pub fn optionally_get_or_insert_with<T, F>(
+        &self,
+        key: &str,
+        ttl: impl Into<Ttl>,
+        f: F,
+    ) -> Result<Option<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Option<T>,
+    {
+        /// `f`'s `None`, handed to `load` as an error so that it is not stored, and shared with
+        /// the callers waiting on this computation.
+        struct Nothing;
+        let mut f = Some(move || f().ok_or(Nothing));
+        match self.load::<T, Nothing, _, Sharing>(key, ttl.into().duration(), &mut f) {
+            Ok(Loaded {
+                store_error: Some(e),
+                ..
+            }) => Err(e),
+            Ok(loaded) => Ok(Some(loaded.value)),
+            Err(LoadError::Init(_)) => Ok(None),
+            Err(LoadError::Cache(e)) => Err(e),
+        }
+    }
+
     /// The shared machinery of the memoizing calls. `f` is taken only when this caller computes,
     /// so a caller that gets a cache error before computing still has it. `S` says whether
     /// waiters receive the closure's error or compute themselves.
