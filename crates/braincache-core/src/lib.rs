@@ -101,7 +101,7 @@ pub use codec::{Codec, Json, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use expiry::ExpiryIndex;
 pub use record::Record;
-pub use sidecar::sidecar;
+pub use sidecar::{in_step, sidecar};
 pub use time::Timestamp;
 pub use ttl::Ttl;
 pub use worker::Worker;

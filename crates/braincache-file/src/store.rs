@@ -18,7 +18,7 @@
 //!   released during the slow part of a write (write, fsync, rename, fsync the folder).
 
 use crate::format::{self, Entry};
-use braincache_core::{Error, ExpiryIndex, Operation, Result, Timestamp, sidecar};
+use braincache_core::{Error, ExpiryIndex, Operation, Result, Timestamp, in_step, sidecar};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, HashMap, btree_map};
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -432,38 +432,6 @@ fn resolve(path: &Path) -> io::Result<PathBuf> {
     match fs::symlink_metadata(&abs) {
         Ok(m) if m.file_type().is_symlink() => fs::canonicalize(&abs),
         _ => Ok(abs),
-    }
-}
-
-/// `e` as the cause of a step on `other` (a folder, the lock file) of opening a cache file:
-/// `cannot open its lock file /x/c.json.lock`, whose `source()` is `e`. The kind stays `e`'s.
-fn in_step(what: &'static str, other: &Path, e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        StepError {
-            what,
-            path: other.to_path_buf(),
-            source: e,
-        },
-    )
-}
-
-#[derive(Debug)]
-struct StepError {
-    what: &'static str,
-    path: PathBuf,
-    source: io::Error,
-}
-
-impl std::fmt::Display for StepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.what, self.path.display())
-    }
-}
-
-impl std::error::Error for StepError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
     }
 }
 

@@ -55,38 +55,6 @@ fn not_a_database(e: &io::Error) -> String {
     }
 }
 
-/// `e` as the cause of a step on `other` (the folder) of opening the database: `cannot create
-/// its folder /x`, whose `source()` is `e`. The kind stays `e`'s.
-pub(crate) fn in_step(what: &'static str, other: &Path, e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        StepError {
-            what,
-            path: other.to_path_buf(),
-            source: e,
-        },
-    )
-}
-
-#[derive(Debug)]
-struct StepError {
-    what: &'static str,
-    path: std::path::PathBuf,
-    source: io::Error,
-}
-
-impl std::fmt::Display for StepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.what, self.path.display())
-    }
-}
-
-impl std::error::Error for StepError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
 /// What a caught panic said.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload

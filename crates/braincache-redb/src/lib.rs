@@ -840,7 +840,7 @@ impl RedbBackendBuilder {
                 Error::io(
                     Operation::Open,
                     &path,
-                    errors::in_step("cannot create its folder", dir, e),
+                    braincache_core::in_step("cannot create its folder", dir, e),
                 )
             })?;
         }
