@@ -42,6 +42,9 @@ use std::time::Duration;
 
 pub use std::any::type_name_of_val;
 
+#[cfg(feature = "async")]
+pub use crate::future::macro_support::*;
+
 /// The prefix of every key the macro builds: a marker and the encoding version.
 pub const KEY_PREFIX: &str = "fn:v1:";
 
@@ -124,7 +127,7 @@ pub struct Key {
 
 impl Key {
     /// The key, or `None` (counted and logged) when the arguments could not be encoded.
-    fn usable<B: Backend, C: Codec>(self, cache: &BrainCache<B, C>) -> Option<String> {
+    pub(crate) fn usable<B: Backend, C: Codec>(self, cache: &BrainCache<B, C>) -> Option<String> {
         match self.inner {
             Ok(key) => Some(key),
             Err((path, source)) => {

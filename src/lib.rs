@@ -44,12 +44,16 @@
 //! - `macros` (default): the `#[cache]` attribute.
 //! - `redis`: the Redis backend.
 //! - `bincode`: a `Bincode` codec (bincode 2.0.1; unmaintained upstream).
+//! - `async`: [`future::BrainCache`], the async front end, `CacheCleaner::spawn` and
+//!   `#[cache]` on `async fn` (tokio).
 //! - `tracing`: debug events for operations and a warning for each error.
 
 #![deny(missing_docs)]
 
 mod cache;
 mod cleaner;
+#[cfg(feature = "async")]
+pub mod future;
 mod load;
 mod log;
 mod stats;
@@ -70,6 +74,9 @@ pub mod core {
 
 /// The backends, each behind its cargo feature.
 pub mod backend {
+    #[cfg(feature = "async")]
+    #[doc(inline)]
+    pub use braincache_core::AsyncBackend;
     #[doc(inline)]
     pub use braincache_core::{Backend, Record};
     #[cfg(feature = "file")]

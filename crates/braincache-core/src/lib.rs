@@ -85,3 +85,8 @@ pub use codec::{Codec, Json, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use record::Record;
 pub use time::Timestamp;
+
+#[cfg(feature = "async")]
+mod async_backend;
+#[cfg(feature = "async")]
+pub use async_backend::{AsyncBackend, run_blocking};

@@ -456,3 +456,8 @@ impl Flusher {
         let _ = self.thread.join();
     }
 }
+
+/// The trait's defaults: every call runs on tokio's blocking pool, so none blocks a runtime
+/// worker.
+#[cfg(feature = "async")]
+impl braincache_core::AsyncBackend for FileBackend {}

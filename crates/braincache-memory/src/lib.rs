@@ -27,6 +27,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod shard;
 
 use braincache_core::{Backend, Postcard, Record, Result, Timestamp};

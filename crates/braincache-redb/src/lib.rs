@@ -78,6 +78,7 @@
 
 #![deny(missing_docs)]
 
+mod aio;
 mod errors;
 mod format;
 mod reader;

@@ -12,6 +12,7 @@
 //! transaction is dropped, which aborts it, and each request of the batch is retried alone in its
 //! own transaction, so each caller gets its own result and one bad request fails no other.
 
+use crate::aio::Reply;
 use crate::errors;
 use crate::format::{ENTRIES, EXPIRY, encode_entry, split_entry};
 use crate::reader::Reader;
@@ -84,7 +85,7 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn operation(&self) -> Operation {
+    pub(crate) fn operation(&self) -> Operation {
         match self {
             Op::Set(..) | Op::SetMany(_) => Operation::Set,
             Op::Delete(_) | Op::DeleteMany(_) => Operation::Delete,
@@ -122,7 +123,7 @@ pub(crate) enum Done {
 
 struct Request {
     op: Op,
-    reply: Sender<Result<Done>>,
+    reply: Reply,
 }
 
 /// The handle on the writer thread. Dropping it lets the thread finish what is queued, then
@@ -148,11 +149,17 @@ impl Writer {
     pub(crate) fn submit(&self, op: Op) -> Result<Done> {
         let operation = op.operation();
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let tx = self.tx.as_ref().ok_or_else(|| errors::closed(operation))?;
-        tx.send(Request { op, reply })
-            .map_err(|_| errors::closed(operation))?;
+        self.enqueue(op, Reply::Blocking(reply))?;
         // A disconnect here means the thread ended without answering (it panicked).
         answer.recv().map_err(|_| errors::closed(operation))?
+    }
+
+    /// Queues `op`; its answer goes to `reply` once it is durable (or failed).
+    pub(crate) fn enqueue(&self, op: Op, reply: Reply) -> Result<()> {
+        let operation = op.operation();
+        let tx = self.tx.as_ref().ok_or_else(|| errors::closed(operation))?;
+        tx.send(Request { op, reply })
+            .map_err(|_| errors::closed(operation))
     }
 }
 
@@ -526,7 +533,13 @@ mod tests {
 
     fn request(op: Op) -> (Request, Receiver<Result<Done>>) {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        (Request { op, reply }, answer)
+        (
+            Request {
+                op,
+                reply: Reply::Blocking(reply),
+            },
+            answer,
+        )
     }
 
     #[test]

@@ -697,3 +697,8 @@ mod tests {
         );
     }
 }
+
+/// The trait's defaults: every call runs on tokio's blocking pool, so none blocks a runtime
+/// worker.
+#[cfg(feature = "async")]
+impl braincache_core::AsyncBackend for RedisBackend {}
