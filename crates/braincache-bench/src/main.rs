@@ -5,6 +5,7 @@
 
 mod file;
 mod floor;
+mod future;
 mod memory;
 mod redb;
 mod redis;
@@ -24,7 +25,8 @@ struct Args {
     /// Also write the table as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Run only workloads whose group name contains this (memory, redb, file, redis, purge, fsync).
+    /// Run only workloads whose group name contains this (memory, redb, file, redis, purge, fsync,
+    /// async).
     #[arg(long)]
     only: Option<String>,
 }
@@ -60,6 +62,9 @@ fn main() {
     }
     if wanted("file") {
         file::run(&cfg, &mut rows, fsync_floor);
+    }
+    if wanted("async") {
+        future::run(&cfg, &mut rows);
     }
     if wanted("redis") {
         redis::run(&cfg, &mut rows);

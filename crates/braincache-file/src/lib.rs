@@ -133,6 +133,8 @@
 #![doc = include_str!("../FORMAT.md")]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod format;
 mod store;
 
@@ -456,8 +458,3 @@ impl Flusher {
         let _ = self.thread.join();
     }
 }
-
-/// The trait's defaults: every call runs on tokio's blocking pool, so none blocks a runtime
-/// worker.
-#[cfg(feature = "async")]
-impl braincache_core::AsyncBackend for FileBackend {}

@@ -253,14 +253,14 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
                     Ok(()) => Ok(d),
                     Err(e) => Err(announce_error(shared, &req.op, e)),
                 };
-                let _ = req.reply.send(answer);
+                req.reply.send(answer);
             }
             queued
         }
         Err(e) if batch.len() == 1 => {
             let queued = rx.len();
             if let Some(req) = batch.into_iter().next() {
-                let _ = req.reply.send(Err(e));
+                req.reply.send(Err(e));
             }
             queued
         }
@@ -273,7 +273,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
                     }
                     Ok(c.done.pop().unwrap_or(Done::Unit))
                 });
-                let _ = req.reply.send(answer);
+                req.reply.send(answer);
             }
             rx.len()
         }

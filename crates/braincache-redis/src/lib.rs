@@ -65,6 +65,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod header;
 mod pool;
 mod resp;
@@ -697,8 +699,3 @@ mod tests {
         );
     }
 }
-
-/// The trait's defaults: every call runs on tokio's blocking pool, so none blocks a runtime
-/// worker.
-#[cfg(feature = "async")]
-impl braincache_core::AsyncBackend for RedisBackend {}
