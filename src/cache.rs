@@ -577,10 +577,12 @@ impl<B: Backend, C: Codec> Inner<B, C> {
         &self.backend
     }
 
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn shared_backend(&self) -> &Arc<B> {
         &self.backend
     }
 
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn loads(&self) -> &Loads {
         &self.loads
     }

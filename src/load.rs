@@ -61,6 +61,7 @@ pub(crate) enum Outcome {
     /// next leader).
     Abandoned,
     /// An async leader's loader panicked: async waiters fail, sync waiters try again.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     Panicked,
     /// The leader failed with an error it does not share, or computed a value the codec cannot
     /// encode: each waiter computes by itself, at once. (Electing one new leader at a time would
