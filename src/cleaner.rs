@@ -97,7 +97,7 @@ impl WakeHub {
             .store(latest.unwrap_or(0), Ordering::SeqCst);
     }
 
-    fn unregister(&self, id: u64) {
+    pub(crate) fn unregister(&self, id: u64) {
         self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -128,10 +128,10 @@ impl Notifier {
     }
 }
 
-/// Unregisters a cleaner from its hub however its thread (or task) ends.
-pub(crate) struct Registration<'a> {
-    pub(crate) hub: &'a WakeHub,
-    pub(crate) id: u64,
+/// Unregisters a cleaner from its hub however its thread ends.
+struct Registration<'a> {
+    hub: &'a WakeHub,
+    id: u64,
 }
 
 impl Drop for Registration<'_> {

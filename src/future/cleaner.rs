@@ -7,7 +7,7 @@
 
 use super::{BrainCache, catch_panic};
 use crate::CacheCleaner;
-use crate::cleaner::{MAX_PURGE_GAP, MIN_SLEEP, Msg, Notifier, Registration};
+use crate::cleaner::{MAX_PURGE_GAP, MIN_SLEEP, Msg, Notifier};
 use crate::log::{debug_event, warn_event};
 use crate::stats::Counters;
 use braincache_core::{AsyncBackend, Codec};
@@ -52,26 +52,39 @@ impl CacheCleaner {
             .inner()
             .wake
             .register(Notifier::Task(tx.clone()));
-        let cache = cache.clone();
+        // Owned by the task's future, so the cleaner leaves the hub however the task ends,
+        // aborted before its first poll included.
+        let registration = Registration {
+            cache: cache.clone(),
+            id,
+        };
         let task = tokio::spawn(async move {
-            run(&cache, id, interval.max(MIN_SLEEP), &plan, rx).await;
+            run(&registration.cache, interval.max(MIN_SLEEP), &plan, rx).await;
+            drop(registration);
         });
         CacheCleaner::from_task(tx, task)
     }
 }
 
+/// A cleaner task's place in its cache's wake hub, given up on drop.
+struct Registration<B: AsyncBackend, C: Codec> {
+    cache: BrainCache<B, C>,
+    id: u64,
+}
+
+impl<B: AsyncBackend, C: Codec> Drop for Registration<B, C> {
+    fn drop(&mut self) {
+        self.cache.sync_face().inner().wake.unregister(self.id);
+    }
+}
+
 async fn run<B: AsyncBackend, C: Codec>(
     cache: &BrainCache<B, C>,
-    id: u64,
     interval: Duration,
     plan: &Arc<AtomicU64>,
     mut rx: UnboundedReceiver<Msg>,
 ) {
     let inner = cache.sync_face().inner();
-    let _registration = Registration {
-        hub: &inner.wake,
-        id,
-    };
     let gap = (interval / 100).clamp(MIN_SLEEP, MAX_PURGE_GAP);
     let mut last_failed = false;
     let mut last_purge: Option<Instant> = None;
