@@ -12,6 +12,7 @@ use braincache::core::ManualClock;
 use braincache::future::BrainCache;
 use braincache::{CacheCleaner, Error, LoadError};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -588,4 +589,29 @@ async fn redb_sets_do_not_stall_a_current_thread_runtime() {
         runs.iter().any(|r| r.worst < bound),
         "the ticker was late by more than {bound:?} (30 commits of {commit:?}) in every run: {runs:?}"
     );
+}
+
+/// Outside a tokio runtime, a call that needs the blocking pool fails with a typed error
+/// instead of panicking.
+#[test]
+fn a_blocking_pool_call_outside_a_runtime_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache: BrainCache<FileBackend> =
+        BrainCache::new(FileBackend::open(dir.path().join("c.json")).unwrap());
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut get = std::pin::pin!(cache.get::<u32>("k"));
+    match get.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Err(Error::Task { op, .. })) => {
+            assert_eq!(op, braincache::Operation::Get);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Memory and redb reads run inline and need no runtime.
+    let memory = BrainCache::default();
+    let mut get = std::pin::pin!(memory.get::<u32>("k"));
+    assert!(matches!(
+        get.as_mut().poll(&mut cx),
+        std::task::Poll::Ready(Ok(None))
+    ));
 }
