@@ -10,7 +10,9 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
-    // `async fn` misuse: refused for the same reasons as sync functions.
+    // `async fn` misuse: refused for the same reasons as sync functions. `type_errors.rs` is in
+    // both folders: with the feature, rustc names `braincache::BrainCache` in full (there is a
+    // `braincache::future::BrainCache` too).
     #[cfg(feature = "async")]
     t.compile_fail("tests/ui/async/*.rs");
     // Without the `async` feature an `async fn` is refused with a message naming the feature.
