@@ -89,3 +89,8 @@ pub use error::{CodecError, Error, Operation, Result};
 pub use record::Record;
 pub use time::Timestamp;
 pub use ttl::Ttl;
+
+#[cfg(feature = "async")]
+mod async_backend;
+#[cfg(feature = "async")]
+pub use async_backend::{AsyncBackend, run_blocking};
