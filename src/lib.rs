@@ -45,6 +45,8 @@
 //! - `redis`: the Redis backend (one server, or a Redis Cluster).
 //! - `memcached`: the Memcached backend (one or more memcached servers).
 //! - `bincode`: a `Bincode` codec (bincode 2.0.1; unmaintained upstream).
+//! - `async`: [`future::BrainCache`], the async front end, `CacheCleaner::spawn` and
+//!   `#[cache]` on `async fn` (tokio).
 //! - `tracing`: debug events for operations and a warning for each error.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -52,6 +54,8 @@
 
 mod cache;
 mod cleaner;
+#[cfg(feature = "async")]
+pub mod future;
 mod load;
 mod log;
 mod stats;
@@ -77,8 +81,11 @@ pub mod core {
 
 /// The backends, each behind its cargo feature.
 pub mod backend {
-    // The same items as `braincache::core::{Backend, Record}`, their documented path; kept here,
-    // out of the docs, so code written against this path still compiles.
+    // The same items as `braincache::core::{AsyncBackend, Backend, Record}`, their documented
+    // path; kept here, out of the docs, so code written against this path still compiles.
+    #[cfg(feature = "async")]
+    #[doc(hidden)]
+    pub use braincache_core::AsyncBackend;
     #[doc(hidden)]
     pub use braincache_core::{Backend, Record};
     #[cfg(feature = "file")]

@@ -7,6 +7,7 @@ mod bound;
 mod distributed;
 mod file;
 mod floor;
+mod future;
 mod hitratio;
 mod memory;
 mod plot;
@@ -37,7 +38,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only workloads whose group name contains this (memory, hitratio, redb, bound, file,
-    /// redis, purge, fsync, distributed: memcached and Redis Cluster).
+    /// redis, purge, fsync, distributed: memcached and Redis Cluster, async).
     #[arg(long)]
     only: Option<String>,
     /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
@@ -83,6 +84,9 @@ fn main() {
     }
     if wanted("file") {
         file::run(&cfg, &mut rows, fsync_floor);
+    }
+    if wanted("async") {
+        future::run(&cfg, &mut rows);
     }
     if wanted("redis") {
         redis::run(&cfg, &mut rows);

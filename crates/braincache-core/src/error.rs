@@ -226,6 +226,19 @@ pub enum Error {
         /// Who holds it, as far as known, and what to do.
         detail: String,
     },
+
+    /// An async call could not complete: no tokio runtime, the runtime shut down, or the
+    /// loader of `get_or_insert_with` panicked in the task computing the value this call
+    /// waited for (a later call computes it again).
+    #[error("{op}{}: {detail}", location(None, key.as_deref(), None))]
+    Task {
+        /// The operation that failed.
+        op: Operation,
+        /// The key involved, where one is.
+        key: Option<String>,
+        /// What happened.
+        detail: String,
+    },
 }
 
 fn location(path: Option<&Path>, key: Option<&str>, position: Option<&str>) -> String {
@@ -314,7 +327,10 @@ impl Error {
     #[must_use]
     pub fn with_key(mut self, k: &str) -> Error {
         match &mut self {
-            Error::Io { key, .. } | Error::Corrupt { key, .. } | Error::Backend { key, .. }
+            Error::Io { key, .. }
+            | Error::Corrupt { key, .. }
+            | Error::Backend { key, .. }
+            | Error::Task { key, .. }
                 if key.is_none() =>
             {
                 *key = Some(k.to_owned());
@@ -448,7 +464,8 @@ impl Error {
             | Error::Backend { op, .. }
             | Error::Closed { op, .. }
             | Error::Unsupported { op, .. }
-            | Error::InUse { op, .. } => Some(*op),
+            | Error::InUse { op, .. }
+            | Error::Task { op, .. } => Some(*op),
             Error::Encode { .. } => Some(Operation::Set),
             Error::Decode { .. } => Some(Operation::Get),
             _ => None,
@@ -459,9 +476,10 @@ impl Error {
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            Error::Io { key, .. } | Error::Corrupt { key, .. } | Error::Backend { key, .. } => {
-                key.as_deref()
-            }
+            Error::Io { key, .. }
+            | Error::Corrupt { key, .. }
+            | Error::Backend { key, .. }
+            | Error::Task { key, .. } => key.as_deref(),
             Error::Encode { key, .. }
             | Error::Decode { key, .. }
             | Error::InvalidKey { key, .. } => Some(key),

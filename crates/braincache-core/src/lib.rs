@@ -105,3 +105,8 @@ pub use sidecar::{in_step, sidecar};
 pub use time::Timestamp;
 pub use ttl::Ttl;
 pub use worker::Worker;
+
+#[cfg(feature = "async")]
+mod async_backend;
+#[cfg(feature = "async")]
+pub use async_backend::{AsyncBackend, run_blocking};

@@ -138,6 +138,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod bound;
 mod format;
 pub mod inspect;

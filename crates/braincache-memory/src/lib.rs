@@ -34,6 +34,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod shard;
 
 use braincache_core::{Backend, Postcard, Record, Result, Timestamp};

@@ -82,6 +82,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod cluster;
 mod header;
 pub mod inspect;
