@@ -1,8 +1,9 @@
 //! `BrainCache`, the front end: typed values over any backend.
 
 use crate::cleaner::WakeHub;
-use crate::load::{ErrorSharing, LeaderGuard, Loads, NoSharing, Outcome, Role, Sharing};
+use crate::load::{Loads, NoSharing, Sharing};
 use crate::log::{debug_event, warn_event};
+use crate::memo::{Loaded, SkipNone};
 use crate::stats::{Counters, Stats};
 use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp, Ttl};
 use serde::Serialize;
@@ -97,14 +98,6 @@ pub enum LoadError<E> {
     Init(#[source] Arc<E>),
 }
 
-/// What a memoizing load did, for callers (the `#[cache]` macro) that treat cache errors as
-/// misses rather than failures.
-pub(crate) struct Loaded<T> {
-    pub(crate) value: T,
-    /// Storing the computed value failed; the value is still good.
-    pub(crate) store_error: Option<Error>,
-}
-
 impl<B: Backend> BrainCache<B> {
     /// A cache over `backend`, with the backend's default codec and the system clock.
     ///
@@ -169,7 +162,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         })
     }
 
-    fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+    pub(crate) fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
         let deadline = self.deadline(ttl);
         self.inner
             .backend
@@ -203,7 +196,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 
     /// The live value under `key`; counts a hit or a miss only when `count` is set, so a call
     /// that looks more than once (the memoizing loads) counts once.
-    fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
+    pub(crate) fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
         match self.live_record(key, count)? {
             Some(r) => self.decode(key, &r.value).map(Some),
             None => Ok(None),
@@ -445,11 +438,10 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Option<T>,
     {
-        /// `f`'s `None`, handed to `load` as an error so that it is not stored, and shared with
-        /// the callers waiting on this computation.
-        struct Nothing;
-        let mut f = Some(move || f().ok_or(Nothing));
-        match self.load::<T, Nothing, _, Sharing>(key, ttl.into().duration(), &mut f) {
+        // `f`'s `None` goes to `load` as an error, so that it is not stored and is shared with
+        // the callers waiting on this computation.
+        let mut f = Some(move || f().ok_or(SkipNone));
+        match self.load::<T, SkipNone, _, Sharing>(key, ttl.into().duration(), &mut f) {
             Ok(Loaded {
                 store_error: Some(e),
                 ..
@@ -457,106 +449,6 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             Ok(loaded) => Ok(Some(loaded.value)),
             Err(LoadError::Init(_)) => Ok(None),
             Err(LoadError::Cache(e)) => Err(e),
-        }
-    }
-
-    /// The shared machinery of the memoizing calls. `f` is taken only when this caller computes,
-    /// so a caller that gets a cache error before computing still has it. `S` says whether
-    /// waiters receive the closure's error or compute themselves.
-    pub(crate) fn load<T, E, F, S>(
-        &self,
-        key: &str,
-        ttl: Option<Duration>,
-        f: &mut Option<F>,
-    ) -> std::result::Result<Loaded<T>, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> std::result::Result<T, E>,
-        S: ErrorSharing<E>,
-    {
-        // One call counts one hit or one miss: the first lookup decides. Later lookups (after
-        // an abandoned leader, or after winning the election) are not counted again.
-        let mut first_lookup = true;
-        // `None`: the leader told us to compute alone, without leading.
-        let leader = loop {
-            let found = self.lookup::<T>(key, first_lookup)?;
-            first_lookup = false;
-            if let Some(value) = found {
-                return Ok(Loaded {
-                    value,
-                    store_error: None,
-                });
-            }
-            match self.inner.loads.join(key) {
-                Role::Leader(guard) => break Some(guard),
-                Role::Waiter(slot) => match slot.wait() {
-                    Outcome::Value(bytes) => {
-                        return Ok(Loaded {
-                            value: self.decode(key, &bytes)?,
-                            store_error: None,
-                        });
-                    }
-                    Outcome::Failed(err) => {
-                        if let Some(e) = S::receive(err) {
-                            return Err(LoadError::Init(e));
-                        }
-                        // Another call site with another error type: compute alone.
-                        break None;
-                    }
-                    Outcome::ComputeAlone => break None,
-                    // A sync caller takes over from a leader that panicked, as from one that
-                    // was cancelled (an async leader's future dropped).
-                    Outcome::Abandoned | Outcome::Panicked => {}
-                },
-            }
-        };
-        let finish = |leader: Option<LeaderGuard<'_>>, outcome: Outcome| {
-            if let Some(leader) = leader {
-                leader.finish(outcome);
-            }
-        };
-        // A previous leader may have stored the value between our miss and our election.
-        if leader.is_some()
-            && let Some(value) = self.lookup::<T>(key, false)?
-        {
-            finish(leader, Outcome::Abandoned);
-            return Ok(Loaded {
-                value,
-                store_error: None,
-            });
-        }
-        let Some(compute) = f.take() else {
-            // Unreachable: `f` is taken only here, and this point is reached once.
-            return Err(LoadError::Cache(Error::Closed {
-                op: braincache_core::Operation::Set,
-                backend: "front end",
-            }));
-        };
-        match compute() {
-            Ok(value) => match self.encode(key, &value) {
-                Ok(bytes) => {
-                    let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
-                    let store_error = self.set_bytes(key, bytes, ttl).err();
-                    finish(leader, Outcome::Value(shared));
-                    Ok(Loaded { value, store_error })
-                }
-                // The value is good even if the codec cannot store it: hand it back.
-                Err(e) => {
-                    finish(leader, Outcome::ComputeAlone);
-                    Ok(Loaded {
-                        value,
-                        store_error: Some(e),
-                    })
-                }
-            },
-            Err(e) => {
-                let e = Arc::new(e);
-                finish(
-                    leader,
-                    S::share(&e).map_or(Outcome::ComputeAlone, Outcome::Failed),
-                );
-                Err(LoadError::Init(e))
-            }
         }
     }
 

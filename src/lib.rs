@@ -37,6 +37,15 @@
 //! records. Backends never see your types. Each backend is its own crate, re-exported here under
 //! [`backend`] when its feature is on.
 //!
+//! Where each concern lives in this crate (private modules; the names are for contributors):
+//! `cache` holds [`BrainCache`] and its plain operations; `memo` memoization (the single-flight
+//! `load` behind [`get_or_insert_with`](BrainCache::get_or_insert_with), and the policies of the
+//! `#[cache]` macro: a read error runs uncached, a decode error rewrites the entry, `None` may
+//! be skipped); `load` the per-key flight table; `cleaner` [`CacheCleaner`]; `stats` [`Stats`];
+//! `future` the async face; `__private` only what the macro's expansion names. Shared building
+//! blocks for backends (the expiry index, a background worker, sidecar paths) are in
+//! [`core`].
+//!
 //! # Crate features
 //! - `memory` (default): [`backend::MemoryBackend`], and `BrainCache::default()`.
 //! - `file` (default): the JSON file backend.
@@ -58,6 +67,7 @@ mod cleaner;
 pub mod future;
 mod load;
 mod log;
+mod memo;
 mod stats;
 
 #[doc(hidden)]

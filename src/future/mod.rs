@@ -45,8 +45,9 @@ mod cleaner;
 #[doc(hidden)]
 pub mod macro_support;
 
-use crate::cache::{LoadError, Loaded};
+use crate::cache::LoadError;
 use crate::load::{ErrorSharing, LeaderGuard, NoSharing, Outcome, Role, Sharing};
+use crate::memo::Loaded;
 use crate::stats::Stats;
 use braincache_core::{Backend, Clock, Codec, Error, Operation, Record, Result, Timestamp, Ttl};
 use serde::Serialize;
