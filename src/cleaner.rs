@@ -3,13 +3,12 @@
 use crate::BrainCache;
 use crate::log::{debug_event, warn_event};
 use crate::stats::Counters;
-use braincache_core::{Backend, Codec, Timestamp};
+use braincache_core::{Backend, Codec, Timestamp, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Never sleep less than this between plans, so a deadline that a purge cannot clear (a backend
@@ -168,7 +167,8 @@ impl Drop for Registration<'_> {
 #[must_use = "the cleaner stops when dropped"]
 pub struct CacheCleaner {
     tx: Notifier,
-    thread: Option<JoinHandle<()>>,
+    /// The cleaner thread (`start`); `None` for a task.
+    thread: Option<Worker>,
     /// A cleaner started by `spawn` runs as this task instead of a thread.
     #[cfg(feature = "async")]
     pub(crate) task: Option<tokio::task::JoinHandle<()>>,
@@ -183,16 +183,22 @@ impl CacheCleaner {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (id, plan) = cache.inner().wake.register(Notifier::Thread(tx.clone()));
         let cache = cache.clone();
-        let thread = std::thread::Builder::new()
-            .name("braincache-cleaner".into())
-            .spawn(move || {
+        // The hub holds a clone of `tx`, so the channel never disconnects: stop by message.
+        let stop = tx.clone();
+        let thread = Worker::spawn(
+            "braincache-cleaner",
+            move || {
                 let _registration = Registration {
                     hub: &cache.inner().wake,
                     id,
                 };
                 run(&cache, interval.max(MIN_SLEEP), &plan, &rx);
-            })
-            .expect("failed to spawn the braincache cleaner thread");
+            },
+            move || {
+                let _ = stop.send(Msg::Stop);
+            },
+        )
+        .expect("failed to spawn the braincache cleaner thread");
         CacheCleaner {
             tx: Notifier::Thread(tx),
             thread: Some(thread),
@@ -215,13 +221,12 @@ impl CacheCleaner {
         if let Some(task) = &self.task {
             return !task.is_finished();
         }
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.thread.as_ref().is_some_and(Worker::is_running)
     }
 
     fn shutdown(&mut self) {
         if let Some(thread) = self.thread.take() {
-            self.tx.send(Msg::Stop);
-            let _ = thread.join();
+            thread.stop();
         }
         #[cfg(feature = "async")]
         if let Some(task) = self.task.take() {
