@@ -25,7 +25,7 @@ pub(crate) enum Msg {
 }
 
 /// One running cleaner, as the hub sees it.
-struct Slot {
+struct Registered {
     id: u64,
     tx: Notifier,
     /// The cleaner's planned wake-up in clock nanoseconds; `u64::MAX` while it is planning, so
@@ -39,7 +39,7 @@ pub(crate) struct WakeHub {
     /// The latest plan among running cleaners: a deadline before it may need to wake one. 0 when
     /// none runs, so a `set` without cleaners costs one atomic load.
     latest_plan: AtomicU64,
-    slots: Mutex<Vec<Slot>>,
+    slots: Mutex<Vec<Registered>>,
     next_id: AtomicU64,
 }
 
@@ -67,7 +67,7 @@ impl WakeHub {
         self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Slot {
+            .push(Registered {
                 id,
                 tx,
                 plan: Arc::clone(&plan),

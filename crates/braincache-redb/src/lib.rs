@@ -115,7 +115,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
-use writer::{Done, Limits, Op, Shared, Writer};
+use writer::{Answer, Command, Engine, Limits, Writer};
 
 /// The byte bound of a [`RedbBackend`] unless the builder says otherwise: 1 GiB, as Python
 /// diskcache's default `size_limit`.
@@ -166,7 +166,7 @@ pub struct RedbBackend {
 struct Open {
     // Declared first: dropping it drains the queue and joins the thread before the database goes.
     writer: Writer,
-    shared: Arc<Shared>,
+    shared: Arc<Engine>,
 }
 
 /// The open backend, borrowed for one call.
@@ -267,7 +267,7 @@ impl RedbBackend {
 
     /// What the open backend shares with its writer thread, for unit tests.
     #[cfg(test)]
-    pub(crate) fn shared(&self) -> Arc<Shared> {
+    pub(crate) fn shared(&self) -> Arc<Engine> {
         Arc::clone(&self.open_ref(Operation::Get).expect("open").shared)
     }
 
@@ -469,7 +469,7 @@ impl Open {
                     Ok(answer) => return answer,
                     Err(e) if !reopened && writer::latches(&e) => {
                         self.shared.db.note(&e);
-                        self.writer.submit(Op::Reopen(op))?;
+                        self.writer.submit(Command::Reopen(op))?;
                         reopened = true;
                     }
                     Err(e) => return Err(errors::map(op, &self.shared.path, key, e)),
@@ -533,21 +533,21 @@ impl Backend for RedbBackend {
     fn set(&self, key: &str, record: Record) -> Result<()> {
         let this = self.open_ref(Operation::Set)?;
         this.writer
-            .submit(Op::Set(key.to_owned(), record))
+            .submit(Command::Set(key.to_owned(), record))
             .map(drop)
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
         let this = self.open_ref(Operation::Delete)?;
         Ok(matches!(
-            this.writer.submit(Op::Delete(key.to_owned()))?,
-            Done::Found(true)
+            this.writer.submit(Command::Delete(key.to_owned()))?,
+            Answer::Found(true)
         ))
     }
 
     fn clear(&self) -> Result<()> {
         let this = self.open_ref(Operation::Clear)?;
-        this.writer.submit(Op::Clear).map(drop)
+        this.writer.submit(Command::Clear).map(drop)
     }
 
     fn len(&self) -> Result<usize> {
@@ -560,9 +560,9 @@ impl Backend for RedbBackend {
 
     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
         let this = self.open_ref(Operation::Purge)?;
-        match this.writer.submit(Op::Purge(now))? {
-            Done::Count(n) => Ok(n),
-            Done::Unit | Done::Found(_) => Ok(0),
+        match this.writer.submit(Command::Purge(now))? {
+            Answer::Count(n) => Ok(n),
+            Answer::Unit | Answer::Found(_) => Ok(0),
         }
     }
 
@@ -603,15 +603,15 @@ impl Backend for RedbBackend {
 
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
         let this = self.open_ref(Operation::Set)?;
-        this.writer.submit(Op::SetMany(entries)).map(drop)
+        this.writer.submit(Command::SetMany(entries)).map(drop)
     }
 
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
         let this = self.open_ref(Operation::Delete)?;
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
-        match this.writer.submit(Op::DeleteMany(keys))? {
-            Done::Count(n) => Ok(n),
-            Done::Unit | Done::Found(_) => Ok(0),
+        match this.writer.submit(Command::DeleteMany(keys))? {
+            Answer::Count(n) => Ok(n),
+            Answer::Unit | Answer::Found(_) => Ok(0),
         }
     }
 
@@ -871,7 +871,7 @@ impl RedbBackendBuilder {
         // handle had open, and the check commits, which a full disk would refuse.
         let mut opener = self.clone();
         opener.verify_on_open = false;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Engine {
             reader,
             db: writer::Db::new(db),
             path,
