@@ -166,12 +166,15 @@ impl Drop for Registration<'_> {
 /// ```
 #[must_use = "the cleaner stops when dropped"]
 pub struct CacheCleaner {
-    tx: Notifier,
-    /// The cleaner thread (`start`); `None` for a task.
+    /// The cleaner thread (`start`), stopped by a message; `None` for a task.
     thread: Option<Worker>,
-    /// A cleaner started by `spawn` runs as this task instead of a thread.
+    /// A cleaner started by `spawn` runs as this task instead of a thread, stopped through its
+    /// channel.
     #[cfg(feature = "async")]
-    pub(crate) task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<(
+        tokio::sync::mpsc::UnboundedSender<Msg>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl CacheCleaner {
@@ -184,7 +187,7 @@ impl CacheCleaner {
         let (id, plan) = cache.inner().wake.register(Notifier::Thread(tx.clone()));
         let cache = cache.clone();
         // The hub holds a clone of `tx`, so the channel never disconnects: stop by message.
-        let stop = tx.clone();
+        let stop = tx;
         let thread = Worker::spawn(
             "braincache-cleaner",
             move || {
@@ -200,7 +203,6 @@ impl CacheCleaner {
         )
         .expect("failed to spawn the braincache cleaner thread");
         CacheCleaner {
-            tx: Notifier::Thread(tx),
             thread: Some(thread),
             #[cfg(feature = "async")]
             task: None,
@@ -218,7 +220,7 @@ impl CacheCleaner {
     #[must_use]
     pub fn is_running(&self) -> bool {
         #[cfg(feature = "async")]
-        if let Some(task) = &self.task {
+        if let Some((_, task)) = &self.task {
             return !task.is_finished();
         }
         self.thread.as_ref().is_some_and(Worker::is_running)
@@ -229,8 +231,8 @@ impl CacheCleaner {
             thread.stop();
         }
         #[cfg(feature = "async")]
-        if let Some(task) = self.task.take() {
-            self.tx.send(Msg::Stop);
+        if let Some((tx, task)) = self.task.take() {
+            let _ = tx.send(Msg::Stop);
             task.abort();
         }
     }
@@ -244,9 +246,8 @@ impl CacheCleaner {
         task: tokio::task::JoinHandle<()>,
     ) -> Self {
         CacheCleaner {
-            tx: Notifier::Task(tx),
             thread: None,
-            task: Some(task),
+            task: Some((tx, task)),
         }
     }
 }
