@@ -163,18 +163,14 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     }
 
     pub(crate) fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let deadline = self.deadline(ttl);
+        let now = self.inner.now();
+        let deadline = ttl.map(|t| now + t);
         self.inner
             .backend
-            .set(key, Record::new(bytes, deadline))
+            .set_at(key, Record::new(bytes, deadline), now)
             .map_err(|e| self.failed(e))?;
         self.stored(key, deadline);
         Ok(())
-    }
-
-    /// The deadline of an entry set now for `ttl`.
-    pub(crate) fn deadline(&self, ttl: Option<Duration>) -> Option<Timestamp> {
-        ttl.map(|t| self.inner.clock.now() + t)
     }
 
     /// Counts a successful set and tells the cleaners about its deadline.

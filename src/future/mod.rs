@@ -181,9 +181,10 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     }
 
     async fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let deadline = self.sync.deadline(ttl);
+        let now = self.sync.inner().now();
+        let deadline = ttl.map(|t| now + t);
         self.backend_arc()
-            .set_async(key, Record::new(bytes, deadline))
+            .set_at_async(key, Record::new(bytes, deadline), now)
             .await
             .map_err(|e| self.sync.failed(e))?;
         self.sync.stored(key, deadline);

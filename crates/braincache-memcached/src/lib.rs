@@ -317,10 +317,15 @@ impl Backend for MemcachedBackend {
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.set_at(key, record, Timestamp::now())
+    }
+
+    /// The expiration time sent is computed from the record's deadline and `now`.
+    fn set_at(&self, key: &str, record: Record, now: Timestamp) -> Result<()> {
         let generation = self.generation(Operation::Set)?;
         let (skey, digested) = self.store_key(generation, key);
         let server = self.server_of(key);
-        let Some(exptime) = exptime(record.expires_at, Timestamp::now()) else {
+        let Some(exptime) = exptime(record.expires_at, now) else {
             // Already expired: memcached has no "expire now", so remove what is there.
             let call = Self::call(Operation::Set, key, true, 0);
             server.run(call, |c| c.delete(&skey))?;

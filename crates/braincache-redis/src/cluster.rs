@@ -268,7 +268,12 @@ impl Backend for RedisClusterBackend {
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
-        let cmd = self.set_cmd(key, &record, Timestamp::now());
+        self.set_at(key, record, Timestamp::now())
+    }
+
+    /// The time to live sent (`PX`) is the record's deadline minus `now`.
+    fn set_at(&self, key: &str, record: Record, now: Timestamp) -> Result<()> {
+        let cmd = self.set_cmd(key, &record, now);
         let reply = self.query(Operation::Set, Some(key), &cmd)?;
         crate::check_stored(key, reply)
     }

@@ -235,8 +235,13 @@ impl Backend for RedisBackend {
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.set_at(key, record, Timestamp::now())
+    }
+
+    /// The time to live sent (`PX`) is the record's deadline minus `now`.
+    fn set_at(&self, key: &str, record: Record, now: Timestamp) -> Result<()> {
         let reply = self.pool.run(Operation::Set, Some(key), |c| {
-            c.query(|buf| self.pack_set(buf, key, &record, Timestamp::now()))
+            c.query(|buf| self.pack_set(buf, key, &record, now))
         })?;
         check_stored(key, reply)
     }
