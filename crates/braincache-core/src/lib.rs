@@ -81,7 +81,7 @@ pub use backend::Backend;
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
-pub use codec::{Codec, Json, Postcard};
+pub use codec::{Codec, CodecId, Json, MsgPack, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use record::Record;
 pub use time::Timestamp;
