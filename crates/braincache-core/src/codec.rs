@@ -2,7 +2,7 @@
 
 use crate::CodecError;
 
-mod nested_option;
+mod adapt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -158,17 +158,17 @@ impl Codec for MsgPack {
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::new();
         let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
-        nested_option::Wrap::new(value)
+        adapt::Wrap::new(value, adapt::NestedOption::default())
             .serialize(&mut ser)
             .map_err(|e| CodecError::new(Self::NAME, e))?;
         Ok(out)
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let cursor = nested_option::Cursor::new(bytes);
-        let mut de = rmp_serde::Deserializer::new(nested_option::Reader(&cursor));
-        let value: T = nested_option::deserialize(&mut de, &cursor)
-            .map_err(|e| CodecError::new(Self::NAME, e))?;
+        let cursor = adapt::Cursor::new(bytes);
+        let mut de = rmp_serde::Deserializer::new(adapt::Reader(&cursor));
+        let value: T =
+            adapt::deserialize(&mut de, &cursor).map_err(|e| CodecError::new(Self::NAME, e))?;
         match cursor.remaining() {
             0 => Ok(value),
             n => Err(CodecError::new(
@@ -225,8 +225,14 @@ impl Codec for Postcard {
 /// JSON through `serde_json`: self-describing and human-readable. The file backend's codec, so
 /// `cat cache.json` shows real values.
 ///
-/// JSON's limits apply: `Some(None)` reads back as `None` (there is one `null`), maps need string
-/// (or integer) keys, and floats like NaN are refused.
+/// NaN and the infinities are written as Python's `json` module writes them (`NaN`, `Infinity`,
+/// `-Infinity`: not strict JSON, but what Python reads and writes by default) and read back as
+/// such, so a value holding them round-trips. Text holding these tokens is parsed as
+/// [JSON5](https://json5.org) (through the `json5` crate), which they belong to. Strings
+/// containing `~braincache:non-finite~` are refused (that marker is used while writing).
+///
+/// JSON's other limits apply: `Some(None)` reads back as `None` (there is one `null`), maps need
+/// string (or integer) keys, and a struct and a map are the same thing.
 ///
 /// ```
 /// use braincache_core::{Codec, Json};
@@ -234,6 +240,9 @@ impl Codec for Postcard {
 /// assert_eq!(Json.encode(&vec![1, 2]).unwrap(), b"[1,2]");
 /// let v: Option<u8> = Json.decode(b"null").unwrap();
 /// assert_eq!(v, None);
+/// assert_eq!(Json.encode(&[f64::NAN, f64::NEG_INFINITY]).unwrap(), b"[NaN,-Infinity]");
+/// let back: Vec<f64> = Json.decode(b"[Infinity, 1.5]").unwrap();
+/// assert_eq!(back, [f64::INFINITY, 1.5]);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json;
@@ -243,12 +252,29 @@ impl Codec for Json {
     const ID: CodecId = CodecId::JSON;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        serde_json::to_vec(value).map_err(|e| CodecError::new(Self::NAME, e))
+        let mut out = Vec::new();
+        adapt::Wrap::new(value, adapt::NonFinite::default())
+            .serialize(&mut serde_json::Serializer::new(&mut out))
+            .map_err(|e| CodecError::new(Self::NAME, e))?;
+        Ok(adapt::NonFinite::finish(out))
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        serde_json::from_slice(bytes).map_err(|e| CodecError::new(Self::NAME, e))
+        match serde_json::from_slice(bytes) {
+            Ok(value) => Ok(value),
+            Err(e) => match std::str::from_utf8(bytes) {
+                Ok(text) if has_non_finite(text) => {
+                    json5::from_str(text).map_err(|e| CodecError::new(Self::NAME, e))
+                }
+                _ => Err(CodecError::new(Self::NAME, e)),
+            },
+        }
     }
+}
+
+/// True when `text` may hold Python's `NaN`, `Infinity` or `-Infinity` tokens.
+fn has_non_finite(text: &str) -> bool {
+    text.contains("NaN") || text.contains("Infinity")
 }
 
 /// bincode 2.0.1 with its standard configuration, for data already encoded with bincode.
@@ -412,6 +438,11 @@ mod msgpack_tests {
         rt(f64::INFINITY);
         rt(f64::NEG_INFINITY);
         rt(((), 'é', -0.0f64, f32::MIN_POSITIVE));
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct W(Option<u8>);
+        rt(Some(W(None)));
+        rt(vec![Some(W(Some(5))), Some(W(None)), None]);
+        rt(Some(Some(W(None))));
         let nan: f64 = MsgPack.decode(&MsgPack.encode(&f64::NAN).unwrap()).unwrap();
         assert!(nan.is_nan());
     }
@@ -465,6 +496,27 @@ mod msgpack_tests {
         assert!(MsgPack.decode::<u8>(&[1, 2]).is_err());
         assert!(MsgPack.decode::<String>(&[0xc1]).is_err());
         assert!(MsgPack.decode::<u8>(&[]).is_err());
+    }
+
+    #[test]
+    fn json_writes_and_reads_pythons_non_finite_floats() {
+        let v = vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5];
+        let text = Json.encode(&v).unwrap();
+        assert_eq!(text, b"[NaN,Infinity,-Infinity,1.5]");
+        let back: Vec<f64> = Json.decode(&text).unwrap();
+        assert!(back[0].is_nan());
+        assert_eq!(back[1..], v[1..]);
+        let m = BTreeMap::from([("x".to_string(), f32::NAN)]);
+        assert_eq!(Json.encode(&m).unwrap(), br#"{"x":NaN}"#);
+        let back: serde_json::Value = Json
+            .decode(br#"{"a": [NaN, "NaN", 1]}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back["a"][1], "NaN");
+        // The marker is reserved; strings that look like tokens are strings.
+        assert!(Json.encode("~braincache:non-finite~NaN").is_err());
+        assert_eq!(Json.encode("NaN").unwrap(), br#""NaN""#);
+        assert!(Json.decode::<f64>(b"NaNa").is_err());
+        assert!(Json.decode::<String>(b"NaN").is_err());
     }
 
     #[test]

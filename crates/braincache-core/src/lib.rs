@@ -73,6 +73,7 @@ mod codec;
 mod error;
 mod record;
 mod time;
+pub mod wire;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

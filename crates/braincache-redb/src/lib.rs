@@ -85,7 +85,7 @@ mod writer;
 
 pub use format::FORMAT_VERSION;
 
-use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
+use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use reader::{Reader, Snapshot};
 use redb::{
@@ -266,7 +266,7 @@ impl fmt::Debug for RedbBackend {
 }
 
 impl Backend for RedbBackend {
-    type Codec = Postcard;
+    type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         self.guarded(Some(key), || {

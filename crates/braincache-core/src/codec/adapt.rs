@@ -1,13 +1,15 @@
-//! `Option<Option<T>>` for MessagePack.
+//! Serde adapters that fix what a format cannot say.
 //!
-//! MessagePack has one `nil`, and rmp-serde writes `Some(v)` as `v`, so `None` and `Some(None)`
+//! - [`NestedOption`], for MessagePack: MessagePack has one `nil`, and rmp-serde writes `Some(v)` as `v`, so `None` and `Some(None)`
 //! are the same bytes. This module wraps rmp-serde's serializer and deserializer so that a `None`
-//! inside `n >= 1` `Some`s is written as one extension value `[0xd4, EXT_TYPE, n]` (fixext 1)
-//! and read back as `Some^n(None)`. Everything else passes through unchanged: the bytes of a
-//! value without nested options are plain rmp-serde output.
-//!
-//! Reading needs to look at the next bytes before rmp-serde does, so the input is shared between
-//! rmp-serde's reader and the wrappers through a [`Cursor`].
+//!   inside `n >= 1` `Some`s is written as one extension value `[0xd4, EXT_TYPE, n]` (fixext 1)
+//!   and read back as `Some^n(None)`. Everything else passes through unchanged: the bytes of a
+//!   value without nested options are plain rmp-serde output. Reading needs to look at the next
+//!   bytes before rmp-serde does, so the input is shared between rmp-serde's reader and the
+//!   wrappers through a [`Cursor`].
+//! - [`NonFinite`], for JSON: serde_json writes NaN and the infinities as `null`. The adapter
+//!   writes them as marker strings that [`NonFinite::finish`] turns into Python's `NaN`,
+//!   `Infinity` and `-Infinity` tokens.
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 use serde::ser::{self, Serialize, Serializer};
@@ -23,24 +25,168 @@ const FIXEXT1: u8 = 0xd4;
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/// A value to serialize, inside `somes` `Some`s whose `None` must stay distinct.
-pub(super) struct Wrap<'a, T: ?Sized> {
-    value: &'a T,
-    somes: u8,
-}
-
-impl<'a, T: ?Sized> Wrap<'a, T> {
-    pub(super) fn new(value: &'a T) -> Self {
-        Wrap { value, somes: 0 }
+/// What an adapter changes in serialization; the state is what it knows of the position.
+pub(super) trait Hook: Copy {
+    /// The state for a child value (an element, a field, a map value).
+    fn child(self) -> Self;
+    /// The state for a map key.
+    fn key(self) -> Self {
+        self.child()
+    }
+    /// Writes `None`.
+    fn none<S: Serializer>(self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_none()
+    }
+    /// The state inside a `Some`.
+    fn some<E: ser::Error>(self) -> Result<Self, E> {
+        Ok(self.child())
+    }
+    /// Writes an `f64`.
+    fn f64<S: Serializer>(self, s: S, v: f64) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(v)
+    }
+    /// Writes an `f32`.
+    fn f32<S: Serializer>(self, s: S, v: f32) -> Result<S::Ok, S::Error> {
+        s.serialize_f32(v)
+    }
+    /// Writes a string.
+    fn str<S: Serializer>(self, s: S, v: &str) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+    /// Writes a `char`.
+    fn char<S: Serializer>(self, s: S, v: char) -> Result<S::Ok, S::Error> {
+        s.serialize_char(v)
     }
 }
 
-impl<T: Serialize + ?Sized> Serialize for Wrap<'_, T> {
+/// A value to serialize through the adapter `H`.
+pub(super) struct Wrap<'a, T: ?Sized, H> {
+    value: &'a T,
+    hook: H,
+}
+
+impl<'a, T: ?Sized, H> Wrap<'a, T, H> {
+    pub(super) fn new(value: &'a T, hook: H) -> Self {
+        Wrap { value, hook }
+    }
+}
+
+impl<T: Serialize + ?Sized, H: Hook> Serialize for Wrap<'_, T, H> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.value.serialize(Ser {
             inner: s,
-            somes: self.somes,
+            hook: self.hook,
         })
+    }
+}
+
+/// The state of [`NestedOption`]: how many `Some`s directly around the value.
+#[derive(Clone, Copy, Default)]
+pub(super) struct NestedOption {
+    somes: u8,
+}
+
+impl Hook for NestedOption {
+    fn child(self) -> Self {
+        NestedOption { somes: 0 }
+    }
+
+    fn none<S: Serializer>(self, s: S) -> Result<S::Ok, S::Error> {
+        if self.somes == 0 {
+            s.serialize_none()
+        } else {
+            s.serialize_newtype_struct(
+                rmp_serde::MSGPACK_EXT_STRUCT_NAME,
+                &(EXT_TYPE, ExtBody(self.somes)),
+            )
+        }
+    }
+
+    fn some<E: ser::Error>(self) -> Result<Self, E> {
+        let somes = self
+            .somes
+            .checked_add(1)
+            .ok_or_else(|| E::custom("more than 255 nested `Option`s cannot be encoded"))?;
+        Ok(NestedOption { somes })
+    }
+}
+
+/// The state of [`NonFinite`]: whether the value is a map key (keys are left to serde_json).
+#[derive(Clone, Copy, Default)]
+pub(super) struct NonFinite {
+    in_key: bool,
+}
+
+/// Marks a string as standing for a non-finite float. No escape serde_json writes contains `~`,
+/// so the marker appears in the output only where a string holding it was written, and strings
+/// holding it are refused.
+const NON_FINITE: &str = "~braincache:non-finite~";
+
+impl NonFinite {
+    fn special<S: Serializer>(self, s: S, v: f64) -> Result<S::Ok, S::Error> {
+        let token = if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
+        s.serialize_str(&format!("{NON_FINITE}{token}"))
+    }
+
+    /// Turns the marker strings of serde_json's `out` into `NaN`, `Infinity` and `-Infinity`.
+    pub(super) fn finish(out: Vec<u8>) -> Vec<u8> {
+        let marker = NON_FINITE.as_bytes();
+        if !out.windows(marker.len()).any(|w| w == marker) {
+            return out;
+        }
+        let mut fixed = Vec::with_capacity(out.len());
+        let mut rest = &out[..];
+        while let Some(at) = rest.windows(marker.len()).position(|w| w == marker) {
+            // `"` + marker + token + `"`: keep what precedes the quote, write the bare token.
+            fixed.extend_from_slice(&rest[..at - 1]);
+            let after = &rest[at + marker.len()..];
+            let end = after.iter().position(|&b| b == b'"').unwrap_or(after.len());
+            fixed.extend_from_slice(&after[..end]);
+            rest = after.get(end + 1..).unwrap_or_default();
+        }
+        fixed.extend_from_slice(rest);
+        fixed
+    }
+}
+
+impl Hook for NonFinite {
+    fn child(self) -> Self {
+        NonFinite { in_key: false }
+    }
+
+    fn key(self) -> Self {
+        NonFinite { in_key: true }
+    }
+
+    fn f64<S: Serializer>(self, s: S, v: f64) -> Result<S::Ok, S::Error> {
+        if v.is_finite() || self.in_key {
+            s.serialize_f64(v)
+        } else {
+            self.special(s, v)
+        }
+    }
+
+    fn f32<S: Serializer>(self, s: S, v: f32) -> Result<S::Ok, S::Error> {
+        if v.is_finite() || self.in_key {
+            s.serialize_f32(v)
+        } else {
+            self.special(s, f64::from(v))
+        }
+    }
+
+    fn str<S: Serializer>(self, s: S, v: &str) -> Result<S::Ok, S::Error> {
+        if v.contains(NON_FINITE) {
+            return Err(ser::Error::custom(format_args!(
+                "strings containing {NON_FINITE:?} are reserved"
+            )));
+        }
+        s.serialize_str(v)
     }
 }
 
@@ -53,14 +199,9 @@ impl Serialize for ExtBody {
     }
 }
 
-struct Ser<S> {
+struct Ser<S, H> {
     inner: S,
-    somes: u8,
-}
-
-/// Wraps a child value: a child starts outside any `Some`.
-fn child<T: ?Sized>(value: &T) -> Wrap<'_, T> {
-    Wrap::new(value)
+    hook: H,
 }
 
 macro_rules! forward_ser {
@@ -71,16 +212,16 @@ macro_rules! forward_ser {
     };
 }
 
-impl<S: Serializer> Serializer for Ser<S> {
+impl<S: Serializer, H: Hook> Serializer for Ser<S, H> {
     type Ok = S::Ok;
     type Error = S::Error;
-    type SerializeSeq = Compound<S::SerializeSeq>;
-    type SerializeTuple = Compound<S::SerializeTuple>;
-    type SerializeTupleStruct = Compound<S::SerializeTupleStruct>;
-    type SerializeTupleVariant = Compound<S::SerializeTupleVariant>;
-    type SerializeMap = Compound<S::SerializeMap>;
-    type SerializeStruct = Compound<S::SerializeStruct>;
-    type SerializeStructVariant = Compound<S::SerializeStructVariant>;
+    type SerializeSeq = Compound<S::SerializeSeq, H>;
+    type SerializeTuple = Compound<S::SerializeTuple, H>;
+    type SerializeTupleStruct = Compound<S::SerializeTupleStruct, H>;
+    type SerializeTupleVariant = Compound<S::SerializeTupleVariant, H>;
+    type SerializeMap = Compound<S::SerializeMap, H>;
+    type SerializeStruct = Compound<S::SerializeStruct, H>;
+    type SerializeStructVariant = Compound<S::SerializeStructVariant, H>;
 
     forward_ser! {
         serialize_bool(v: bool);
@@ -94,32 +235,35 @@ impl<S: Serializer> Serializer for Ser<S> {
         serialize_u32(v: u32);
         serialize_u64(v: u64);
         serialize_u128(v: u128);
-        serialize_f32(v: f32);
-        serialize_f64(v: f64);
-        serialize_char(v: char);
-        serialize_str(v: &str);
         serialize_bytes(v: &[u8]);
         serialize_unit();
         serialize_unit_struct(name: &'static str);
         serialize_unit_variant(name: &'static str, index: u32, variant: &'static str);
     }
 
+    fn serialize_f32(self, v: f32) -> Result<S::Ok, S::Error> {
+        self.hook.f32(self.inner, v)
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<S::Ok, S::Error> {
+        self.hook.f64(self.inner, v)
+    }
+
+    fn serialize_char(self, v: char) -> Result<S::Ok, S::Error> {
+        self.hook.char(self.inner, v)
+    }
+
+    fn serialize_str(self, v: &str) -> Result<S::Ok, S::Error> {
+        self.hook.str(self.inner, v)
+    }
+
     fn serialize_none(self) -> Result<S::Ok, S::Error> {
-        if self.somes == 0 {
-            self.inner.serialize_none()
-        } else {
-            self.inner.serialize_newtype_struct(
-                rmp_serde::MSGPACK_EXT_STRUCT_NAME,
-                &(EXT_TYPE, ExtBody(self.somes)),
-            )
-        }
+        self.hook.none(self.inner)
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
-        let somes = self.somes.checked_add(1).ok_or_else(|| {
-            ser::Error::custom("more than 255 nested `Option`s cannot be encoded")
-        })?;
-        self.inner.serialize_some(&Wrap { value, somes })
+        let hook = self.hook.some()?;
+        self.inner.serialize_some(&Wrap { value, hook })
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -127,7 +271,8 @@ impl<S: Serializer> Serializer for Ser<S> {
         name: &'static str,
         value: &T,
     ) -> Result<S::Ok, S::Error> {
-        self.inner.serialize_newtype_struct(name, &child(value))
+        self.inner
+            .serialize_newtype_struct(name, &Wrap::new(value, self.hook))
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -137,16 +282,24 @@ impl<S: Serializer> Serializer for Ser<S> {
         variant: &'static str,
         value: &T,
     ) -> Result<S::Ok, S::Error> {
-        self.inner
-            .serialize_newtype_variant(name, index, variant, &child(value))
+        self.inner.serialize_newtype_variant(
+            name,
+            index,
+            variant,
+            &Wrap::new(value, self.hook.child()),
+        )
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
-        self.inner.serialize_seq(len).map(Compound)
+        self.inner
+            .serialize_seq(len)
+            .map(|c| Compound(c, self.hook.child()))
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
-        self.inner.serialize_tuple(len).map(Compound)
+        self.inner
+            .serialize_tuple(len)
+            .map(|c| Compound(c, self.hook.child()))
     }
 
     fn serialize_tuple_struct(
@@ -154,7 +307,9 @@ impl<S: Serializer> Serializer for Ser<S> {
         name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleStruct, S::Error> {
-        self.inner.serialize_tuple_struct(name, len).map(Compound)
+        self.inner
+            .serialize_tuple_struct(name, len)
+            .map(|c| Compound(c, self.hook.child()))
     }
 
     fn serialize_tuple_variant(
@@ -166,11 +321,13 @@ impl<S: Serializer> Serializer for Ser<S> {
     ) -> Result<Self::SerializeTupleVariant, S::Error> {
         self.inner
             .serialize_tuple_variant(name, index, variant, len)
-            .map(Compound)
+            .map(|c| Compound(c, self.hook.child()))
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
-        self.inner.serialize_map(len).map(Compound)
+        self.inner
+            .serialize_map(len)
+            .map(|c| Compound(c, self.hook.child()))
     }
 
     fn serialize_struct(
@@ -178,7 +335,9 @@ impl<S: Serializer> Serializer for Ser<S> {
         name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStruct, S::Error> {
-        self.inner.serialize_struct(name, len).map(Compound)
+        self.inner
+            .serialize_struct(name, len)
+            .map(|c| Compound(c, self.hook.child()))
     }
 
     fn serialize_struct_variant(
@@ -190,7 +349,7 @@ impl<S: Serializer> Serializer for Ser<S> {
     ) -> Result<Self::SerializeStructVariant, S::Error> {
         self.inner
             .serialize_struct_variant(name, index, variant, len)
-            .map(Compound)
+            .map(|c| Compound(c, self.hook.child()))
     }
 
     fn is_human_readable(&self) -> bool {
@@ -199,67 +358,67 @@ impl<S: Serializer> Serializer for Ser<S> {
 }
 
 /// A sequence, tuple, map or struct being written: each element is wrapped.
-struct Compound<C>(C);
+struct Compound<C, H>(C, H);
 
-impl<C: ser::SerializeSeq> ser::SerializeSeq for Compound<C> {
+impl<C: ser::SerializeSeq, H: Hook> ser::SerializeSeq for Compound<C, H> {
     type Ok = C::Ok;
     type Error = C::Error;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&child(v))
+        self.0.serialize_element(&Wrap::new(v, self.1))
     }
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()
     }
 }
 
-impl<C: ser::SerializeTuple> ser::SerializeTuple for Compound<C> {
+impl<C: ser::SerializeTuple, H: Hook> ser::SerializeTuple for Compound<C, H> {
     type Ok = C::Ok;
     type Error = C::Error;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&child(v))
+        self.0.serialize_element(&Wrap::new(v, self.1))
     }
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()
     }
 }
 
-impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for Compound<C> {
+impl<C: ser::SerializeTupleStruct, H: Hook> ser::SerializeTupleStruct for Compound<C, H> {
     type Ok = C::Ok;
     type Error = C::Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&child(v))
+        self.0.serialize_field(&Wrap::new(v, self.1))
     }
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()
     }
 }
 
-impl<C: ser::SerializeTupleVariant> ser::SerializeTupleVariant for Compound<C> {
+impl<C: ser::SerializeTupleVariant, H: Hook> ser::SerializeTupleVariant for Compound<C, H> {
     type Ok = C::Ok;
     type Error = C::Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&child(v))
+        self.0.serialize_field(&Wrap::new(v, self.1))
     }
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()
     }
 }
 
-impl<C: ser::SerializeMap> ser::SerializeMap for Compound<C> {
+impl<C: ser::SerializeMap, H: Hook> ser::SerializeMap for Compound<C, H> {
     type Ok = C::Ok;
     type Error = C::Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), C::Error> {
-        self.0.serialize_key(&child(k))
+        self.0.serialize_key(&Wrap::new(k, self.1.key()))
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_value(&child(v))
+        self.0.serialize_value(&Wrap::new(v, self.1))
     }
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()
     }
 }
 
-impl<C: ser::SerializeStruct> ser::SerializeStruct for Compound<C> {
+impl<C: ser::SerializeStruct, H: Hook> ser::SerializeStruct for Compound<C, H> {
     type Ok = C::Ok;
     type Error = C::Error;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -267,7 +426,7 @@ impl<C: ser::SerializeStruct> ser::SerializeStruct for Compound<C> {
         key: &'static str,
         v: &T,
     ) -> Result<(), C::Error> {
-        self.0.serialize_field(key, &child(v))
+        self.0.serialize_field(key, &Wrap::new(v, self.1))
     }
     fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
         self.0.skip_field(key)
@@ -277,7 +436,7 @@ impl<C: ser::SerializeStruct> ser::SerializeStruct for Compound<C> {
     }
 }
 
-impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for Compound<C> {
+impl<C: ser::SerializeStructVariant, H: Hook> ser::SerializeStructVariant for Compound<C, H> {
     type Ok = C::Ok;
     type Error = C::Error;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -285,7 +444,7 @@ impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for Compound<C>
         key: &'static str,
         v: &T,
     ) -> Result<(), C::Error> {
-        self.0.serialize_field(key, &child(v))
+        self.0.serialize_field(key, &Wrap::new(v, self.1))
     }
     fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
         self.0.skip_field(key)
@@ -399,9 +558,17 @@ impl<'de, E: de::Error> Deserializer<'de> for NestedNone<E> {
         }
     }
 
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, E> {
+        visitor.visit_newtype_struct(self)
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        bytes byte_buf option unit unit_struct seq tuple
         tuple_struct map struct enum identifier ignored_any
     }
 }
@@ -409,7 +576,7 @@ impl<'de, E: de::Error> Deserializer<'de> for NestedNone<E> {
 macro_rules! forward_de {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
         $(fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
-            self.inner.$method($($arg,)* Wrapped { inner: visitor, peek: self.peek })
+            self.inner.$method($($arg,)* Wrapped { inner: visitor, peek: self.peek, marker_taken: self.marker_taken })
         })*
     };
 }
@@ -427,6 +594,7 @@ impl<'de, 'p, D: Deserializer<'de>> Deserializer<'de> for De<'p, D> {
         self.inner.deserialize_any(Wrapped {
             inner: visitor,
             peek: self.peek,
+            marker_taken: self.marker_taken,
         })
     }
 
@@ -440,6 +608,7 @@ impl<'de, 'p, D: Deserializer<'de>> Deserializer<'de> for De<'p, D> {
         self.inner.deserialize_option(Wrapped {
             inner: visitor,
             peek: self.peek,
+            marker_taken: self.marker_taken,
         })
     }
 
@@ -481,10 +650,12 @@ impl<'de, 'p, D: Deserializer<'de>> Deserializer<'de> for De<'p, D> {
 }
 
 /// A wrapped visitor: whatever rmp-serde hands it (a deserializer, a sequence, a map, an enum)
-/// is wrapped in turn.
+/// is wrapped in turn. `marker_taken` is that of the deserializer it was given to: a newtype
+/// struct's content is the same value.
 struct Wrapped<'p, V> {
     inner: V,
     peek: &'p dyn Peek,
+    marker_taken: bool,
 }
 
 impl<'p, V> Wrapped<'p, V> {
@@ -550,7 +721,7 @@ impl<'de, 'p, V: Visitor<'de>> Visitor<'de> for Wrapped<'p, V> {
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
-        let de = self.de(d, false);
+        let de = self.de(d, self.marker_taken);
         self.inner.visit_newtype_struct(de)
     }
 
@@ -612,6 +783,7 @@ impl<'p, A> Access<'p, A> {
         Wrapped {
             inner,
             peek: self.peek,
+            marker_taken: false,
         }
     }
 }
