@@ -179,6 +179,63 @@ impl Codec for MsgPack {
     }
 }
 
+impl MsgPack {
+    /// The JSON text of the MessagePack value in `bytes`, as [`Json`] writes it, so that a value
+    /// [`MsgPack`] encoded reads back from it as the same typed value through [`Json`] (a
+    /// redb cache exported to the file backend's format stays readable).
+    ///
+    /// # Errors
+    /// When `bytes` are not one MessagePack value, or hold what JSON cannot say: a `None` nested
+    /// in a `Some`, other extension values, map keys that are not strings or numbers.
+    ///
+    /// ```
+    /// use braincache_core::{Codec, Json, MsgPack};
+    /// use std::collections::BTreeMap;
+    ///
+    /// let v = BTreeMap::from([(1u32, vec![f64::NAN])]);
+    /// let json = MsgPack.to_json(&MsgPack.encode(&v).unwrap()).unwrap();
+    /// assert_eq!(json, br#"{"1":[NaN]}"#);
+    /// let back: BTreeMap<u32, Vec<f64>> = Json.decode(&json).unwrap();
+    /// assert!(back[&1][0].is_nan());
+    /// assert!(MsgPack.to_json(&MsgPack.encode(&Some(None::<u8>)).unwrap()).is_err());
+    /// ```
+    pub fn to_json(&self, bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let cursor = adapt::Cursor::new(bytes);
+        let mut de = rmp_serde::Deserializer::new(adapt::Reader(&cursor));
+        let json = Json.encode(&Transcoded(std::cell::RefCell::new(Some((&mut de, &cursor)))))?;
+        if cursor.saw_extension() {
+            return Err(CodecError::new(
+                Self::NAME,
+                "the value holds an extension value (such as a `None` nested in a `Some`), which \
+                 JSON cannot hold",
+            ));
+        }
+        match cursor.remaining() {
+            0 => Ok(json),
+            n => Err(CodecError::new(
+                Self::NAME,
+                format_args!("{n} trailing bytes after the value"),
+            )),
+        }
+    }
+}
+
+/// A MessagePack value being transcoded, as a `Serialize` value (serialized once).
+struct Transcoded<'a, 'c, 'b, R>(
+    std::cell::RefCell<Option<(&'a mut rmp_serde::Deserializer<R>, &'c adapt::Cursor<'b>)>>,
+);
+
+impl<R: rmp_serde::decode::ReadSlice<'static>> Serialize for Transcoded<'_, '_, '_, R> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (de, cursor) = self
+            .0
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| serde::ser::Error::custom("a value can be transcoded once"))?;
+        adapt::transcode(de, cursor, s)
+    }
+}
+
 /// [postcard](https://docs.rs/postcard): the most compact and fastest codec, opt-in (the default
 /// binary codec is [`MsgPack`]).
 ///

@@ -18,7 +18,7 @@
 //! No other table may exist in a braincache file: a file with other tables belongs to someone
 //! else, and is refused rather than written to.
 
-use braincache_core::{CodecId, Error, Record, Result, Timestamp, wire};
+use braincache_core::{Codec, CodecId, Error, MsgPack, Record, Result, Timestamp, wire};
 use redb::TableDefinition;
 
 /// key → header + value.
@@ -94,6 +94,32 @@ pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<Record> {
         h.deadline.map(Timestamp::from_unix_nanos),
     )
     .with_codec(h.codec))
+}
+
+/// The value of `record` as JSON text, for exporting a redb cache to the file backend's format
+/// (`braincache export`): `Some` when the record was written with the [`MsgPack`] codec (the
+/// redb backend's default, also assumed for a record stating no codec) and JSON can hold the
+/// value exactly (see [`MsgPack::to_json`]). `FileBackend` with its default `Json` codec reads
+/// that text back as the same typed value, NaN and the infinities included.
+///
+/// `None` for records of other codecs (postcard, among them every record of braincache 0.1) and
+/// for values JSON cannot hold (a `None` nested in a `Some`, maps with keys that are not strings
+/// or numbers): export those as bytes with their codec id.
+///
+/// ```
+/// use braincache_core::{Codec, MsgPack, Postcard, Record};
+///
+/// let r = Record::new(MsgPack.encode(&(1u8, "two")).unwrap(), None).with_codec(Some(MsgPack::ID));
+/// assert_eq!(braincache_redb::value_as_json(&r).unwrap(), br#"[1,"two"]"#);
+/// let r = Record::new(Postcard.encode(&1u8).unwrap(), None).with_codec(Some(Postcard::ID));
+/// assert_eq!(braincache_redb::value_as_json(&r), None);
+/// ```
+#[must_use]
+pub fn value_as_json(record: &Record) -> Option<Vec<u8>> {
+    if record.codec.is_some_and(|c| c != MsgPack::ID) {
+        return None;
+    }
+    MsgPack.to_json(&record.value).ok()
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ mod format;
 mod reader;
 mod writer;
 
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, value_as_json};
 
 use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};

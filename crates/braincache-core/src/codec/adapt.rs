@@ -460,13 +460,21 @@ impl<C: ser::SerializeStructVariant, H: Hook> ser::SerializeStructVariant for Co
 /// The unread input, shared by rmp-serde's reader and the wrappers that peek at it.
 pub(super) struct Cursor<'b> {
     rest: Cell<&'b [u8]>,
+    /// Set when an extension value was read (a nested `None`, or another extension type).
+    saw_extension: Cell<bool>,
 }
 
 impl<'b> Cursor<'b> {
     pub(super) fn new(bytes: &'b [u8]) -> Self {
         Cursor {
             rest: Cell::new(bytes),
+            saw_extension: Cell::new(false),
         }
+    }
+
+    /// True when an extension value was read: JSON has nothing to say it with.
+    pub(super) fn saw_extension(&self) -> bool {
+        self.saw_extension.get()
     }
 
     /// How many bytes are left.
@@ -492,6 +500,9 @@ impl io::Read for Reader<'_, '_> {
 trait Peek {
     /// The `n` of a nested-`None` extension value at the front of the input, consuming it.
     fn take_nested_none(&self) -> Option<u8>;
+    /// Notes that a newtype struct was visited: read through `deserialize_any`, as when
+    /// transcoding, only extension values are.
+    fn newtype_visited(&self);
 }
 
 impl Peek for Cursor<'_> {
@@ -500,11 +511,30 @@ impl Peek for Cursor<'_> {
             [FIXEXT1, ty, n, rest @ ..] if *ty as i8 == EXT_TYPE && *n > 0 => {
                 let n = *n;
                 self.rest.set(rest);
+                self.saw_extension.set(true);
                 Some(n)
             }
             _ => None,
         }
     }
+
+    fn newtype_visited(&self) {
+        self.saw_extension.set(true);
+    }
+}
+
+/// Writes the value rmp-serde's deserializer `de` reads (from `cursor`) to `s`, as it is.
+pub(super) fn transcode<'de, D, S>(de: D, cursor: &Cursor<'_>, s: S) -> Result<S::Ok, S::Error>
+where
+    D: Deserializer<'de>,
+    S: Serializer,
+{
+    serde_transcode::Transcoder::new(De {
+        inner: de,
+        peek: cursor,
+        marker_taken: false,
+    })
+    .serialize(s)
 }
 
 /// Deserializes a `T` from rmp-serde's deserializer `de`, which reads from `cursor`.
@@ -721,6 +751,7 @@ impl<'de, 'p, V: Visitor<'de>> Visitor<'de> for Wrapped<'p, V> {
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        self.peek.newtype_visited();
         let de = self.de(d, self.marker_taken);
         self.inner.visit_newtype_struct(de)
     }
