@@ -6,7 +6,7 @@
 //! `BRAINCACHE_REQUIRE_REDIS=1`).
 
 use braincache::BrainCache;
-use braincache::backend::{Backend, FileBackend, MemoryBackend, RedbBackend, Record};
+use braincache::backend::{Backend, FileBackend, MemoryBackend, Record, RedbBackend};
 use braincache::core::{Codec, CodecId, MsgPack, Postcard};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -110,7 +110,10 @@ macro_rules! table {
 
 /// The values JSON can hold (the file backend's own codec): every kind of enum, flatten,
 /// `serde_json::Value`, 128-bit integers, and Python's non-finite floats.
-fn json_table<B: Backend, C: Codec>(writer: &BrainCache<B, C>, reader: impl FnOnce() -> BrainCache<B, C>) {
+fn json_table<B: Backend, C: Codec>(
+    writer: &BrainCache<B, C>,
+    reader: impl FnOnce() -> BrainCache<B, C>,
+) {
     table!(writer, reader();
         "value" => serde_json::json!({"a": [1, -2, 2.5, null, true, "s", {"b": []}], "big": u64::MAX}),
         "untagged-number" => Untagged::Number(7),
@@ -165,7 +168,16 @@ fn wrong_types<B: Backend, C: Codec>(cache: &BrainCache<B, C>) {
     cache.set("string", "text", None).unwrap();
     let e = cache.get::<Vec<u8>>("string").unwrap_err();
     assert!(e.is_decode(), "{e}");
-    cache.set("user", &User { id: 1, name: "a".into() }, None).unwrap();
+    cache
+        .set(
+            "user",
+            &User {
+                id: 1,
+                name: "a".into(),
+            },
+            None,
+        )
+        .unwrap();
     let e = cache.get::<(u32, String)>("user").unwrap_err();
     assert!(e.is_decode(), "{e}");
     cache.set("u32", &1234u32, None).unwrap();
@@ -229,7 +241,9 @@ fn redb_holds_the_whole_data_model_across_handles() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.redb");
     let cache = BrainCache::new(RedbBackend::open(&path).unwrap());
-    full_table(&cache, || BrainCache::new(RedbBackend::open(&path).unwrap()));
+    full_table(&cache, || {
+        BrainCache::new(RedbBackend::open(&path).unwrap())
+    });
     wrong_types(&cache);
     let postcard = BrainCache::builder(RedbBackend::open(&path).unwrap())
         .codec(Postcard)
@@ -242,7 +256,9 @@ fn file_holds_the_json_data_model_with_its_default_codec() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.json");
     let cache = BrainCache::new(FileBackend::open(&path).unwrap());
-    json_table(&cache, || BrainCache::new(FileBackend::open(&path).unwrap()));
+    json_table(&cache, || {
+        BrainCache::new(FileBackend::open(&path).unwrap())
+    });
     wrong_types(&cache);
     let msgpack = BrainCache::builder(FileBackend::open(&path).unwrap())
         .codec(MsgPack)
@@ -275,14 +291,124 @@ fn postcard_stays_available_as_an_opt_in_codec() {
     let cache = BrainCache::builder(RedbBackend::open(&path).unwrap())
         .codec(Postcard)
         .build();
-    cache.set("user", &User { id: 1, name: "a".into() }, None).unwrap();
+    cache
+        .set(
+            "user",
+            &User {
+                id: 1,
+                name: "a".into(),
+            },
+            None,
+        )
+        .unwrap();
     assert_eq!(
         cache.get::<User>("user").unwrap(),
-        Some(User { id: 1, name: "a".into() })
+        Some(User {
+            id: 1,
+            name: "a".into()
+        })
     );
     let stored = cache.backend().get("user").unwrap().unwrap();
     assert_eq!(stored.codec, Some(CodecId::POSTCARD));
     assert_eq!(Postcard.decode::<User>(&stored.value).unwrap().id, 1);
+}
+
+/// `braincache export` of a redb cache reads back typed through `FileBackend` and its default
+/// `Json` codec wherever JSON can hold the value; the rest keep their codec id and are refused
+/// as another codec's, never read as another value.
+#[test]
+fn a_redb_cache_exported_as_json_reads_back_typed_through_the_file_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb = BrainCache::new(RedbBackend::open(dir.path().join("cache.redb")).unwrap());
+    let user = User {
+        id: 7,
+        name: "Ada".into(),
+    };
+    redb.set("user", &user, None).unwrap();
+    redb.set("value", &serde_json::json!({"a": [1, null, "x"]}), None)
+        .unwrap();
+    redb.set(
+        "internal",
+        &Internal::Named {
+            name: "n".into(),
+            extra: Some(1),
+        },
+        None,
+    )
+    .unwrap();
+    redb.set("untagged", &Untagged::Text("t".into()), None)
+        .unwrap();
+    redb.set("floats", &vec![Float(f64::NAN), Float(f64::INFINITY)], None)
+        .unwrap();
+    redb.set("int-keys", &BTreeMap::from([(3u32, 'c')]), None)
+        .unwrap();
+    redb.set("some-none", &Some(None::<u8>), None).unwrap();
+    redb.set("tuple-keys", &BTreeMap::from([((1u8, 2u8), 3u8)]), None)
+        .unwrap();
+    let postcard = BrainCache::builder(RedbBackend::open(dir.path().join("cache.redb")).unwrap())
+        .codec(Postcard)
+        .build();
+    postcard.set("postcard", &5u32, None).unwrap();
+    drop((redb, postcard));
+
+    // What `braincache export` writes, entry by entry.
+    let out = dir.path().join("export.json");
+    let file = FileBackend::open(&out).unwrap();
+    for (key, record) in RedbBackend::read_entries(dir.path().join("cache.redb")).unwrap() {
+        let exported = match braincache_redb::value_as_json(&record) {
+            Some(json) => Record::new(json, record.expires_at),
+            None => record,
+        };
+        file.set(&key, exported).unwrap();
+    }
+    drop(file);
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains(r#""user": {"value": {"id":7,"name":"Ada"}, "expire_at": null}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""floats": {"value": [NaN,Infinity], "expire_at": null}"#),
+        "{text}"
+    );
+    let json = BrainCache::new(FileBackend::open(&out).unwrap());
+    assert_eq!(json.get::<User>("user").unwrap(), Some(user));
+    assert_eq!(
+        json.get::<serde_json::Value>("value").unwrap(),
+        Some(serde_json::json!({"a": [1, null, "x"]}))
+    );
+    assert_eq!(
+        json.get::<Internal>("internal").unwrap(),
+        Some(Internal::Named {
+            name: "n".into(),
+            extra: Some(1)
+        })
+    );
+    assert_eq!(
+        json.get::<Untagged>("untagged").unwrap(),
+        Some(Untagged::Text("t".into()))
+    );
+    assert_eq!(
+        json.get::<Vec<Float>>("floats").unwrap(),
+        Some(vec![Float(f64::NAN), Float(f64::INFINITY)])
+    );
+    assert_eq!(
+        json.get::<BTreeMap<u32, char>>("int-keys").unwrap(),
+        Some(BTreeMap::from([(3, 'c')]))
+    );
+    for key in ["some-none", "tuple-keys", "postcard"] {
+        let e = json.get::<serde_json::Value>(key).unwrap_err();
+        assert!(e.is_codec_mismatch(), "{key}: {e}");
+    }
+    // Opened with their codec, they read as what was written.
+    let msgpack = BrainCache::builder(FileBackend::open(&out).unwrap())
+        .codec(MsgPack)
+        .build();
+    assert_eq!(
+        msgpack.get::<Option<Option<u8>>>("some-none").unwrap(),
+        Some(Some(None))
+    );
 }
 
 #[cfg(feature = "redis")]

@@ -162,8 +162,10 @@ impl<W: Write> Document<W> {
             }
             // The tagged form the file backend reads back as these bytes (see `FORMAT.md`).
             ValueForm::Coded(codec) => out.write_all(
-                FileBackend::record_json(&Record::new(value.to_vec(), None).with_codec(Some(codec)))
-                    .as_bytes(),
+                FileBackend::record_json(
+                    &Record::new(value.to_vec(), None).with_codec(Some(codec)),
+                )
+                .as_bytes(),
             )?,
         }
         out.write_all(b", \"expire_at\": ")?;

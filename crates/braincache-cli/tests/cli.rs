@@ -141,10 +141,7 @@ fn file_records() -> Vec<(String, Record)> {
 fn redb_records() -> Vec<(String, Record)> {
     vec![
         ("user".into(), pc_record(pc(&(1234u32, "Ada")), None)),
-        (
-            "session".into(),
-            pc_record(pc(&"abc"), Some(in_an_hour())),
-        ),
+        ("session".into(), pc_record(pc(&"abc"), Some(in_an_hour()))),
         ("old".into(), pc_record(pc(&7u64), Some(long_ago()))),
         // Postcard bytes that happen to be JSON text (`1`): exported as bytes all the same.
         ("one".into(), pc_record(pc(&49u8), None)),

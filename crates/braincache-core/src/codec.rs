@@ -202,7 +202,9 @@ impl MsgPack {
     pub fn to_json(&self, bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
         let cursor = adapt::Cursor::new(bytes);
         let mut de = rmp_serde::Deserializer::new(adapt::Reader(&cursor));
-        let json = Json.encode(&Transcoded(std::cell::RefCell::new(Some((&mut de, &cursor)))))?;
+        let json = Json.encode(&Transcoded(std::cell::RefCell::new(Some((
+            &mut de, &cursor,
+        )))))?;
         if cursor.saw_extension() {
             return Err(CodecError::new(
                 Self::NAME,

@@ -182,10 +182,15 @@ pub fn binary_and_large_values_round_trip<B: Backend>(b: &B) {
 pub fn codec_ids_are_kept<B: Backend>(b: &B) {
     use crate::CodecId;
     let default = <B::Codec as crate::Codec>::ID;
-    let ids = [CodecId::POSTCARD, CodecId::MSGPACK, CodecId::JSON, CodecId::BINCODE]
-        .into_iter()
-        .chain(CodecId::new(200))
-        .filter(|id| *id != default);
+    let ids = [
+        CodecId::POSTCARD,
+        CodecId::MSGPACK,
+        CodecId::JSON,
+        CodecId::BINCODE,
+    ]
+    .into_iter()
+    .chain(CodecId::new(200))
+    .filter(|id| *id != default);
     let deadline = Some(Timestamp::from_unix_millis(4_102_444_800_000));
     for (i, id) in ids.enumerate() {
         for value in [&b""[..], b"1", b"\x00\xff"] {
@@ -201,8 +206,11 @@ pub fn codec_ids_are_kept<B: Backend>(b: &B) {
     unstated.unwrap();
     let back = b.get("none").unwrap().unwrap();
     assert!(back.codec.is_none_or(|c| c == default), "{:?}", back.codec);
-    b.set("dflt", Record::new(b"1".to_vec(), None).with_codec(Some(default)))
-        .unwrap();
+    b.set(
+        "dflt",
+        Record::new(b"1".to_vec(), None).with_codec(Some(default)),
+    )
+    .unwrap();
     let back = b.get("dflt").unwrap().unwrap();
     assert!(back.codec.is_none_or(|c| c == default), "{:?}", back.codec);
 }

@@ -176,12 +176,16 @@ fn strict(text: &str) -> std::borrow::Cow<'_, str> {
             in_string = true;
         } else if matches!(c, b'N' | b'I' | b'-') {
             // A token only where a value starts, and not glued to a following name character.
-            let starts_value = i == 0 || matches!(b[i - 1], b'[' | b',' | b':' | b' ' | b'\n' | b'\r' | b'\t');
+            let starts_value =
+                i == 0 || matches!(b[i - 1], b'[' | b',' | b':' | b' ' | b'\n' | b'\r' | b'\t');
             for (token, number) in NON_FINITE {
                 let end = i + token.len();
-                let ends = b.get(end).is_none_or(|n| !n.is_ascii_alphanumeric() && *n != b'_' && *n != b'.');
+                let ends = b
+                    .get(end)
+                    .is_none_or(|n| !n.is_ascii_alphanumeric() && *n != b'_' && *n != b'.');
                 if starts_value && ends && b[i..].starts_with(token.as_bytes()) {
-                    out.get_or_insert_with(|| b.to_vec())[i..end].copy_from_slice(number.as_bytes());
+                    out.get_or_insert_with(|| b.to_vec())[i..end]
+                        .copy_from_slice(number.as_bytes());
                     i = end;
                     continue 'scan;
                 }
@@ -821,7 +825,11 @@ mod tests {
         let again = parse(&written).unwrap();
         assert_eq!(again, doc);
         // The codec's own output is JSON text to the file, not bytes.
-        for v in [&b"NaN"[..], b"[NaN,Infinity,-Infinity]", br#"{"k":-Infinity}"#] {
+        for v in [
+            &b"NaN"[..],
+            b"[NaN,Infinity,-Infinity]",
+            br#"{"k":-Infinity}"#,
+        ] {
             assert!(matches!(round_trip(v), StoredValue::Json(_)), "{v:?}");
         }
         // Tokens glued to other text, or inside strings, are not floats.
