@@ -3,6 +3,7 @@
 //! Runs the same workloads on braincache and on the peers a user would pick instead, in one run
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
+mod codec;
 mod file;
 mod floor;
 mod memory;
@@ -24,7 +25,8 @@ struct Args {
     /// Also write the table as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Run only workloads whose group name contains this (memory, redb, file, redis, purge, fsync).
+    /// Run only workloads whose group name contains this (memory, redb, file, redis, purge, fsync,
+    /// codec).
     #[arg(long)]
     only: Option<String>,
 }
@@ -47,6 +49,9 @@ fn main() {
     let mut rows = Vec::new();
     if wanted("memory") {
         memory::run(&cfg, &mut rows);
+    }
+    if wanted("codec") {
+        codec::run(&cfg, &mut rows);
     }
     if wanted("purge") {
         floor::purge(&cfg, &mut rows);
