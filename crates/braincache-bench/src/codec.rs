@@ -75,7 +75,12 @@ fn compare<T: Serialize + DeserializeOwned>(
 }
 
 pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
-    compare(cfg, rows, "64-byte Vec<u8> (memory, redb values)", &vec![7u8; 64]);
+    compare(
+        cfg,
+        rows,
+        "64-byte Vec<u8> (memory, redb values)",
+        &vec![7u8; 64],
+    );
     let user = User {
         id: 1234,
         name: "user-001234".into(),

@@ -112,7 +112,8 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
             .map(|(k, v)| {
                 use braincache::core::{Codec, MsgPack};
                 let bytes = MsgPack.encode(v).expect("encode");
-                let record = braincache::backend::Record::new(bytes, None).with_codec(Some(MsgPack::ID));
+                let record =
+                    braincache::backend::Record::new(bytes, None).with_codec(Some(MsgPack::ID));
                 (k.clone(), record)
             })
             .collect();

@@ -1,8 +1,8 @@
 //! Turning values into bytes and back.
 
 use crate::CodecError;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 mod adapt;
 use std::fmt;
@@ -613,7 +613,9 @@ mod msgpack_tests {
             MsgPack.encode(&long).unwrap(),
             MsgPack.encode(&-5i64).unwrap(),
             MsgPack.encode(&vec![Some(None::<u8>); 3]).unwrap(),
-            MsgPack.encode(&serde_json::json!({"a": [1, -1, 1e300, "s", null]})).unwrap(),
+            MsgPack
+                .encode(&serde_json::json!({"a": [1, -1, 1e300, "s", null]}))
+                .unwrap(),
         ] {
             assert_eq!(adapt::value_len(&bytes), Some(bytes.len()));
             assert_eq!(adapt::value_len(&bytes[..bytes.len() - 1]), None);
@@ -636,4 +638,3 @@ mod msgpack_tests {
         assert_eq!(Bincode::ID.get(), 3);
     }
 }
-
