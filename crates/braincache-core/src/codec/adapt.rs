@@ -1,8 +1,8 @@
 //! Serde adapters that fix what a format cannot say.
 //!
-//! - [`NestedOption`], for MessagePack: MessagePack has one `nil`, and rmp-serde writes `Some(v)` as `v`, so `None` and `Some(None)`
-//! are the same bytes. This module wraps rmp-serde's serializer and deserializer so that a `None`
-//!   inside `n >= 1` `Some`s is written as one extension value `[0xd4, EXT_TYPE, n]` (fixext 1)
+//! - [`NestedOption`], for MessagePack: MessagePack has one `nil`, and rmp-serde writes
+//!   `Some(v)` as `v`, so `None` and `Some(None)` are the same bytes. The adapter wraps
+//!   rmp-serde's serializer and deserializer so that a `None` inside `n >= 1` `Some`s is written as one extension value `[0xd4, EXT_TYPE, n]` (fixext 1)
 //!   and read back as `Some^n(None)`. Everything else passes through unchanged: the bytes of a
 //!   value without nested options are plain rmp-serde output. Reading needs to look at the next
 //!   bytes before rmp-serde does, so the input is shared between rmp-serde's reader and the
