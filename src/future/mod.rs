@@ -182,7 +182,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     async fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
         let deadline = self.sync.deadline(ttl);
         self.backend_arc()
-            .set_async(key, Record::new(bytes, deadline))
+            .set_async(key, Record::new(bytes, deadline).with_codec(Some(C::ID)))
             .await
             .map_err(|e| self.sync.failed(e))?;
         self.sync.stored(key, deadline);
@@ -201,7 +201,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// that looks more than once counts once.
     async fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
         match self.live_record(key, count).await? {
-            Some(r) => self.sync.decode(key, &r.value).map(Some),
+            Some(r) => self.sync.decode_record(key, &r).map(Some),
             None => Ok(None),
         }
     }
