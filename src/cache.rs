@@ -167,7 +167,11 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         let deadline = ttl.map(|t| now + t);
         self.inner
             .backend
-            .set_at(key, Record::new(bytes, deadline), now)
+            .set_at(
+                key,
+                Record::new(bytes, deadline).with_codec(Some(C::ID)),
+                now,
+            )
             .map_err(|e| self.failed(e))?;
         self.stored(key, deadline);
         Ok(())
@@ -194,9 +198,27 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// that looks more than once (the memoizing loads) counts once.
     pub(crate) fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
         match self.live_record(key, count)? {
-            Some(r) => self.decode(key, &r.value).map(Some),
+            Some(r) => self.decode_record(key, &r).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Decodes a stored record, first checking that this cache's codec wrote it (a record that
+    /// states no codec was written with the backend's default codec).
+    pub(crate) fn decode_record<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        record: &Record,
+    ) -> Result<T> {
+        let stored = record.codec.unwrap_or(<B::Codec as Codec>::ID);
+        if stored != C::ID {
+            return Err(self.failed(Error::Decode {
+                key: key.to_owned(),
+                type_name: std::any::type_name::<T>(),
+                source: braincache_core::CodecError::mismatch(C::NAME, C::ID, stored),
+            }));
+        }
+        self.decode(key, &record.value)
     }
 
     pub(crate) fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {

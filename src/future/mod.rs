@@ -184,7 +184,11 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         let now = self.sync.inner().now();
         let deadline = ttl.map(|t| now + t);
         self.backend_arc()
-            .set_at_async(key, Record::new(bytes, deadline), now)
+            .set_at_async(
+                key,
+                Record::new(bytes, deadline).with_codec(Some(C::ID)),
+                now,
+            )
             .await
             .map_err(|e| self.sync.failed(e))?;
         self.sync.stored(key, deadline);
@@ -203,7 +207,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// that looks more than once counts once.
     async fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
         match self.live_record(key, count).await? {
-            Some(r) => self.sync.decode(key, &r.value).map(Some),
+            Some(r) => self.sync.decode_record(key, &r).map(Some),
             None => Ok(None),
         }
     }

@@ -96,13 +96,13 @@ mod reader;
 mod writer;
 
 pub use bound::{Usage, usage_report};
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, value_as_json};
 
 /// This backend's name in errors: the `backend` field of [`Error::Backend`] and
 /// [`Error::Closed`] (`"redb"`).
 pub const BACKEND_NAME: &str = "redb";
 
-use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
+use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use reader::{Snapshot, SnapshotCache};
 use redb::{
@@ -519,7 +519,7 @@ impl fmt::Debug for RedbBackend {
 }
 
 impl Backend for RedbBackend {
-    type Codec = Postcard;
+    type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let this = self.open_ref(Operation::Get)?;
