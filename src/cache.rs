@@ -169,7 +169,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         let deadline = ttl.map(|t| self.inner.clock.now() + t);
         self.inner
             .backend
-            .set(key, Record::new(bytes, deadline))
+            .set(key, Record::new(bytes, deadline).with_codec(Some(C::ID)))
             .map_err(|e| self.failed(e))?;
         Counters::bump(&self.inner.counters.sets, 1);
         if let Some(d) = deadline {
@@ -185,9 +185,23 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// [`Error::Decode`] when the stored bytes are not a `T`; backend errors otherwise.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.live_record(key)? {
-            Some(r) => self.decode(key, &r.value).map(Some),
+            Some(r) => self.decode_record(key, &r).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Decodes a stored record, first checking that this cache's codec wrote it (a record that
+    /// states no codec was written with the backend's default codec).
+    fn decode_record<T: DeserializeOwned>(&self, key: &str, record: &Record) -> Result<T> {
+        let stored = record.codec.unwrap_or(<B::Codec as Codec>::ID);
+        if stored != C::ID {
+            return Err(self.failed(Error::Decode {
+                key: key.to_owned(),
+                type_name: std::any::type_name::<T>(),
+                source: braincache_core::CodecError::mismatch(C::NAME, C::ID, stored),
+            }));
+        }
+        self.decode(key, &record.value)
     }
 
     fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {

@@ -104,6 +104,11 @@ impl Reader {
             .map(|i| self.0[i].1.clone()))
     }
 
+    /// Every entry, in key order.
+    pub(crate) fn records(&self) -> &[(String, Record)] {
+        &self.0
+    }
+
     /// Calls `f` with every entry (key, deadline, value bytes) in key order.
     pub(crate) fn scan(&self, f: &mut Visit<'_>) -> Result<()> {
         for (k, r) in &self.0 {

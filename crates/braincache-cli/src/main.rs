@@ -5,7 +5,7 @@ mod cache;
 mod error;
 mod output;
 
-use braincache_core::Timestamp;
+use braincache_core::{CodecId, Timestamp};
 use cache::{Kind, Reader};
 use clap::{Parser, Subcommand};
 use error::{CliError, Result};
@@ -63,7 +63,7 @@ enum Command {
     /// Print the value stored under a key.
     ///
     /// The file backend's values are JSON and print as such. The redb backend's values are
-    /// postcard bytes, which cannot be decoded without their Rust type: they print as hex.
+    /// codec bytes (MessagePack by default): they print as hex.
     /// A key that is not there, or whose entry has expired, prints a message on standard error
     /// and exits with code 1.
     Get {
@@ -105,9 +105,11 @@ enum Command {
     ///
     /// The document is `{"key": {"value": <JSON>, "expire_at": <Unix seconds> | null}}`, the
     /// format of the Python original and of braincache's file backend, which can open the
-    /// result. Values that are not JSON text, and every redb value (postcard bytes), are written
-    /// as `{"$bytes": "<base64>"}`, so nothing is lost: opened with the file backend, each
-    /// entry reads back as the same bytes with the same deadline.
+    /// result. redb values written with the MessagePack codec (the default) are written as JSON
+    /// where JSON can hold them, so the file backend's `Json` codec reads them back as the same
+    /// typed values. Other values are written as `{"$bytes": "<base64>"}` (plus `"$codec": <id>`
+    /// for a codec other than JSON), so nothing is lost: opened with the file backend, each
+    /// entry reads back as the same bytes, codec and deadline.
     Export {
         /// The cache file.
         file: PathBuf,
@@ -392,21 +394,34 @@ fn export(
     now: Timestamp,
     out: &mut impl Write,
 ) -> Result<()> {
-    let form = match kind {
-        Kind::File => ValueForm::JsonWhenPossible,
-        Kind::Redb => ValueForm::Bytes,
-    };
     let reader = Reader::open(file, kind)?;
-    // Write errors travel as `CliError::Stdout` through the scan; for a file they are renamed.
+    // Write errors travel as `CliError::Stdout`; for a file they are renamed.
     let write_doc = |w: &mut dyn Write| -> Result<usize> {
         let mut doc = Document::start(w).map_err(CliError::Stdout)?;
-        reader.scan(&mut |key, deadline, value| {
+        for (key, record) in reader.records() {
+            let deadline = record.expires_at;
             if skip_expired && deadline.is_some_and(|d| d <= now) {
-                return Ok(());
+                continue;
             }
-            doc.entry(key, deadline, value, form)
-                .map_err(CliError::Stdout)
-        })?;
+            let written = match kind {
+                Kind::File => match record.codec {
+                    None | Some(CodecId::JSON) => {
+                        doc.entry(key, deadline, &record.value, ValueForm::JsonWhenPossible)
+                    }
+                    Some(codec) => doc.entry(key, deadline, &record.value, ValueForm::Coded(codec)),
+                },
+                // MessagePack values become JSON where JSON holds them, so the export reads back
+                // typed through the file backend's `Json` codec; others keep their codec id.
+                Kind::Redb => match braincache_redb::value_as_json(record) {
+                    Some(json) => doc.entry(key, deadline, &json, ValueForm::JsonWhenPossible),
+                    None => {
+                        let codec = record.codec.unwrap_or(CodecId::MSGPACK);
+                        doc.entry(key, deadline, &record.value, ValueForm::Coded(codec))
+                    }
+                },
+            };
+            written.map_err(CliError::Stdout)?;
+        }
         doc.finish().map(|(_, n)| n).map_err(CliError::Stdout)
     };
     let Some(dest) = dest else {

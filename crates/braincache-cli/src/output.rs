@@ -1,8 +1,6 @@
 //! Text the command prints: times, durations, hex, and the export document.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use braincache_core::Timestamp;
+use braincache_core::{CodecId, Record, Timestamp};
 use braincache_file::FileBackend;
 use serde_json::value::RawValue;
 use std::fmt::Write as _;
@@ -126,9 +124,10 @@ pub(crate) enum ValueForm {
     /// that would read back as a tag goes in `{"$json": ...}`, anything that is not exactly one
     /// JSON text in `{"$bytes": "<base64>"}`. For the file backend's values.
     JsonWhenPossible,
-    /// Always `{"$bytes": "<base64>"}`: for redb's values (postcard, not self-describing, so
-    /// bytes that happen to be JSON text must still not be exported as a JSON value).
-    Bytes,
+    /// Always `{"$bytes": "<base64>", "$codec": <id>}`: for redb's values that are not JSON
+    /// (another codec than MessagePack, or what JSON cannot hold), so bytes that happen to be
+    /// JSON text are not exported as a JSON value, and read back with their codec id.
+    Coded(CodecId),
 }
 
 /// The export document: the file backend's format (see `braincache-file`'s `FORMAT.md`), laid
@@ -162,7 +161,12 @@ impl<W: Write> Document<W> {
                 out.write_all(FileBackend::value_json(value).as_bytes())?
             }
             // The tagged form the file backend reads back as these bytes (see `FORMAT.md`).
-            ValueForm::Bytes => write!(out, "{{\"$bytes\": \"{}\"}}", BASE64.encode(value))?,
+            ValueForm::Coded(codec) => out.write_all(
+                FileBackend::record_json(
+                    &Record::new(value.to_vec(), None).with_codec(Some(codec)),
+                )
+                .as_bytes(),
+            )?,
         }
         out.write_all(b", \"expire_at\": ")?;
         match expires_at {
@@ -272,9 +276,13 @@ mod tests {
             doc(br#"{"$json":1,"$json":2}"#, JsonWhenPossible),
             r#"{"$json":1,"$json":2}"#
         );
-        assert_eq!(doc(b"42", Bytes), r#"{"$bytes": "NDI="}"#);
-        assert_eq!(doc(b"", Bytes), r#"{"$bytes": ""}"#);
-        assert_eq!(doc(&[0, 1, 2, 255], Bytes), r#"{"$bytes": "AAEC/w=="}"#);
+        let postcard = Coded(CodecId::POSTCARD);
+        assert_eq!(doc(b"42", postcard), r#"{"$bytes": "NDI=", "$codec": 1}"#);
+        assert_eq!(doc(b"", postcard), r#"{"$bytes": "", "$codec": 1}"#);
+        assert_eq!(
+            doc(&[0, 1, 2, 255], postcard),
+            r#"{"$bytes": "AAEC/w==", "$codec": 1}"#
+        );
     }
 
     #[test]

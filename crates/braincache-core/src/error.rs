@@ -56,6 +56,7 @@ impl fmt::Display for Operation {
 pub struct CodecError {
     codec: &'static str,
     message: String,
+    stored_codec: Option<crate::CodecId>,
 }
 
 impl CodecError {
@@ -64,7 +65,24 @@ impl CodecError {
         CodecError {
             codec,
             message: message.to_string(),
+            stored_codec: None,
         }
+    }
+
+    /// The error of reading, with codec `codec` (id `expected`), a value that was stored with
+    /// the codec `stored`: nothing was decoded.
+    pub fn mismatch(codec: &'static str, expected: crate::CodecId, stored: crate::CodecId) -> Self {
+        CodecError {
+            codec,
+            message: format!("the value was stored with {stored}; this cache reads {expected}"),
+            stored_codec: Some(stored),
+        }
+    }
+
+    /// For a [`CodecError::mismatch`], the codec the value was stored with.
+    #[must_use]
+    pub fn stored_codec(&self) -> Option<crate::CodecId> {
+        self.stored_codec
     }
 
     /// The name of the codec that failed (`"postcard"`, `"json"`, ...).
@@ -287,6 +305,13 @@ impl Error {
     #[must_use]
     pub fn is_decode(&self) -> bool {
         matches!(self, Error::Decode { .. })
+    }
+
+    /// True when a stored value was written with another codec than the one reading it (an
+    /// [`Error::Decode`] whose source is a [`CodecError::mismatch`]).
+    #[must_use]
+    pub fn is_codec_mismatch(&self) -> bool {
+        matches!(self, Error::Decode { source, .. } if source.stored_codec.is_some())
     }
 
     /// True for file-system errors ([`Error::Io`]).

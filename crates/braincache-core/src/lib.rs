@@ -74,6 +74,7 @@ mod codec;
 mod error;
 mod record;
 mod time;
+pub mod wire;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -82,7 +83,7 @@ pub use backend::Backend;
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
-pub use codec::{Codec, Json, Postcard};
+pub use codec::{Codec, CodecId, Json, MsgPack, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use record::Record;
 pub use time::Timestamp;

@@ -269,6 +269,25 @@ impl FileBackend {
     pub fn value_json(bytes: &[u8]) -> String {
         StoredValue::from_bytes(bytes.to_vec()).to_json()
     }
+
+    /// The JSON text this format stores as the `value` of `record`: as
+    /// [`value_json`](Self::value_json) when the record states no codec or the JSON codec, and
+    /// `{"$bytes": "<base64>", "$codec": <id>}` for another codec, so it reads back with its
+    /// codec id (and a cache reading it with JSON gets a codec-mismatch error, not a value).
+    ///
+    /// ```
+    /// use braincache_core::{CodecId, Record};
+    /// use braincache_file::FileBackend;
+    ///
+    /// let r = Record::new(b"1".to_vec(), None);
+    /// assert_eq!(FileBackend::record_json(&r), "1");
+    /// let r = r.with_codec(Some(CodecId::MSGPACK));
+    /// assert_eq!(FileBackend::record_json(&r), r#"{"$bytes": "MQ==", "$codec": 4}"#);
+    /// ```
+    #[must_use]
+    pub fn record_json(record: &Record) -> String {
+        StoredValue::from_record(record.value.clone(), record.codec).to_json()
+    }
 }
 
 impl fmt::Debug for FileBackend {
@@ -293,12 +312,12 @@ impl Drop for FileBackend {
 }
 
 fn record(entry: &Entry) -> Record {
-    Record::new(entry.value.to_bytes(), entry.expires_at)
+    Record::new(entry.value.to_bytes(), entry.expires_at).with_codec(entry.value.codec())
 }
 
 fn entry(record: Record) -> Entry {
     Entry {
-        value: StoredValue::from_bytes(record.value),
+        value: StoredValue::from_record(record.value, record.codec),
         expires_at: record.expires_at,
     }
 }

@@ -92,9 +92,9 @@ mod format;
 mod reader;
 mod writer;
 
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, value_as_json};
 
-use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
+use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use reader::{Reader, Snapshot};
 use redb::{
@@ -311,7 +311,7 @@ impl fmt::Debug for RedbBackend {
 }
 
 impl Backend for RedbBackend {
-    type Codec = Postcard;
+    type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         self.read(Operation::Get, Some(key), |snap| self.read_entry(snap, key))
