@@ -88,6 +88,10 @@ pub(crate) fn split_entry(bytes: &[u8]) -> std::result::Result<(Option<u64>, &[u
 
 /// Decodes the `entries` value stored under `key`.
 pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<Record> {
+    if !matches!(bytes.first(), Some(&(LEGACY_FOREVER | LEGACY_DEADLINE))) {
+        // The wire header, freshness fields included.
+        return wire::decode(key, bytes);
+    }
     let h = parse_entry(bytes).map_err(|d| Error::corrupt_entry(key, d))?;
     Ok(Record::new(
         bytes[h.len..].to_vec(),
