@@ -53,8 +53,9 @@ pub(crate) struct Inner<B, C> {
     codec: C,
     clock: Arc<dyn Clock>,
     pub(crate) counters: Counters,
-    loads: Loads,
+    pub(crate) loads: Loads,
     pub(crate) wake: WakeHub,
+    pub(crate) refreshing: crate::freshness::Refreshing,
 }
 
 impl<B: Backend, C: Codec> Clone for BrainCache<B, C> {
@@ -156,7 +157,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         self.set_bytes(key, bytes, ttl.into())
     }
 
-    fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>> {
+    pub(crate) fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>> {
         self.inner.codec.encode(value).map_err(|source| {
             self.failed(Error::Encode {
                 key: key.to_owned(),
@@ -192,7 +193,11 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 
     /// Decodes a stored record, first checking that this cache's codec wrote it (a record that
     /// states no codec was written with the backend's default codec).
-    fn decode_record<T: DeserializeOwned>(&self, key: &str, record: &Record) -> Result<T> {
+    pub(crate) fn decode_record<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        record: &Record,
+    ) -> Result<T> {
         let stored = record.codec.unwrap_or(<B::Codec as Codec>::ID);
         if stored != C::ID {
             return Err(self.failed(Error::Decode {
@@ -204,7 +209,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         self.decode(key, &record.value)
     }
 
-    fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
+    pub(crate) fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
         self.inner.codec.decode(bytes).map_err(|source| {
             self.failed(Error::Decode {
                 key: key.to_owned(),
@@ -217,7 +222,8 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// The unexpired record under `key`, counting the hit or miss.
     fn live_record(&self, key: &str) -> Result<Option<Record>> {
         let record = self.inner.backend.get(key).map_err(|e| self.failed(e))?;
-        let live = record.filter(|r| !r.is_expired(self.inner.clock.now()));
+        // A stale record (past `fresh_until`, kept for stale-while-revalidate) is a miss here.
+        let live = record.filter(|r| !r.is_stale(self.inner.clock.now()));
         let counter = if live.is_some() {
             &self.inner.counters.hits
         } else {
@@ -558,6 +564,7 @@ impl<B: Backend, C: Codec> BrainCacheBuilder<B, C> {
                 counters: Counters::default(),
                 loads: Loads::default(),
                 wake: WakeHub::default(),
+                refreshing: crate::freshness::Refreshing::default(),
             }),
         }
     }

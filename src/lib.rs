@@ -51,6 +51,7 @@
 
 mod cache;
 mod cleaner;
+mod freshness;
 mod load;
 mod log;
 mod stats;
@@ -61,6 +62,7 @@ pub mod __private;
 pub use braincache_core::{Error, Operation, Result, Timestamp};
 pub use cache::{BrainCache, BrainCacheBuilder, LoadError};
 pub use cleaner::CacheCleaner;
+pub use freshness::Freshness;
 pub use stats::Stats;
 
 /// The core traits and types, for choosing codecs and clocks or writing a backend.

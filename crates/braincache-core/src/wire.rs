@@ -81,9 +81,18 @@ impl Header {
             .compute_time
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let fields = [
-            (FLAG_DEADLINE, record.expires_at.map(Timestamp::as_unix_nanos)),
-            (FLAG_FRESH_UNTIL, record.fresh_until.map(Timestamp::as_unix_nanos)),
-            (FLAG_COMPUTED_AT, record.computed_at.map(Timestamp::as_unix_nanos)),
+            (
+                FLAG_DEADLINE,
+                record.expires_at.map(Timestamp::as_unix_nanos),
+            ),
+            (
+                FLAG_FRESH_UNTIL,
+                record.fresh_until.map(Timestamp::as_unix_nanos),
+            ),
+            (
+                FLAG_COMPUTED_AT,
+                record.computed_at.map(Timestamp::as_unix_nanos),
+            ),
             (FLAG_COMPUTE_TIME, took),
         ];
         let mut len = FIXED_LEN;
@@ -262,7 +271,9 @@ mod tests {
             .with_computed(None, Some(std::time::Duration::from_nanos(2)));
         assert_eq!(
             encode(&r),
-            [2, 0, 0b1010, 20, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]
+            [
+                2, 0, 0b1010, 20, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0
+            ]
         );
     }
 
