@@ -97,15 +97,18 @@ impl Entry {
         self.deadline = record.expires_at.map_or(0, Timestamp::as_unix_nanos);
         self.expires = record.expires_at.is_some();
         self.codec = record.codec.map_or(0, CodecId::get);
-        self.framed = record.fresh_until.is_some()
-            || record.computed_at.is_some()
-            || record.compute_time.is_some();
+        self.framed = is_framed(&record);
         self.value = if self.framed {
             braincache_core::wire::encode(&record)
         } else {
             record.value
         };
     }
+}
+
+/// True when `record` has freshness fields, kept by framing the value (see [`Entry`]).
+pub(crate) fn is_framed(record: &Record) -> bool {
+    record.fresh_until.is_some() || record.computed_at.is_some() || record.compute_time.is_some()
 }
 
 impl Slot {
