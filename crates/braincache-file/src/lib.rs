@@ -139,7 +139,7 @@ mod store;
 
 use braincache_core::{Backend, Error, Json, Operation, Record, Result, Timestamp};
 use crossbeam_channel::{RecvTimeoutError, Sender};
-use format::{Entry, StoredValue};
+use format::{Entry, Fresh, StoredValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -312,13 +312,21 @@ impl Drop for FileBackend {
 }
 
 fn record(entry: &Entry) -> Record {
-    Record::new(entry.value.to_bytes(), entry.expires_at).with_codec(entry.value.codec())
+    let r = Record::new(entry.value.to_bytes(), entry.expires_at).with_codec(entry.value.codec());
+    match &entry.fresh {
+        None => r,
+        Some(f) => r
+            .with_fresh_until(f.fresh_until)
+            .with_computed(f.computed_at, f.compute_time),
+    }
 }
 
 fn entry(record: Record) -> Entry {
+    let fresh = Fresh::of(&record);
     Entry {
         value: StoredValue::from_record(record.value, record.codec),
         expires_at: record.expires_at,
+        fresh,
     }
 }
 

@@ -10,6 +10,8 @@
 //! - `expiry`: (deadline nanoseconds, key) → `()`, one row per entry that has a deadline, so
 //!   purging walks only what is due.
 //! - `meta`: `"format_version"` → `u64`.
+//! - `leases` (created by the first lease): key → (token, end of the lease in nanoseconds), see
+//!   `lease.rs`. Entries written by `get_or_refresh` carry the wire header's freshness fields.
 //!
 //! The file format version stays 1: the entry header carries its own version, and both kinds of
 //! entries may share a file. (braincache 0.1 reads a version-2 entry as a damaged entry,
@@ -28,8 +30,9 @@ pub(crate) const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new
 /// Settings of the file itself.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The names of the tables a braincache file holds, and nothing else.
-pub(crate) const TABLE_NAMES: [&str; 3] = ["entries", "expiry", "meta"];
+/// The names of the tables a braincache file holds, and nothing else (`leases` only once a
+/// lease was taken: see `lease.rs`).
+pub(crate) const TABLE_NAMES: [&str; 4] = ["entries", "expiry", "meta", "leases"];
 
 /// The `meta` key holding the format version.
 pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";

@@ -80,8 +80,9 @@
 //! writing in a loop makes one write per commit; several threads, or `set_many`, share commits.
 //!
 //! # Files
-//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`; format version
-//! [`FORMAT_VERSION`]). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
+//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, and `leases` once a
+//! lease was taken; format version [`FORMAT_VERSION`]). braincache 0.1 refuses a file that has a
+//! `leases` table (as a table it does not know). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
 //! it holds no data and may be deleted when no process has the cache open.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -89,12 +90,15 @@
 
 mod errors;
 mod format;
+mod lease;
 mod reader;
 mod writer;
 
 pub use format::{FORMAT_VERSION, value_as_json};
 
-use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
+use braincache_core::{
+    Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
+};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use reader::{Reader, Snapshot};
 use redb::{
@@ -372,6 +376,21 @@ impl Backend for RedbBackend {
 
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
         self.writer.submit(Op::SetMany(entries)).map(drop)
+    }
+
+    /// A row of the `leases` table, taken in its own durable write transaction (one fsync).
+    fn try_lease(
+        &self,
+        key: &str,
+        token: LeaseToken,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Lease> {
+        self.guarded(Some(key), || lease::try_lease(&self.shared, key, token, ttl, now))
+    }
+
+    fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
+        self.guarded(Some(key), || lease::release(&self.shared, key, token))
     }
 
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
