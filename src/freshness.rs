@@ -473,6 +473,27 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                     std::thread::sleep(poll);
                 }
                 Lease::Acquired => {
+                    // The previous holder may have stored the value and released its lease
+                    // between our read and our lease: look once more before computing.
+                    let now = inner.now();
+                    let record = match inner.backend().get(key) {
+                        Ok(r) => r.filter(|r| !r.is_stale(now)),
+                        Err(e) => {
+                            let _ = inner.backend().release_lease(key, token);
+                            return Err(self.failed(e).into());
+                        }
+                    };
+                    if let Some(r) = record {
+                        let _ = inner.backend().release_lease(key, token);
+                        let value = self.decode_record(key, &r)?;
+                        return Ok((
+                            Loaded {
+                                value,
+                                store_error: None,
+                            },
+                            Some(Arc::from(r.value.as_slice())),
+                        ));
+                    }
                     let out = self.compute_and_store(key, freshness, f);
                     if let Err(e) = inner.backend().release_lease(key, token) {
                         // It ends by itself when its duration has passed.

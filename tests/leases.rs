@@ -42,8 +42,14 @@ fn child() {
     };
     let target = std::env::var("BRAINCACHE_LEASE_TARGET").unwrap();
     let runs = PathBuf::from(std::env::var("BRAINCACHE_LEASE_RUNS").unwrap());
-    let start_at: u64 = std::env::var("BRAINCACHE_LEASE_START").unwrap().parse().unwrap();
-    let lease: u64 = std::env::var("BRAINCACHE_LEASE_MS").unwrap().parse().unwrap();
+    let start_at: u64 = std::env::var("BRAINCACHE_LEASE_START")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lease: u64 = std::env::var("BRAINCACHE_LEASE_MS")
+        .unwrap()
+        .parse()
+        .unwrap();
     let freshness = Freshness::new(Duration::from_secs(600)).lease(Duration::from_millis(lease));
     match kind.as_str() {
         "redb" => run_child(
@@ -160,7 +166,12 @@ fn loader_runs_once(kind: &str, target: &str, dir: &Path) {
         .collect();
     let got: Vec<(String, u64)> = children.into_iter().flat_map(results).collect();
     let lines = run_lines(&runs);
-    assert_eq!(lines.len(), 1, "{kind}: the loader ran {} times", lines.len());
+    assert_eq!(
+        lines.len(),
+        1,
+        "{kind}: the loader ran {} times",
+        lines.len()
+    );
     let expected = format!("\"computed by {}\"", lines[0]);
     assert_eq!(got.len(), PROCESSES * THREADS);
     assert!(got.iter().all(|(v, _)| *v == expected), "{kind}: {got:?}");
@@ -206,7 +217,10 @@ fn leader_killed(kind: &str, target: &str, dir: &Path) {
     );
     // Lease + loader, with room for a loaded machine (processes start, poll, fsync).
     let bound = lease + LOADER + Duration::from_secs(3);
-    assert!(u128::from(slowest) <= bound.as_millis(), "{kind}: {slowest} ms");
+    assert!(
+        u128::from(slowest) <= bound.as_millis(),
+        "{kind}: {slowest} ms"
+    );
 }
 
 #[test]

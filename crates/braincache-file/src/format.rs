@@ -27,12 +27,24 @@ pub(crate) struct Entry {
     pub(crate) fresh: Option<Box<Fresh>>,
 }
 
-/// A record's optional freshness fields (see `braincache_core::Record`).
+/// A record's optional freshness fields (see `braincache_core::Record`), and the lease on its
+/// key (see `lease.rs`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Fresh {
     pub(crate) fresh_until: Option<Timestamp>,
     pub(crate) computed_at: Option<Timestamp>,
     pub(crate) compute_time: Option<std::time::Duration>,
+    /// The lease on the key: the holder's token and when the lease ends.
+    pub(crate) lease: Option<(u64, Timestamp)>,
+    /// The entry holds only a lease (its `value` is `null`): `get` does not see it.
+    pub(crate) placeholder: bool,
+}
+
+impl Entry {
+    /// True when the entry only holds a lease on a key that has no value.
+    pub(crate) fn is_placeholder(&self) -> bool {
+        self.fresh.as_ref().is_some_and(|f| f.placeholder)
+    }
 }
 
 impl Fresh {
@@ -42,12 +54,14 @@ impl Fresh {
             fresh_until: record.fresh_until,
             computed_at: record.computed_at,
             compute_time: record.compute_time,
+            ..Fresh::default()
         };
         (f != Fresh::default()).then(|| Box::new(f))
     }
 
     /// Writes the `braincache` member's object: `{"fresh_until": <Unix seconds>,
-    /// "computed_at": <Unix seconds>, "compute_time": <seconds>}`, absent fields left out.
+    /// "computed_at": <Unix seconds>, "compute_time": <seconds>, "lease": {"token": <u64>,
+    /// "until": <Unix seconds>}, "placeholder": true}`, absent fields left out.
     fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         let took = self
@@ -68,6 +82,23 @@ impl Fresh {
                 write_expire_at(Some(t), out);
             }
         }
+        if let Some((token, until)) = self.lease {
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            first = false;
+            out.extend_from_slice(
+                format!("\"lease\": {{\"token\": {token}, \"until\": ").as_bytes(),
+            );
+            write_expire_at(Some(until), out);
+            out.push(b'}');
+        }
+        if self.placeholder {
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(b"\"placeholder\": true");
+        }
         out.push(b'}');
     }
 
@@ -82,13 +113,25 @@ impl Fresh {
             computed_at: Option<&'a RawValue>,
             #[serde(borrow)]
             compute_time: Option<&'a RawValue>,
+            #[serde(borrow)]
+            lease: Option<LeaseMember<'a>>,
+            #[serde(default)]
+            placeholder: bool,
+        }
+        #[derive(Deserialize)]
+        struct LeaseMember<'a> {
+            token: u64,
+            #[serde(borrow)]
+            until: &'a RawValue,
         }
         let m: Members<'_> = serde_json::from_str(raw.get())
             .map_err(|e| format!("`braincache` must be an object of times: {e}"))?;
         let time = |name: &str, v: Option<&RawValue>| -> Result<Option<Timestamp>, String> {
             match v {
                 None => Ok(None),
-                Some(v) => parse_expire_at(v.get()).map_err(|e| format!("`braincache.{name}`: {e}")),
+                Some(v) => {
+                    parse_expire_at(v.get()).map_err(|e| format!("`braincache.{name}`: {e}"))
+                }
             }
         };
         Ok(Fresh {
@@ -96,6 +139,14 @@ impl Fresh {
             computed_at: time("computed_at", m.computed_at)?,
             compute_time: time("compute_time", m.compute_time)?
                 .map(|t| std::time::Duration::from_nanos(t.as_unix_nanos())),
+            lease: match m.lease {
+                None => None,
+                Some(l) => Some((
+                    l.token,
+                    time("lease.until", Some(l.until))?.unwrap_or(Timestamp::EPOCH),
+                )),
+            },
+            placeholder: m.placeholder,
         })
     }
 }
@@ -522,9 +573,11 @@ impl<'de> Visitor<'de> for DocVisitor<'_> {
                 .map_err(|e| de::Error::custom(format!("entry {key:?}: {e}")))?;
             let fresh = match raw.braincache {
                 None => None,
-                Some(raw) => Some(Box::new(Fresh::parse(raw).map_err(|e| {
-                    de::Error::custom(format!("entry {key:?}: {e}"))
-                })?)),
+                Some(raw) => {
+                    Some(Box::new(Fresh::parse(raw).map_err(|e| {
+                        de::Error::custom(format!("entry {key:?}: {e}"))
+                    })?))
+                }
             };
             // A repeated key: the last one wins, as in Python's `json.load`.
             entries.insert(

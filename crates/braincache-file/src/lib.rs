@@ -135,9 +135,12 @@
 #![deny(missing_docs)]
 
 mod format;
+mod lease;
 mod store;
 
-use braincache_core::{Backend, Error, Json, Operation, Record, Result, Timestamp};
+use braincache_core::{
+    Backend, Error, Json, Lease, LeaseToken, Operation, Record, Result, Timestamp,
+};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use format::{Entry, Fresh, StoredValue};
 use std::fmt;
@@ -335,7 +338,9 @@ impl Backend for FileBackend {
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         self.store
-            .read(Operation::Get, |v| v.get(key).map(record))
+            .read(Operation::Get, |v| {
+                v.get(key).filter(|e| !e.is_placeholder()).map(record)
+            })
             .map_err(|e| e.with_key(key))
     }
 
@@ -377,7 +382,9 @@ impl Backend for FileBackend {
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
         self.store.read(Operation::Get, |v| {
-            keys.iter().map(|k| v.get(k).map(record)).collect()
+            keys.iter()
+                .map(|k| v.get(k).filter(|e| !e.is_placeholder()).map(record))
+                .collect()
         })
     }
 
@@ -387,6 +394,27 @@ impl Backend for FileBackend {
             Operation::Set,
             entries.into_iter().map(|(k, r)| (k, entry(r))),
         )
+    }
+
+    /// A `lease` member in the key's entry, inside the locked document (see `lease.rs`).
+    fn try_lease(
+        &self,
+        key: &str,
+        token: LeaseToken,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Lease> {
+        self.store
+            .change(Operation::Lease, |v, c| {
+                lease::take(v, c, key, token, ttl, now)
+            })
+            .map_err(|e| e.with_key(key))
+    }
+
+    fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
+        self.store
+            .change(Operation::Lease, |v, c| lease::release(v, c, key, token))
+            .map_err(|e| e.with_key(key))
     }
 
     /// Removes the keys with one rewrite of the file, written before it returns in both modes.

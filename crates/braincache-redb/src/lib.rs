@@ -386,7 +386,9 @@ impl Backend for RedbBackend {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<Lease> {
-        self.guarded(Some(key), || lease::try_lease(&self.shared, key, token, ttl, now))
+        self.guarded(Some(key), || {
+            lease::try_lease(&self.shared, key, token, ttl, now)
+        })
     }
 
     fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
