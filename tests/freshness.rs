@@ -190,3 +190,82 @@ fn early_refresh_starts_few_refreshes_before_the_deadline() {
          {counts:?}; each started this many ms before the deadline (sorted): {leads_ms:?}"
     );
 }
+
+/// The JSON file keeps the Python original's shape: the freshness fields and a lease live in an
+/// extra `braincache` member of the entry, which the original (reading `entry['value']` and
+/// `entry['expire_at']`) ignores; a stale entry stays in the file for its window.
+#[test]
+fn the_json_file_keeps_the_python_shape_with_freshness_fields_and_leases() {
+    use braincache::backend::FileBackend;
+    use braincache::core::{Backend, Lease, LeaseToken};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    let clock = ManualClock::starting_now();
+    let cache = BrainCache::builder(FileBackend::open(&path).unwrap())
+        .clock(clock.clone())
+        .build();
+    let fresh = Freshness::new(TTL).stale_while_revalidate(WINDOW);
+    let v: Vec<u32> = cache.get_or_refresh("page", &fresh, || vec![1, 2]).unwrap();
+    assert_eq!(v, [1, 2]);
+    // A lease on a key with no value: a placeholder that `get` does not see.
+    let now = clock.now();
+    let b = cache.backend();
+    let lease = TTL * 3;
+    assert_eq!(
+        b.try_lease("other", LeaseToken(7), lease, now).unwrap(),
+        Lease::Acquired
+    );
+    assert_eq!(
+        b.try_lease("other", LeaseToken(8), lease, now).unwrap(),
+        Lease::Held {
+            until: Some(now + lease)
+        }
+    );
+    assert_eq!(b.get("other").unwrap(), None);
+    // Stale: the purge keeps it (and the placeholder, whose lease lasts), reopening the file keeps its fields, plain get misses.
+    clock.advance(TTL + Duration::from_secs(1));
+    assert_eq!(cache.purge_expired().unwrap(), 0);
+    let again = BrainCache::builder(FileBackend::open(&path).unwrap())
+        .clock(clock.clone())
+        .build();
+    assert_eq!(
+        again.get::<Vec<u32>>("page").unwrap(),
+        None,
+        "stale is not fresh"
+    );
+    let r = again.backend().get("page").unwrap().unwrap();
+    assert_eq!(r.fresh_until, Some(now + TTL));
+    assert!(r.compute_time.is_some() && r.computed_at == Some(now));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(r#""page": {"value": [1,2], "expire_at": "#),
+        "{text}"
+    );
+    assert!(text.contains(r#""braincache": {"fresh_until": "#), "{text}");
+    // Read as the original does.
+    let read = r#"
+import json, sys, time
+data = json.load(open(sys.argv[1]))
+entry = data["page"]
+assert entry["value"] == [1, 2], entry
+assert entry["expire_at"] > time.time(), entry
+assert data["other"]["value"] is None, data["other"]
+"#;
+    match std::process::Command::new("python3")
+        .arg("-c")
+        .arg(read)
+        .arg(&path)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => eprintln!("skipped: python3 is not installed"),
+    }
+    // Releasing the lease removes the placeholder.
+    b.release_lease("other", LeaseToken(7)).unwrap();
+    assert_eq!(b.len().unwrap(), 1);
+}
