@@ -32,9 +32,12 @@
 //!
 //! # Architecture
 //! The front end ([`BrainCache`]) encodes values with a [`Codec`](core::Codec) into a
-//! [`Record`](core::Record) (bytes and a deadline) and hands it to a
+//! [`Record`](core::Record) (bytes, a deadline and the codec's id) and hands it to a
 //! [`Backend`](core::Backend); reads go the other way and the front end drops expired
-//! records. Backends never see your types. Each backend is its own crate, re-exported here under
+//! records and refuses records of another codec. The default codec is
+//! [`MsgPack`](core::MsgPack) (self-describing: the whole serde data model round-trips) for
+//! memory, redb and Redis, and [`Json`](core::Json) for the file backend;
+//! [`Postcard`](core::Postcard) is opt-in (`BrainCache::builder(backend).codec(Postcard)`). Backends never see your types. Each backend is its own crate, re-exported here under
 //! [`backend`] when its feature is on.
 //!
 //! # Crate features

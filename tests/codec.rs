@@ -413,7 +413,6 @@ fn a_redb_cache_exported_as_json_reads_back_typed_through_the_file_backend() {
 
 #[cfg(feature = "redis")]
 #[path = "../crates/braincache-redis/tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[cfg(feature = "redis")]

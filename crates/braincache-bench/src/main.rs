@@ -3,6 +3,7 @@
 //! Runs the same workloads on braincache and on the peers a user would pick instead, in one run
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
+mod codec;
 mod file;
 mod floor;
 mod hitratio;
@@ -27,7 +28,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only workloads whose group name contains this (memory, hitratio, redb, file, redis,
-    /// purge, fsync).
+    /// purge, fsync, codec).
     #[arg(long)]
     only: Option<String>,
     /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
@@ -57,6 +58,9 @@ fn main() {
     }
     if wanted("hitratio") {
         hitratio::run(&cfg, &mut rows);
+    }
+    if wanted("codec") {
+        codec::run(&cfg, &mut rows);
     }
     if wanted("purge") {
         floor::purge(&cfg, &mut rows);

@@ -1,8 +1,8 @@
 //! Serde adapters that fix what a format cannot say.
 //!
-//! - [`NestedOption`], for MessagePack: MessagePack has one `nil`, and rmp-serde writes `Some(v)` as `v`, so `None` and `Some(None)`
-//! are the same bytes. This module wraps rmp-serde's serializer and deserializer so that a `None`
-//!   inside `n >= 1` `Some`s is written as one extension value `[0xd4, EXT_TYPE, n]` (fixext 1)
+//! - [`NestedOption`], for MessagePack: MessagePack has one `nil`, and rmp-serde writes
+//!   `Some(v)` as `v`, so `None` and `Some(None)` are the same bytes. The adapter wraps
+//!   rmp-serde's serializer and deserializer so that a `None` inside `n >= 1` `Some`s is written as one extension value `[0xd4, EXT_TYPE, n]` (fixext 1)
 //!   and read back as `Some^n(None)`. Everything else passes through unchanged: the bytes of a
 //!   value without nested options are plain rmp-serde output. Reading needs to look at the next
 //!   bytes before rmp-serde does, so the input is shared between rmp-serde's reader and the
@@ -481,6 +481,68 @@ impl<'b> Cursor<'b> {
     pub(super) fn remaining(&self) -> usize {
         self.rest.get().len()
     }
+}
+
+/// False when `bytes` cannot hold a nested-`None` extension value (they lack its first two
+/// bytes), so reading them needs no adapter.
+pub(super) fn may_hold_nested_none(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .any(|w| w[0] == FIXEXT1 && w[1] as i8 == EXT_TYPE)
+}
+
+/// The length of the one MessagePack value at the start of `bytes`, read from its markers and
+/// lengths alone; `None` when `bytes` are not (a prefix of) well-formed MessagePack or end
+/// inside the value.
+pub(super) fn value_len(bytes: &[u8]) -> Option<usize> {
+    let be = |at: usize, n: usize| -> Option<u64> {
+        let b = bytes.get(at..at + n)?;
+        Some(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    };
+    // Values still to read; each takes at least one byte, which bounds the loop.
+    let mut pending: u64 = 1;
+    let mut i = 0usize;
+    while pending > 0 {
+        if pending > (bytes.len() - i) as u64 {
+            return None;
+        }
+        let m = bytes[i];
+        i += 1;
+        pending -= 1;
+        // (values that follow, bytes that follow)
+        let (items, skip): (u64, u64) = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (u64::from(m & 0x0f) * 2, 0),
+            0x90..=0x9f => (u64::from(m & 0x0f), 0),
+            0xa0..=0xbf => (0, u64::from(m & 0x1f)),
+            0xc4 | 0xd9 => (0, 1 + be(i, 1)?),
+            0xc5 | 0xda => (0, 2 + be(i, 2)?),
+            0xc6 | 0xdb => (0, 4 + be(i, 4)?),
+            0xc7 => (0, 2 + be(i, 1)?),
+            0xc8 => (0, 3 + be(i, 2)?),
+            0xc9 => (0, 5 + be(i, 4)?),
+            0xca | 0xce | 0xd2 => (0, 4),
+            0xcb | 0xcf | 0xd3 => (0, 8),
+            0xcc | 0xd0 => (0, 1),
+            0xcd | 0xd1 => (0, 2),
+            0xd4 => (0, 2),
+            0xd5 => (0, 3),
+            0xd6 => (0, 5),
+            0xd7 => (0, 9),
+            0xd8 => (0, 17),
+            0xdc => (be(i, 2)?, 2),
+            0xdd => (be(i, 4)?, 4),
+            0xde => (be(i, 2)? * 2, 2),
+            0xdf => (be(i, 4)? * 2, 4),
+            0xc1 => return None,
+        };
+        i = usize::try_from(skip)
+            .ok()
+            .and_then(|s| i.checked_add(s))
+            .filter(|&end| end <= bytes.len())?;
+        pending += items;
+    }
+    Some(i)
 }
 
 /// Reads from a [`Cursor`] (what rmp-serde's deserializer is given).
