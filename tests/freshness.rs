@@ -269,3 +269,33 @@ assert data["other"]["value"] is None, data["other"]
     b.release_lease("other", LeaseToken(7)).unwrap();
     assert_eq!(b.len().unwrap(), 1);
 }
+
+static MACRO_CLOCK: std::sync::LazyLock<ManualClock> =
+    std::sync::LazyLock::new(ManualClock::starting_now);
+static MACRO_CACHE: std::sync::LazyLock<BrainCache<MemoryBackend>> =
+    std::sync::LazyLock::new(|| {
+        BrainCache::builder(MemoryBackend::new())
+            .clock(MACRO_CLOCK.clone())
+            .build()
+    });
+static MACRO_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[braincache::cache(ttl = 10, stale = 5, early_refresh = 1.0, lease = 10, cache = MACRO_CACHE)]
+fn square(x: u64) -> (u64, usize) {
+    (x * x, MACRO_RUNS.fetch_add(1, Ordering::SeqCst) + 1)
+}
+
+/// `#[cache(ttl, stale, early_refresh, lease)]` memoizes through `get_or_refresh`: a stale value
+/// is returned at once and refreshed in the background.
+#[test]
+fn the_cache_attribute_serves_stale_values_and_refreshes_them() {
+    assert_eq!(square(3), (9, 1));
+    assert_eq!(square(3), (9, 1));
+    MACRO_CLOCK.advance(TTL + Duration::from_secs(1));
+    assert_eq!(square(3), (9, 1), "stale, served at once");
+    wait_for("the refresh", || MACRO_CACHE.stats().refreshes == 1);
+    assert_eq!(square(3), (9, 2), "refreshed in the background");
+    MACRO_CLOCK.advance(TTL + WINDOW + Duration::from_secs(1));
+    assert_eq!(square(3), (9, 3), "past the window: computed by the caller");
+    assert_eq!(MACRO_CACHE.stats().stale_served, 1);
+}

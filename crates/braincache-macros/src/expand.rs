@@ -70,13 +70,33 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         None => quote!(#private::NO_TTL),
     };
     let call = match mode {
+        _ if options.has_freshness() => quote!(call_fresh),
         Mode::Plain => quote!(call),
         Mode::Result => quote!(call_result),
         Mode::Option => quote!(call_option),
     };
     let call = respan(quote!(#private::#call), value_span);
     let closure = quote!(move || -> #ret #body);
-    let call_expr = quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure));
+    let call_expr = if options.has_freshness() {
+        // The function may refresh in the background: its closure must be `Send + 'static`.
+        let opt = |e: &Option<syn::Expr>| match e {
+            Some(e) => quote_spanned!(e.span()=> ::core::option::Option::Some(#e)),
+            None => quote!(::core::option::Option::None),
+        };
+        let (stale, early, lease) = (
+            opt(&options.stale),
+            opt(&options.early_refresh),
+            opt(&options.lease),
+        );
+        quote_spanned!(value_span=> #call(
+            #cache,
+            #key,
+            &#private::freshness(#ttl, #stale, #early, #lease),
+            #closure,
+        ))
+    } else {
+        quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure))
+    };
 
     let outer = func
         .attrs

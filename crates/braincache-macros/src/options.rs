@@ -15,6 +15,19 @@ pub(crate) struct Options {
     pub(crate) skip_none: Option<Ident>,
     pub(crate) result: Option<Ident>,
     pub(crate) krate: Option<Path>,
+    /// `stale = secs`: stale-while-revalidate window.
+    pub(crate) stale: Option<Expr>,
+    /// `early_refresh = beta`.
+    pub(crate) early_refresh: Option<Expr>,
+    /// `lease = secs`.
+    pub(crate) lease: Option<Expr>,
+}
+
+impl Options {
+    /// True when the function is memoized through `get_or_refresh`.
+    pub(crate) fn has_freshness(&self) -> bool {
+        self.stale.is_some() || self.early_refresh.is_some() || self.lease.is_some()
+    }
 }
 
 /// `ttl = secs` or `ttl_ms = millis`.
@@ -23,7 +36,8 @@ pub(crate) enum Ttl {
     Millis(Expr),
 }
 
-const KNOWN: &str = "`ttl`, `ttl_ms`, `cache`, `name`, `ignore`, `skip_none`, `result`, `crate`";
+const KNOWN: &str = "`ttl`, `ttl_ms`, `cache`, `name`, `ignore`, `skip_none`, `result`, `crate`, \
+                     `stale`, `early_refresh`, `lease`";
 
 impl Options {
     pub(crate) fn parse(attr: TokenStream) -> syn::Result<Options> {
@@ -35,6 +49,9 @@ impl Options {
             skip_none: None,
             result: None,
             krate: None,
+            stale: None,
+            early_refresh: None,
+            lease: None,
         };
         let parser = syn::meta::parser(|meta| {
             let Some(ident) = meta.path.get_ident().cloned() else {
@@ -101,6 +118,17 @@ impl Options {
                         return Err(duplicate());
                     }
                 }
+                "stale" | "early_refresh" | "lease" => {
+                    let slot = match ident.to_string().as_str() {
+                        "stale" => &mut options.stale,
+                        "early_refresh" => &mut options.early_refresh,
+                        _ => &mut options.lease,
+                    };
+                    if slot.is_some() {
+                        return Err(duplicate());
+                    }
+                    *slot = Some(meta.value()?.parse()?);
+                }
                 "crate" => {
                     if options.krate.is_some() {
                         return Err(duplicate());
@@ -123,6 +151,27 @@ impl Options {
                 skip.span(),
                 "`skip_none` applies to functions returning `Option`, `result` to functions returning `Result`: give one of them",
             ));
+        }
+        if options.has_freshness() {
+            let span = [&options.stale, &options.early_refresh, &options.lease]
+                .into_iter()
+                .flatten()
+                .next()
+                .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
+            if options.ttl.is_none() {
+                return Err(syn::Error::new(
+                    span,
+                    "`stale`, `early_refresh` and `lease` need a `ttl`: they say what happens \
+                     around its end",
+                ));
+            }
+            if options.skip_none.is_some() || options.result.is_some() {
+                return Err(syn::Error::new(
+                    span,
+                    "`stale`, `early_refresh` and `lease` apply to functions returning a plain \
+                     value (not with `skip_none` or `result`)",
+                ));
+            }
         }
         Ok(options)
     }
