@@ -12,6 +12,7 @@ mod plot;
 mod redb;
 mod redis;
 mod report;
+mod stampede;
 mod stats;
 
 use clap::Parser;
@@ -28,7 +29,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only workloads whose group name contains this (memory, hitratio, redb, file, redis,
-    /// purge, fsync, codec).
+    /// purge, fsync, codec, stampede).
     #[arg(long)]
     only: Option<String>,
     /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
@@ -46,6 +47,9 @@ pub struct Config {
 }
 
 fn main() {
+    if stampede::worker_main() {
+        return;
+    }
     let args = Args::parse();
     let cfg = Config {
         quick: args.quick,
@@ -77,6 +81,9 @@ fn main() {
     }
     if wanted("redis") {
         redis::run(&cfg, &mut rows);
+    }
+    if wanted("stampede") {
+        stampede::run(&cfg, &mut rows);
     }
     report::print(&rows);
     if let Some(dir) = &args.plot {
