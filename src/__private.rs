@@ -392,40 +392,8 @@ fn unreachable_after_run() -> ! {
     unreachable!("braincache: a memoized function's closure was consumed without a result")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encode_key_is_prefix_path_colon_lowercase_hex() {
-        assert_eq!(encode_key("a::f", &[0x00, 0xab, 0x10]), "fn:v1:a::f:00ab10");
-        assert_eq!(encode_key("a::f", &[]), "fn:v1:a::f:");
-    }
-
-    /// The builder appends each argument's encoding; that must be the tuple's encoding, which
-    /// is what the module docs promise.
-    #[test]
-    fn appending_arguments_encodes_the_tuple() {
-        let mut b = KeyBuilder::new("p");
-        key_arg(&mut b, "ab");
-        key_arg(&mut b, &300u32);
-        key_arg(&mut b, &Some(vec![1u8]));
-        let appended = b.finish();
-        let tuple = key("p", &("ab", 300u32, Some(vec![1u8])));
-        assert_eq!(appended.as_str(), tuple.as_str());
-        assert_eq!(appended.as_str(), Some("fn:v1:p:026162ac02010101"));
-    }
-
-    #[test]
-    fn site_path_strips_the_marker() {
-        assert_eq!(site_path("c::m::f::__braincache_site"), "c::m::f");
-        assert_eq!(site_path("unexpected"), "unexpected");
-    }
-}
-
 /// The [`Freshness`](crate::Freshness) of `#[cache(ttl = …, stale = …, early_refresh = …,
 /// lease = …)]` (seconds; `early_refresh` is beta).
-#[must_use]
 pub fn freshness(
     ttl: Option<Duration>,
     stale_secs: Option<u64>,
@@ -479,5 +447,36 @@ where
             },
             None => unreachable_after_run(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_key_is_prefix_path_colon_lowercase_hex() {
+        assert_eq!(encode_key("a::f", &[0x00, 0xab, 0x10]), "fn:v1:a::f:00ab10");
+        assert_eq!(encode_key("a::f", &[]), "fn:v1:a::f:");
+    }
+
+    /// The builder appends each argument's encoding; that must be the tuple's encoding, which
+    /// is what the module docs promise.
+    #[test]
+    fn appending_arguments_encodes_the_tuple() {
+        let mut b = KeyBuilder::new("p");
+        key_arg(&mut b, "ab");
+        key_arg(&mut b, &300u32);
+        key_arg(&mut b, &Some(vec![1u8]));
+        let appended = b.finish();
+        let tuple = key("p", &("ab", 300u32, Some(vec![1u8])));
+        assert_eq!(appended.as_str(), tuple.as_str());
+        assert_eq!(appended.as_str(), Some("fn:v1:p:026162ac02010101"));
+    }
+
+    #[test]
+    fn site_path_strips_the_marker() {
+        assert_eq!(site_path("c::m::f::__braincache_site"), "c::m::f");
+        assert_eq!(site_path("unexpected"), "unexpected");
     }
 }
