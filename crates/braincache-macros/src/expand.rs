@@ -503,6 +503,29 @@ mod tests {
 
     /// Bad input is an error, never a panic.
     #[test]
+    fn freshness_options_go_through_get_or_refresh() {
+        let item = quote!(
+            fn f(x: u32) -> u32 {
+                x
+            }
+        );
+        let out = expanded(
+            quote!(ttl = 60, stale = 300, early_refresh = 1.0, lease = 10),
+            item.clone(),
+        );
+        assert!(out.contains("__private :: call_fresh ("), "{out}");
+        assert!(out.contains("__private :: freshness ("), "{out}");
+        for (attr, needle) in [
+            (quote!(stale = 300), "need a `ttl`"),
+            (quote!(ttl = 1, lease = 1, skip_none), "plain value"),
+            (quote!(ttl = 1, stale = 1, stale = 2), "more than once"),
+        ] {
+            let e = super::expand(attr, item.clone()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
     fn bad_input_is_an_error() {
         let cases = [
             (
