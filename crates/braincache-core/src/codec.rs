@@ -406,6 +406,7 @@ mod tests {
 
     #[test]
     fn codecs_round_trip_falsy_values() {
+        falsy_round_trip(&MsgPack);
         falsy_round_trip(&Postcard);
         falsy_round_trip(&Json);
         #[cfg(feature = "bincode")]
