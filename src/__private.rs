@@ -28,6 +28,15 @@
 //! argument tuples give different bytes (`f("ab", "c")` is `02 61 62 01 63`, `f("a", "bc")` is
 //! `01 61 02 62 63`).
 
+//!
+//! # Companions
+//!
+//! Next to `f`, the macro generates `f_cache_key` and `f_invalidate` (which build the key from
+//! references to the key arguments and call [`key_string`] / [`invalidate`]) and `f_refresh`
+//! (`f`'s own expansion with a key from [`KeyBuilder::refreshing`]: the `call*` helpers then run
+//! the function and store its result without looking the key up). A companion finds `f`'s path
+//! with [`companion_site_path`].
+
 pub use serde;
 
 use crate::BrainCache;
@@ -35,12 +44,74 @@ use crate::cache::{LoadError, Loaded};
 use crate::load::{NoSharing, Sharing};
 use crate::log::warn_event;
 use crate::stats::Counters;
-use braincache_core::{Backend, Codec, CodecError, Error, Postcard};
+use braincache_core::{Backend, Codec, CodecError, Error, Operation, Postcard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
+/// For the companions' signatures.
+pub use crate::Result;
 pub use std::any::type_name_of_val;
+/// For the companions' signatures.
+pub use std::string::String;
+
+#[cfg(feature = "async")]
+pub use crate::future::macro_support::*;
+#[cfg(not(feature = "async"))]
+pub use no_async::*;
+
+/// Without the `async` feature, `#[cache]` on an `async fn` expands to calls of these, which
+/// fail to compile with a message naming the feature.
+#[cfg(not(feature = "async"))]
+mod no_async {
+    use std::time::Duration;
+
+    /// Implemented by nothing: its error message is the point.
+    #[diagnostic::on_unimplemented(
+        message = "`#[cache]` on an `async fn` needs braincache's `async` feature",
+        label = "the async memoizing call is compiled only with the `async` feature",
+        note = "enable it: `braincache = {{ version = \"…\", features = [\"async\"] }}`"
+    )]
+    pub trait AsyncFeatureEnabled {}
+
+    /// What the stubs below take instead of a cache.
+    pub struct AsyncFeatureOff;
+
+    pub fn default_async_cache() -> AsyncFeatureOff {
+        AsyncFeatureOff
+    }
+
+    pub fn as_async_cache<T: ?Sized>(_: &T) -> AsyncFeatureOff {
+        AsyncFeatureOff
+    }
+
+    pub fn call_async<X: AsyncFeatureEnabled, K, T, F>(
+        _: X,
+        _: K,
+        _: Option<Duration>,
+        _: F,
+    ) -> std::future::Pending<T> {
+        std::future::pending()
+    }
+
+    pub fn call_result_async<X: AsyncFeatureEnabled, K, T, F>(
+        _: X,
+        _: K,
+        _: Option<Duration>,
+        _: F,
+    ) -> std::future::Pending<T> {
+        std::future::pending()
+    }
+
+    pub fn call_option_async<X: AsyncFeatureEnabled, K, T, F>(
+        _: X,
+        _: K,
+        _: Option<Duration>,
+        _: F,
+    ) -> std::future::Pending<T> {
+        std::future::pending()
+    }
+}
 
 /// The prefix of every key the macro builds: a marker and the encoding version.
 pub const KEY_PREFIX: &str = "fn:v1:";
@@ -81,11 +152,16 @@ pub const NO_TTL: Option<Duration> = None;
 /// in its body (`my_crate::module::function::__braincache_site`). The compiler's name includes
 /// the impl's type or trait and any enclosing function, which `module_path!()` does not, so two
 /// `new` functions of two types in one module get different keys.
+///
+/// In an `async fn` the marker sits in the body's coroutine, which the compiler names
+/// `function::{{closure}}`; that part is dropped, so an async function has the key path a sync
+/// function of the same name would have.
 #[must_use]
 pub fn site_path(marker_type_name: &'static str) -> &'static str {
-    marker_type_name
+    let path = marker_type_name
         .strip_suffix(SITE_SUFFIX)
-        .unwrap_or(marker_type_name)
+        .unwrap_or(marker_type_name);
+    path.strip_suffix("::{{closure}}").unwrap_or(path)
 }
 
 /// A key argument: anything `Serialize`.
@@ -120,11 +196,14 @@ impl<T: Serialize + DeserializeOwned> CacheValue for T {}
 #[derive(Debug)]
 pub struct Key {
     inner: Result<String, (String, CodecError)>,
+    /// Built by a `<fn>_refresh` companion: run the function and store its result, without
+    /// looking the key up.
+    refresh: bool,
 }
 
 impl Key {
     /// The key, or `None` (counted and logged) when the arguments could not be encoded.
-    fn usable<B: Backend, C: Codec>(self, cache: &BrainCache<B, C>) -> Option<String> {
+    pub(crate) fn usable<B: Backend, C: Codec>(self, cache: &BrainCache<B, C>) -> Option<String> {
         match self.inner {
             Ok(key) => Some(key),
             Err((path, source)) => {
@@ -143,6 +222,15 @@ impl Key {
     pub fn as_str(&self) -> Option<&str> {
         self.inner.as_ref().ok().map(String::as_str)
     }
+
+    /// The key, or an [`Error::InvalidKey`] saying why the arguments could not be encoded.
+    pub(crate) fn into_result(self, op: Operation) -> crate::Result<String> {
+        self.inner.map_err(|(path, source)| Error::InvalidKey {
+            op,
+            key: format!("{KEY_PREFIX}{path}:"),
+            reason: format!("the arguments cannot be encoded as a key ({source})"),
+        })
+    }
 }
 
 /// Builds a key from the function's path and its key arguments (see the module docs).
@@ -153,6 +241,7 @@ pub struct KeyBuilder {
     /// elements' encodings one after the other, so appending each argument's encoding gives the
     /// encoding of the argument tuple.
     key: Result<String, CodecError>,
+    refresh: bool,
 }
 
 impl KeyBuilder {
@@ -163,7 +252,21 @@ impl KeyBuilder {
         key.push_str(KEY_PREFIX);
         key.push_str(path);
         key.push(':');
-        KeyBuilder { path, key: Ok(key) }
+        KeyBuilder {
+            path,
+            key: Ok(key),
+            refresh: false,
+        }
+    }
+
+    /// A key for a `<fn>_refresh` companion: the call it is passed to runs the function and
+    /// stores the result without looking the key up.
+    #[must_use]
+    pub fn refreshing(path: &'static str) -> KeyBuilder {
+        KeyBuilder {
+            refresh: true,
+            ..KeyBuilder::new(path)
+        }
     }
 
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) {
@@ -181,6 +284,7 @@ impl KeyBuilder {
         let path = self.path;
         Key {
             inner: self.key.map_err(|e| (path.to_owned(), e)),
+            refresh: self.refresh,
         }
     }
 }
@@ -220,7 +324,13 @@ where
     T: CacheValue,
     F: FnOnce() -> T,
 {
+    let refresh = key.refresh;
     match key.usable(cache) {
+        Some(key) if refresh => {
+            let value = f();
+            store(cache, &key, ttl, &value);
+            value
+        }
         Some(key) => memoize(cache, &key, ttl, f),
         None => f(),
     }
@@ -239,7 +349,15 @@ where
     T: CacheValue,
     F: FnOnce() -> Result<T, E>,
 {
+    let refresh = key.refresh;
     match key.usable(cache) {
+        Some(key) if refresh => {
+            let result = f();
+            if let Ok(value) = &result {
+                store(cache, &key, ttl, value);
+            }
+            result
+        }
         Some(key) => memoize_result(cache, &key, ttl, f),
         None => f(),
     }
@@ -259,10 +377,57 @@ where
     T: CacheValue,
     F: FnOnce() -> Option<T>,
 {
+    let refresh = key.refresh;
     match key.usable(cache) {
+        Some(key) if refresh => {
+            let value = f();
+            if value.is_some() {
+                // The same `Option<T>` bytes `memoize_some` stores.
+                store(cache, &key, ttl, &value);
+            }
+            value
+        }
         Some(key) => memoize_some(cache, &key, ttl, f),
         None => f(),
     }
+}
+
+/// Stores a refreshed value. A failure is counted and logged by `set`, and never changes the
+/// function's result, as for a memoized call.
+fn store<B, C, T>(cache: &BrainCache<B, C>, key: &str, ttl: Option<Duration>, value: &T)
+where
+    B: Backend,
+    C: Codec,
+    T: Serialize,
+{
+    let _ = cache.set(key, value, ttl);
+}
+
+/// The function's path, from inside one of its companions (`<fn>_cache_key`,
+/// `<fn>_invalidate`, `<fn>_refresh`): the marker's path minus the companion's `suffix`.
+#[must_use]
+pub fn companion_site_path(marker_type_name: &'static str, suffix: &str) -> &'static str {
+    let site = site_path(marker_type_name);
+    site.strip_suffix(suffix).unwrap_or(site)
+}
+
+/// The body of a `<fn>_cache_key` companion.
+///
+/// # Errors
+/// [`Error::InvalidKey`] when the arguments cannot be encoded.
+pub fn key_string(key: Key) -> crate::Result<String> {
+    key.into_result(Operation::Get)
+}
+
+/// The body of a `<fn>_invalidate` companion: deletes the entry; whether one was there.
+///
+/// # Errors
+/// [`Error::InvalidKey`] when the arguments cannot be encoded; the backend's errors.
+pub fn invalidate<B: Backend, C: Codec>(cache: &BrainCache<B, C>, key: Key) -> crate::Result<bool> {
+    let key = key
+        .into_result(Operation::Delete)
+        .map_err(|e| cache.failed(e))?;
+    cache.delete(&key)
 }
 
 /// Memoizes an infallible computation. Cache errors never change the result: on a read error
@@ -478,5 +643,13 @@ mod tests {
     fn site_path_strips_the_marker() {
         assert_eq!(site_path("c::m::f::__braincache_site"), "c::m::f");
         assert_eq!(site_path("unexpected"), "unexpected");
+        assert_eq!(
+            site_path("c::m::f::{{closure}}::__braincache_site"),
+            "c::m::f"
+        );
+        assert_eq!(
+            site_path("c::m::{{closure}}::f::__braincache_site"),
+            "c::m::{{closure}}::f"
+        );
     }
 }

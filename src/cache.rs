@@ -4,7 +4,7 @@ use crate::cleaner::WakeHub;
 use crate::load::{ErrorSharing, LeaderGuard, Loads, NoSharing, Outcome, Role, Sharing};
 use crate::log::{debug_event, warn_event};
 use crate::stats::{Counters, Stats};
-use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp};
+use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp, Ttl};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -49,7 +49,8 @@ pub struct BrainCache<B: Backend, C: Codec = <B as Backend>::Codec> {
 }
 
 pub(crate) struct Inner<B, C> {
-    backend: B,
+    // In an `Arc` of its own so the async front end can hand it to a blocking task.
+    backend: Arc<B>,
     codec: C,
     clock: Arc<dyn Clock>,
     pub(crate) counters: Counters,
@@ -86,11 +87,15 @@ pub enum LoadError<E> {
     Init(Arc<E>),
 }
 
-impl<E: fmt::Display> fmt::Display for LoadError<E> {
+/// As the Rust API guidelines ask, `Display` describes this level only and `source()` returns
+/// the cause: a cache error is shown as itself (its `Display` and `source()` are the wrapped
+/// [`Error`]'s), a closure's error as "the value could not be computed" with the closure's error
+/// as its source. `anyhow`'s `{:#}` prints each cause once.
+impl<E> fmt::Display for LoadError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Cache(e) => write!(f, "cache error: {e}"),
-            LoadError::Init(e) => write!(f, "the value could not be computed: {e}"),
+            LoadError::Cache(e) => fmt::Display::fmt(e, f),
+            LoadError::Init(_) => f.write_str("the value could not be computed"),
         }
     }
 }
@@ -98,7 +103,7 @@ impl<E: fmt::Display> fmt::Display for LoadError<E> {
 impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            LoadError::Cache(e) => Some(e),
+            LoadError::Cache(e) => std::error::Error::source(e),
             LoadError::Init(e) => Some(&**e),
         }
     }
@@ -142,8 +147,24 @@ impl<B: Backend> BrainCache<B> {
 }
 
 impl<B: Backend, C: Codec> BrainCache<B, C> {
-    /// Stores `value` under `key` for `ttl` (`None`: forever; `Some(Duration::ZERO)`: already
-    /// expired), replacing what was there.
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    ///
+    /// `ttl` is anything that converts into a [`Ttl`]: a `Duration`, whole seconds as an
+    /// integer (`60`), `None` (forever) or an `Option<Duration>`. A zero (or negative) TTL is
+    /// already expired: the entry is stored but never returned.
+    ///
+    /// ```
+    /// use braincache::BrainCache;
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> braincache::Result<()> {
+    /// let cache = BrainCache::default();
+    /// cache.set("k", &"v", 60)?; // 60 seconds, as in Python
+    /// cache.set("k", &"v", Duration::from_secs(60))?;
+    /// cache.set("k", &"v", None)?; // forever
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Encode`] when the codec cannot represent the value; backend errors otherwise.
@@ -151,10 +172,10 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         &self,
         key: &str,
         value: &T,
-        ttl: impl Into<Option<Duration>>,
+        ttl: impl Into<Ttl>,
     ) -> Result<()> {
         let bytes = self.encode(key, value)?;
-        self.set_bytes(key, bytes, ttl.into())
+        self.set_bytes(key, bytes, ttl.into().duration())
     }
 
     pub(crate) fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>> {
@@ -167,17 +188,27 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     }
 
     fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let deadline = ttl.map(|t| self.inner.clock.now() + t);
+        let deadline = self.deadline(ttl);
         self.inner
             .backend
             .set(key, Record::new(bytes, deadline).with_codec(Some(C::ID)))
             .map_err(|e| self.failed(e))?;
+        self.stored(key, deadline);
+        Ok(())
+    }
+
+    /// The deadline of an entry set now for `ttl`.
+    pub(crate) fn deadline(&self, ttl: Option<Duration>) -> Option<Timestamp> {
+        ttl.map(|t| self.inner.clock.now() + t)
+    }
+
+    /// Counts a successful set and tells the cleaners about its deadline.
+    pub(crate) fn stored(&self, key: &str, deadline: Option<Timestamp>) {
         Counters::bump(&self.inner.counters.sets, 1);
         if let Some(d) = deadline {
             self.inner.wake.deadline_added(d);
         }
         debug_event!("set {key:?} (expires {deadline:?})");
-        Ok(())
     }
 
     /// The live value under `key`, decoded as `T`; `None` when absent or expired.
@@ -185,7 +216,13 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// [`Error::Decode`] when the stored bytes are not a `T`; backend errors otherwise.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        match self.live_record(key)? {
+        self.lookup(key, true)
+    }
+
+    /// The live value under `key`; counts a hit or a miss only when `count` is set, so a call
+    /// that looks more than once (the memoizing loads) counts once.
+    fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
+        match self.live_record(key, count)? {
             Some(r) => self.decode_record(key, &r).map(Some),
             None => Ok(None),
         }
@@ -219,22 +256,29 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         })
     }
 
-    /// The unexpired record under `key`, counting the hit or miss.
-    fn live_record(&self, key: &str) -> Result<Option<Record>> {
+    /// The unexpired record under `key`, counting the hit or miss when `count` is set.
+    fn live_record(&self, key: &str, count: bool) -> Result<Option<Record>> {
         let record = self.inner.backend.get(key).map_err(|e| self.failed(e))?;
+        Ok(self.live(key, record, count))
+    }
+
+    /// `record` when it is not expired, counting the hit or miss when `count` is set.
+    pub(crate) fn live(&self, key: &str, record: Option<Record>, count: bool) -> Option<Record> {
         // A stale record (past `fresh_until`, kept for stale-while-revalidate) is a miss here.
         let live = record.filter(|r| !r.is_stale(self.inner.clock.now()));
-        let counter = if live.is_some() {
-            &self.inner.counters.hits
-        } else {
-            &self.inner.counters.misses
-        };
-        Counters::bump(counter, 1);
+        if count {
+            let counter = if live.is_some() {
+                &self.inner.counters.hits
+            } else {
+                &self.inner.counters.misses
+            };
+            Counters::bump(counter, 1);
+        }
         debug_event!(
             "get {key:?}: {}",
             if live.is_some() { "hit" } else { "miss" }
         );
-        Ok(live)
+        live
     }
 
     /// True when a live entry is stored under `key` (whatever its value, `None` included).
@@ -242,7 +286,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub fn has(&self, key: &str) -> Result<bool> {
-        Ok(self.live_record(key)?.is_some())
+        Ok(self.live_record(key, true)?.is_some())
     }
 
     /// Removes `key`; returns whether an entry (expired or not) was there.
@@ -293,9 +337,14 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             .backend
             .purge_expired(now)
             .map_err(|e| self.failed(e))?;
+        self.purged(n);
+        Ok(n)
+    }
+
+    /// Counts entries removed by a purge.
+    pub(crate) fn purged(&self, n: usize) {
         Counters::bump(&self.inner.counters.expired, n as u64);
         debug_event!("purge_expired: {n} removed");
-        Ok(n)
     }
 
     /// The earliest deadline of a stored entry, if any.
@@ -351,18 +400,13 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     ///
     /// # Errors
     /// Errors reading, decoding or storing; the computed value is lost if storing fails.
-    pub fn get_or_insert_with<T, F>(
-        &self,
-        key: &str,
-        ttl: impl Into<Option<Duration>>,
-        f: F,
-    ) -> Result<T>
+    pub fn get_or_insert_with<T, F>(&self, key: &str, ttl: impl Into<Ttl>, f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
     {
         let mut f = Some(|| Ok::<T, std::convert::Infallible>(f()));
-        match self.load::<T, _, _, NoSharing>(key, ttl.into(), &mut f) {
+        match self.load::<T, _, _, NoSharing>(key, ttl.into().duration(), &mut f) {
             Ok(Loaded {
                 store_error: Some(e),
                 ..
@@ -390,7 +434,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     pub fn try_get_or_insert_with<T, E, F>(
         &self,
         key: &str,
-        ttl: impl Into<Option<Duration>>,
+        ttl: impl Into<Ttl>,
         f: F,
     ) -> std::result::Result<T, LoadError<E>>
     where
@@ -399,7 +443,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> std::result::Result<T, E>,
     {
         let mut f = Some(f);
-        match self.load::<T, E, F, Sharing>(key, ttl.into(), &mut f) {
+        match self.load::<T, E, F, Sharing>(key, ttl.into().duration(), &mut f) {
             Ok(Loaded {
                 store_error: Some(e),
                 ..
@@ -423,9 +467,14 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> std::result::Result<T, E>,
         S: ErrorSharing<E>,
     {
+        // One call counts one hit or one miss: the first lookup decides. Later lookups (after
+        // an abandoned leader, or after winning the election) are not counted again.
+        let mut first_lookup = true;
         // `None`: the leader told us to compute alone, without leading.
         let leader = loop {
-            if let Some(value) = self.get::<T>(key)? {
+            let found = self.lookup::<T>(key, first_lookup)?;
+            first_lookup = false;
+            if let Some(value) = found {
                 return Ok(Loaded {
                     value,
                     store_error: None,
@@ -448,7 +497,9 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                         break None;
                     }
                     Outcome::ComputeAlone => break None,
-                    Outcome::Abandoned => {}
+                    // A sync caller takes over from a leader that panicked, as from one that
+                    // was cancelled (an async leader's future dropped).
+                    Outcome::Abandoned | Outcome::Panicked => {}
                 },
             }
         };
@@ -459,7 +510,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         };
         // A previous leader may have stored the value between our miss and our election.
         if leader.is_some()
-            && let Some(value) = self.get::<T>(key)?
+            && let Some(value) = self.lookup::<T>(key, false)?
         {
             finish(leader, Outcome::Abandoned);
             return Ok(Loaded {
@@ -505,7 +556,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// Counts and logs an error on its way to the caller.
     pub(crate) fn failed(&self, e: Error) -> Error {
         Counters::bump(&self.inner.counters.errors, 1);
-        warn_event!("braincache: {e}");
+        warn_event!("braincache: {}", crate::log::Chain(&e));
         e
     }
 
@@ -558,7 +609,7 @@ impl<B: Backend, C: Codec> BrainCacheBuilder<B, C> {
     pub fn build(self) -> BrainCache<B, C> {
         BrainCache {
             inner: Arc::new(Inner {
-                backend: self.backend,
+                backend: Arc::new(self.backend),
                 codec: self.codec,
                 clock: self.clock,
                 counters: Counters::default(),
@@ -573,6 +624,16 @@ impl<B: Backend, C: Codec> BrainCacheBuilder<B, C> {
 impl<B: Backend, C: Codec> Inner<B, C> {
     pub(crate) fn backend(&self) -> &B {
         &self.backend
+    }
+
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn shared_backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn loads(&self) -> &Loads {
+        &self.loads
     }
 
     pub(crate) fn now(&self) -> Timestamp {

@@ -387,7 +387,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                     Outcome::ComputeAlone => {
                         return self.compute_and_store(key, freshness, f).map(|(l, _)| l);
                     }
-                    Outcome::Abandoned => {}
+                    Outcome::Abandoned | Outcome::Panicked => {}
                 },
                 Role::Leader(guard) => {
                     return match self.lead(key, freshness, f) {

@@ -45,8 +45,11 @@
 //! - `file` (default): the JSON file backend.
 //! - `redb` (default): the redb backend, durable and multi-process.
 //! - `macros` (default): the `#[cache]` attribute.
-//! - `redis`: the Redis backend.
+//! - `redis`: the Redis backend (one server, or a Redis Cluster).
+//! - `memcached`: the Memcached backend (one or more memcached servers).
 //! - `bincode`: a `Bincode` codec (bincode 2.0.1; unmaintained upstream).
+//! - `async`: [`future::BrainCache`], the async front end, `CacheCleaner::spawn` and
+//!   `#[cache]` on `async fn` (tokio).
 //! - `tracing`: debug events for operations and a warning for each error.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -55,6 +58,8 @@
 mod cache;
 mod cleaner;
 mod freshness;
+#[cfg(feature = "async")]
+pub mod future;
 mod load;
 mod log;
 mod stats;
@@ -62,7 +67,7 @@ mod stats;
 #[doc(hidden)]
 pub mod __private;
 
-pub use braincache_core::{Error, Operation, Result, Timestamp};
+pub use braincache_core::{Error, Operation, Result, Timestamp, Ttl};
 pub use cache::{BrainCache, BrainCacheBuilder, LoadError};
 pub use cleaner::CacheCleaner;
 pub use freshness::Freshness;
@@ -76,11 +81,17 @@ pub mod core {
 
 /// The backends, each behind its cargo feature.
 pub mod backend {
+    #[cfg(feature = "async")]
+    #[doc(inline)]
+    pub use braincache_core::AsyncBackend;
     #[doc(inline)]
     pub use braincache_core::{Backend, Record};
     #[cfg(feature = "file")]
     #[doc(inline)]
     pub use braincache_file::{FileBackend, FileBackendBuilder};
+    #[cfg(feature = "memcached")]
+    #[doc(inline)]
+    pub use braincache_memcached::{MemcachedBackend, MemcachedBackendBuilder, ValueTooLarge};
     #[cfg(feature = "memory")]
     #[doc(inline)]
     pub use braincache_memory::{MemoryBackend, MemoryBackendBuilder};
@@ -89,7 +100,9 @@ pub mod backend {
     pub use braincache_redb::{RedbBackend, RedbBackendBuilder};
     #[cfg(feature = "redis")]
     #[doc(inline)]
-    pub use braincache_redis::{RedisBackend, RedisBackendBuilder};
+    pub use braincache_redis::{
+        RedisBackend, RedisBackendBuilder, RedisClusterBackend, RedisClusterBuilder,
+    };
 }
 
 /// Memoizes a function in a [`BrainCache`]: `#[cache(ttl = 60)]` uses a process-wide memory

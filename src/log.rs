@@ -20,3 +20,19 @@ macro_rules! warn_event {
 }
 
 pub(crate) use {debug_event, warn_event};
+
+/// An error and its causes, `: `-separated, as `anyhow`'s `{:#}` prints them: `Display`s say
+/// their own level only, so a log line shows the whole chain.
+pub(crate) struct Chain<'a>(pub(crate) &'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}

@@ -4,6 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of a cache's counters since it was created, shared by all its clones.
 ///
+/// `delete`, `clear` and `len` count nothing; an error returned by a `try_get_or_insert_with`
+/// closure is the caller's, not the cache's, and is not in `errors`.
+///
 /// ```
 /// use braincache::BrainCache;
 ///
@@ -18,9 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// `get`/`has` calls that found a live entry.
+    /// Lookups that found a live entry: `get`, `has`, and `get_or_insert_with` (and the `try_`
+    /// form, and `#[cache]` functions) served from the cache. Each call counts once.
     pub hits: u64,
-    /// `get`/`has` calls that found nothing, or only an expired entry.
+    /// Lookups that found nothing, or only an expired entry: `get`, `has`, and
+    /// `get_or_insert_with` calls that did not find the value stored (whether this call ran the
+    /// closure or received a concurrent caller's value). Each call counts once.
     pub misses: u64,
     /// Successful `set` calls (including stores by `get_or_insert_with`).
     pub sets: u64,

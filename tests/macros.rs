@@ -188,14 +188,16 @@ macro_rules! behaviour_suite {
         }
 
         impl Labeled for TypeA {
-            #[cache(cache = test_cache())]
+            // A trait impl may hold only the trait's items: no companions.
+            #[cache(cache = test_cache(), no_companions)]
             fn label(x: u32) -> String {
                 format!("trait A {x}")
             }
         }
 
         impl Labeled for TypeB {
-            #[cache(cache = test_cache())]
+            // A trait impl may hold only the trait's items: no companions.
+            #[cache(cache = test_cache(), no_companions)]
             fn label(x: u32) -> String {
                 format!("trait B {x}")
             }

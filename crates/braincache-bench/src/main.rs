@@ -3,9 +3,12 @@
 //! Runs the same workloads on braincache and on the peers a user would pick instead, in one run
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
+mod bound;
 mod codec;
+mod distributed;
 mod file;
 mod floor;
+mod future;
 mod hitratio;
 mod memory;
 mod plot;
@@ -14,6 +17,14 @@ mod redis;
 mod report;
 mod stampede;
 mod stats;
+
+// The servers the distributed rows run against: the backend crates' own test helpers.
+#[path = "../../braincache-memcached/tests/support/mod.rs"]
+mod mc_support;
+#[path = "../../braincache-redis/tests/support/cluster.rs"]
+mod redis_cluster;
+#[path = "../../braincache-redis/tests/support/mod.rs"]
+mod support;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -28,8 +39,8 @@ struct Args {
     /// Also write the table as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Run only workloads whose group name contains this (memory, hitratio, redb, file, redis,
-    /// purge, fsync, codec, stampede).
+    /// Run only workloads whose group name contains this (memory, hitratio, redb, bound, file,
+    /// redis, purge, fsync, distributed: memcached and Redis Cluster, async, codec, stampede).
     #[arg(long)]
     only: Option<String>,
     /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
@@ -76,11 +87,20 @@ fn main() {
     if wanted("redb") {
         redb::run(&cfg, &mut rows);
     }
+    if wanted("bound") {
+        bound::run(&cfg, &mut rows);
+    }
     if wanted("file") {
         file::run(&cfg, &mut rows, fsync_floor);
     }
+    if wanted("async") {
+        future::run(&cfg, &mut rows);
+    }
     if wanted("redis") {
         redis::run(&cfg, &mut rows);
+    }
+    if wanted("distributed") || wanted("memcached") || wanted("cluster") {
+        distributed::run(&cfg, &mut rows);
     }
     if wanted("stampede") {
         stampede::run(&cfg, &mut rows);

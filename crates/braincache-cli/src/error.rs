@@ -4,8 +4,9 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Everything that makes a command fail. Each message names the file involved; `main` prints it
-/// as `error: <message>` and exits with [`CliError::exit_code`].
+/// Everything that makes a command fail. Each message names the file involved and describes its
+/// own level only (the cause is its `source()`); `main` prints the whole chain as
+/// `error: <message>: <cause>: …` and exits with [`CliError::exit_code`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
     /// The cache file is not there. The command never creates it.
@@ -27,7 +28,7 @@ pub(crate) enum CliError {
     Cache(#[from] braincache_core::Error),
 
     /// An I/O error outside the cache: reading the file's first bytes, writing an export.
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     Io {
         /// What was being done (`"cannot read"`, `"cannot write"`).
         what: &'static str,
@@ -43,7 +44,7 @@ pub(crate) enum CliError {
     Usage(String),
 
     /// Standard output could not be written.
-    #[error("cannot write to standard output: {0}")]
+    #[error("cannot write to standard output")]
     Stdout(#[source] io::Error),
 }
 

@@ -5,39 +5,57 @@ mod cache;
 mod error;
 mod output;
 
-use braincache_core::{CodecId, Timestamp};
-use cache::{Kind, Reader};
+use braincache_core::Timestamp;
+use braincache_file::inspect::{self as file_inspect, DocumentWriter};
+use cache::{Cache, Item, Kind};
 use clap::{Parser, Subcommand};
 use error::{CliError, Result};
-use output::{Document, ValueForm};
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  get: the key is not in the cache, or its entry has expired
-  2  the command failed: bad arguments, a missing, unreadable, damaged or incompatible file";
+  1  get: the key is not in the cache, or its entry has expired; clear: not confirmed
+  2  the command failed: bad arguments, a missing, unreadable, damaged or incompatible file,
+     an unreachable Redis server";
 
-/// Inspect, read, delete, purge and export braincache cache files.
+/// Inspect, read, delete, purge, clear, export and import braincache caches.
 ///
 /// Works on the files of braincache's JSON file backend and of its redb backend, and tells them
-/// apart by content. It never creates a cache file. `inspect`, `get` and `export` only read:
-/// they take no lock and change nothing, and they work while programs use the cache. `delete`
-/// and `purge` write through the backends themselves, with the same locking and durability as
-/// any other process sharing the cache.
+/// apart by content, and on a prefix of a Redis server (`--redis URL`). It never creates a
+/// cache file, except as the destination of `import`. `inspect`, `keys`, `get` and `export`
+/// only read: they take no lock and change nothing, and they work while programs use the
+/// cache. (One exception: a redb file whose last writer exited without closing it is recovered
+/// first, as the next program to open it would; a note says so.) `delete`, `purge`, `clear` and
+/// `import` write through the backends themselves, with the same locking and durability as any
+/// other process sharing the cache.
 #[derive(Debug, Parser)]
 #[command(name = "braincache", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// The cache's backend [default: told from the file's content]
+    /// The cache file's backend [default: told from the file's content]
     ///
     /// By default a file that starts with redb's magic number is read as a redb database, and
-    /// anything else as the file backend's JSON document.
+    /// anything else as the file backend's JSON document. For `import` into a file that does
+    /// not exist yet, the default comes from its extension (`.json`, `.redb`).
     #[arg(long, value_enum, global = true, value_name = "BACKEND")]
     backend: Option<Kind>,
+
+    /// Work on the entries under a key prefix on this Redis server instead of a file
+    /// (`redis://[user:password@]host[:port][/db]`); give no FILE then. For `inspect`, `keys`,
+    /// `get`, `delete`, `clear` and `export`.
+    #[arg(long, global = true, value_name = "URL")]
+    redis: Option<String>,
+
+    /// With --redis: the cache's key prefix, as the program's `RedisBackend` was built with
+    /// (`key_prefix`). Keys are shown without it [default: braincache:]
+    #[arg(long, global = true, value_name = "PREFIX")]
+    redis_prefix: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -50,8 +68,8 @@ enum Command {
     /// Expired entries are counted until something purges them (`braincache purge`, a cache's
     /// cleaner). The next expiry is the earliest deadline still in the future.
     Inspect {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file (none with --redis).
+        file: Option<PathBuf>,
         /// Also list every key with its value's size and the time it has left.
         #[arg(long)]
         keys: bool,
@@ -60,37 +78,65 @@ enum Command {
         json: bool,
     },
 
+    /// List the keys, one per line, in key order.
+    ///
+    /// Keys with control characters (a newline) or empty keys are printed quoted and escaped;
+    /// --json prints them exactly.
+    Keys {
+        /// The cache file (none with --redis).
+        file: Option<PathBuf>,
+        /// Only the keys that start with this.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        /// At most this many keys (the first ones in key order).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Also the keys whose entry has expired (and was not purged yet).
+        #[arg(long)]
+        expired: bool,
+        /// Print a JSON array of `{"key", "size", "expire_at", "expire_at_utc", "expired"}`.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Print the value stored under a key.
     ///
-    /// The file backend's values are JSON and print as such. The redb backend's values are
-    /// codec bytes (MessagePack by default): they print as hex.
-    /// A key that is not there, or whose entry has expired, prints a message on standard error
-    /// and exits with code 1.
+    /// A value the backend can show as JSON prints as JSON: the file backend's values are JSON
+    /// text. Other values (the redb and Redis backends' encoded values) print as hex. A key
+    /// that is not there, or whose entry has expired, prints a message on standard error and
+    /// exits with code 1.
+    #[command(override_usage = "braincache get [OPTIONS] <FILE> <KEY>\n       \
+                                braincache get [OPTIONS] --redis <URL> <KEY>")]
     Get {
-        /// The cache file.
-        file: PathBuf,
-        /// The key.
-        key: String,
+        /// The cache file and the key (only the key with --redis).
+        #[arg(required = true, num_args = 1..=2, value_names = ["FILE", "KEY"])]
+        args: Vec<OsString>,
         /// Write the value's bytes to standard output exactly as stored, with no newline.
-        #[arg(long, conflicts_with = "hex")]
+        #[arg(long, conflicts_with_all = ["hex", "json"])]
         raw: bool,
-        /// Print the value as hex even when it is JSON text.
-        #[arg(long)]
+        /// Print the value as hex even when it can be shown as JSON.
+        #[arg(long, conflicts_with = "json")]
         hex: bool,
         /// Print the value even if its entry has expired (and was not purged yet).
         #[arg(long)]
         expired: bool,
+        /// Print a JSON object: `key`, `value` (the JSON, or null), `value_hex`, `size`,
+        /// `expire_at`, `expire_at_utc`, `expired`.
+        #[arg(long)]
+        json: bool,
     },
 
     /// Delete keys; prints how many were there.
     ///
-    /// When none of the keys is there, the file is not written at all.
+    /// When none of the keys is in a cache file, the file is not written at all.
+    #[command(
+        override_usage = "braincache delete [OPTIONS] <FILE> <KEY>...\n       \
+                                braincache delete [OPTIONS] --redis <URL> <KEY>..."
+    )]
     Delete {
-        /// The cache file.
-        file: PathBuf,
-        /// The keys to delete.
-        #[arg(required = true)]
-        keys: Vec<String>,
+        /// The cache file, then the keys to delete (only the keys with --redis).
+        #[arg(required = true, value_names = ["FILE", "KEY"])]
+        args: Vec<OsString>,
     },
 
     /// Remove the expired entries; prints how many.
@@ -98,21 +144,31 @@ enum Command {
     /// When nothing has expired, the file is not written at all.
     Purge {
         /// The cache file.
-        file: PathBuf,
+        file: Option<PathBuf>,
+    },
+
+    /// Remove every entry; prints how many there were.
+    ///
+    /// Asks for confirmation when standard input is a terminal; refuses without --yes
+    /// otherwise. An empty cache file is not written.
+    Clear {
+        /// The cache file (none with --redis).
+        file: Option<PathBuf>,
+        /// Do not ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 
     /// Write the whole cache as one JSON document in the file backend's format.
     ///
-    /// The document is `{"key": {"value": <JSON>, "expire_at": <Unix seconds> | null}}`, the
-    /// format of the Python original and of braincache's file backend, which can open the
-    /// result. redb values written with the MessagePack codec (the default) are written as JSON
-    /// where JSON can hold them, so the file backend's `Json` codec reads them back as the same
-    /// typed values. Other values are written as `{"$bytes": "<base64>"}` (plus `"$codec": <id>`
-    /// for a codec other than JSON), so nothing is lost: opened with the file backend, each
-    /// entry reads back as the same bytes, codec and deadline.
+    /// The document is the format of the Python original and of braincache's file backend,
+    /// which can open the result: `{"key": {"value": <JSON>, "expire_at": <Unix seconds> |
+    /// null}}`. Values the backend cannot show as JSON are written as
+    /// `{"$bytes": "<base64>"}`, so nothing is lost: opened with the file backend (or imported
+    /// back), each entry reads back as the same bytes with the same deadline.
     Export {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file (none with --redis).
+        file: Option<PathBuf>,
         /// Write the document to this file (replaced whole, atomically) instead of standard
         /// output; `-` is standard output.
         #[arg(short, long, value_name = "OUT")]
@@ -121,53 +177,211 @@ enum Command {
         #[arg(long)]
         skip_expired: bool,
     },
+
+    /// Shrink a redb cache file to its live pages (redb reuses freed pages but never gives
+    /// them back). Refuses while any process has the file open.
+    Compact {
+        /// The cache file.
+        file: PathBuf,
+    },
+
+    /// Store the entries of an exported (or Python-written) JSON document into a cache file:
+    /// the inverse of `export`.
+    ///
+    /// Deadlines are kept to the nanosecond, and values read back as the bytes `export` read.
+    /// Entries already in the cache under other keys stay; the document's keys are replaced.
+    /// The cache file is created when it does not exist (its backend from --backend or its
+    /// extension). Everything is stored in one write.
+    Import {
+        /// The JSON document (the file backend's format).
+        json: PathBuf,
+        /// The cache file to store the entries in.
+        file: PathBuf,
+        /// Leave out entries that have expired.
+        #[arg(long)]
+        skip_expired: bool,
+    },
 }
 
+/// The last panic's report, printed by `main` if the panic is not caught on the way.
+static PANIC: Mutex<Option<String>> = Mutex::new(None);
+
 fn main() -> ExitCode {
+    // A panic that a library catches and returns as an error (redb's, on a damaged file) is
+    // not printed; one that reaches `main` is a bug in the command, reported once below.
+    std::panic::set_hook(Box::new(|info| {
+        let report = info.to_string();
+        *PANIC
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report);
+    }));
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
-        Err(e) => {
-            let _ = writeln!(io::stderr(), "error: {e}");
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            // Each level's `Display` says its own part only: print the causes after it.
+            let mut line = format!("error: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                line.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            let _ = writeln!(io::stderr(), "{line}");
             e.exit_code()
         }
+        Err(_) => {
+            let report = PANIC
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            let _ = writeln!(
+                io::stderr(),
+                "error: internal error, please report it: {report}"
+            );
+            ExitCode::from(101)
+        }
+    }
+}
+
+/// Where the command's cache is, from the global options.
+struct Target {
+    backend: Option<Kind>,
+    redis: Option<String>,
+    redis_prefix: Option<String>,
+}
+
+impl Target {
+    /// The cache named by `file`, or by `--redis` (for commands that take it).
+    fn open(&self, file: Option<&Path>) -> Result<Cache> {
+        match (&self.redis, file) {
+            (Some(_), Some(file)) => Err(CliError::Usage(format!(
+                "{}: give either a cache file or --redis, not both",
+                file.display()
+            ))),
+            (Some(url), None) => {
+                if self.backend.is_some() {
+                    return Err(CliError::Usage(
+                        "--backend is for cache files, not with --redis".to_owned(),
+                    ));
+                }
+                let prefix = self.redis_prefix.as_deref().unwrap_or("braincache:");
+                Cache::redis(url, prefix)
+            }
+            (None, Some(file)) => {
+                self.no_redis_prefix()?;
+                Cache::file(file, self.backend)
+            }
+            (None, None) => Err(CliError::Usage(
+                "the cache file is missing (or give --redis URL)".to_owned(),
+            )),
+        }
+    }
+
+    /// Refuses --redis for a command that works on files only.
+    fn file_only(&self, command: &str) -> Result<()> {
+        if self.redis.is_some() {
+            return Err(CliError::Usage(format!(
+                "{command} works on cache files, not with --redis"
+            )));
+        }
+        self.no_redis_prefix()
+    }
+
+    fn no_redis_prefix(&self) -> Result<()> {
+        match self.redis_prefix {
+            Some(_) => Err(CliError::Usage(
+                "--redis-prefix is for --redis only".to_owned(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Splits `get`'s and `delete`'s positional arguments into the cache and the keys.
+    fn open_with_keys(&self, args: Vec<OsString>) -> Result<(Cache, Vec<String>)> {
+        let mut args = args.into_iter();
+        let file = match self.redis {
+            Some(_) => None,
+            None => args.next().map(PathBuf::from),
+        };
+        let keys = args
+            .map(|k| {
+                k.into_string().map_err(|k| {
+                    CliError::Usage(format!("key {k:?} is not UTF-8 (cache keys are strings)"))
+                })
+            })
+            .collect::<Result<Vec<String>>>()?;
+        if keys.is_empty() {
+            return Err(CliError::Usage(
+                "the key is missing (give the cache file, then the key)".to_owned(),
+            ));
+        }
+        Ok((self.open(file.as_deref())?, keys))
     }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let now = Timestamp::now();
+    let target = Target {
+        backend: cli.backend,
+        redis: cli.redis,
+        redis_prefix: cli.redis_prefix,
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     let code = match cli.command {
         Command::Inspect { file, keys, json } => {
-            let (kind, size) = open(&file, cli.backend)?;
-            inspect(&file, kind, size, keys, json, now, &mut out)?;
+            let cache = target.open(file.as_deref())?;
+            inspect(&cache, keys, json, now, &mut out)?;
+            ExitCode::SUCCESS
+        }
+        Command::Keys {
+            file,
+            prefix,
+            limit,
+            expired,
+            json,
+        } => {
+            let cache = target.open(file.as_deref())?;
+            let shown = Shown {
+                prefix: prefix.as_deref(),
+                limit,
+                expired,
+                json,
+            };
+            keys(&cache, &shown, now, &mut out)?;
             ExitCode::SUCCESS
         }
         Command::Get {
-            file,
-            key,
+            args,
             raw,
             hex,
             expired,
+            json,
         } => {
-            let (kind, _) = open(&file, cli.backend)?;
-            let mode = match (raw, hex) {
-                (true, _) => Print::Raw,
-                (_, true) => Print::Hex,
+            if args.len() > 1 && target.redis.is_some() {
+                return Err(CliError::Usage(
+                    "with --redis, get takes the key only".to_owned(),
+                ));
+            }
+            let (cache, keys) = target.open_with_keys(args)?;
+            let mode = match (raw, hex, json) {
+                (true, _, _) => Print::Raw,
+                (_, true, _) => Print::Hex,
+                (_, _, true) => Print::Json,
                 _ => Print::Auto,
             };
-            get(&file, kind, &key, mode, expired, now, &mut out)?
+            get(&cache, &keys[0], mode, expired, now, &mut out)?
         }
-        Command::Delete { file, keys } => {
-            let (kind, _) = open(&file, cli.backend)?;
+        Command::Delete { args } => {
+            let (cache, keys) = target.open_with_keys(args)?;
             let mut seen = HashSet::new();
             let keys: Vec<&str> = keys
                 .iter()
                 .map(String::as_str)
                 .filter(|k| seen.insert(*k))
                 .collect();
-            let n = cache::delete(&file, kind, &keys)?;
+            let n = cache.delete(&keys)?;
             let noun = if keys.len() == 1 { "key" } else { "keys" };
             say(
                 &mut out,
@@ -176,20 +390,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Purge { file } => {
-            let (kind, _) = open(&file, cli.backend)?;
-            let n = cache::purge(&file, kind, now)?;
+            target.file_only("purge (Redis expires entries by itself)")?;
+            let cache = target.open(file.as_deref())?;
+            let n = cache.purge(now)?;
             let noun = if n == 1 { "entry" } else { "entries" };
             say(&mut out, format_args!("purged {n} expired {noun}"))?;
             ExitCode::SUCCESS
+        }
+        Command::Clear { file, yes } => {
+            let cache = target.open(file.as_deref())?;
+            clear(&cache, yes, &mut out)?
         }
         Command::Export {
             file,
             output,
             skip_expired,
         } => {
-            let (kind, _) = open(&file, cli.backend)?;
+            let cache = target.open(file.as_deref())?;
             let output = output.filter(|o| o.as_os_str() != "-");
-            export(&file, kind, output.as_deref(), skip_expired, now, &mut out)?;
+            export(&cache, output.as_deref(), skip_expired, now, &mut out)?;
+            ExitCode::SUCCESS
+        }
+        Command::Import {
+            json,
+            file,
+            skip_expired,
+        } => {
+            target.file_only("import")?;
+            import(&json, &file, target.backend, skip_expired, now, &mut out)?;
+            ExitCode::SUCCESS
+        }
+        Command::Compact { file } => {
+            let before = Cache::file(&file, Some(Kind::Redb))?
+                .file_size()
+                .unwrap_or(0);
+            braincache_redb::RedbBackend::compact(&file)?;
+            let after = fs::metadata(&file).map_or(0, |m| m.len());
+            say(
+                &mut out,
+                format_args!("compacted: {before} -> {after} bytes"),
+            )?;
             ExitCode::SUCCESS
         }
     };
@@ -197,91 +437,81 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(code)
 }
 
-/// Checks that the file exists (it is never created) and picks its backend.
-fn open(file: &Path, forced: Option<Kind>) -> Result<(Kind, u64)> {
-    let size = cache::check_file(file)?;
-    let kind = match forced {
-        Some(k) => k,
-        None => cache::detect(file)?,
-    };
-    Ok((kind, size))
-}
-
 fn say(out: &mut impl Write, line: std::fmt::Arguments<'_>) -> Result<()> {
     writeln!(out, "{line}").map_err(CliError::Stdout)
 }
 
-/// Per-key facts `inspect --keys` lists.
-struct KeyRow {
-    key: String,
-    size: usize,
-    deadline: Option<Timestamp>,
+/// An entry as `inspect --json --keys` and `keys --json` list it.
+fn key_json(item: &Item, now: Timestamp) -> serde_json::Value {
+    serde_json::json!({
+        "key": item.key,
+        "size": item.raw.len(),
+        "expire_at": item.expires_at.map(unix_secs),
+        "expire_at_utc": item.expires_at.map(output::rfc3339),
+        "expired": item.expired(now),
+    })
 }
 
 fn inspect(
-    file: &Path,
-    kind: Kind,
-    file_size: u64,
+    cache: &Cache,
     list_keys: bool,
     json: bool,
     now: Timestamp,
     out: &mut impl Write,
 ) -> Result<()> {
-    let reader = Reader::open(file, kind)?;
-    let (mut entries, mut expired, mut value_bytes) = (0usize, 0usize, 0u64);
-    let mut next: Option<Timestamp> = None;
-    let mut rows = Vec::new();
-    reader.scan(&mut |key, deadline, value| {
-        entries += 1;
-        value_bytes += value.len() as u64;
-        match deadline {
-            Some(d) if d <= now => expired += 1,
-            Some(d) => next = Some(next.map_or(d, |n| n.min(d))),
-            None => {}
-        }
-        if list_keys {
-            rows.push(KeyRow {
-                key: key.to_owned(),
-                size: value.len(),
-                deadline,
-            });
-        }
-        Ok(())
-    })?;
-    drop(reader);
+    let items = cache.entries()?;
+    let entries = items.len();
+    let expired = items.iter().filter(|i| i.expired(now)).count();
+    let value_bytes: u64 = items.iter().map(|i| i.raw.len() as u64).sum();
+    let next = items
+        .iter()
+        .filter_map(|i| i.expires_at)
+        .filter(|d| *d > now)
+        .min();
+    let (label, name) = cache.backend_names();
 
     if json {
         let mut doc = serde_json::json!({
-            "file": file.display().to_string(),
-            "backend": kind.name(),
-            "file_size": file_size,
+            "backend": name,
             "entries": entries,
             "expired": expired,
             "next_expiry": next.map(unix_secs),
             "next_expiry_utc": next.map(output::rfc3339),
             "value_bytes": value_bytes,
         });
+        match cache {
+            Cache::File { path, size, kind } => {
+                doc["file"] = path.display().to_string().into();
+                doc["file_size"] = (*size).into();
+                if *kind == Kind::Redb {
+                    for (name, value) in braincache_redb::usage_report(path)? {
+                        doc[name] = value.into();
+                    }
+                }
+            }
+            Cache::Redis { backend, shown } => {
+                doc["redis"] = shown.as_str().into();
+                doc["prefix"] = backend.key_prefix().into();
+            }
+        }
         if list_keys {
-            doc["keys"] = rows
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "key": r.key,
-                        "size": r.size,
-                        "expire_at": r.deadline.map(unix_secs),
-                        "expire_at_utc": r.deadline.map(output::rfc3339),
-                        "expired": r.deadline.is_some_and(|d| d <= now),
-                    })
-                })
-                .collect();
+            doc["keys"] = items.iter().map(|i| key_json(i, now)).collect();
         }
         return say(out, format_args!("{doc:#}"));
     }
 
-    let mut lines = vec![
-        ("file", file.display().to_string()),
-        ("backend", kind.label().to_owned()),
-        ("file size", format!("{file_size} bytes")),
+    let mut lines = match cache {
+        Cache::File { path, .. } => vec![("file", path.display().to_string())],
+        Cache::Redis { backend, shown } => vec![
+            ("redis", shown.clone()),
+            ("prefix", format!("{:?}", backend.key_prefix())),
+        ],
+    };
+    lines.push(("backend", label.to_owned()));
+    if let Some(size) = cache.file_size() {
+        lines.push(("file size", format!("{size} bytes")));
+    }
+    lines.extend([
         ("entries", entries.to_string()),
         (
             "expired",
@@ -296,18 +526,26 @@ fn inspect(
             next.map_or_else(|| "none".to_owned(), |d| output::deadline(d, now)),
         ),
         ("value bytes", value_bytes.to_string()),
-    ];
+    ]);
+    if let Cache::File {
+        path,
+        kind: Kind::Redb,
+        ..
+    } = cache
+    {
+        lines.extend(braincache_redb::usage_report(path)?);
+    }
     for (name, value) in lines.drain(..) {
         say(out, format_args!("{:<13}{value}", format!("{name}:")))?;
     }
-    if list_keys && !rows.is_empty() {
-        let cells: Vec<(String, String, String)> = rows
+    if list_keys && !items.is_empty() {
+        let cells: Vec<(String, String, String)> = items
             .iter()
-            .map(|r| {
+            .map(|i| {
                 (
-                    r.size.to_string(),
-                    output::ttl_left(r.deadline, now),
-                    output::display_key(&r.key),
+                    i.raw.len().to_string(),
+                    output::ttl_left(i.expires_at, now),
+                    output::display_key(&i.key),
                 )
             })
             .collect();
@@ -325,6 +563,31 @@ fn inspect(
     Ok(())
 }
 
+/// What `keys` lists.
+struct Shown<'a> {
+    prefix: Option<&'a str>,
+    limit: Option<usize>,
+    expired: bool,
+    json: bool,
+}
+
+fn keys(cache: &Cache, shown: &Shown<'_>, now: Timestamp, out: &mut impl Write) -> Result<()> {
+    let items = cache.entries()?;
+    let listed = items
+        .iter()
+        .filter(|i| shown.prefix.is_none_or(|p| i.key.starts_with(p)))
+        .filter(|i| shown.expired || !i.expired(now))
+        .take(shown.limit.unwrap_or(usize::MAX));
+    if shown.json {
+        let doc: serde_json::Value = listed.map(|i| key_json(i, now)).collect();
+        return say(out, format_args!("{doc:#}"));
+    }
+    for i in listed {
+        say(out, format_args!("{}", output::display_key(&i.key)))?;
+    }
+    Ok(())
+}
+
 /// Unix seconds to the millisecond, as the `f64` nearest that decimal, so JSON shows it short
 /// (`1767225600.25`, not `1767225600.2499998`).
 #[allow(clippy::cast_precision_loss)] // milliseconds stay below 2^53 until year 287,396
@@ -335,33 +598,33 @@ fn unix_secs(t: Timestamp) -> f64 {
 /// How `get` prints a value.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Print {
-    /// JSON text as it is, anything else as hex.
+    /// JSON when the backend can show the value as JSON, anything else as hex.
     Auto,
     /// Always hex.
     Hex,
     /// The bytes as stored.
     Raw,
+    /// A JSON object describing the entry.
+    Json,
 }
 
 fn get(
-    file: &Path,
-    kind: Kind,
+    cache: &Cache,
     key: &str,
     mode: Print,
     show_expired: bool,
     now: Timestamp,
     out: &mut impl Write,
 ) -> Result<ExitCode> {
-    let reader = Reader::open(file, kind)?;
-    let Some(record) = reader.get(key)? else {
+    let Some(item) = cache.get(key)? else {
         let _ = writeln!(
             io::stderr(),
             "not found: key {key:?} is not in {}",
-            file.display()
+            cache.name()
         );
         return Ok(ExitCode::from(1));
     };
-    if let Some(d) = record.expires_at
+    if let Some(d) = item.expires_at
         && d <= now
         && !show_expired
     {
@@ -369,98 +632,147 @@ fn get(
             io::stderr(),
             "expired: key {key:?} in {} expired at {}; it is not purged yet (--expired prints \
              it anyway)",
-            file.display(),
+            cache.name(),
             output::deadline(d, now),
         );
         return Ok(ExitCode::from(1));
     }
-    let value = &record.value;
-    let written = match mode {
-        Print::Raw => out.write_all(value),
-        Print::Auto if kind == Kind::File && output::is_exact_json(value) => {
-            out.write_all(value).and_then(|()| out.write_all(b"\n"))
+    let value = &item.raw;
+    let written = match (mode, &item.json) {
+        (Print::Raw, _) => out.write_all(value),
+        (Print::Auto, Some(json)) => writeln!(out, "{json}"),
+        (Print::Auto | Print::Hex, _) => writeln!(out, "{}", output::hex(value)),
+        (Print::Json, json) => {
+            let mut doc = key_json(&item, now);
+            doc["value"] = match json {
+                Some(text) => serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+                None => serde_json::Value::Null,
+            };
+            doc["value_hex"] = output::hex(value).into();
+            writeln!(out, "{doc:#}")
         }
-        Print::Auto | Print::Hex => writeln!(out, "{}", output::hex(value)),
     };
     written.map_err(CliError::Stdout)?;
     Ok(ExitCode::SUCCESS)
 }
 
+fn clear(cache: &Cache, yes: bool, out: &mut impl Write) -> Result<ExitCode> {
+    let stdin = io::stdin();
+    if !yes && !stdin.is_terminal() {
+        return Err(CliError::Usage(format!(
+            "{}: clear deletes every entry; standard input is not a terminal to ask on, so \
+             confirm with --yes",
+            cache.name()
+        )));
+    }
+    let count = cache.entries()?.len();
+    if !yes && count > 0 {
+        let noun = if count == 1 { "entry" } else { "entries" };
+        eprint!("delete all {count} {noun} of {}? [y/N] ", cache.name());
+        let mut answer = String::new();
+        stdin
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| CliError::io("cannot read", "standard input", e))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            let _ = writeln!(io::stderr(), "not cleared: {} is unchanged", cache.name());
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let n = cache.clear(count)?;
+    let noun = if n == 1 { "entry" } else { "entries" };
+    say(out, format_args!("cleared {n} {noun}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn export(
-    file: &Path,
-    kind: Kind,
+    cache: &Cache,
     dest: Option<&Path>,
     skip_expired: bool,
     now: Timestamp,
     out: &mut impl Write,
 ) -> Result<()> {
-    let reader = Reader::open(file, kind)?;
-    // Write errors travel as `CliError::Stdout`; for a file they are renamed.
-    let write_doc = |w: &mut dyn Write| -> Result<usize> {
-        let mut doc = Document::start(w).map_err(CliError::Stdout)?;
-        for (key, record) in reader.records() {
-            let deadline = record.expires_at;
-            if skip_expired && deadline.is_some_and(|d| d <= now) {
+    let items = cache.entries()?;
+    let write_doc = |w: &mut dyn Write| -> io::Result<usize> {
+        let mut doc = DocumentWriter::new(w)?;
+        for item in &items {
+            if skip_expired && item.expired(now) {
                 continue;
             }
-            let written = match kind {
-                Kind::File => match record.codec {
-                    None | Some(CodecId::JSON) => {
-                        doc.entry(key, deadline, &record.value, ValueForm::JsonWhenPossible)
-                    }
-                    Some(codec) => doc.entry(key, deadline, &record.value, ValueForm::Coded(codec)),
-                },
-                // MessagePack values become JSON where JSON holds them, so the export reads back
-                // typed through the file backend's `Json` codec; others keep their codec id.
-                Kind::Redb => match braincache_redb::value_as_json(record) {
-                    Some(json) => doc.entry(key, deadline, &json, ValueForm::JsonWhenPossible),
-                    None => {
-                        let codec = record.codec.unwrap_or(CodecId::MSGPACK);
-                        doc.entry(key, deadline, &record.value, ValueForm::Coded(codec))
-                    }
-                },
-            };
-            written.map_err(CliError::Stdout)?;
+            doc.entry(&item.key, item.expires_at, &item.export_value())?;
         }
-        doc.finish().map(|(_, n)| n).map_err(CliError::Stdout)
+        doc.finish().map(|(_, n)| n)
     };
     let Some(dest) = dest else {
-        return write_doc(out).map(drop);
+        return write_doc(out).map(drop).map_err(CliError::Stdout);
     };
-    if same_file(file, dest) {
+    if let Cache::File { path, .. } = cache
+        && same_file(path, dest)
+    {
         return Err(CliError::Usage(format!(
             "{}: the export would replace the cache it reads; choose another --output",
             dest.display()
         )));
     }
+    let n = write_atomically(dest, write_doc)?;
+    let noun = if n == 1 { "entry" } else { "entries" };
+    say(
+        out,
+        format_args!("exported {n} {noun} to {}", dest.display()),
+    )
+}
+
+fn import(
+    json: &Path,
+    file: &Path,
+    backend: Option<Kind>,
+    skip_expired: bool,
+    now: Timestamp,
+    out: &mut impl Write,
+) -> Result<()> {
+    // The document is checked like a cache file: it must exist and be a regular file.
+    Cache::file(json, Some(Kind::File))?;
+    if same_file(json, file) {
+        return Err(CliError::Usage(format!(
+            "{}: the document and the cache are the same file",
+            file.display()
+        )));
+    }
+    let mut entries = file_inspect::read(json)?;
+    if skip_expired {
+        entries.retain(|e| e.expires_at.is_none_or(|d| d > now));
+    }
+    let cache = Cache::target(file, backend)?;
+    let n = cache.import(entries)?;
+    let noun = if n == 1 { "entry" } else { "entries" };
+    say(
+        out,
+        format_args!("imported {n} {noun} into {}", file.display()),
+    )
+}
+
+/// Writes `dest` whole through `write` into a temporary file beside it, fsynced, then renamed
+/// over it, so that `dest` is never seen half-written. Returns what `write` returned.
+fn write_atomically(
+    dest: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<usize>,
+) -> Result<usize> {
     let (tmp, mut f) = temp_beside(dest)?;
     // Errors name the output the user asked for, not the temporary file beside it.
     let cannot_write = |e| CliError::io("cannot write", dest, e);
     let result = (|| {
         let mut w = BufWriter::new(&mut f);
-        let n = write_doc(&mut w).map_err(|e| match e {
-            CliError::Stdout(e) => cannot_write(e),
-            e => e,
-        })?;
+        let n = write(&mut w).map_err(cannot_write)?;
         w.flush().map_err(cannot_write)?;
         drop(w);
         f.sync_all().map_err(cannot_write)?;
-        fs::rename(&tmp, dest).map_err(|e| CliError::io("cannot write", dest, e))?;
+        fs::rename(&tmp, dest).map_err(cannot_write)?;
         Ok(n)
     })();
-    match result {
-        Ok(n) => {
-            let noun = if n == 1 { "entry" } else { "entries" };
-            say(
-                out,
-                format_args!("exported {n} {noun} to {}", dest.display()),
-            )
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
+    result
 }
 
 /// True when `a` and `b` name the same existing file.

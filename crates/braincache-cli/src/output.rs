@@ -1,10 +1,7 @@
-//! Text the command prints: times, durations, hex, and the export document.
+//! Text the command prints: times, durations, hex, keys.
 
-use braincache_core::{CodecId, Record, Timestamp};
-use braincache_file::FileBackend;
-use serde_json::value::RawValue;
+use braincache_core::Timestamp;
 use std::fmt::Write as _;
-use std::io::{self, Write};
 use std::time::Duration;
 
 /// A UTC time in RFC 3339 form, to the millisecond when it has a fraction:
@@ -110,96 +107,6 @@ pub(crate) fn display_key(key: &str) -> String {
     }
 }
 
-/// True when `bytes` are exactly one JSON text with nothing around it.
-pub(crate) fn is_exact_json(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok_and(|text| {
-        serde_json::from_str::<&RawValue>(text).is_ok_and(|raw| raw.get().len() == text.len())
-    })
-}
-
-/// How a value's bytes are written into the export document.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ValueForm {
-    /// Keep JSON text as it is, with the file backend's rules for everything else: a JSON text
-    /// that would read back as a tag goes in `{"$json": ...}`, anything that is not exactly one
-    /// JSON text in `{"$bytes": "<base64>"}`. For the file backend's values.
-    JsonWhenPossible,
-    /// Always `{"$bytes": "<base64>", "$codec": <id>}`: for redb's values that are not JSON
-    /// (another codec than MessagePack, or what JSON cannot hold), so bytes that happen to be
-    /// JSON text are not exported as a JSON value, and read back with their codec id.
-    Coded(CodecId),
-}
-
-/// The export document: the file backend's format (see `braincache-file`'s `FORMAT.md`), laid
-/// out as the file backend writes it, one entry per line in the order given.
-pub(crate) struct Document<W: Write> {
-    out: W,
-    entries: usize,
-}
-
-impl<W: Write> Document<W> {
-    /// Starts a document.
-    pub(crate) fn start(mut out: W) -> io::Result<Document<W>> {
-        out.write_all(b"{")?;
-        Ok(Document { out, entries: 0 })
-    }
-
-    /// Writes one entry.
-    pub(crate) fn entry(
-        &mut self,
-        key: &str,
-        expires_at: Option<Timestamp>,
-        value: &[u8],
-        form: ValueForm,
-    ) -> io::Result<()> {
-        let out = &mut self.out;
-        out.write_all(if self.entries == 0 { b"\n  " } else { b",\n  " })?;
-        serde_json::to_writer(&mut *out, key)?;
-        out.write_all(b": {\"value\": ")?;
-        match form {
-            ValueForm::JsonWhenPossible => {
-                out.write_all(FileBackend::value_json(value).as_bytes())?
-            }
-            // The tagged form the file backend reads back as these bytes (see `FORMAT.md`).
-            ValueForm::Coded(codec) => out.write_all(
-                FileBackend::record_json(
-                    &Record::new(value.to_vec(), None).with_codec(Some(codec)),
-                )
-                .as_bytes(),
-            )?,
-        }
-        out.write_all(b", \"expire_at\": ")?;
-        match expires_at {
-            None => out.write_all(b"null")?,
-            Some(t) => out.write_all(expire_at(t).as_bytes())?,
-        }
-        out.write_all(b"}")?;
-        self.entries += 1;
-        Ok(())
-    }
-
-    /// Ends the document; returns the writer and the number of entries written.
-    pub(crate) fn finish(mut self) -> io::Result<(W, usize)> {
-        if self.entries > 0 {
-            self.out.write_all(b"\n")?;
-        }
-        self.out.write_all(b"}\n")?;
-        self.out.flush()?;
-        Ok((self.out, self.entries))
-    }
-}
-
-/// `expire_at` as the file backend writes it: an exact decimal of Unix seconds, nanoseconds with
-/// trailing zeros dropped (`1700000000.5`, `1700000000.0`). Python reads it as a float.
-pub(crate) fn expire_at(t: Timestamp) -> String {
-    let nanos = t.as_unix_nanos();
-    let mut digits = format!("{:09}", nanos % 1_000_000_000);
-    while digits.len() > 1 && digits.ends_with('0') {
-        digits.pop();
-    }
-    format!("{}.{digits}", nanos / 1_000_000_000)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,66 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn export_values_follow_the_file_backends_rules() {
-        let doc = |value: &[u8], form| {
-            let mut d = Document::start(Vec::new()).unwrap();
-            d.entry("k", None, value, form).unwrap();
-            let (out, n) = d.finish().unwrap();
-            assert_eq!(n, 1);
-            let text = String::from_utf8(out).unwrap();
-            text.strip_prefix("{\n  \"k\": {\"value\": ")
-                .and_then(|s| s.strip_suffix(", \"expire_at\": null}\n}\n"))
-                .unwrap()
-                .to_owned()
-        };
-        use ValueForm::*;
-        assert_eq!(doc(b"42", JsonWhenPossible), "42");
-        assert_eq!(doc(br#"{"a":1}"#, JsonWhenPossible), r#"{"a":1}"#);
-        assert_eq!(doc(b" 42", JsonWhenPossible), r#"{"$bytes": "IDQy"}"#);
-        assert_eq!(doc(b"", JsonWhenPossible), r#"{"$bytes": ""}"#);
-        assert_eq!(doc(&[0xff], JsonWhenPossible), r#"{"$bytes": "/w=="}"#);
-        assert_eq!(
-            doc(br#"{"$bytes":"x"}"#, JsonWhenPossible),
-            r#"{"$json": {"$bytes":"x"}}"#
-        );
-        assert_eq!(
-            doc(br#"{"$json":1,"$json":2}"#, JsonWhenPossible),
-            r#"{"$json":1,"$json":2}"#
-        );
-        let postcard = Coded(CodecId::POSTCARD);
-        assert_eq!(doc(b"42", postcard), r#"{"$bytes": "NDI=", "$codec": 1}"#);
-        assert_eq!(doc(b"", postcard), r#"{"$bytes": "", "$codec": 1}"#);
-        assert_eq!(
-            doc(&[0, 1, 2, 255], postcard),
-            r#"{"$bytes": "AAEC/w==", "$codec": 1}"#
-        );
-    }
-
-    #[test]
-    fn documents_are_laid_out_like_the_file_backends() {
-        let d = Document::start(Vec::new()).unwrap();
-        assert_eq!(d.finish().unwrap().0, b"{}\n");
-        let mut d = Document::start(Vec::new()).unwrap();
-        d.entry(
-            "a\n\"",
-            Some(Timestamp::from_unix_millis(1_500)),
-            b"1",
-            ValueForm::JsonWhenPossible,
-        )
-        .unwrap();
-        d.entry(
-            "b",
-            Some(Timestamp::from_unix_nanos(2_000_000_000)),
-            b"2",
-            ValueForm::JsonWhenPossible,
-        )
-        .unwrap();
-        let text = String::from_utf8(d.finish().unwrap().0).unwrap();
-        assert_eq!(
-            text,
-            "{\n  \"a\\n\\\"\": {\"value\": 1, \"expire_at\": 1.5},\n  \"b\": {\"value\": 2, \
-             \"expire_at\": 2.0}\n}\n"
-        );
+    fn keys_are_quoted_when_they_would_break_a_row() {
         assert_eq!(display_key("a b"), "a b");
         assert_eq!(display_key("a\nb"), "\"a\\nb\"");
         assert_eq!(display_key(""), "\"\"");

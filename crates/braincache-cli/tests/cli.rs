@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+#[path = "../../braincache-redis/tests/support/mod.rs"]
+mod redis_support;
+
 /// What one run of the binary did.
 struct Run {
     code: i32,
@@ -560,9 +563,17 @@ fn every_command(path: &Path) -> Vec<Vec<&OsStr>> {
     vec![
         vec![OsStr::new("inspect"), p],
         vec![OsStr::new("inspect"), p, OsStr::new("--keys")],
+        vec![OsStr::new("keys"), p],
         vec![OsStr::new("get"), p, OsStr::new("user")],
+        vec![
+            OsStr::new("get"),
+            p,
+            OsStr::new("user"),
+            OsStr::new("--json"),
+        ],
         vec![OsStr::new("delete"), p, OsStr::new("user")],
         vec![OsStr::new("purge"), p],
+        vec![OsStr::new("clear"), p, OsStr::new("--yes")],
         vec![OsStr::new("export"), p],
     ]
 }
@@ -643,7 +654,9 @@ fn damaged_or_foreign_redb_files_are_errors_not_panics_and_stay_unchanged() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("truncated.redb", [&magic[..], b"garbage"].concat()),
         ("noise.redb", noise),
-        ("half.redb", good[..good.len() / 2].to_vec()),
+        // A quarter: with the bound's bookkeeping tables the file is larger, and a cut at half
+        // left every page the entries need (so `get` found them), though not the bookkeeping's.
+        ("quarter.redb", good[..good.len() / 4].to_vec()),
         ("header-only.redb", good[..4096.min(good.len())].to_vec()),
         ("scrambled4k.redb", scramble(&good, 4096)),
         ("scrambled8k.redb", scramble(&good, 8192)),
@@ -811,4 +824,491 @@ fn scramble(bytes: &[u8], from: usize) -> Vec<u8> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `braincache` with standard input from `input` (a pipe, not a terminal).
+fn braincache_with_input<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>, input: &str) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_braincache"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // The command may exit without reading: a broken pipe here is fine.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn args<'a>(list: &[&'a OsStr]) -> Vec<&'a OsStr> {
+    list.to_vec()
+}
+
+#[test]
+fn keys_lists_live_keys_with_prefix_limit_and_json() {
+    for (dir, path, records) in [file_cache(), redb_cache()] {
+        let before = snapshot(dir.path());
+        let p = path.as_os_str();
+        let now = Timestamp::now();
+        let mut live: Vec<&str> = records
+            .iter()
+            .filter(|(_, r)| r.expires_at.is_none_or(|d| d > now))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        live.sort_unstable();
+        let shown = |k: &str| {
+            if k.contains('\n') {
+                format!("{k:?}\n")
+            } else {
+                format!("{k}\n")
+            }
+        };
+        let out = braincache(args(&[OsStr::new("keys"), p])).ok().out();
+        assert_eq!(out, live.iter().map(|k| shown(k)).collect::<String>());
+
+        // --expired adds the expired ones; --prefix and --limit narrow.
+        let all = braincache(args(&[OsStr::new("keys"), p, OsStr::new("--expired")]))
+            .ok()
+            .out();
+        assert_eq!(all.lines().count(), records.len(), "{all}");
+        assert!(all.contains("old\n"), "{all}");
+        let s = braincache(args(&[
+            OsStr::new("keys"),
+            p,
+            OsStr::new("--prefix"),
+            OsStr::new("s"),
+        ]))
+        .ok()
+        .out();
+        let want: String = live
+            .iter()
+            .filter(|k| k.starts_with('s'))
+            .map(|k| shown(k))
+            .collect();
+        assert_eq!(s, want);
+        let one = braincache(args(&[
+            OsStr::new("keys"),
+            p,
+            OsStr::new("--limit"),
+            OsStr::new("1"),
+        ]))
+        .ok()
+        .out();
+        assert_eq!(one, shown(live[0]));
+
+        // --json: every key exactly, with its size and deadline.
+        let json = braincache(args(&[
+            OsStr::new("keys"),
+            p,
+            OsStr::new("--json"),
+            OsStr::new("--expired"),
+        ]))
+        .ok()
+        .out();
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let listed = doc.as_array().unwrap();
+        assert_eq!(listed.len(), records.len());
+        for (key, record) in &records {
+            let row = listed
+                .iter()
+                .find(|r| r["key"] == key.as_str())
+                .unwrap_or_else(|| panic!("{key:?} missing in {json}"));
+            assert_eq!(row["size"], record.value.len());
+            assert_eq!(row["expired"], record.expires_at.is_some_and(|d| d <= now));
+            assert_eq!(row["expire_at"].is_null(), record.expires_at.is_none());
+        }
+        assert_unchanged(dir.path(), &before);
+    }
+}
+
+#[test]
+fn get_json_describes_the_entry() {
+    let (dir, path, _) = file_cache();
+    let before = snapshot(dir.path());
+    let run = |key: &str| {
+        let out = braincache([
+            OsStr::new("get"),
+            path.as_os_str(),
+            OsStr::new(key),
+            OsStr::new("--json"),
+        ])
+        .ok()
+        .out();
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let user = run("user");
+    assert_eq!(user["key"], "user");
+    assert_eq!(
+        user["value"],
+        serde_json::json!({"id": 1234, "name": "Ada"})
+    );
+    assert_eq!(user["value_hex"], hex(br#"{"id":1234,"name":"Ada"}"#));
+    assert_eq!(user["expire_at"], serde_json::Value::Null);
+    assert_eq!(user["expired"], false);
+    let bin = run("bin");
+    assert_eq!(bin["value"], serde_json::Value::Null);
+    assert_eq!(bin["value_hex"], "0001ff");
+    assert_eq!(bin["size"], 3);
+    assert!(run("session")["expire_at"].as_f64().unwrap() > 0.0);
+    assert_unchanged(dir.path(), &before);
+
+    let (dir, path, _) = redb_cache();
+    let before = snapshot(dir.path());
+    let out = braincache([
+        OsStr::new("get"),
+        path.as_os_str(),
+        OsStr::new("user"),
+        OsStr::new("--json"),
+    ])
+    .ok()
+    .out();
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["value_hex"], hex(&pc(&(1234u32, "Ada"))));
+    assert_unchanged(dir.path(), &before);
+}
+
+#[test]
+fn clear_needs_a_yes_or_a_terminal_and_removes_every_entry() {
+    for (dir, path, _) in [file_cache(), redb_cache()] {
+        let p = path.as_os_str();
+        // No terminal to ask on, no --yes: refused, nothing written.
+        let before = snapshot(dir.path());
+        let run = braincache_with_input([OsStr::new("clear"), p], "y\n").failed(&path);
+        assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+        assert_unchanged(dir.path(), &before);
+
+        let run = braincache([OsStr::new("clear"), p, OsStr::new("--yes")]).ok();
+        assert!(run.out().starts_with("cleared "), "{}", run.out());
+        assert!(stored_keys(&path).is_empty());
+        // An empty cache is not written again.
+        let before = snapshot(dir.path());
+        let run = braincache([OsStr::new("clear"), p, OsStr::new("-y")]).ok();
+        assert_eq!(run.out(), "cleared 0 entries\n");
+        assert_unchanged(dir.path(), &before);
+    }
+}
+
+/// On a terminal (a pseudo-terminal made by util-linux `script`, when installed), `clear` asks
+/// and only a yes clears.
+#[test]
+fn clear_asks_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` command to make a terminal");
+        return;
+    }
+    for (answer, cleared) in [("n", false), ("y", true)] {
+        let (_dir, path, records) = file_cache();
+        let command = format!(
+            "{} clear '{}'",
+            env!("CARGO_BIN_EXE_braincache"),
+            path.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("[y/N]"), "{text}");
+        if cleared {
+            assert_eq!(out.status.code(), Some(0), "{text}");
+            assert!(stored_keys(&path).is_empty(), "{text}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{text}");
+            assert_eq!(
+                FileBackend::read_entries(&path).unwrap().len(),
+                records.len(),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn import_is_the_inverse_of_export() {
+    for (dir, path, mut records) in [file_cache(), redb_cache()] {
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        let ext = path.extension().unwrap().to_owned();
+        let doc = dir.path().join("export.json");
+        braincache([
+            OsStr::new("export"),
+            path.as_os_str(),
+            OsStr::new("-o"),
+            doc.as_os_str(),
+        ])
+        .ok();
+        // Into a new cache of the same backend: the same bytes and deadlines, to the
+        // nanosecond.
+        let mut copy = dir.path().join("copy");
+        copy.set_extension(&ext);
+        let run = braincache([OsStr::new("import"), doc.as_os_str(), copy.as_os_str()]).ok();
+        assert_eq!(
+            run.out(),
+            format!(
+                "imported {} entries into {}\n",
+                records.len(),
+                copy.display()
+            )
+        );
+        let back = if ext == "json" {
+            FileBackend::read_entries(&copy).unwrap()
+        } else {
+            RedbBackend::read_entries(&copy).unwrap()
+        };
+        assert_eq!(back, records);
+        if ext == "json" {
+            // The file backend writes the same document it was exported from.
+            assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&path).unwrap());
+        }
+
+        // Into an existing cache: the document's keys are replaced, the others stay.
+        let other = dir.path().join("other.json");
+        let backend = FileBackend::open(&other).unwrap();
+        backend
+            .set("mine", Record::new(b"1".to_vec(), None))
+            .unwrap();
+        backend
+            .set("user", Record::new(b"2".to_vec(), None))
+            .unwrap();
+        drop(backend);
+        braincache([
+            OsStr::new("import"),
+            doc.as_os_str(),
+            other.as_os_str(),
+            OsStr::new("--skip-expired"),
+        ])
+        .ok();
+        let merged = FileBackend::read_entries(&other).unwrap();
+        assert!(merged.iter().any(|(k, _)| k == "mine"));
+        assert!(!merged.iter().any(|(k, _)| k == "old"), "expired: skipped");
+        let user = merged.iter().find(|(k, _)| k == "user").unwrap();
+        let want = records.iter().find(|(k, _)| k == "user").unwrap();
+        assert_eq!(user.1, want.1);
+
+        // A new file whose backend cannot be told: refused, nothing created. With --backend:
+        // created.
+        let odd = dir.path().join("cache.bin");
+        let run = braincache([OsStr::new("import"), doc.as_os_str(), odd.as_os_str()]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("--backend"), "{}", run.stderr);
+        assert!(!odd.exists());
+        braincache([
+            OsStr::new("import"),
+            doc.as_os_str(),
+            odd.as_os_str(),
+            OsStr::new("--backend"),
+            OsStr::new("redb"),
+        ])
+        .ok();
+        assert_eq!(
+            RedbBackend::read_entries(&odd).unwrap().len(),
+            records.len()
+        );
+
+        // A missing document, or one that is not in the format: an error naming it.
+        let missing = dir.path().join("missing.json");
+        braincache([OsStr::new("import"), missing.as_os_str(), copy.as_os_str()]).failed(&missing);
+        braincache([OsStr::new("import"), path.as_os_str(), path.as_os_str()]).failed(&path);
+    }
+}
+
+/// The child half of `a_cache_that_is_never_dropped_is_read_after_its_process_exits`: run by
+/// that test (as this test binary with an environment variable set), it sets keys through a
+/// backend in a `static`, as the README's `LazyLock` pattern does, and exits with
+/// `std::process::exit`, so the backend is never dropped. Does nothing when run normally.
+#[test]
+fn child_exits_without_dropping_its_cache() {
+    use std::sync::LazyLock;
+    let Some(path) = std::env::var_os("BRAINCACHE_CLI_TEST_CHILD") else {
+        return;
+    };
+    static CACHE: LazyLock<RedbBackend> = LazyLock::new(|| {
+        let path = std::env::var_os("BRAINCACHE_CLI_TEST_CHILD").unwrap();
+        RedbBackend::open(path).unwrap()
+    });
+    assert_eq!(CACHE.path(), Path::new(&path));
+    CACHE.set("a", Record::new(b"1".to_vec(), None)).unwrap();
+    CACHE
+        .set_many(vec![
+            ("b".into(), Record::new(b"2".to_vec(), Some(in_an_hour()))),
+            ("c".into(), Record::new(vec![3; 100], None)),
+        ])
+        .unwrap();
+    std::process::exit(0);
+}
+
+#[test]
+fn a_cache_that_is_never_dropped_is_read_after_its_process_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.redb");
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_exits_without_dropping_its_cache",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BRAINCACHE_CLI_TEST_CHILD", &path)
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    // The file was left as redb leaves a database that was never closed: a read-only open
+    // refuses it (this is what `braincache` 0.1 failed on, with "Database repair aborted.").
+    let e = RedbBackend::read_entries(&path).unwrap_err();
+    assert!(braincache_redb::inspect::needs_recovery(&e), "{e}");
+
+    // inspect, get and export all succeed and see every acknowledged write.
+    let run = braincache([OsStr::new("inspect"), path.as_os_str()]).ok();
+    assert!(line(&run.out(), "entries").ends_with(" 3"), "{}", run.out());
+    assert!(
+        run.stderr.contains("not closed cleanly") && run.stderr.contains("recovered"),
+        "{}",
+        run.stderr
+    );
+    let got = braincache([OsStr::new("get"), path.as_os_str(), OsStr::new("b")]).ok();
+    assert_eq!(got.out(), format!("{}\n", hex(b"2")));
+    assert!(got.stderr.is_empty(), "recovered once: {}", got.stderr);
+    let out = dir.path().join("export.json");
+    braincache([
+        OsStr::new("export"),
+        path.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ])
+    .ok();
+    let exported = FileBackend::read_entries(&out).unwrap();
+    let keys: Vec<&str> = exported.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+    assert_eq!(exported[2].1.value, vec![3; 100]);
+    // The file is clean again: a read-only open reads it.
+    assert_eq!(RedbBackend::read_entries(&path).unwrap().len(), 3);
+}
+
+/// `--redis URL --redis-prefix P`: every command that takes it works on that prefix's entries
+/// only; other keys in the database stay.
+#[test]
+fn redis_prefixes_are_inspected_read_and_cleared() {
+    use braincache_redis::RedisBackend;
+    let Some(server) = redis_support::RedisServer::start_or_skip() else {
+        return;
+    };
+    let url = server.url();
+    let app = RedisBackend::builder(&url)
+        .key_prefix("app:")
+        .build()
+        .unwrap();
+    let other = RedisBackend::builder(&url)
+        .key_prefix("other:")
+        .build()
+        .unwrap();
+    let records = redb_records()
+        .into_iter()
+        .filter(|(_, r)| r.expires_at.is_none_or(|d| d > Timestamp::now()))
+        .collect::<Vec<_>>();
+    app.set_many(records.clone()).unwrap();
+    other.set("keep", Record::new(b"1".to_vec(), None)).unwrap();
+    let redis = |rest: &[&str]| {
+        let mut all = vec!["--redis", url.as_str(), "--redis-prefix", "app:"];
+        all.extend(rest);
+        braincache(all)
+    };
+
+    let text = redis(&["inspect"]).ok().out();
+    assert!(line(&text, "backend").ends_with("redis"), "{text}");
+    assert!(line(&text, "prefix").ends_with("\"app:\""), "{text}");
+    assert!(
+        line(&text, "entries").ends_with(&format!(" {}", records.len())),
+        "{text}"
+    );
+    assert!(
+        line(&text, "value bytes").ends_with(&format!(" {}", value_bytes(&records))),
+        "{text}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&redis(&["inspect", "--json"]).ok().out()).unwrap();
+    assert_eq!(doc["entries"], records.len());
+    assert_eq!(doc["backend"], "redis");
+
+    let mut keys: Vec<&str> = records.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    let listed = redis(&["keys"]).ok().out();
+    assert_eq!(
+        listed,
+        keys.iter().map(|k| format!("{k}\n")).collect::<String>()
+    );
+    assert_eq!(redis(&["keys", "--prefix", "u"]).ok().out(), "user\n");
+
+    let user = pc(&(1234u32, "Ada"));
+    assert_eq!(
+        redis(&["get", "user"]).ok().out(),
+        format!("{}\n", hex(&user))
+    );
+    assert_eq!(redis(&["get", "user", "--raw"]).ok().stdout, user);
+    let json: serde_json::Value =
+        serde_json::from_str(&redis(&["get", "user", "--json"]).ok().out()).unwrap();
+    assert_eq!(json["value_hex"], hex(&user));
+    assert_eq!(redis(&["get", "nope"]).code, 1);
+
+    // Export reads back through the file backend.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export.json");
+    redis(&["export", "-o", out.to_str().unwrap()]).ok();
+    let mut sorted = records.clone();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(FileBackend::read_entries(&out).unwrap(), sorted);
+
+    assert_eq!(
+        redis(&["delete", "user", "nope"]).ok().out(),
+        "deleted 1 of 2 keys\n"
+    );
+    assert_eq!(app.get("user").unwrap(), None);
+
+    // clear: refused without --yes (no terminal), then only the prefix's keys go.
+    assert_eq!(
+        braincache_with_input(
+            ["--redis", url.as_str(), "--redis-prefix", "app:", "clear"],
+            "y\n"
+        )
+        .code,
+        2
+    );
+    assert!(app.get("session").unwrap().is_some());
+    let cleared = redis(&["clear", "--yes"]).ok().out();
+    assert_eq!(cleared, format!("cleared {} entries\n", records.len() - 1));
+    assert_eq!(app.len().unwrap(), 0);
+    assert_eq!(other.get("keep").unwrap().unwrap().value, b"1");
+
+    // A file and --redis together, purge and import with --redis: usage errors.
+    for bad in [
+        &["inspect", "cache.json"][..],
+        &["purge"],
+        &["import", "a.json", "b.json"],
+    ] {
+        let run = redis(bad);
+        assert_eq!(run.code, 2, "{bad:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+    }
+    // An unreachable server: an error, exit 2.
+    let run = braincache(["--redis", "redis://127.0.0.1:1/0", "inspect"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
 }

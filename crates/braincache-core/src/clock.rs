@@ -31,7 +31,8 @@ impl Clock for SystemClock {
 /// Clones share one time: hand one clone to the cache and keep another to advance it.
 ///
 /// ```
-/// use braincache_core::{Clock, ManualClock, Timestamp};
+/// use braincache::Timestamp;
+/// use braincache::core::{Clock, ManualClock};
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new(Timestamp::from_unix_millis(0));

@@ -33,6 +33,8 @@ pub enum Operation {
     Close,
     /// Taking or releasing a lease (`Backend::try_lease`, `Backend::release_lease`).
     Lease,
+    /// Compacting a cache file.
+    Compact,
 }
 
 impl fmt::Display for Operation {
@@ -49,6 +51,7 @@ impl fmt::Display for Operation {
             Operation::Flush => "flush",
             Operation::Close => "close",
             Operation::Lease => "lease",
+            Operation::Compact => "compact",
         })
     }
 }
@@ -100,11 +103,31 @@ impl CodecError {
 /// Each variant says which operation failed and on which key or path, and carries the cause.
 /// Data damaged on disk or on the wire is [`Error::Corrupt`], never a panic and never read as an
 /// empty cache.
+///
+/// As the Rust API guidelines ask, an error's `Display` describes its own level only: the cause
+/// (an I/O error, a codec's or a backend's error) is not repeated in it but returned by
+/// [`source()`](std::error::Error::source). Print the whole chain with `anyhow`'s `{:#}`, or walk
+/// `source()`:
+///
+/// ```
+/// use braincache::{Error, Operation};
+/// use std::error::Error as _;
+///
+/// let e = Error::io(Operation::Open, "/no/such/cache.json", std::io::Error::other("disk gone"));
+/// assert_eq!(e.to_string(), "I/O error during open in /no/such/cache.json");
+/// let mut chain = e.to_string();
+/// let mut cause = e.source();
+/// while let Some(c) = cause {
+///     chain.push_str(&format!(": {c}"));
+///     cause = c.source();
+/// }
+/// assert_eq!(chain, "I/O error during open in /no/such/cache.json: disk gone");
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O error from the file system.
-    #[error("{op}{}: {source}", location(path.as_deref(), key.as_deref(), None))]
+    #[error("I/O error during {op}{}", location(path.as_deref(), key.as_deref(), None))]
     Io {
         /// The operation that failed.
         op: Operation,
@@ -144,7 +167,7 @@ pub enum Error {
     },
 
     /// A value could not be encoded by the codec.
-    #[error("set of key {key:?}: cannot encode the value: {source}")]
+    #[error("set of key {key:?}: cannot encode the value")]
     Encode {
         /// The key being written.
         key: String,
@@ -154,7 +177,7 @@ pub enum Error {
     },
 
     /// The stored bytes do not decode as the requested type. The entry is left as it was.
-    #[error("get of key {key:?}: stored value does not decode as `{type_name}`: {source}")]
+    #[error("get of key {key:?}: stored value does not decode as `{type_name}`")]
     Decode {
         /// The key being read.
         key: String,
@@ -177,7 +200,7 @@ pub enum Error {
     },
 
     /// The backend (a database engine, a server) reported an error.
-    #[error("{op}{}: {backend} error: {source}", location(path.as_deref(), key.as_deref(), None))]
+    #[error("{backend} error during {op}{}", location(path.as_deref(), key.as_deref(), None))]
     Backend {
         /// The operation that failed.
         op: Operation,
@@ -199,6 +222,43 @@ pub enum Error {
         op: Operation,
         /// Which backend.
         backend: &'static str,
+    },
+
+    /// The backend's store cannot answer this operation at all (memcached cannot count its
+    /// entries or list their deadlines). Nothing was changed; asking again gives the same answer.
+    #[error("{op}: not supported by the {backend} backend: {reason}")]
+    Unsupported {
+        /// The operation that was refused.
+        op: Operation,
+        /// Which backend.
+        backend: &'static str,
+        /// Why the store cannot answer it.
+        reason: &'static str,
+    },
+
+    /// The operation needs the file to itself, and another handle (in this process or
+    /// another) has it open. Nothing was changed.
+    #[error("{op} of {}: the file is in use: {detail}", path.display())]
+    InUse {
+        /// The operation that was refused.
+        op: Operation,
+        /// The file.
+        path: PathBuf,
+        /// Who holds it, as far as known, and what to do.
+        detail: String,
+    },
+
+    /// An async call could not complete: no tokio runtime, the runtime shut down, or the
+    /// loader of `get_or_insert_with` panicked in the task computing the value this call
+    /// waited for (a later call computes it again).
+    #[error("{op}{}: {detail}", location(None, key.as_deref(), None))]
+    Task {
+        /// The operation that failed.
+        op: Operation,
+        /// The key involved, where one is.
+        key: Option<String>,
+        /// What happened.
+        detail: String,
     },
 }
 
@@ -288,7 +348,10 @@ impl Error {
     #[must_use]
     pub fn with_key(mut self, k: &str) -> Error {
         match &mut self {
-            Error::Io { key, .. } | Error::Corrupt { key, .. } | Error::Backend { key, .. }
+            Error::Io { key, .. }
+            | Error::Corrupt { key, .. }
+            | Error::Backend { key, .. }
+            | Error::Task { key, .. }
                 if key.is_none() =>
             {
                 *key = Some(k.to_owned());
@@ -296,6 +359,21 @@ impl Error {
             _ => {}
         }
         self
+    }
+
+    /// An operation the backend's store cannot answer ([`Error::Unsupported`]).
+    pub fn unsupported(op: Operation, backend: &'static str, reason: &'static str) -> Error {
+        Error::Unsupported {
+            op,
+            backend,
+            reason,
+        }
+    }
+
+    /// True when the backend cannot answer this operation at all ([`Error::Unsupported`]).
+    #[must_use]
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported { .. })
     }
 
     /// True for damaged data ([`Error::Corrupt`]).
@@ -381,7 +459,10 @@ impl Error {
             Error::Io { op, .. }
             | Error::InvalidKey { op, .. }
             | Error::Backend { op, .. }
-            | Error::Closed { op, .. } => Some(*op),
+            | Error::Closed { op, .. }
+            | Error::Unsupported { op, .. }
+            | Error::InUse { op, .. }
+            | Error::Task { op, .. } => Some(*op),
             Error::Encode { .. } => Some(Operation::Set),
             Error::Decode { .. } => Some(Operation::Get),
             _ => None,
@@ -392,9 +473,10 @@ impl Error {
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            Error::Io { key, .. } | Error::Corrupt { key, .. } | Error::Backend { key, .. } => {
-                key.as_deref()
-            }
+            Error::Io { key, .. }
+            | Error::Corrupt { key, .. }
+            | Error::Backend { key, .. }
+            | Error::Task { key, .. } => key.as_deref(),
             Error::Encode { key, .. }
             | Error::Decode { key, .. }
             | Error::InvalidKey { key, .. } => Some(key),
@@ -410,6 +492,7 @@ impl Error {
             | Error::Corrupt { path, .. }
             | Error::Incompatible { path, .. }
             | Error::Backend { path, .. } => path.as_deref(),
+            Error::InUse { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -472,8 +555,155 @@ mod tests {
         assert_eq!(e.path(), Some(Path::new("/tmp/c.json")));
 
         let e = Error::io(Operation::Set, "/x/y", io::Error::other("disk full")).with_key("k");
-        assert_eq!(e.to_string(), "set in /x/y (key \"k\"): disk full");
+        assert_eq!(e.to_string(), "I/O error during set in /x/y (key \"k\")");
         assert_eq!(e.key(), Some("k"));
         assert_eq!(e.operation(), Some(Operation::Set));
+    }
+
+    /// `{e}: {source}: {source's source}…`, as anyhow's `{:#}` prints an error.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
+    }
+
+    /// One error of every variant, each with a distinctive cause where it carries one.
+    fn every_variant() -> Vec<Error> {
+        vec![
+            Error::io(
+                Operation::Open,
+                "/cache/app.json",
+                io::Error::new(io::ErrorKind::NotFound, "io-cause-1"),
+            ),
+            Error::corrupt_file(
+                "/cache/app.json",
+                Some("line 1, column 2".into()),
+                "detail-2",
+            ),
+            Error::corrupt_entry("k", "detail-3"),
+            Error::Incompatible {
+                path: Some("/cache/app.redb".into()),
+                detail: "detail-4".into(),
+            },
+            Error::Encode {
+                key: "k".into(),
+                source: CodecError::new("postcard", "codec-cause-5"),
+            },
+            Error::Decode {
+                key: "k".into(),
+                type_name: "u32",
+                source: CodecError::new("json", "codec-cause-6"),
+            },
+            Error::InvalidKey {
+                op: Operation::Set,
+                key: "k".into(),
+                reason: "reason-7".into(),
+            },
+            Error::backend(Operation::Get, "redb", Some("k"), "backend-cause-8")
+                .with_path(Path::new("/cache/app.redb")),
+            // A cause that has its own cause: each level appears once.
+            Error::backend(
+                Operation::Set,
+                "redis",
+                None,
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    Wrapper(io::Error::other("inner-9")),
+                ),
+            ),
+            Error::Closed {
+                op: Operation::Flush,
+                backend: "redb",
+            },
+        ]
+    }
+
+    /// An error with a source of its own, written the way the guidelines ask.
+    #[derive(Debug)]
+    struct Wrapper(io::Error);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("outer-9")
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// Issue 13, item 4: `Display` describes its own level; the cause is reached through
+    /// `source()` only, so a printed chain shows each cause once.
+    #[test]
+    fn r13_display_does_not_repeat_the_source() {
+        use std::error::Error as _;
+        for e in every_variant() {
+            let own = e.to_string();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                let text = c.to_string();
+                assert!(
+                    !own.contains(&text),
+                    "{own:?} repeats its cause {text:?} ({e:?})"
+                );
+                cause = c.source();
+            }
+            let chain = chain(&e);
+            let mut level: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(l) = level {
+                let text = l.to_string();
+                assert_eq!(
+                    chain.matches(&text).count(),
+                    1,
+                    "{text:?} appears more than once in {chain:?}"
+                );
+                level = l.source();
+            }
+        }
+    }
+
+    #[test]
+    fn r13_chains_read_as_sentences() {
+        let texts: Vec<String> = every_variant().iter().map(|e| chain(e)).collect();
+        assert_eq!(
+            texts,
+            [
+                "I/O error during open in /cache/app.json: io-cause-1",
+                "corrupt cache data in /cache/app.json at line 1, column 2: detail-2",
+                "corrupt cache data (key \"k\"): detail-3",
+                "incompatible cache data in /cache/app.redb: detail-4",
+                "set of key \"k\": cannot encode the value: postcard: codec-cause-5",
+                "get of key \"k\": stored value does not decode as `u32`: json: codec-cause-6",
+                "set of key \"k\": invalid key: reason-7",
+                "redb error during get in /cache/app.redb (key \"k\"): backend-cause-8",
+                "redis error during set: outer-9: inner-9",
+                "flush: the redb backend is closed",
+            ]
+        );
+    }
+
+    #[test]
+    fn unsupported_and_timeout_are_recognised() {
+        let e = Error::unsupported(Operation::Len, "memcached", "no way to count entries");
+        assert!(e.is_unsupported());
+        assert_eq!(e.operation(), Some(Operation::Len));
+        assert!(!e.is_timeout());
+        let e = Error::backend(
+            Operation::Set,
+            "memcached",
+            Some("k"),
+            io::Error::new(io::ErrorKind::TimedOut, "read timed out"),
+        );
+        assert!(e.is_timeout());
+        assert!(!e.is_unsupported());
+        let e = Error::backend(Operation::Get, "redis", None, io::Error::other("refused"));
+        assert!(!e.is_timeout());
     }
 }

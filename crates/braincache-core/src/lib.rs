@@ -64,7 +64,8 @@
 //! ```
 //!
 //! # Crate features
-//! - `testkit`: the backend conformance suite ([`conformance_tests!`]), for backend tests.
+//! - `testkit`: the backend conformance suite (`conformance_tests!`, in `testkit`), for backend
+//!   tests.
 //! - `bincode`: the `Bincode` codec (bincode 2.0.1, unmaintained upstream).
 //! - `tracing`: lets backends log through `tracing`.
 
@@ -78,6 +79,7 @@ mod error;
 mod lease;
 mod record;
 mod time;
+mod ttl;
 pub mod wire;
 
 #[cfg(feature = "testkit")]
@@ -92,3 +94,9 @@ pub use error::{CodecError, Error, Operation, Result};
 pub use lease::{Lease, LeaseToken};
 pub use record::Record;
 pub use time::Timestamp;
+pub use ttl::Ttl;
+
+#[cfg(feature = "async")]
+mod async_backend;
+#[cfg(feature = "async")]
+pub use async_backend::{AsyncBackend, run_blocking};

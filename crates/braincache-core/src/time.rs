@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// never a wrap-around into the past.
 ///
 /// ```
-/// use braincache_core::Timestamp;
+/// use braincache::Timestamp;
 /// use std::time::Duration;
 ///
 /// let t = Timestamp::from_unix_millis(1_000);

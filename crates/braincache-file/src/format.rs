@@ -239,6 +239,7 @@ impl StoredValue {
     }
 
     /// The value as it appears in the file, as text.
+    #[cfg(test)]
     pub(crate) fn to_json(&self) -> String {
         let mut out = Vec::new();
         self.write_json(&mut out);
@@ -260,7 +261,7 @@ impl StoredValue {
 /// True when `text` is one JSON value with nothing around it, so writing it into the document
 /// and reading it back (which drops surrounding whitespace) gives the same bytes. Python's
 /// `NaN`, `Infinity` and `-Infinity` count as JSON (see [`strict`]).
-fn is_exact_json(text: &str) -> bool {
+pub(crate) fn is_exact_json(text: &str) -> bool {
     let strict = strict(text);
     let text: &str = &strict;
     serde_json::from_str::<&RawValue>(text).is_ok_and(|raw| raw.get().len() == text.len())
@@ -653,27 +654,38 @@ pub(crate) fn write<'a, K: AsRef<str>>(
         .map(|(k, e)| k.as_ref().len() + e.value.file_len() + 48)
         .sum();
     let mut out = Vec::with_capacity(size + 4);
-    out.push(b'{');
+    out.extend_from_slice(DOCUMENT_START);
     let mut empty = true;
     for (i, (key, entry)) in entries.into_iter().enumerate() {
         empty = false;
-        out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
-        write_str(key.as_ref(), &mut out);
-        out.extend_from_slice(b": {\"value\": ");
-        entry.value.write_json(&mut out);
-        out.extend_from_slice(b", \"expire_at\": ");
-        write_expire_at(entry.expires_at, &mut out);
-        if let Some(fresh) = &entry.fresh {
-            out.extend_from_slice(b", \"braincache\": ");
-            fresh.write_json(&mut out);
-        }
-        out.push(b'}');
+        write_entry(i == 0, key.as_ref(), entry, &mut out);
     }
-    if !empty {
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"}\n");
+    out.extend_from_slice(document_end(empty));
     out
+}
+
+/// The bytes that open a document.
+pub(crate) const DOCUMENT_START: &[u8] = b"{";
+
+/// The bytes that close a document of no entries (`empty`) or of some.
+pub(crate) fn document_end(empty: bool) -> &'static [u8] {
+    if empty { b"}\n" } else { b"\n}\n" }
+}
+
+/// Appends one entry as the document lays it out: on its own line, after a comma unless it is
+/// the `first`.
+pub(crate) fn write_entry(first: bool, key: &str, entry: &Entry, out: &mut Vec<u8>) {
+    out.extend_from_slice(if first { b"\n  " } else { b",\n  " });
+    write_str(key, out);
+    out.extend_from_slice(b": {\"value\": ");
+    entry.value.write_json(out);
+    out.extend_from_slice(b", \"expire_at\": ");
+    write_expire_at(entry.expires_at, out);
+    if let Some(fresh) = &entry.fresh {
+        out.extend_from_slice(b", \"braincache\": ");
+        fresh.write_json(out);
+    }
+    out.push(b'}');
 }
 
 /// Writes `s` as a JSON string (escaping quotes, backslashes and control characters; other

@@ -48,7 +48,7 @@
 //!   format makes `open` (or the operation that meets it) return
 //!   [`Error::Corrupt`] naming the path and the line and
 //!   column; the file's bytes are left as they were, and writes are refused until it is fixed.
-//! - I/O failures (a missing folder, a path through a regular file, permission denied, a full
+//! - I/O failures (a folder that cannot be created, a path through a regular file, permission denied, a full
 //!   disk) are [`Error::Io`] naming the operation and the path, never
 //!   a panic. A write that fails (a durable write, a removal, a flush) leaves the file and what
 //!   the handle answers as they were before the call (a failed flush keeps its sets pending),
@@ -107,6 +107,15 @@
 //!   tick; [`flush`](Backend::flush) returns the error. The flush on drop cannot report one:
 //!   call `flush()` first if you need to know.
 //!
+//! # Size bound
+//! [`FileBackendBuilder::max_bytes`] and [`FileBackendBuilder::max_entries`] bound the file
+//! (unbounded by default). The bound is applied inside each write, under the file lock, to the
+//! document being written, so the file on disk never exceeds it, whichever processes write
+//! it (each with its own bound). The file keeps the Python original's format, so the eviction
+//! order is this handle's own: expired entries first, then entries by (reads seen, last use),
+//! with keys first met in another process's writes counted as used when met. In batched mode
+//! the bound applies at each flush: the memory of a handle may hold more between flushes.
+//!
 //! # Cost
 //! Measured with `cargo run --release -p braincache-file --example file_bench` on a 2-core VM
 //! with an ext4 disk where one 4 KiB write + fsync takes about 0.19 ms (p50):
@@ -134,9 +143,15 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
+mod bound;
 mod format;
+pub mod inspect;
 mod lease;
 mod store;
+
+pub use bound::ENTRY_OVERHEAD;
 
 use braincache_core::{
     Backend, Error, Json, Lease, LeaseToken, Operation, Record, Result, Timestamp,
@@ -157,10 +172,10 @@ use store::Store;
 /// pending (batched mode), stops its flush thread and closes its files.
 ///
 /// ```
-/// use braincache_core::{Backend, Record};
-/// use braincache_file::FileBackend;
+/// use braincache::backend::{Backend, Record};
+/// use braincache::backend::FileBackend;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("cache.json");
 /// let a = FileBackend::open(&path)?;
@@ -178,11 +193,14 @@ pub struct FileBackend {
 
 impl FileBackend {
     /// Opens the cache file at `path` in durable mode, creating an empty one when it does not
-    /// exist (the folder must exist). Same as `FileBackend::builder(path).build()`.
+    /// exist, and its folder and any missing parent folders (`std::fs::create_dir_all`, as
+    /// Python's diskcache does). Same as `FileBackend::builder(path).build()`.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the file is not a cache document (it is left untouched);
-    /// [`Error::Io`] when the file or its sidecar `<file>.lock` cannot be created or read.
+    /// [`Error::Io`] when the file, its folder or its sidecar `<file>.lock` cannot be created
+    /// or read. The error's path is `path`; its `source()` names the folder or lock file when
+    /// that step failed.
     pub fn open(path: impl AsRef<Path>) -> Result<FileBackend> {
         FileBackend::builder(path).build()
     }
@@ -192,6 +210,8 @@ impl FileBackend {
         FileBackendBuilder {
             path: path.as_ref().to_path_buf(),
             flush_every: None,
+            max_bytes: None,
+            max_entries: None,
         }
     }
 
@@ -207,6 +227,27 @@ impl FileBackend {
         self.flush_every
     }
 
+    /// The bytes of the document as the bound counts them: for each entry its key, its value's
+    /// bytes and [`ENTRY_OVERHEAD`]. Computed from the document (fresh from the file).
+    ///
+    /// # Errors
+    /// As [`Backend::len`].
+    pub fn bytes(&self) -> Result<u64> {
+        self.store.read(Operation::Len, |v| bound::usage(v).0)
+    }
+
+    /// The byte bound, if any.
+    #[must_use]
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.store.bound.max_bytes()
+    }
+
+    /// The entry bound, if any.
+    #[must_use]
+    pub fn max_entries(&self) -> Option<u64> {
+        self.store.bound.max_entries()
+    }
+
     /// True in durable mode (every write on disk before it returns).
     #[must_use]
     pub fn is_durable(&self) -> bool {
@@ -218,14 +259,14 @@ impl FileBackend {
     /// also works on a file in a read-only folder). Writers replace the file whole, so the
     /// entries are one version of it. A zero-length file has no entries.
     ///
-    /// For tools that inspect or export a cache (the `braincache` command); a cache in use
-    /// reads through [`Backend`].
+    /// For tools that inspect or export a cache ([`inspect`] has the rest of what they need); a
+    /// cache in use reads through [`Backend`].
     ///
     /// ```
-    /// use braincache_core::{Backend, Record};
-    /// use braincache_file::FileBackend;
+    /// use braincache::backend::{Backend, Record};
+    /// use braincache::backend::FileBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("cache.json");
     /// std::fs::write(&path, r#"{"b": {"value": 2, "expire_at": null},
@@ -250,46 +291,6 @@ impl FileBackend {
             .iter()
             .map(|(k, e)| (k.clone(), record(e)))
             .collect())
-    }
-
-    /// The JSON text this format stores as the `value` of an entry whose record holds `bytes`
-    /// (see "Values that are not JSON text" below): the bytes themselves when they are exactly
-    /// one JSON text, `{"$json": <the text>}` when that text would read back as a tag, and
-    /// `{"$bytes": "<standard base64, padded>"}` for anything else. Read back (by a handle or
-    /// [`read_entries`](Self::read_entries)), it gives `bytes` exactly.
-    ///
-    /// For tools that write documents in this format (the `braincache` command's `export`).
-    ///
-    /// ```
-    /// use braincache_file::FileBackend;
-    ///
-    /// assert_eq!(FileBackend::value_json(b"[1, 2]"), "[1, 2]");
-    /// assert_eq!(FileBackend::value_json(br#"{"$json": 1}"#), r#"{"$json": {"$json": 1}}"#);
-    /// assert_eq!(FileBackend::value_json(b" 1"), r#"{"$bytes": "IDE="}"#);
-    /// assert_eq!(FileBackend::value_json(&[0, 1, 2, 255]), r#"{"$bytes": "AAEC/w=="}"#);
-    /// ```
-    #[must_use]
-    pub fn value_json(bytes: &[u8]) -> String {
-        StoredValue::from_bytes(bytes.to_vec()).to_json()
-    }
-
-    /// The JSON text this format stores as the `value` of `record`: as
-    /// [`value_json`](Self::value_json) when the record states no codec or the JSON codec, and
-    /// `{"$bytes": "<base64>", "$codec": <id>}` for another codec, so it reads back with its
-    /// codec id (and a cache reading it with JSON gets a codec-mismatch error, not a value).
-    ///
-    /// ```
-    /// use braincache_core::{CodecId, Record};
-    /// use braincache_file::FileBackend;
-    ///
-    /// let r = Record::new(b"1".to_vec(), None);
-    /// assert_eq!(FileBackend::record_json(&r), "1");
-    /// let r = r.with_codec(Some(CodecId::MSGPACK));
-    /// assert_eq!(FileBackend::record_json(&r), r#"{"$bytes": "MQ==", "$codec": 4}"#);
-    /// ```
-    #[must_use]
-    pub fn record_json(record: &Record) -> String {
-        StoredValue::from_record(record.value.clone(), record.codec).to_json()
     }
 }
 
@@ -337,14 +338,20 @@ impl Backend for FileBackend {
     type Codec = Json;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
-        self.store
+        let found = self
+            .store
             .read(Operation::Get, |v| {
                 v.get(key).filter(|e| !e.is_placeholder()).map(record)
             })
-            .map_err(|e| e.with_key(key))
+            .map_err(|e| e.with_key(key))?;
+        if found.is_some() {
+            self.store.bound.read(key);
+        }
+        Ok(found)
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.store.bound.set(key);
         self.store
             .set(Operation::Set, [(key.to_owned(), entry(record))])
             .map_err(|e| e.with_key(key))
@@ -381,15 +388,24 @@ impl Backend for FileBackend {
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
-        self.store.read(Operation::Get, |v| {
+        let found: Vec<Option<Record>> = self.store.read(Operation::Get, |v| {
             keys.iter()
                 .map(|k| v.get(k).filter(|e| !e.is_placeholder()).map(record))
                 .collect()
-        })
+        })?;
+        for (k, f) in keys.iter().zip(&found) {
+            if f.is_some() {
+                self.store.bound.read(k);
+            }
+        }
+        Ok(found)
     }
 
     /// Writes all the records with one rewrite of the file (one pair of fsyncs).
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
+        for (k, _) in &entries {
+            self.store.bound.set(k);
+        }
         self.store.set(
             Operation::Set,
             entries.into_iter().map(|(k, r)| (k, entry(r))),
@@ -423,15 +439,20 @@ impl Backend for FileBackend {
             keys.iter().filter(|k| c.delete(v, k)).count()
         })
     }
+
+    /// Entries this handle's writes evicted to keep the file within its bound.
+    fn evictions(&self) -> u64 {
+        self.store.bound.evictions()
+    }
 }
 
 /// Builds a [`FileBackend`]. Defaults: durable mode (every write fsynced before it returns).
 ///
 /// ```
-/// use braincache_file::FileBackend;
+/// use braincache::backend::FileBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let backend = FileBackend::builder(dir.path().join("cache.json"))
 ///     .flush_every(Duration::from_millis(250))
@@ -445,6 +466,8 @@ impl Backend for FileBackend {
 pub struct FileBackendBuilder {
     path: PathBuf,
     flush_every: Option<Duration>,
+    max_bytes: Option<u64>,
+    max_entries: Option<u64>,
 }
 
 impl FileBackendBuilder {
@@ -465,12 +488,48 @@ impl FileBackendBuilder {
         self
     }
 
-    /// Opens the file (creating it when missing) and, in batched mode, starts the flush thread.
+    /// Bounds the document's bytes as [`FileBackend::bytes`] counts them (unbounded by
+    /// default). Every write that would leave the file over the bound removes entries in the
+    /// same rewrite: expired ones first, then the ones this handle saw used least (see the
+    /// [crate docs](crate#size-bound)). The file stays in the Python original's format.
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_file::FileBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let b = FileBackend::builder(dir.path().join("cache.json"))
+    ///     .max_bytes(4096)
+    ///     .max_entries(20)
+    ///     .build()?;
+    /// for i in 0..100 {
+    ///     b.set(&format!("k{i}"), Record::new(b"[1, 2, 3]".to_vec(), None))?;
+    /// }
+    /// assert!(b.len()? <= 20 && b.bytes()? <= 4096);
+    /// assert_eq!(b.evictions(), 80);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Bounds the number of entries, as [`max_bytes`](Self::max_bytes) bounds the bytes.
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = Some(entries);
+        self
+    }
+
+    /// Opens the file (creating it and its missing parent folders) and, in batched mode,
+    /// starts the flush thread.
     ///
     /// # Errors
     /// As [`FileBackend::open`]; also [`Error::Io`] if the flush thread cannot be started.
     pub fn build(self) -> Result<FileBackend> {
-        let store = Arc::new(Store::open(&self.path, self.flush_every.is_none())?);
+        let bound = bound::Bound::new(self.max_bytes, self.max_entries);
+        let store = Arc::new(Store::open(&self.path, self.flush_every.is_none(), bound)?);
         let flusher = match self.flush_every {
             Some(every) => Some(
                 Flusher::start(Arc::clone(&store), every)

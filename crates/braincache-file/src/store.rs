@@ -251,7 +251,7 @@ impl View {
     }
 
     /// The entries of this view with `change` applied, in key order, without applying it.
-    fn merged<'a>(&'a self, change: &'a Change) -> Merged<'a> {
+    pub(crate) fn merged<'a>(&'a self, change: &'a Change) -> Merged<'a> {
         let base = if change.clear { &EMPTY } else { &self.entries };
         let mut over = change.keys.iter().peekable();
         let first = over.peek().map(|(k, _)| k.as_str());
@@ -271,7 +271,7 @@ static EMPTY: BTreeMap<String, Entry> = BTreeMap::new();
 /// [`View::merged`]: the base's entries between two keys of the change are walked as ranges
 /// (no key comparisons), each key of the change is yielded in between unless it is a removal.
 #[derive(Clone)]
-struct Merged<'a> {
+pub(crate) struct Merged<'a> {
     base: &'a BTreeMap<String, Entry>,
     /// The base's entries before the change's next key (and after its previous one).
     segment: btree_map::Range<'a, String, Entry>,
@@ -427,6 +427,8 @@ pub(crate) struct Store {
     /// handle, and the temp file has one name).
     writer: Mutex<()>,
     state: Mutex<State>,
+    /// The size bound, applied inside every write (see [`crate::bound`]).
+    pub(crate) bound: crate::bound::Bound,
     /// Tests: make every folder fsync fail.
     #[cfg(test)]
     pub(crate) fail_dir_sync: std::sync::atomic::AtomicBool,
@@ -442,6 +444,38 @@ fn resolve(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
+/// `e` as the cause of a step on `other` (a folder, the lock file) of opening a cache file:
+/// `cannot open its lock file /x/c.json.lock`, whose `source()` is `e`. The kind stays `e`'s.
+fn in_step(what: &'static str, other: &Path, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        StepError {
+            what,
+            path: other.to_path_buf(),
+            source: e,
+        },
+    )
+}
+
+#[derive(Debug)]
+struct StepError {
+    what: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.what, self.path.display())
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name: OsString = path.file_name().unwrap_or_default().to_owned();
     name.push(suffix);
@@ -450,7 +484,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 impl Store {
     /// Opens (creating when missing) the file at `path` and loads it.
-    pub(crate) fn open(path: &Path, durable: bool) -> Result<Store> {
+    pub(crate) fn open(path: &Path, durable: bool, bound: crate::bound::Bound) -> Result<Store> {
         let path = resolve(path).map_err(|e| Error::io(Operation::Open, path, e))?;
         let (Some(dir), Some(_)) = (path.parent(), path.file_name()) else {
             return Err(Error::io(
@@ -462,13 +496,29 @@ impl Store {
         let dir = dir.to_path_buf();
         let lock_path = sibling(&path, ".lock");
         let tmp_path = sibling(&path, ".tmp");
+        // A CLI's cache lives in a folder (`~/.cache/app/`) that is missing on its first run:
+        // create it, as diskcache does. The errors name the cache file the caller gave, and say
+        // which step on which other path failed.
+        fs::create_dir_all(&dir).map_err(|e| {
+            Error::io(
+                Operation::Open,
+                &path,
+                in_step("cannot create its folder", &dir, e),
+            )
+        })?;
         let lock_file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(|e| Error::io(Operation::Open, &lock_path, e))?;
+            .map_err(|e| {
+                Error::io(
+                    Operation::Open,
+                    &path,
+                    in_step("cannot open its lock file", &lock_path, e),
+                )
+            })?;
         // Create the file when missing, never touching an existing one: a zero-length file is an
         // empty cache.
         match OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -492,6 +542,7 @@ impl Store {
                 writing: false,
                 dir_unsynced: false,
             }),
+            bound,
             #[cfg(test)]
             fail_dir_sync: std::sync::atomic::AtomicBool::new(false),
         };
@@ -657,6 +708,8 @@ impl Store {
         self.sync(&mut st, op)?;
         let mut change = Change::default();
         let answer = f(&st.view, &mut change);
+        // Room for what this write stores, in the same document.
+        let evicted = self.bound.evict(&st.view, &mut change, Timestamp::now());
         let writes_pending = flush && !st.pending.is_empty();
         if change.is_empty() && !writes_pending {
             if flush && st.dir_unsynced {
@@ -695,6 +748,7 @@ impl Store {
         // The file holds the change and the sets that were in flight: so does the view, with
         // sets made meanwhile (batched) on top again.
         st.in_flight.clear();
+        self.bound.committed(evicted);
         let State { view, pending, .. } = &mut *st;
         view.apply(change);
         for (key, entry) in pending.iter() {

@@ -271,21 +271,23 @@ fn io_kind(err: &Error) -> io::ErrorKind {
 #[test]
 fn unusable_paths_are_typed_io_errors() {
     let (dir, _) = setup();
-    let missing = dir.path().join("no-such-folder").join("cache.json");
-    let err = FileBackend::open(&missing).unwrap_err();
-    assert_eq!(io_kind(&err), io::ErrorKind::NotFound, "{err}");
-    assert_eq!(err.operation(), Some(braincache_core::Operation::Open));
-    assert!(
-        err.path()
-            .unwrap()
-            .starts_with(dir.path().join("no-such-folder"))
-    );
 
-    // A regular file used as a folder: denied whoever we run as (root ignores chmod).
+    // A regular file used as a folder: denied whoever we run as (root ignores chmod). The error
+    // names the cache file given (not its lock file), and its cause names the folder.
     let file = dir.path().join("plain-file");
     fs::write(&file, b"x").unwrap();
-    let err = FileBackend::open(file.join("cache.json")).unwrap_err();
+    let cache_path = file.join("sub").join("cache.json");
+    let err = FileBackend::open(&cache_path).unwrap_err();
     assert_eq!(io_kind(&err), io::ErrorKind::NotADirectory, "{err}");
+    assert_eq!(err.operation(), Some(braincache_core::Operation::Open));
+    assert_eq!(err.path(), Some(cache_path.as_path()));
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
+    assert_eq!(
+        cause,
+        format!("cannot create its folder {}", file.join("sub").display())
+    );
 
     let folder = dir.path().join("a-folder");
     fs::create_dir(&folder).unwrap();
@@ -293,6 +295,34 @@ fn unusable_paths_are_typed_io_errors() {
     assert!(err.is_io(), "{err:?}");
     let err = FileBackend::open("/").unwrap_err();
     assert!(err.is_io(), "{err:?}");
+}
+
+/// Issue 13, item 5: a cache in a folder that does not exist yet (a CLI's `~/.cache/app/` on
+/// its first run) opens, creating the missing folders, in durable and batched mode.
+#[test]
+fn r13_missing_parent_folders_are_created() {
+    let (dir, _) = setup();
+    let path = dir.path().join("a").join("b").join("c").join("cache.json");
+    let b = FileBackend::open(&path).unwrap();
+    assert!(path.is_file() && path.with_file_name("cache.json.lock").is_file());
+    b.set("k", rec("1")).unwrap();
+    drop(b);
+    assert_eq!(
+        value(&FileBackend::open(&path).unwrap(), "k").as_deref(),
+        Some("1")
+    );
+
+    let batched = dir.path().join("x").join("y").join("cache.json");
+    let b = FileBackend::builder(&batched)
+        .flush_every(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    b.set("k", rec("2")).unwrap();
+    drop(b);
+    assert_eq!(
+        value(&FileBackend::open(&batched).unwrap(), "k").as_deref(),
+        Some("2")
+    );
 }
 
 #[test]
@@ -390,7 +420,25 @@ fn a_full_disk_is_an_io_error_and_the_file_survives() {
     struct Mount(PathBuf);
     impl Drop for Mount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            // A replaced version still being closed keeps the mount busy for a moment: retry,
+            // then detach it, so no test leaves a mount behind.
+            let unmounted = (0..50).any(|_| {
+                let ok = std::process::Command::new("umount")
+                    .arg(&self.0)
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                ok
+            });
+            if !unmounted {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&self.0)
+                    .status();
+            }
         }
     }
     let dir = tempfile::tempdir().unwrap();

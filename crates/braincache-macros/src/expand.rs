@@ -50,19 +50,31 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     };
     let key = Ident::new("__braincache_key", Span::mixed_site());
     let key_mut = (!args.is_empty()).then(|| quote!(mut));
-    let key_args = args.iter().map(|arg| {
-        let ident = &arg.ident;
-        let value = if arg.is_receiver {
-            quote!(#ident)
-        } else {
-            quote_spanned!(arg.span=> &#ident)
-        };
-        let private = respan(private.clone(), arg.span);
-        quote_spanned!(arg.span=> #private::key_arg(&mut #key, #value);)
-    });
-    let cache = match &options.cache {
-        Some(expr) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
-        None => quote!(#private::default_cache()),
+    let key_args: Vec<TokenStream> = args
+        .iter()
+        .map(|arg| {
+            let ident = &arg.ident;
+            let value = if arg.is_receiver {
+                quote!(#ident)
+            } else {
+                quote_spanned!(arg.span=> &#ident)
+            };
+            let private = respan(private.clone(), arg.span);
+            quote_spanned!(arg.span=> #private::key_arg(&mut #key, #value);)
+        })
+        .collect();
+    let is_async = func.sig.asyncness.is_some();
+    if is_async && options.has_freshness() {
+        return Err(syn::Error::new(
+            func.sig.asyncness.span(),
+            "`stale`, `early_refresh` and `lease` are not supported on `async fn` yet",
+        ));
+    }
+    let cache = match (&options.cache, is_async) {
+        (Some(expr), false) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
+        (None, false) => quote!(#private::default_cache()),
+        (Some(expr), true) => quote_spanned!(expr.span()=> #private::as_async_cache(&(#expr))),
+        (None, true) => quote!(#private::default_async_cache()),
     };
     let ttl = match &options.ttl {
         Some(Ttl::Secs(expr)) => quote_spanned!(expr.span()=> #private::ttl_secs(#expr)),
@@ -75,10 +87,20 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         Mode::Result => quote!(call_result),
         Mode::Option => quote!(call_option),
     };
-    let call = respan(quote!(#private::#call), value_span);
-    let closure = quote!(move || -> #ret #body);
-    let call_expr = if options.has_freshness() {
+    let call = if is_async {
+        // The same keys and modes; the body runs as an async closure (`async fn` only: an
+        // `async fn`'s body is what the closure awaits).
+        let call = Ident::new(&format!("{call}_async"), Span::call_site());
+        respan(quote!(#private::#call), value_span)
+    } else {
+        respan(quote!(#private::#call), value_span)
+    };
+    let call_expr = if is_async {
+        let closure = quote!(async move || -> #ret #body);
+        quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure).await)
+    } else if options.has_freshness() {
         // The function may refresh in the background: its closure must be `Send + 'static`.
+        let closure = quote!(move || -> #ret #body);
         let opt = |e: &Option<syn::Expr>| match e {
             Some(e) => quote_spanned!(e.span()=> ::core::option::Option::Some(#e)),
             None => quote!(::core::option::Option::None),
@@ -95,6 +117,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             #closure,
         ))
     } else {
+        let closure = quote!(move || -> #ret #body);
         quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure))
     };
 
@@ -106,6 +129,16 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         .attrs
         .iter()
         .filter(|a| matches!(a.style, AttrStyle::Inner(_)));
+    let companions = crate::companions::generate(&crate::companions::Parts {
+        func: &func,
+        options: &options,
+        private: &private,
+        args: &args,
+        key_args: &key_args,
+        key: &key,
+        cache: &cache,
+        call: &call_expr,
+    });
     let vis = &func.vis;
     let sig = &func.sig;
     Ok(quote! {
@@ -117,11 +150,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             let #key = #key.finish();
             #call_expr
         }
+        #companions
     })
 }
 
 /// `tokens` with every span set to `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut tree| {
@@ -207,15 +241,6 @@ fn first_type_argument(ty: &Type) -> Option<&Type> {
 /// Refuses what cannot be memoized correctly, each error pointing at the token to blame.
 fn check_signature(func: &ItemFn) -> syn::Result<()> {
     let sig = &func.sig;
-    if let Some(token) = &sig.asyncness {
-        return Err(syn::Error::new(
-            token.span(),
-            "`#[cache]` does not support `async fn`: cache backends do blocking I/O and concurrent \
-             callers wait for one computation by blocking their thread, which would stall an async \
-             runtime; memoize a synchronous function (called through `spawn_blocking`), or use \
-             `BrainCache::get` / `set` around the `.await`",
-        ));
-    }
     if let Some(token) = &sig.constness {
         return Err(syn::Error::new(
             token.span(),
@@ -344,11 +369,11 @@ fn check_return_type(ty: &Type) -> syn::Result<()> {
 }
 
 /// One argument that goes into the key.
-struct KeyArg {
-    ident: Ident,
-    is_receiver: bool,
+pub(crate) struct KeyArg {
+    pub(crate) ident: Ident,
+    pub(crate) is_receiver: bool,
     /// Where errors about it point: its name, or `self`.
-    span: Span,
+    pub(crate) span: Span,
 }
 
 /// The key arguments, in declaration order, minus `ignore = [..]` and `_`.
@@ -693,8 +718,9 @@ mod tests {
 
     #[test]
     fn lifetimes_and_wildcards_are_accepted() {
+        // `no_companions`: only the function itself, whose key arguments are counted below.
         let out = expanded(
-            quote!(),
+            quote!(no_companions),
             quote!(
                 fn f<'a>(s: &'a str, _: u8, mut n: u32) -> String {
                     n += 1;
@@ -714,6 +740,53 @@ mod tests {
             out.matches("key_arg (").count(),
             2,
             "`_` is not a key argument: {out}"
+        );
+    }
+
+    /// Each memoized function gets `_cache_key`, `_invalidate` and `_refresh` companions with
+    /// its visibility, the key companions taking the key arguments (not ignored ones, not `_`)
+    /// by reference; `no_companions` leaves them out.
+    #[test]
+    fn companions() {
+        let item = quote!(
+            pub(crate) fn fetch(client: &Client, url: String, _: u8) -> Result<String, E> {
+                Ok(url)
+            }
+        );
+        let out = expanded(quote!(ignore = [client]), item.clone());
+        assert!(
+            out.contains("pub (crate) fn fetch_cache_key (url : & String)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("pub (crate) fn fetch_invalidate (url : & String)"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "pub (crate) fn fetch_refresh (client : & Client , url : String , _ : u8)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("KeyBuilder :: refreshing ("), "{out}");
+        let none = expanded(quote!(ignore = [client], no_companions), item);
+        assert!(!none.contains("fetch_"), "{none}");
+
+        let method = expanded(
+            quote!(),
+            quote!(
+                fn price(&self, cents: u64) -> u64 {
+                    cents
+                }
+            ),
+        );
+        assert!(
+            method.contains("fn price_cache_key (& self , cents : & u64)"),
+            "{method}"
+        );
+        assert!(
+            method.contains("fn price_refresh (& self , cents : u64)"),
+            "{method}"
         );
     }
 }

@@ -68,6 +68,7 @@
 
 #![deny(missing_docs)]
 
+mod companions;
 mod expand;
 mod options;
 
@@ -105,6 +106,7 @@ use proc_macro::TokenStream;
 /// | `skip_none` | For an `Option` return: `None` is returned but not stored. | `None` is stored |
 /// | `result` | Treat the return type as a `Result` (for an alias whose name is not `Result`). | decided by the type's name |
 /// | `crate = "my_braincache"` | The path of the braincache crate, when the dependency is renamed. | `::braincache` |
+/// | `no_companions` | Do not generate the `_cache_key`, `_invalidate` and `_refresh` companions (see below). Needed in a trait impl, which may hold only the trait's items. | generated |
 ///
 /// `ttl = 0` is refused: a zero TTL expires at once (the Python original read it as "forever";
 /// here "forever" is no `ttl`). A TTL that evaluates to zero at run time is allowed and caches
@@ -151,18 +153,73 @@ use proc_macro::TokenStream;
 ///   with `ignore = [self]` when the result does not depend on it.
 /// - Refused with a compile error pointing at the offending token: `self` taken by value
 ///   (`self`, `self: Box<Self>`), `&mut self` and `&mut` arguments (a cache hit would skip the
-///   body's writes), `async fn` (see below), `const fn`, generic type or const parameters and
+///   body's writes), `const fn`, generic type or const parameters and
 ///   `impl Trait` arguments (the key holds argument values, not types, so `f::<u32>(1)` and
 ///   `f::<u64>(1)` could collide; lifetime parameters are fine), argument patterns other than a
 ///   plain name (destructure in the body instead), a function without a return value, an
 ///   argument that is not `Serialize` (unless ignored), a return type that is not
 ///   `Serialize + DeserializeOwned`, and unknown or repeated options.
-/// - `async fn` is not supported: the backends do blocking I/O and concurrent callers wait for
-///   one computation by blocking their thread, which would stall an async runtime. Memoize a
-///   synchronous function and call it through `spawn_blocking`, or use `BrainCache::get` and
-///   `set` around your `.await`.
+/// - `async fn` (braincache's `async` feature; without it the function is refused with a
+///   message naming the feature), `&self` async methods included: the same keys as a sync
+///   function of the same path or `name` (so the two share entries), `cache = …` takes a
+///   `braincache::future::BrainCache` (`sync_cache.to_async()`), the default is the async face
+///   of the process-wide memory cache, and concurrent calls wait for one computation without
+///   blocking their thread. The body runs as an async closure.
 /// - `return` and `?` in the body work as usual (the body becomes a closure returning the
 ///   function's type).
+///
+/// # Invalidating and refreshing one call
+///
+/// Next to each memoized function `f`, with the same visibility (in its module, or in its `impl`
+/// block), `#[cache]` generates three companions:
+///
+/// | companion | does |
+/// |---|---|
+/// | `f_cache_key(&a, &b) -> braincache::Result<String>` | the key `f(a, b)` is stored under |
+/// | `f_invalidate(&a, &b) -> braincache::Result<bool>` | deletes that entry (whether one was there): the next `f(a, b)` computes again |
+/// | `f_refresh(a, b) -> R` | runs `f`'s body now, whatever is stored, stores the result as `f` would (`Ok` only for a `Result`, `Some` only with `skip_none`) with `f`'s TTL, and returns it |
+///
+/// - `f_cache_key` and `f_invalidate` take the key arguments only (not those in `ignore`), by
+///   reference; `f_refresh` takes all of `f`'s arguments. A `&self` method's companions are
+///   `&self` methods: `svc.f_invalidate(&a)`.
+/// - They use `f`'s cache, `name` and `crate`. Arguments that cannot be encoded are an
+///   `Error::InvalidKey` from `f_cache_key` and `f_invalidate`; `f_refresh` then runs `f`
+///   uncached. As for `f`, a cache error never changes `f_refresh`'s result (it is counted and
+///   logged). A concurrent call of `f` that is computing may store its older value after a
+///   refresh: the last write wins.
+/// - In a trait impl, which may hold only the trait's items, add `no_companions`.
+///
+/// ```
+/// use braincache::cache;
+/// # use std::sync::atomic::{AtomicU32, Ordering};
+/// # static VERSION: AtomicU32 = AtomicU32::new(1);
+///
+/// #[derive(Debug)]
+/// struct Offline;
+///
+/// #[cache(ttl = 3600)]
+/// fn fetch(url: String) -> Result<String, Offline> {
+///     Ok(format!("{url} v{}", VERSION.fetch_add(1, Ordering::SeqCst))) // imagine an HTTP GET
+/// }
+///
+/// # fn main() -> braincache::Result<()> {
+/// let url = "https://example.com/".to_string();
+/// assert_eq!(fetch(url.clone()).unwrap(), "https://example.com/ v1");
+/// assert_eq!(fetch(url.clone()).unwrap(), "https://example.com/ v1"); // cached
+///
+/// // `--refresh`: fetch again now and keep the new page.
+/// assert_eq!(fetch_refresh(url.clone()).unwrap(), "https://example.com/ v2");
+/// assert_eq!(fetch(url.clone()).unwrap(), "https://example.com/ v2");
+///
+/// // `--forget`: drop the entry; the next call fetches.
+/// assert!(fetch_invalidate(&url)?);
+/// assert_eq!(fetch(url.clone()).unwrap(), "https://example.com/ v3");
+///
+/// // The key, for `BrainCache::get` / `has` / `delete` or the `braincache` command.
+/// assert!(fetch_cache_key(&url)?.starts_with("fn:v1:"));
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # A durable, shared cache
 ///

@@ -15,6 +15,8 @@ pub(crate) struct Options {
     pub(crate) skip_none: Option<Ident>,
     pub(crate) result: Option<Ident>,
     pub(crate) krate: Option<Path>,
+    /// `no_companions`: do not generate `<fn>_cache_key`, `<fn>_invalidate`, `<fn>_refresh`.
+    pub(crate) no_companions: Option<Ident>,
     /// `stale = secs`: stale-while-revalidate window.
     pub(crate) stale: Option<Expr>,
     /// `early_refresh = beta`.
@@ -37,7 +39,7 @@ pub(crate) enum Ttl {
 }
 
 const KNOWN: &str = "`ttl`, `ttl_ms`, `cache`, `name`, `ignore`, `skip_none`, `result`, `crate`, \
-                     `stale`, `early_refresh`, `lease`";
+                     `no_companions`, `stale`, `early_refresh`, `lease`";
 
 impl Options {
     pub(crate) fn parse(attr: TokenStream) -> syn::Result<Options> {
@@ -49,6 +51,7 @@ impl Options {
             skip_none: None,
             result: None,
             krate: None,
+            no_companions: None,
             stale: None,
             early_refresh: None,
             lease: None,
@@ -115,6 +118,12 @@ impl Options {
                 "result" => {
                     flag(&meta, &ident)?;
                     if options.result.replace(ident.clone()).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                "no_companions" => {
+                    flag(&meta, &ident)?;
+                    if options.no_companions.replace(ident.clone()).is_some() {
                         return Err(duplicate());
                     }
                 }

@@ -34,6 +34,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod shard;
 
 use braincache_core::{Backend, MsgPack, Record, Result, Timestamp};
@@ -107,7 +109,7 @@ impl MemoryBackend {
     /// ([`MemoryBackendBuilder::shards`]) to raise it. `None` when not bounded by bytes.
     ///
     /// ```
-    /// use braincache_memory::MemoryBackend;
+    /// use braincache::backend::MemoryBackend;
     ///
     /// let b = MemoryBackend::builder().max_bytes(8 << 20).build();
     /// assert_eq!(b.max_entry_bytes(), Some(1 << 20)); // 8 shards of 1 MiB
@@ -204,7 +206,7 @@ impl Backend for MemoryBackend {
 /// per shard.
 ///
 /// ```
-/// use braincache_memory::MemoryBackend;
+/// use braincache::backend::MemoryBackend;
 ///
 /// let b = MemoryBackend::builder().max_entries(10_000).max_bytes(64 << 20).build();
 /// assert_eq!(b.max_entries(), Some(10_000));

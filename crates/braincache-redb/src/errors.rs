@@ -31,7 +31,7 @@ pub(crate) fn map(
             ),
         },
         redb::Error::Io(e) if op == Operation::Open && e.kind() == io::ErrorKind::InvalidData => {
-            Error::corrupt_file(path, None, format!("not a redb database: {e}"))
+            Error::corrupt_file(path, None, not_a_database(&e))
         }
         redb::Error::Io(e) => Error::io(op, path, e),
         other => Error::backend(op, BACKEND, key, other).with_path(path),
@@ -39,6 +39,51 @@ pub(crate) fn map(
     match key {
         Some(k) => mapped.with_key(k),
         None => mapped,
+    }
+}
+
+/// The detail of a file that is not a redb database, saying so once: redb's own message
+/// ("Not a redb database: magic number mismatch") already does.
+fn not_a_database(e: &io::Error) -> String {
+    let said = e.to_string();
+    if said.to_ascii_lowercase().starts_with("not a redb database") {
+        let mut detail = said;
+        detail[..1].make_ascii_lowercase();
+        detail
+    } else {
+        format!("not a redb database: {said}")
+    }
+}
+
+/// `e` as the cause of a step on `other` (the folder) of opening the database: `cannot create
+/// its folder /x`, whose `source()` is `e`. The kind stays `e`'s.
+pub(crate) fn in_step(what: &'static str, other: &Path, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        StepError {
+            what,
+            path: other.to_path_buf(),
+            source: e,
+        },
+    )
+}
+
+#[derive(Debug)]
+struct StepError {
+    what: &'static str,
+    path: std::path::PathBuf,
+    source: io::Error,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.what, self.path.display())
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }
 

@@ -30,9 +30,9 @@ pub(crate) const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new
 /// Settings of the file itself.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The names of the tables a braincache file holds, and nothing else (`leases` only once a
-/// lease was taken: see `lease.rs`).
-pub(crate) const TABLE_NAMES: [&str; 4] = ["entries", "expiry", "meta", "leases"];
+/// The names of the data tables a braincache file holds (beside the bound's bookkeeping tables,
+/// and `leases` once a lease was taken: see `lease.rs`).
+pub(crate) const TABLE_NAMES: [&str; 3] = ["entries", "expiry", "meta"];
 
 /// The `meta` key holding the format version.
 pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";

@@ -12,8 +12,10 @@ use braincache_core::{Lease, LeaseToken, Operation, Result, Timestamp};
 use redb::{Durability, ReadableTable, TableDefinition};
 use std::time::Duration;
 
+/// The table's name.
+pub(crate) const TABLE: &str = "leases";
 /// key → (token, end of the lease, nanoseconds since the Unix epoch).
-pub(crate) const LEASES: TableDefinition<&str, (u64, u64)> = TableDefinition::new("leases");
+pub(crate) const LEASES: TableDefinition<&str, (u64, u64)> = TableDefinition::new(TABLE);
 
 /// Takes the lease on `key` unless another token holds one that ends after `now`.
 pub(crate) fn try_lease(

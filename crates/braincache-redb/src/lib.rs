@@ -24,6 +24,13 @@
 //! - **Cheap reads that see every acknowledged write.** Reads run on the caller's thread, in a
 //!   read snapshot reused while a commit stamp shared by all processes (the sidecar file
 //!   `<file>.seq`) says nobody has committed since: see [Guarantees](#guarantees).
+//! - **Bounded, across processes.** 1 GiB by default ([`DEFAULT_MAX_BYTES`]);
+//!   [`RedbBackendBuilder::max_bytes`], [`max_entries`](RedbBackendBuilder::max_entries) and
+//!   [`unbounded`](RedbBackendBuilder::unbounded) choose. Usage is kept in the file and updated
+//!   in each write transaction, which also evicts (expired entries first, then by S3-FIFO, with
+//!   reads recorded as hints that the next commit folds in), so the file never holds more than
+//!   the bound after a commit, whichever process made it, and a `kill -9` never leaves the
+//!   bookkeeping wrong. [`RedbBackend::compact`] gives freed pages back to the file system.
 //! - **Purging follows what expired.** An `expiry` table ordered by deadline is walked from its
 //!   start up to now; [`Backend::next_expiry`] is its first row.
 //! - **Typed errors, never a panic on bad files.** A file that is not a redb database is
@@ -80,20 +87,26 @@
 //! writing in a loop makes one write per commit; several threads, or `set_many`, share commits.
 //!
 //! # Files
-//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, and `leases` once a
-//! lease was taken; format version [`FORMAT_VERSION`]). braincache 0.1 refuses a file that has a
-//! `leases` table (as a table it does not know). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
+//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, the usage bookkeeping
+//! `usage`, `policy`, `queue`, and `leases` once a lease was taken; format version
+//! [`FORMAT_VERSION`]). A file without the bookkeeping tables (written by an earlier build) gets
+//! them, computed from its entries, at its first write; earlier builds refuse a file that has
+//! them, or a `leases` table. In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
 //! it holds no data and may be deleted when no process has the cache open.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod aio;
+mod bound;
 mod errors;
 mod format;
+pub mod inspect;
 mod lease;
 mod reader;
 mod writer;
 
+pub use bound::{Usage, usage_report};
 pub use format::{FORMAT_VERSION, value_as_json};
 
 use braincache_core::{
@@ -108,9 +121,14 @@ use redb::{
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 use writer::{Done, Limits, Op, Shared, Writer};
+
+/// The byte bound of a [`RedbBackend`] unless the builder says otherwise: 1 GiB, as Python
+/// diskcache's default `size_limit`.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 /// A cache stored in a redb database file, shared by every process that opens it.
 ///
@@ -121,11 +139,12 @@ use writer::{Done, Limits, Op, Shared, Writer};
 /// [crate docs](crate) for what it guarantees.
 ///
 /// ```
-/// use braincache_core::{Backend, Record, Timestamp};
-/// use braincache_redb::RedbBackend;
+/// use braincache::Timestamp;
+/// use braincache::backend::{Backend, Record};
+/// use braincache::backend::RedbBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("cache.redb");
 /// let backend = RedbBackend::builder(&path).build()?;
@@ -141,22 +160,47 @@ use writer::{Done, Limits, Op, Shared, Writer};
 /// # }
 /// ```
 pub struct RedbBackend {
+    /// `None` once [`close`](RedbBackend::close)d. Every call holds the read lock while it runs,
+    /// so `close` waits for the calls in flight and later calls see `None`.
+    state: RwLock<Option<Open>>,
+    path: PathBuf,
+    single_process: bool,
+    /// The writer's commit count when the backend was closed.
+    commits_at_close: AtomicU64,
+    /// The size bound it was opened with.
+    limit: bound::Limit,
+}
+
+/// What an open backend holds; dropping it closes the database.
+struct Open {
     // Declared first: dropping it drains the queue and joins the thread before the database goes.
     writer: Writer,
     shared: Arc<Shared>,
-    single_process: bool,
+}
+
+/// The open backend, borrowed for one call.
+struct OpenRef<'a>(RwLockReadGuard<'a, Option<Open>>);
+
+impl std::ops::Deref for OpenRef<'_> {
+    type Target = Open;
+    fn deref(&self) -> &Open {
+        // Invariant: an `OpenRef` is only made from a guard holding `Some` (`open_ref`).
+        self.0.as_ref().expect("checked when the OpenRef was made")
+    }
 }
 
 impl RedbBackend {
     /// Opens the cache file at `path` with the default options, creating it when it does not
-    /// exist (an empty file is also initialized). Several processes may have it open at once.
+    /// exist (an empty file is also initialized), with its folder and any missing parent folders
+    /// (`std::fs::create_dir_all`, as Python's diskcache does). Several processes may have it
+    /// open at once.
     ///
     /// # Errors
     /// - [`Error::Corrupt`] when the file is not a redb database;
     /// - [`Error::Incompatible`] when it is a redb database with other tables, or a braincache
     ///   file of another format version;
-    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a missing folder, no
-    ///   permission, another process holding it in `single_process` mode).
+    /// - [`Error::Io`] or [`Error::Backend`] when it cannot be opened (a folder that cannot be
+    ///   created, no permission, another process holding it in `single_process` mode).
     ///
     /// The file is not written to in the first two cases.
     pub fn open(path: impl AsRef<Path>) -> Result<RedbBackend> {
@@ -171,16 +215,181 @@ impl RedbBackend {
     /// The path of the database file.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        &self.path
     }
 
     /// How many durable commits this handle's writer thread has made: compared with the number
     /// of writes, it shows how well group commit batches them.
     #[must_use]
     pub fn commits(&self) -> u64 {
-        self.shared
-            .commits
-            .load(std::sync::atomic::Ordering::Relaxed)
+        match self
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(open) => open.shared.commits.load(Ordering::Relaxed),
+            None => self.commits_at_close.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the backend: waits for the calls in flight (every write queued before `close` is
+    /// committed and answered), stops the writer thread and closes the file, releasing its
+    /// locks, as dropping the backend does. Every later call returns [`Error::Closed`];
+    /// closing again does nothing.
+    ///
+    /// For a backend that is never dropped: one in a `static` (a `LazyLock`), or in a program
+    /// that ends with [`std::process::exit`]. Its writes need no close to be durable (each is
+    /// committed before it returns), but a file that was not closed needs crash recovery, which
+    /// the next process to open it for writing does (a check of every page, in proportion to the
+    /// file's size) and which read-only opens cannot do ([`inspect::read`] does it for tools).
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("cache.redb");
+    /// let backend = RedbBackend::open(&path)?;
+    /// backend.set("k", Record::new(b"v".to_vec(), None))?;
+    /// backend.close()?;
+    /// assert!(matches!(backend.get("k"), Err(braincache_core::Error::Closed { .. })));
+    /// // Closed cleanly: a read-only reader needs no recovery.
+    /// assert_eq!(RedbBackend::read_entries(&path)?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for reporting a failed close. A panic of redb while
+    /// closing a file damaged outside redb is caught and ignored, as on drop.
+    pub fn close(&self) -> Result<()> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = state.take() {
+            let commits = open.shared.commits.load(Ordering::Relaxed);
+            drop(open);
+            self.commits_at_close.store(commits, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// What the open backend shares with its writer thread, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.open_ref(Operation::Get).expect("open").shared)
+    }
+
+    /// A read snapshot of the open backend, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
+        self.open_ref(op)?.snapshot(op, key)
+    }
+
+    /// The open backend, or [`Error::Closed`] for `op`.
+    fn open_ref(&self, op: Operation) -> Result<OpenRef<'_>> {
+        let guard = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(errors::closed(op));
+        }
+        Ok(OpenRef(guard))
+    }
+
+    /// The bytes stored in the file, by every process: key, record header and value of each
+    /// entry, as the bound counts them. Read from the file's bookkeeping (one read
+    /// transaction), which every commit updates with its entries.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn bytes(&self) -> Result<u64> {
+        self.usage().map(|u| u.bytes)
+    }
+
+    /// The file's usage counters: bytes and entries stored, evictions by every process, and the
+    /// bound last recorded.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn usage(&self) -> Result<Usage> {
+        let this = self.open_ref(Operation::Len)?;
+        let path = &this.shared.path;
+        let (db, _) = this.shared.db.current().ok_or_else(|| {
+            Error::io(
+                Operation::Len,
+                path,
+                std::io::Error::other("the database could not be reopened after an I/O error"),
+            )
+        })?;
+        this.guarded(None, || {
+            bound::usage_of(&*db).map_err(|e| errors::map(Operation::Len, path, None, e))
+        })
+    }
+
+    /// This handle's byte bound; `None` when unbounded by bytes.
+    #[must_use]
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.limit.max_bytes
+    }
+
+    /// This handle's entry bound; `None` when unbounded by entries.
+    #[must_use]
+    pub fn max_entries(&self) -> Option<u64> {
+        self.limit.max_entries
+    }
+
+    /// Rewrites the file at `path` so that it takes no more room than its live pages (redb's
+    /// `compact`): redb reuses freed pages but never gives them back to the file system.
+    /// Returns whether anything was moved.
+    ///
+    /// Needs the file to itself: it opens it in redb's exclusive mode, so it refuses with
+    /// [`Error::InUse`] while any process (this one included) has it open, and nobody can open
+    /// it while it runs.
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Error, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("c.redb");
+    /// let b = RedbBackend::open(&path)?;
+    /// b.set("k", Record::new(vec![0; 4096], None))?;
+    /// assert!(matches!(RedbBackend::compact(&path), Err(Error::InUse { .. })));
+    /// drop(b);
+    /// RedbBackend::compact(&path)?;
+    /// assert_eq!(RedbBackend::open(&path)?.get("k")?.unwrap().value.len(), 4096);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// - [`Error::InUse`] while another handle has the file open;
+    /// - as [`open`](Self::open) for a file that is not braincache's, or damaged;
+    /// - [`Error::Io`] or [`Error::Backend`] when the compaction fails (the file is left valid:
+    ///   redb compacts in durable steps).
+    pub fn compact(path: impl AsRef<Path>) -> Result<bool> {
+        let path = path.as_ref();
+        catch_unwind(AssertUnwindSafe(|| compact_file(path)))
+            .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())))
+    }
+
+    /// The usage counters of the cache file at `path`, read without opening it as a cache
+    /// (read-only, as [`read_entries`](Self::read_entries)): `None` for a file without
+    /// bookkeeping (written by an older braincache, or never opened).
+    ///
+    /// # Errors
+    /// As [`read_entries`](Self::read_entries).
+    pub fn read_usage(path: impl AsRef<Path>) -> Result<Option<Usage>> {
+        let path = path.as_ref();
+        catch_unwind(AssertUnwindSafe(|| {
+            let db = open_read_only(path)?;
+            let txn = db
+                .begin_read()
+                .map_err(|e| errors::map(Operation::Len, path, None, e))?;
+            bound::read_usage(&txn).map_err(|e| errors::map(Operation::Len, path, None, e))
+        }))
+        .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())))
+        .map_err(|e| truncated(path, e))
     }
 
     /// True when opened with [`RedbBackendBuilder::single_process`].
@@ -202,10 +411,11 @@ impl RedbBackend {
     /// reads through [`Backend`].
     ///
     /// ```
-    /// use braincache_core::{Backend, Record, Timestamp};
-    /// use braincache_redb::RedbBackend;
+    /// use braincache::Timestamp;
+    /// use braincache::backend::{Backend, Record};
+    /// use braincache::backend::RedbBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("cache.redb");
     /// let backend = RedbBackend::open(&path)?;
@@ -234,16 +444,11 @@ impl RedbBackend {
         // redb may panic on pages damaged outside redb: that must reach the caller as an error.
         let read = catch_unwind(AssertUnwindSafe(|| read_all_entries(path)))
             .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())));
-        read.map_err(|e| match e {
-            // A read past the end: the file ends before the pages its header points to (and
-            // nothing writes it meanwhile: writers only grow the file).
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Error::corrupt_file(path, None, format!("truncated redb database: {source}"))
-            }
-            e => e,
-        })
+        read.map_err(|e| truncated(path, e))
     }
+}
 
+impl Open {
     /// Runs a read, turning a panic inside redb (which it does on pages damaged outside redb)
     /// into [`Error::Corrupt`]. Costs nothing when nothing panics.
     fn guarded<T>(&self, key: Option<&str>, read: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -308,8 +513,16 @@ impl RedbBackend {
 impl fmt::Debug for RedbBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbBackend")
-            .field("path", &self.shared.path)
+            .field("path", &self.path)
             .field("single_process", &self.single_process)
+            .field(
+                "closed",
+                &self
+                    .state
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_none(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -318,42 +531,53 @@ impl Backend for RedbBackend {
     type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
-        self.read(Operation::Get, Some(key), |snap| self.read_entry(snap, key))
+        let this = self.open_ref(Operation::Get)?;
+        let found = this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))?;
+        if found.is_some() {
+            this.shared.bound.read(key);
+        }
+        Ok(found)
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
-        self.writer
+        let this = self.open_ref(Operation::Set)?;
+        this.writer
             .submit(Op::Set(key.to_owned(), record))
             .map(drop)
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
+        let this = self.open_ref(Operation::Delete)?;
         Ok(matches!(
-            self.writer.submit(Op::Delete(key.to_owned()))?,
+            this.writer.submit(Op::Delete(key.to_owned()))?,
             Done::Found(true)
         ))
     }
 
     fn clear(&self) -> Result<()> {
-        self.writer.submit(Op::Clear).map(drop)
+        let this = self.open_ref(Operation::Clear)?;
+        this.writer.submit(Op::Clear).map(drop)
     }
 
     fn len(&self) -> Result<usize> {
-        self.read(Operation::Len, None, |snap| {
+        let this = self.open_ref(Operation::Len)?;
+        this.read(Operation::Len, None, |snap| {
             let n = snap.entries.len()?;
             Ok(Ok(usize::try_from(n).unwrap_or(usize::MAX)))
         })
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
-        match self.writer.submit(Op::Purge(now))? {
+        let this = self.open_ref(Operation::Purge)?;
+        match this.writer.submit(Op::Purge(now))? {
             Done::Count(n) => Ok(n),
             Done::Unit | Done::Found(_) => Ok(0),
         }
     }
 
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
-        self.read(Operation::NextExpiry, None, |snap| {
+        let this = self.open_ref(Operation::NextExpiry)?;
+        this.read(Operation::NextExpiry, None, |snap| {
             let first = snap.expiry.first()?;
             Ok(Ok(
                 first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0))
@@ -362,11 +586,17 @@ impl Backend for RedbBackend {
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
-        self.read(Operation::Get, None, |snap| {
+        let this = self.open_ref(Operation::Get)?;
+        this.read(Operation::Get, None, |snap| {
             let mut out = Vec::with_capacity(keys.len());
             for k in keys {
-                match self.read_entry(snap, k)? {
-                    Ok(r) => out.push(r),
+                match this.read_entry(snap, k)? {
+                    Ok(r) => {
+                        if r.is_some() {
+                            this.shared.bound.read(k);
+                        }
+                        out.push(r);
+                    }
                     Err(e) => return Ok(Err(e)),
                 }
             }
@@ -374,8 +604,15 @@ impl Backend for RedbBackend {
         })
     }
 
+    /// Every write is durable when it returns: nothing to flush. After
+    /// [`close`](RedbBackend::close), [`Error::Closed`].
+    fn flush(&self) -> Result<()> {
+        self.open_ref(Operation::Flush).map(drop)
+    }
+
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
-        self.writer.submit(Op::SetMany(entries)).map(drop)
+        let this = self.open_ref(Operation::Set)?;
+        this.writer.submit(Op::SetMany(entries)).map(drop)
     }
 
     /// A row of the `leases` table, taken in its own durable write transaction (one fsync).
@@ -386,21 +623,31 @@ impl Backend for RedbBackend {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<Lease> {
-        self.guarded(Some(key), || {
-            lease::try_lease(&self.shared, key, token, ttl, now)
+        let this = self.open_ref(Operation::Lease)?;
+        this.guarded(Some(key), || {
+            lease::try_lease(&this.shared, key, token, ttl, now)
         })
     }
 
     fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
-        self.guarded(Some(key), || lease::release(&self.shared, key, token))
+        let this = self.open_ref(Operation::Lease)?;
+        this.guarded(Some(key), || lease::release(&this.shared, key, token))
     }
 
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        let this = self.open_ref(Operation::Delete)?;
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
-        match self.writer.submit(Op::DeleteMany(keys))? {
+        match this.writer.submit(Op::DeleteMany(keys))? {
             Done::Count(n) => Ok(n),
             Done::Unit | Done::Found(_) => Ok(0),
         }
+    }
+
+    /// Entries this handle's commits evicted to keep the file within its bound (0 once
+    /// closed).
+    fn evictions(&self) -> u64 {
+        self.open_ref(Operation::Len)
+            .map_or(0, |o| o.shared.bound.evictions.load(Ordering::Relaxed))
     }
 }
 
@@ -415,12 +662,13 @@ impl Backend for RedbBackend {
 /// | [`group_commit_wait`](Self::group_commit_wait) | 1 ms (and never longer than a commit takes) |
 /// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
 /// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
+/// | [`max_bytes`](Self::max_bytes) / [`max_entries`](Self::max_entries) | 1 GiB ([`DEFAULT_MAX_BYTES`]) / none; [`unbounded`](Self::unbounded) for no bound |
 ///
 /// ```
-/// use braincache_redb::RedbBackend;
+/// use braincache::backend::RedbBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
 ///     .single_process() // this process owns the file
@@ -442,6 +690,7 @@ pub struct RedbBackendBuilder {
     group_commit_wait: Duration,
     snapshot_max_age: Duration,
     verify_on_open: bool,
+    limit: bound::Limit,
 }
 
 impl RedbBackendBuilder {
@@ -455,6 +704,10 @@ impl RedbBackendBuilder {
             group_commit_wait: Duration::from_millis(1),
             snapshot_max_age: Duration::from_millis(100),
             verify_on_open: false,
+            limit: bound::Limit {
+                max_bytes: Some(DEFAULT_MAX_BYTES),
+                max_entries: None,
+            },
         }
     }
 
@@ -485,9 +738,9 @@ impl RedbBackendBuilder {
     /// that open (the recovery flag is set before the check runs).
     ///
     /// ```
-    /// use braincache_redb::RedbBackend;
+    /// use braincache::backend::RedbBackend;
     ///
-    /// # fn main() -> braincache_core::Result<()> {
+    /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
     ///     .verify_on_open(true)
@@ -542,12 +795,71 @@ impl RedbBackendBuilder {
         self
     }
 
-    /// Opens (or creates) the file and starts the writer thread.
+    /// Bounds the bytes stored in the file: key, record header and value of every entry
+    /// ([`Usage::bytes`]). The default is [`DEFAULT_MAX_BYTES`] (1 GiB); see
+    /// [`unbounded`](Self::unbounded). The bound holds for the file, whichever processes write
+    /// it: each commit that stores something evicts, in the same transaction, until the file is
+    /// within the bound of the handle that commits. Expired entries go first, then entries by
+    /// S3-FIFO (entries read since they were stored survive a flood of one-time writes). An
+    /// entry larger than the bound is not kept (`set` succeeds, and the drop counts as an
+    /// eviction).
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let b = RedbBackend::builder(dir.path().join("c.redb"))
+    ///     .max_bytes(64 << 10)
+    ///     .max_entries(100)
+    ///     .build()?;
+    /// for i in 0..1000 {
+    ///     b.set(&format!("k{i}"), Record::new(vec![0; 100], None))?;
+    /// }
+    /// assert!(b.len()? <= 100 && b.bytes()? <= 64 << 10);
+    /// assert!(b.evictions() >= 900);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.limit.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Bounds the number of entries in the file, as [`max_bytes`](Self::max_bytes) bounds the
+    /// bytes. Both may be set; the default byte bound stays unless
+    /// [`unbounded`](Self::unbounded) comes first.
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.limit.max_entries = Some(entries);
+        self
+    }
+
+    /// No bound at all (and no read hints): entries stay until they expire or are deleted, and
+    /// the file grows with them. The usage bookkeeping is kept all the same, so other handles
+    /// may bound the same file.
+    pub fn unbounded(mut self) -> Self {
+        self.limit = bound::Limit::default();
+        self
+    }
+
+    /// Opens (or creates, with its missing parent folders) the file and starts the writer thread.
     ///
     /// # Errors
     /// As [`RedbBackend::open`].
     pub fn build(self) -> Result<RedbBackend> {
         let path = self.path.clone();
+        // A CLI's cache lives in a folder (`~/.cache/app/`) that is missing on its first run:
+        // create it and its parents, as diskcache does.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::io(
+                    Operation::Open,
+                    &path,
+                    errors::in_step("cannot create its folder", dir, e),
+                )
+            })?;
+        }
         // redb may panic on a file damaged outside redb (its open trusts a cleanly closed file):
         // that must reach the caller as an error, not unwind through it.
         let db = catch_unwind(AssertUnwindSafe(|| self.open_database()))
@@ -577,19 +889,22 @@ impl RedbBackendBuilder {
             reader,
             db: writer::Db::new(db),
             path,
-            commits: std::sync::atomic::AtomicU64::new(0),
+            commits: AtomicU64::new(0),
             reopen: Box::new(move || {
                 catch_unwind(AssertUnwindSafe(|| opener.open_database()))
                     .unwrap_or_else(|p| Err(errors::read_panicked(&opener.path, None, p.as_ref())))
             }),
             single_process: self.single_process,
+            bound: bound::Bound::new(self.limit),
         });
         let writer = Writer::spawn(Arc::clone(&shared), limits)
             .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
         Ok(RedbBackend {
-            writer,
-            shared,
+            path: shared.path.clone(),
+            state: RwLock::new(Some(Open { writer, shared })),
             single_process: self.single_process,
+            commits_at_close: AtomicU64::new(0),
+            limit: self.limit,
         })
     }
 
@@ -678,6 +993,56 @@ impl RedbBackendBuilder {
             )),
         }
     }
+}
+
+/// A read past the end of a file read-only: the file ends before the pages its header points
+/// to (and nothing writes it meanwhile: writers only grow the file), so it is damaged.
+fn truncated(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::corrupt_file(path, None, format!("truncated redb database: {source}"))
+        }
+        e => e,
+    }
+}
+
+/// [`RedbBackend::compact`], without its panic guard.
+fn compact_file(path: &Path) -> Result<bool> {
+    let fail = |e: redb::Error| errors::map(Operation::Compact, path, None, e);
+    let mut db = redb::Builder::new()
+        .set_concurrency_mode(ConcurrencyMode::ExclusiveWriter)
+        .open(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+                op: Operation::Compact,
+                path: path.to_owned(),
+                detail: "another handle (in this process or another) has the file open; \
+                         compact it when every process has closed it"
+                    .to_owned(),
+            },
+            e => errors::map(Operation::Open, path, None, e),
+        })?;
+    check_format(&db, path)?;
+    db.compact().map_err(|e| fail(e.into()))
+}
+
+/// Opens `path` read-only in the multi-process mode, for tools.
+fn open_read_only(path: &Path) -> Result<redb::ReadOnlyDatabase> {
+    redb::Builder::new()
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .set_cache_size(16 << 20)
+        .open_read_only(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::backend(
+                Operation::Open,
+                errors::BACKEND,
+                None,
+                "another process has the file open in single-process mode (redb ExclusiveWriter), \
+                 which excludes every other process; read it when that process has closed it",
+            )
+            .with_path(path),
+            e => errors::map(Operation::Open, path, None, e),
+        })
 }
 
 /// [`RedbBackend::read_entries`], without its panic guard.
@@ -782,7 +1147,10 @@ fn check_format(db: &impl ReadableDatabase, path: &Path) -> Result<Layout> {
     let mut foreign: Vec<&str> = names
         .iter()
         .map(String::as_str)
-        .filter(|n| !TABLE_NAMES.contains(n) || multimap.iter().any(|m| m == n))
+        .filter(|n| {
+            !(TABLE_NAMES.contains(n) || bound::TABLE_NAMES.contains(n) || *n == lease::TABLE)
+                || multimap.iter().any(|m| m == n)
+        })
         .collect();
     if !foreign.is_empty() {
         foreign.sort_unstable();

@@ -16,7 +16,7 @@ fn rec(v: &[u8], d: Option<Timestamp>) -> Record {
 
 /// The rows of the expiry table.
 fn expiry_rows(b: &RedbBackend) -> Vec<(u64, String)> {
-    let txn = b.shared.db.begin_read().unwrap();
+    let txn = b.shared().db.begin_read().unwrap();
     let t = txn.open_table(EXPIRY).unwrap();
     t.iter()
         .unwrap()
@@ -45,7 +45,7 @@ fn purge_walks_the_expiry_table_up_to_now_only() {
     }));
     b.set_many(many).unwrap();
 
-    let txn = b.shared.db.begin_write().unwrap();
+    let txn = b.shared().db.begin_write().unwrap();
     let stats = {
         let mut t = Tables::open(&txn).unwrap();
         purge(&mut t, now.as_unix_nanos()).unwrap()
@@ -86,7 +86,7 @@ fn a_damaged_entry_is_corrupt_and_purge_leaves_it_alone() {
     let b = open(&dir);
     let past = Timestamp::now().as_unix_nanos() - 1;
     {
-        let txn = b.shared.db.begin_write().unwrap();
+        let txn = b.shared().db.begin_write().unwrap();
         {
             let mut e = txn.open_table(ENTRIES).unwrap();
             e.insert("bad", &[9u8, 1, 2][..]).unwrap();
@@ -96,7 +96,7 @@ fn a_damaged_entry_is_corrupt_and_purge_leaves_it_alone() {
         }
         txn.commit().unwrap();
         // Written behind the writer's back: announce it as the writer would.
-        b.shared.reader.committed().unwrap();
+        b.shared().reader.committed().unwrap();
     }
     for key in ["bad", "short"] {
         let e = b.get(key).unwrap_err();
@@ -120,7 +120,7 @@ fn concurrent_writers_share_commits() {
     const PER: usize = 25;
     let dir = tempfile::tempdir().unwrap();
     let b = open(&dir);
-    let before = b.shared.commits.load(Ordering::Relaxed);
+    let before = b.shared().commits.load(Ordering::Relaxed);
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let b = &b;
@@ -131,7 +131,7 @@ fn concurrent_writers_share_commits() {
             });
         }
     });
-    let commits = b.shared.commits.load(Ordering::Relaxed) - before;
+    let commits = b.shared().commits.load(Ordering::Relaxed) - before;
     assert_eq!(b.len().unwrap(), THREADS * PER);
     // Each set is acknowledged after a durable commit; with 8 writers most commits carry
     // several of them.
@@ -236,7 +236,7 @@ fn requests_that_change_nothing_make_no_commit() {
     let b = open(&dir);
     let later = Timestamp::now() + std::time::Duration::from_secs(3600);
     b.set("k", rec(b"v", Some(later))).unwrap();
-    let commits = || b.shared.commits.load(Ordering::Relaxed);
+    let commits = || b.shared().commits.load(Ordering::Relaxed);
     let stamp = || std::fs::read(dir.path().join("c.redb.seq")).unwrap();
     let (before, stamp_before) = (commits(), stamp());
     assert_eq!(b.purge_expired(Timestamp::now()).unwrap(), 0);

@@ -14,6 +14,7 @@
 //! An I/O error (a full disk) latches redb's `Database`; the thread then opens the file again
 //! before it answers and before its next commit (see [`Db`]), so the handle heals by itself.
 
+use crate::aio::Reply;
 use crate::errors;
 use crate::format::{ENTRIES, EXPIRY, encode_entry, split_entry};
 use crate::reader::Reader;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     /// Durable commits made by this process's writer thread.
     pub(crate) commits: AtomicU64,
+    /// The size bound, read hints and evictions (see [`crate::bound`]).
+    pub(crate) bound: crate::bound::Bound,
     /// Opens the database file again, as the backend's builder opened it.
     pub(crate) reopen: Box<dyn Fn() -> Result<Database> + Send + Sync>,
     /// redb `ExclusiveWriter` mode: the old database must close before the file reopens.
@@ -223,7 +226,7 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn operation(&self) -> Operation {
+    pub(crate) fn operation(&self) -> Operation {
         match self {
             Op::Set(..) | Op::SetMany(_) => Operation::Set,
             Op::Delete(_) | Op::DeleteMany(_) => Operation::Delete,
@@ -262,7 +265,7 @@ pub(crate) enum Done {
 
 struct Request {
     op: Op,
-    reply: Sender<Result<Done>>,
+    reply: Reply,
 }
 
 /// The handle on the writer thread. Dropping it lets the thread finish what is queued, then
@@ -288,11 +291,17 @@ impl Writer {
     pub(crate) fn submit(&self, op: Op) -> Result<Done> {
         let operation = op.operation();
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let tx = self.tx.as_ref().ok_or_else(|| errors::closed(operation))?;
-        tx.send(Request { op, reply })
-            .map_err(|_| errors::closed(operation))?;
+        self.enqueue(op, Reply::Blocking(reply))?;
         // A disconnect here means the thread ended without answering (it panicked).
         answer.recv().map_err(|_| errors::closed(operation))?
+    }
+
+    /// Queues `op`; its answer goes to `reply` once it is durable (or failed).
+    pub(crate) fn enqueue(&self, op: Op, reply: Reply) -> Result<()> {
+        let operation = op.operation();
+        let tx = self.tx.as_ref().ok_or_else(|| errors::closed(operation))?;
+        tx.send(Request { op, reply })
+            .map_err(|_| errors::closed(operation))
     }
 }
 
@@ -393,7 +402,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
                     Ok(()) => Ok(d),
                     Err(e) => Err(announce_error(shared, &req.op, e)),
                 };
-                let _ = req.reply.send(answer);
+                req.reply.send(answer);
             }
             queued
         }
@@ -403,7 +412,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
             let _ = heal(shared);
             let queued = rx.len();
             if let Some(req) = batch.into_iter().next() {
-                let _ = req.reply.send(Err(e));
+                req.reply.send(Err(e));
             }
             queued
         }
@@ -422,7 +431,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
                     Ok(c.done.pop().unwrap_or(Done::Unit))
                 });
                 let _ = heal(shared);
-                let _ = req.reply.send(answer);
+                req.reply.send(answer);
             }
             rx.len()
         }
@@ -501,13 +510,18 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
     txn.set_durability(Durability::Immediate)
         .map_err(|e| fail(e.into()))?;
     let mut changed = false;
+    let enforced;
     let done = {
         let mut tables = Tables::open(&txn).map_err(fail)?;
+        // Read hints wait for a commit; a failed one drops them (they are only hints).
+        let hints = shared.bound.hints.take();
+        crate::bound::begin(&mut tables, shared.bound.limit, &hints).map_err(fail)?;
         let mut done = Vec::with_capacity(ops.len());
         for o in ops {
             let result = if let Op::Clear = o {
                 // Deleting both tables frees their pages at once, cheaper than removing rows
                 // one by one; a table must be closed before it is deleted.
+                tables.book.save().map_err(fail)?;
                 drop(tables);
                 tables = clear(&txn).map_err(fail)?;
                 Ok((Done::Unit, true))
@@ -521,20 +535,31 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
             changed |= c;
             done.push(d);
         }
+        // Room for what this batch stored, in the same transaction (see `crate::bound`).
+        enforced =
+            crate::bound::enforce(&mut tables, shared.bound.limit, Timestamp::now(), changed)
+                .map_err(fail)?;
+        changed |= enforced != crate::bound::Enforced::default();
+        tables.book.save().map_err(fail)?;
         done
     };
     if changed {
         txn.commit().map_err(|e| fail(e.into()))?;
+        shared
+            .bound
+            .evictions
+            .fetch_add(enforced.evicted, Ordering::Relaxed);
     } else {
         txn.abort().map_err(|e| fail(e.into()))?;
     }
     Ok(Committed { done, changed })
 }
 
-/// The two data tables, open for writing.
+/// The two data tables and the bookkeeping, open for writing.
 pub(crate) struct Tables<'txn> {
     pub(crate) entries: Table<'txn, &'static str, &'static [u8]>,
     pub(crate) expiry: Table<'txn, (u64, &'static str), ()>,
+    pub(crate) book: crate::bound::Book<'txn>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -542,6 +567,7 @@ impl<'txn> Tables<'txn> {
         Ok(Tables {
             entries: txn.open_table(ENTRIES)?,
             expiry: txn.open_table(EXPIRY)?,
+            book: crate::bound::Book::open(txn)?,
         })
     }
 }
@@ -578,6 +604,7 @@ fn apply(t: &mut Tables<'_>, op: &Op) -> Result<(Done, bool), redb::Error> {
             // `commit` clears by deleting the tables; this slower path is never taken there.
             t.entries.retain(|_, _| false)?;
             t.expiry.retain(|_, _| false)?;
+            t.book.on_clear()?;
             (Done::Unit, true)
         }
         Op::Purge(now) => {
@@ -602,6 +629,8 @@ fn put(t: &mut Tables<'_>, key: &str, record: &Record) -> Result<(), redb::Error
         .entries
         .insert(key, bytes.as_slice())?
         .and_then(|g| stored_deadline(g.value()));
+    t.book
+        .on_set(key, crate::bound::entry_size(key, bytes.len()))?;
     let new = record.expires_at.map(Timestamp::as_unix_nanos);
     if old != new {
         if let Some(d) = old {
@@ -614,11 +643,12 @@ fn put(t: &mut Tables<'_>, key: &str, record: &Record) -> Result<(), redb::Error
     Ok(())
 }
 
-fn remove(t: &mut Tables<'_>, key: &str) -> Result<bool, redb::Error> {
+pub(crate) fn remove(t: &mut Tables<'_>, key: &str) -> Result<bool, redb::Error> {
     let old = t.entries.remove(key)?.map(|g| stored_deadline(g.value()));
     match old {
         None => Ok(false),
         Some(deadline) => {
+            t.book.on_remove(key)?;
             if let Some(d) = deadline {
                 t.expiry.remove((d, key))?;
             }
@@ -631,7 +661,9 @@ fn remove(t: &mut Tables<'_>, key: &str) -> Result<bool, redb::Error> {
 fn clear(txn: &WriteTransaction) -> Result<Tables<'_>, redb::Error> {
     txn.delete_table(ENTRIES)?;
     txn.delete_table(EXPIRY)?;
-    Tables::open(txn)
+    let mut tables = Tables::open(txn)?;
+    tables.book.on_clear()?;
+    Ok(tables)
 }
 
 /// What one purge did.
@@ -670,6 +702,7 @@ pub(crate) fn purge(t: &mut Tables<'_>, now: u64) -> Result<PurgeStats, redb::Er
             .and_then(|g| stored_deadline(g.value()));
         if current == Some(*d) {
             t.entries.remove(key.as_str())?;
+            t.book.on_remove(key)?;
             removed += 1;
         }
     }
@@ -690,7 +723,13 @@ mod tests {
 
     fn request(op: Op) -> (Request, Receiver<Result<Done>>) {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        (Request { op, reply }, answer)
+        (
+            Request {
+                op,
+                reply: Reply::Blocking(reply),
+            },
+            answer,
+        )
     }
 
     #[test]
@@ -706,7 +745,7 @@ mod tests {
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
         let (_tx, rx) = crossbeam_channel::unbounded();
-        serve(&b.shared, batch, &rx);
+        serve(&b.shared(), batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap()).collect();
         assert_eq!(got[0].as_ref().unwrap(), &Done::Unit);
         let err = got[1].as_ref().unwrap_err();
@@ -735,7 +774,7 @@ mod tests {
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
         let (_tx, rx) = crossbeam_channel::unbounded();
-        serve(&b.shared, batch, &rx);
+        serve(&b.shared(), batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap().unwrap()).collect();
         assert_eq!(
             got,

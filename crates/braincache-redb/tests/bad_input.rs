@@ -154,13 +154,73 @@ fn empty_and_missing_files_become_new_caches() {
     }
 }
 
+/// Issue 13, item 5: missing parent folders are created, in both modes.
 #[test]
-fn a_missing_folder_is_an_io_error() {
+fn r13_missing_parent_folders_are_created() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("no/such/folder/c.redb");
+    for (path, single) in [
+        (dir.path().join("no/such/folder/c.redb"), false),
+        (dir.path().join("other/nested/c.redb"), true),
+    ] {
+        let mut builder = RedbBackend::builder(&path);
+        if single {
+            builder = builder.single_process();
+        }
+        let b = builder.build().unwrap();
+        b.set("k", Record::new(b"v".to_vec(), None)).unwrap();
+        drop(b);
+        let again = RedbBackend::open(&path).unwrap();
+        assert_eq!(again.get("k").unwrap().unwrap().value, b"v");
+    }
+}
+
+/// A folder that cannot be created (a regular file stands in its way) is an I/O error naming
+/// the database file, whose cause names the folder.
+#[test]
+fn a_folder_that_cannot_be_created_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let path = file.join("sub/c.redb");
     let e = RedbBackend::open(&path).unwrap_err();
     assert!(e.is_io(), "{e:?}");
     assert_eq!(e.path(), Some(path.as_path()));
+    let cause = std::error::Error::source(&e).expect("a cause").to_string();
+    assert_eq!(
+        cause,
+        format!("cannot create its folder {}", file.join("sub").display())
+    );
+}
+
+/// Issue 13, item 4: "not a redb database" is said once, in the whole error chain.
+#[test]
+fn r13_not_a_redb_database_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text.redb");
+    std::fs::write(&path, noise(8192, 7)).unwrap();
+    for e in open_both_modes(&path) {
+        let mut chain = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            chain.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        assert_eq!(
+            chain
+                .to_ascii_lowercase()
+                .matches("not a redb database")
+                .count(),
+            1,
+            "{chain}"
+        );
+        assert_eq!(
+            chain,
+            format!(
+                "corrupt cache data in {}: not a redb database: magic number mismatch",
+                path.display()
+            )
+        );
+    }
 }
 
 #[test]

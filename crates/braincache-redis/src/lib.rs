@@ -82,10 +82,16 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
+mod cluster;
 mod header;
+pub mod inspect;
 mod lease;
 mod pool;
 mod resp;
+
+pub use cluster::{RedisClusterBackend, RedisClusterBuilder};
 
 use braincache_core::{
     Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
@@ -107,10 +113,10 @@ const BATCH: usize = 512;
 /// A cache on a Redis server. See the [crate docs](crate).
 ///
 /// ```no_run
-/// use braincache_core::Backend;
-/// use braincache_redis::RedisBackend;
+/// use braincache::backend::Backend;
+/// use braincache::backend::RedisBackend;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// let backend = RedisBackend::connect("redis://127.0.0.1:6379")?;
 /// assert_eq!(backend.key_prefix(), "braincache:");
 /// assert!(backend.expires_natively());
@@ -431,10 +437,10 @@ impl Backend for RedisBackend {
 ///   [`lazy`](Self::lazy)).
 ///
 /// ```no_run
-/// use braincache_redis::RedisBackend;
+/// use braincache::backend::RedisBackend;
 /// use std::time::Duration;
 ///
-/// # fn main() -> braincache_core::Result<()> {
+/// # fn main() -> braincache::Result<()> {
 /// let backend = RedisBackend::builder("redis://cache.internal:6379/2")
 ///     .key_prefix("billing:")
 ///     .pool_size(32)

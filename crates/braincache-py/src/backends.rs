@@ -1,0 +1,165 @@
+//! The backend classes: `MemoryBackend`, `FileBackend`, `RedbBackend`, `RedisBackend`.
+//!
+//! Each holds a ready cache ([`Engine`]); `BrainCache(backend)` shares it, so two `BrainCache`
+//! objects over one backend object see the same entries.
+
+use crate::engine::{Engine, Kind, to_py_err};
+use braincache::backend::{FileBackend, MemoryBackend, RedbBackend, RedisBackend};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use std::path::PathBuf;
+
+/// The in-process memory backend (the default): sharded, optionally bounded.
+#[pyclass(module = "braincache.backend.memory", name = "MemoryBackend", frozen)]
+pub struct PyMemoryBackend {
+    engine: Engine,
+}
+
+#[pymethods]
+impl PyMemoryBackend {
+    /// `MemoryBackend(max_entries=None, max_bytes=None)`: unbounded unless a bound is given; a
+    /// bounded cache evicts to stay within it.
+    #[new]
+    #[pyo3(signature = (max_entries = None, max_bytes = None))]
+    fn new(max_entries: Option<usize>, max_bytes: Option<usize>) -> Self {
+        let mut b = MemoryBackend::builder();
+        if let Some(n) = max_entries {
+            b = b.max_entries(n);
+        }
+        if let Some(n) = max_bytes {
+            b = b.max_bytes(n);
+        }
+        PyMemoryBackend {
+            engine: Engine::new(b.build(), Kind::Memory, Kind::MemoryJson),
+        }
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "MemoryBackend()"
+    }
+}
+
+/// The JSON file backend: the original's `{"key": {"value": ..., "expire_at": ...}}` document,
+/// written atomically and fsynced on every change, shared safely between processes.
+#[pyclass(module = "braincache.backend.file", name = "FileBackend", frozen)]
+pub struct PyFileBackend {
+    engine: Engine,
+    path: PathBuf,
+}
+
+#[pymethods]
+impl PyFileBackend {
+    /// `FileBackend(path)`: opens the file, creating it when missing (its folder must exist).
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let backend = py.detach(|| FileBackend::open(&path)).map_err(to_py_err)?;
+        Ok(PyFileBackend {
+            engine: Engine::new(backend, Kind::File, Kind::File),
+            path,
+        })
+    }
+
+    /// The path the backend was opened with.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("FileBackend({:?})", self.path)
+    }
+}
+
+/// The redb backend: a durable database file that several processes may use at once.
+#[pyclass(module = "braincache.backend.redb", name = "RedbBackend", frozen)]
+pub struct PyRedbBackend {
+    engine: Engine,
+    path: PathBuf,
+}
+
+#[pymethods]
+impl PyRedbBackend {
+    /// `RedbBackend(path)`: opens the database, creating it when missing.
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let backend = py.detach(|| RedbBackend::open(&path)).map_err(to_py_err)?;
+        Ok(PyRedbBackend {
+            engine: Engine::new(backend, Kind::Redb, Kind::RedbJson),
+            path,
+        })
+    }
+
+    /// The path the backend was opened with.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("RedbBackend({:?})", self.path)
+    }
+}
+
+/// The Redis backend: entries under a key prefix on a Redis server, expired by Redis itself.
+#[pyclass(module = "braincache.backend.redis", name = "RedisBackend", frozen)]
+pub struct PyRedisBackend {
+    engine: Engine,
+    url: String,
+}
+
+#[pymethods]
+impl PyRedisBackend {
+    /// `RedisBackend(url, key_prefix=None)`: connects to `redis://host:port/db`; keys are stored
+    /// under `key_prefix` (default `"braincache:"`, shared with Rust programs).
+    #[new]
+    #[pyo3(signature = (url, key_prefix = None))]
+    fn new(py: Python<'_>, url: String, key_prefix: Option<String>) -> PyResult<Self> {
+        let backend = py
+            .detach(|| {
+                let mut b = RedisBackend::builder(&url);
+                if let Some(p) = key_prefix {
+                    b = b.key_prefix(p);
+                }
+                b.build()
+            })
+            .map_err(to_py_err)?;
+        Ok(PyRedisBackend {
+            engine: Engine::new(backend, Kind::Redis, Kind::RedisJson),
+            url,
+        })
+    }
+
+    /// The URL the backend connected to.
+    #[getter]
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("RedisBackend({:?})", self.url)
+    }
+}
+
+/// The cache of a backend object, for `BrainCache(backend)`.
+pub fn engine_of(obj: &Bound<'_, PyAny>) -> PyResult<Engine> {
+    if let Ok(b) = obj.cast::<PyMemoryBackend>() {
+        return Ok(b.get().engine.clone());
+    }
+    if let Ok(b) = obj.cast::<PyFileBackend>() {
+        return Ok(b.get().engine.clone());
+    }
+    if let Ok(b) = obj.cast::<PyRedbBackend>() {
+        return Ok(b.get().engine.clone());
+    }
+    if let Ok(b) = obj.cast::<PyRedisBackend>() {
+        return Ok(b.get().engine.clone());
+    }
+    let name = obj
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    Err(PyTypeError::new_err(format!(
+        "backend must be a braincache backend (MemoryBackend, FileBackend, RedbBackend, \
+         RedisBackend) or None, not '{name}'"
+    )))
+}

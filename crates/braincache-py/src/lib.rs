@@ -1,0 +1,38 @@
+//! The Python package `braincache`: the Python original's API over braincache's Rust caches.
+//!
+//! This crate is the extension module `braincache._native`; the Python modules under
+//! `python/braincache/` re-export its classes under the original's module names. maturin builds
+//! it from the repository's `pyproject.toml` (`pip install .`).
+//!
+//! - Values are what JSON holds ([`value::PyValue`]), stored with the backend's codec when it
+//!   is self-describing, else JSON ([`codec::carries_python_values`]); Rust programs read them as
+//!   `serde_json::Value` or matching types.
+//! - The GIL is released around every backend call.
+
+mod backends;
+mod cache;
+mod cleaner;
+pub mod codec;
+mod engine;
+mod key;
+pub mod value;
+
+use pyo3::prelude::*;
+
+/// The extension module `braincache._native`.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<cache::PyBrainCache>()?;
+    m.add_class::<backends::PyMemoryBackend>()?;
+    m.add_class::<backends::PyFileBackend>()?;
+    m.add_class::<backends::PyRedbBackend>()?;
+    m.add_class::<backends::PyRedisBackend>()?;
+    m.add_class::<cleaner::PyCacheCleaner>()?;
+    m.add_function(wrap_pyfunction!(key::call_key, m)?)?;
+    m.add(
+        "BrainCacheError",
+        m.py().get_type::<engine::BrainCacheError>(),
+    )?;
+    m.add("MAX_DEPTH", value::MAX_DEPTH)?;
+    Ok(())
+}

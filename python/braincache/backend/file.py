@@ -1,0 +1,5 @@
+"""``FileBackend``; see its docstring."""
+
+from braincache._native import FileBackend
+
+__all__ = ["FileBackend"]
