@@ -11,6 +11,10 @@
 #[path = "../crates/braincache-redis/tests/support/mod.rs"]
 mod support;
 
+#[cfg(feature = "memcached")]
+#[path = "../crates/braincache-memcached/tests/support/mod.rs"]
+mod memcached_support;
+
 use braincache::core::Backend;
 use braincache::{BrainCache, Freshness};
 use std::io::{BufRead, BufReader, Write};
@@ -67,6 +71,13 @@ fn child() {
         #[cfg(feature = "redis")]
         "redis" => run_child(
             BrainCache::new(braincache::backend::RedisBackend::connect(&target).unwrap()),
+            &freshness,
+            &runs,
+            start_at,
+        ),
+        #[cfg(feature = "memcached")]
+        "memcached" => run_child(
+            BrainCache::new(braincache::backend::MemcachedBackend::connect(&target).unwrap()),
             &freshness,
             &runs,
             start_at,
@@ -263,4 +274,21 @@ fn redis_one_computation_across_processes() {
     let cache = BrainCache::new(braincache::backend::RedisBackend::connect(&server.url()).unwrap());
     cache.clear().unwrap();
     leader_killed("redis", &server.url(), dir.path());
+}
+
+#[cfg(feature = "memcached")]
+#[test]
+fn memcached_one_computation_across_processes() {
+    if std::env::var_os("BRAINCACHE_LEASE_CHILD").is_some() {
+        return;
+    }
+    let Some(server) = memcached_support::MemcachedServer::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    loader_runs_once("memcached", &server.url(), dir.path());
+    let cache =
+        BrainCache::new(braincache::backend::MemcachedBackend::connect(&server.url()).unwrap());
+    cache.clear().unwrap();
+    leader_killed("memcached", &server.url(), dir.path());
 }
