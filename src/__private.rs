@@ -557,6 +557,64 @@ fn unreachable_after_run() -> ! {
     unreachable!("braincache: a memoized function's closure was consumed without a result")
 }
 
+/// The [`Freshness`](crate::Freshness) of `#[cache(ttl = …, stale = …, early_refresh = …,
+/// lease = …)]` (seconds; `early_refresh` is beta).
+pub fn freshness(
+    ttl: Option<Duration>,
+    stale_secs: Option<u64>,
+    early_refresh: Option<f64>,
+    lease_secs: Option<u64>,
+) -> crate::Freshness {
+    let mut f = crate::Freshness::new(ttl.unwrap_or(Duration::MAX));
+    if let Some(s) = stale_secs {
+        f = f.stale_while_revalidate(Duration::from_secs(s));
+    }
+    if let Some(beta) = early_refresh {
+        f = f.early_refresh(beta);
+    }
+    if let Some(s) = lease_secs {
+        f = f.lease(Duration::from_secs(s));
+    }
+    f
+}
+
+/// The generated body of a `#[cache]` function with `stale`, `early_refresh` or `lease`: memoized
+/// through [`BrainCache::get_or_refresh`]. Cache errors never change the result: on a read
+/// error the function runs uncached.
+pub fn call_fresh<B, C, T, F>(
+    cache: &BrainCache<B, C>,
+    key: Key,
+    freshness: &crate::Freshness,
+    f: F,
+) -> T
+where
+    B: Backend,
+    C: Codec,
+    T: CacheValue + Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let Some(key) = key.usable(cache) else {
+        return f();
+    };
+    let mut f = Some(f);
+    let mut g = Some(move || match f.take() {
+        Some(f) => Ok::<T, std::convert::Infallible>(f()),
+        None => unreachable_after_run(),
+    });
+    match cache.refresh_load(&key, freshness, &mut g) {
+        Ok(Loaded { value, .. }) => value,
+        Err(LoadError::Init(never)) => match *never {},
+        // Already counted and logged; the cache failed before running the function.
+        Err(LoadError::Cache(_)) => match g.take() {
+            Some(mut g) => match g() {
+                Ok(value) => value,
+                Err(never) => match never {},
+            },
+            None => unreachable_after_run(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

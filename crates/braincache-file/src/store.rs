@@ -849,6 +849,7 @@ mod tests {
         Entry {
             value: StoredValue::Json(v.into()),
             expires_at: d.map(Timestamp::from_unix_millis),
+            fresh: None,
         }
     }
 
