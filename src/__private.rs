@@ -111,6 +111,11 @@ mod no_async {
     ) -> std::future::Pending<T> {
         std::future::pending()
     }
+
+    /// No bound: the function's own call already says the feature is missing, once.
+    pub fn invalidate_async<X, K>(_: X, _: K) -> std::future::Pending<crate::Result<bool>> {
+        std::future::pending()
+    }
 }
 
 /// The prefix of every key the macro builds: a marker and the encoding version.

@@ -388,7 +388,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
     if let Err(e) = heal(shared) {
         let queued = rx.len();
         for req in batch {
-            let _ = req.reply.send(Err(reopen_error(shared, &req.op, &e)));
+            req.reply.send(Err(reopen_error(shared, &req.op, &e)));
         }
         return queued;
     }
@@ -421,7 +421,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
             for req in batch {
                 // The batch's failure may have latched the database: each retry first reopens it.
                 if let Err(e) = heal(shared) {
-                    let _ = req.reply.send(Err(reopen_error(shared, &req.op, &e)));
+                    req.reply.send(Err(reopen_error(shared, &req.op, &e)));
                     continue;
                 }
                 let answer = guarded_commit(shared, &[&req.op]).and_then(|mut c| {
