@@ -18,8 +18,9 @@
 pub use serde;
 
 use crate::BrainCache;
+use crate::cache::LoadError;
 use crate::log::warn_event;
-use crate::memo::{memoize, memoize_result, memoize_some, store};
+use crate::memo::{Loaded, memoize, memoize_result, memoize_some, store, unreachable_after_run};
 use crate::stats::Counters;
 use braincache_core::{Backend, Codec, CodecError, Error, Operation, Postcard};
 use serde::Serialize;
@@ -86,6 +87,11 @@ mod no_async {
         _: Option<Duration>,
         _: F,
     ) -> std::future::Pending<T> {
+        std::future::pending()
+    }
+
+    /// No bound: the function's own call already says the feature is missing, once.
+    pub fn invalidate_async<X, K>(_: X, _: K) -> std::future::Pending<crate::Result<bool>> {
         std::future::pending()
     }
 }
@@ -399,6 +405,64 @@ pub fn invalidate<B: Backend, C: Codec>(cache: &BrainCache<B, C>, key: Key) -> c
 /// Counts a cache error that the caller chose to bypass.
 pub fn count_error<B: Backend, C: Codec>(cache: &BrainCache<B, C>) {
     Counters::bump(&cache.inner().counters.errors, 1);
+}
+
+/// The [`Freshness`](crate::Freshness) of `#[cache(ttl = …, stale = …, early_refresh = …,
+/// lease = …)]` (seconds; `early_refresh` is beta).
+pub fn freshness(
+    ttl: Option<Duration>,
+    stale_secs: Option<u64>,
+    early_refresh: Option<f64>,
+    lease_secs: Option<u64>,
+) -> crate::Freshness {
+    let mut f = crate::Freshness::new(ttl.unwrap_or(Duration::MAX));
+    if let Some(s) = stale_secs {
+        f = f.stale_while_revalidate(Duration::from_secs(s));
+    }
+    if let Some(beta) = early_refresh {
+        f = f.early_refresh(beta);
+    }
+    if let Some(s) = lease_secs {
+        f = f.lease(Duration::from_secs(s));
+    }
+    f
+}
+
+/// The generated body of a `#[cache]` function with `stale`, `early_refresh` or `lease`: memoized
+/// through [`BrainCache::get_or_refresh`]. Cache errors never change the result: on a read
+/// error the function runs uncached.
+pub fn call_fresh<B, C, T, F>(
+    cache: &BrainCache<B, C>,
+    key: Key,
+    freshness: &crate::Freshness,
+    f: F,
+) -> T
+where
+    B: Backend,
+    C: Codec,
+    T: CacheValue + Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let Some(key) = key.usable(cache) else {
+        return f();
+    };
+    let mut f = Some(f);
+    let mut g = Some(move || match f.take() {
+        Some(f) => Ok::<T, std::convert::Infallible>(f()),
+        None => unreachable_after_run(),
+    });
+    match cache.refresh_load(&key, freshness, &mut g) {
+        Ok(Loaded { value, .. }) => value,
+        Err(LoadError::Init(never)) => match *never {},
+        // Already counted and logged; the cache failed before running the function.
+        Err(LoadError::Cache(_)) => match g.take() {
+            Some(mut g) => match g() {
+                Ok(value) => value,
+                Err(never) => match never {},
+            },
+            None => unreachable_after_run(),
+        },
+    }
 }
 
 #[cfg(test)]

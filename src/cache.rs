@@ -55,8 +55,9 @@ pub(crate) struct Inner<B, C> {
     codec: C,
     clock: Arc<dyn Clock>,
     pub(crate) counters: Counters,
-    loads: Loads,
+    pub(crate) loads: Loads,
     pub(crate) wake: WakeHub,
+    pub(crate) refreshing: crate::freshness::Refreshing,
 }
 
 impl<B: Backend, C: Codec> Clone for BrainCache<B, C> {
@@ -239,7 +240,8 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 
     /// `record` when it is not expired, counting the hit or miss when `count` is set.
     pub(crate) fn live(&self, key: &str, record: Option<Record>, count: bool) -> Option<Record> {
-        let live = record.filter(|r| !r.is_expired(self.inner.clock.now()));
+        // A stale record (past `fresh_until`, kept for stale-while-revalidate) is a miss here.
+        let live = record.filter(|r| !r.is_stale(self.inner.clock.now()));
         if count {
             let counter = if live.is_some() {
                 &self.inner.counters.hits
@@ -532,6 +534,7 @@ impl<B: Backend, C: Codec> BrainCacheBuilder<B, C> {
                 counters: Counters::default(),
                 loads: Loads::default(),
                 wake: WakeHub::default(),
+                refreshing: crate::freshness::Refreshing::default(),
             }),
         }
     }

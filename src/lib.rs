@@ -66,6 +66,7 @@
 
 mod cache;
 mod cleaner;
+mod freshness;
 #[cfg(feature = "async")]
 pub mod future;
 mod load;
@@ -79,6 +80,7 @@ pub mod __private;
 pub use braincache_core::{Error, Operation, Result, Timestamp, Ttl};
 pub use cache::{BrainCache, BrainCacheBuilder, LoadError};
 pub use cleaner::CacheCleaner;
+pub use freshness::Freshness;
 pub use stats::Stats;
 
 /// The core traits and types, for choosing codecs and clocks or writing a backend: the one path

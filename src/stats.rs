@@ -37,6 +37,14 @@ pub struct Stats {
     /// Operations that returned an error (or, in `#[cache]` functions, were bypassed because of
     /// one).
     pub errors: u64,
+    /// Stale values served by `get_or_refresh` while a refresh ran (stale-while-revalidate).
+    pub stale_served: u64,
+    /// Background refreshes that stored a new value (stale-while-revalidate and early refresh).
+    pub refreshes: u64,
+    /// Background refreshes whose loader failed or panicked (the old value stays).
+    pub refresh_failures: u64,
+    /// Misses that waited for another process's lease instead of computing.
+    pub lease_waits: u64,
 }
 
 impl Stats {
@@ -60,6 +68,10 @@ pub(crate) struct Counters {
     pub(crate) sets: AtomicU64,
     pub(crate) expired: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) refresh_failures: AtomicU64,
+    pub(crate) lease_waits: AtomicU64,
 }
 
 impl Counters {
@@ -75,6 +87,10 @@ impl Counters {
             evictions,
             expired: self.expired.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            stale_served: self.stale_served.load(Ordering::Relaxed),
+            refreshes: self.refreshes.load(Ordering::Relaxed),
+            refresh_failures: self.refresh_failures.load(Ordering::Relaxed),
+            lease_waits: self.lease_waits.load(Ordering::Relaxed),
         }
     }
 }

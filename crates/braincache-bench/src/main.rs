@@ -15,6 +15,7 @@ mod plot;
 mod redb;
 mod redis;
 mod report;
+mod stampede;
 mod stats;
 
 // The servers the distributed rows run against: the backend crates' own test helpers.
@@ -39,7 +40,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only workloads whose group name contains this (memory, hitratio, redb, bound, file,
-    /// redis, purge, fsync, distributed: memcached and Redis Cluster, async, codec).
+    /// redis, purge, fsync, distributed: memcached and Redis Cluster, async, codec, stampede).
     #[arg(long)]
     only: Option<String>,
     /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
@@ -57,6 +58,9 @@ pub struct Config {
 }
 
 fn main() {
+    if stampede::worker_main() {
+        return;
+    }
     let args = Args::parse();
     let cfg = Config {
         quick: args.quick,
@@ -97,6 +101,9 @@ fn main() {
     }
     if wanted("distributed") || wanted("memcached") || wanted("cluster") {
         distributed::run(&cfg, &mut rows);
+    }
+    if wanted("stampede") {
+        stampede::run(&cfg, &mut rows);
     }
     report::print(&rows);
     if let Some(dir) = &args.plot {

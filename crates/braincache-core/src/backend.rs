@@ -1,6 +1,7 @@
 //! The storage contract every backend implements.
 
-use crate::{Codec, Record, Result, Timestamp};
+use crate::{Codec, Lease, LeaseToken, Record, Result, Timestamp};
+use std::time::Duration;
 
 /// A place to keep records: memory, a file, a database, a server.
 ///
@@ -19,6 +20,10 @@ use crate::{Codec, Record, Result, Timestamp};
 ///   many it removed. Its cost should follow the number removed, not the store's size.
 /// - `next_expiry` returns the earliest deadline of a stored record (expired or not), or `None`
 ///   when no record has one (or the store expires records by itself).
+/// - `try_lease` and `release_lease` coordinate processes (see [`Lease`]); their defaults mean
+///   "no coordination", which is right for a store that only one process uses.
+/// - Records carry optional freshness fields (`fresh_until`, `computed_at`, `compute_time`):
+///   store and return them as the value. Purge and native expiry follow `expires_at` only.
 /// - No method panics on data read from disk or network: damaged data is
 ///   [`Error::Corrupt`](crate::Error::Corrupt).
 pub trait Backend: Send + Sync + 'static {
@@ -143,5 +148,35 @@ pub trait Backend: Send + Sync + 'static {
             n += usize::from(self.delete(k)?);
         }
         Ok(n)
+    }
+
+    /// Tries to take the lease on `key` for `ttl`, as `token`, at `now` (the caller's clock).
+    ///
+    /// Returns [`Lease::Acquired`] when no unexpired lease of another token is stored (an
+    /// expired one is replaced), [`Lease::Held`] when one is. The lease lives beside the
+    /// entries: it is not a record, `get`/`len` do not see it, and `clear` may leave it. The
+    /// default returns [`Lease::Uncoordinated`].
+    ///
+    /// # Errors
+    /// When the store cannot be read or written.
+    fn try_lease(
+        &self,
+        key: &str,
+        token: LeaseToken,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Lease> {
+        let _ = (key, token, ttl, now);
+        Ok(Lease::Uncoordinated)
+    }
+
+    /// Ends the lease on `key` if `token` still holds it; does nothing otherwise. The default
+    /// does nothing.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
+        let _ = (key, token);
+        Ok(())
     }
 }

@@ -31,6 +31,8 @@ pub enum Operation {
     Flush,
     /// Closing a backend.
     Close,
+    /// Taking or releasing a lease (`Backend::try_lease`, `Backend::release_lease`).
+    Lease,
     /// Compacting a cache file.
     Compact,
 }
@@ -48,6 +50,7 @@ impl fmt::Display for Operation {
             Operation::NextExpiry => "next_expiry",
             Operation::Flush => "flush",
             Operation::Close => "close",
+            Operation::Lease => "lease",
             Operation::Compact => "compact",
         })
     }

@@ -1,8 +1,10 @@
 //! What a backend stores for one key.
 
 use crate::{CodecId, Timestamp};
+use std::time::Duration;
 
-/// One stored entry: the encoded value, its deadline, and the id of the codec that encoded it.
+/// One stored entry: the encoded value, its deadline, the id of the codec that encoded it, and
+/// (for values computed through `get_or_refresh`) when it goes stale and what computing it cost.
 ///
 /// Backends store and return records as they are; they never look inside `value`. The front end
 /// decides whether a record is expired (see [`Record::is_expired`]), so a backend that has not yet
@@ -21,6 +23,12 @@ use crate::{CodecId, Timestamp};
 ///
 /// let r = Record::new(MsgPack.encode(&7u8).unwrap(), None).with_codec(Some(MsgPack::ID));
 /// assert_eq!(r.codec, Some(CodecId::MSGPACK));
+///
+/// // Fresh for 10 ms, then stale (servable while a refresh runs) until 20 ms.
+/// let r = Record::new(vec![], Some(Timestamp::from_unix_millis(20)))
+///     .with_fresh_until(Some(Timestamp::from_unix_millis(10)));
+/// assert!(r.is_stale(Timestamp::from_unix_millis(10)));
+/// assert!(!r.is_expired(Timestamp::from_unix_millis(10)));
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +42,14 @@ pub struct Record {
     /// the front end reads it as encoded with the backend's default codec (`Backend::Codec`).
     /// Backends keep this field as they keep the value.
     pub codec: Option<CodecId>,
+    /// When the value stops being fresh, if earlier than `expires_at`: between the two the record
+    /// is *stale* (served while a refresh runs, see `braincache::Freshness`). Backends purge and
+    /// expire by `expires_at` alone, and keep this field as they keep the value.
+    pub fresh_until: Option<Timestamp>,
+    /// When the value was computed (kept for early refresh; informational otherwise).
+    pub computed_at: Option<Timestamp>,
+    /// How long computing the value took (early refresh scales its odds by it).
+    pub compute_time: Option<Duration>,
 }
 
 impl Record {
@@ -44,7 +60,40 @@ impl Record {
             value,
             expires_at,
             codec: None,
+            fresh_until: None,
+            computed_at: None,
+            compute_time: None,
         }
+    }
+
+    /// The same record, fresh only until `fresh_until` (stale from then until `expires_at`).
+    #[must_use]
+    pub fn with_fresh_until(mut self, fresh_until: Option<Timestamp>) -> Record {
+        self.fresh_until = fresh_until;
+        self
+    }
+
+    /// The same record, stating when its value was computed and how long that took.
+    #[must_use]
+    pub fn with_computed(mut self, at: Option<Timestamp>, took: Option<Duration>) -> Record {
+        self.computed_at = at;
+        self.compute_time = took;
+        self
+    }
+
+    /// When the value stops being fresh: `fresh_until` when set, else `expires_at`.
+    #[must_use]
+    pub fn fresh_deadline(&self) -> Option<Timestamp> {
+        self.fresh_until.or(self.expires_at)
+    }
+
+    /// True when the value is no longer fresh at `now` (at or past [`fresh_deadline`]); it may
+    /// still be stored and served as stale until [`expires_at`](Self::expires_at).
+    ///
+    /// [`fresh_deadline`]: Self::fresh_deadline
+    #[must_use]
+    pub fn is_stale(&self, now: Timestamp) -> bool {
+        self.fresh_deadline().is_some_and(|d| d <= now)
     }
 
     /// The same record, stating `codec` as the codec of its value.

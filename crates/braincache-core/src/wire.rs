@@ -8,11 +8,13 @@
 //! byte 0     version, 2 (0 and 1 are taken by the headers the redb and Redis backends wrote
 //!            before this one; each backend reads its own old records)
 //! byte 1     codec id (`CodecId`), 0 when the record states none
-//! byte 2     flags: bit 0 set = a deadline follows; bits 1 to 7 are reserved for optional
-//!            fields of later versions (when the value was computed, how long that took)
-//! byte 3     header length in bytes, from byte 0 to the value: 4, plus 8 with a deadline, plus
-//!            whatever later optional fields take
-//! bytes 4..  the optional fields, in the order of their flag bits; the deadline is nanoseconds
+//! byte 2     flags, one bit per optional 8-byte field present:
+//!            bit 0 the deadline (`expires_at`), bit 1 the end of freshness (`fresh_until`),
+//!            bit 2 when the value was computed (`computed_at`), bit 3 how long that took
+//!            (`compute_time`, nanoseconds); bits 4 to 7 are reserved for later fields
+//! byte 3     header length in bytes, from byte 0 to the value: 4, plus 8 per field present,
+//!            plus whatever later optional fields take
+//! bytes 4..  the optional fields, in the order of their flag bits; times are nanoseconds
 //!            since the Unix epoch, u64 little-endian
 //! then       the value bytes, as the codec wrote them (may be empty)
 //! ```
@@ -41,10 +43,18 @@ pub const VERSION: u8 = 2;
 
 /// Flag bit: an 8-byte deadline follows.
 const FLAG_DEADLINE: u8 = 1;
+/// Flag bit: the end of freshness follows.
+const FLAG_FRESH_UNTIL: u8 = 1 << 1;
+/// Flag bit: when the value was computed follows.
+const FLAG_COMPUTED_AT: u8 = 1 << 2;
+/// Flag bit: how long computing took follows.
+const FLAG_COMPUTE_TIME: u8 = 1 << 3;
+/// The flags this build knows.
+const KNOWN_FLAGS: u8 = FLAG_DEADLINE | FLAG_FRESH_UNTIL | FLAG_COMPUTED_AT | FLAG_COMPUTE_TIME;
 /// The fixed part: version, codec, flags, length.
 const FIXED_LEN: usize = 4;
 /// The longest header this build writes.
-pub const MAX_LEN: usize = FIXED_LEN + 8;
+pub const MAX_LEN: usize = FIXED_LEN + 4 * 8;
 
 /// An encoded header, ready to be written in front of the value.
 #[derive(Clone, Copy, Debug)]
@@ -54,28 +64,47 @@ pub struct Header {
 }
 
 impl Header {
-    /// The header of a record with this deadline and codec.
+    /// The header of a record with this deadline and codec (and none of the optional
+    /// freshness fields).
     #[must_use]
     pub fn new(expires_at: Option<Timestamp>, codec: Option<CodecId>) -> Header {
-        let mut bytes = [0u8; MAX_LEN];
-        bytes[0] = VERSION;
-        bytes[1] = codec.map_or(0, CodecId::get);
-        let len = match expires_at {
-            None => FIXED_LEN,
-            Some(d) => {
-                bytes[2] = FLAG_DEADLINE;
-                bytes[FIXED_LEN..].copy_from_slice(&d.as_unix_nanos().to_le_bytes());
-                MAX_LEN
-            }
-        };
-        bytes[3] = len as u8; // at most MAX_LEN (12)
-        Header { bytes, len }
+        Header::of(&Record::new(Vec::new(), expires_at).with_codec(codec))
     }
 
     /// The header of `record`.
     #[must_use]
     pub fn of(record: &Record) -> Header {
-        Header::new(record.expires_at, record.codec)
+        let mut bytes = [0u8; MAX_LEN];
+        bytes[0] = VERSION;
+        bytes[1] = record.codec.map_or(0, CodecId::get);
+        let took = record
+            .compute_time
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let fields = [
+            (
+                FLAG_DEADLINE,
+                record.expires_at.map(Timestamp::as_unix_nanos),
+            ),
+            (
+                FLAG_FRESH_UNTIL,
+                record.fresh_until.map(Timestamp::as_unix_nanos),
+            ),
+            (
+                FLAG_COMPUTED_AT,
+                record.computed_at.map(Timestamp::as_unix_nanos),
+            ),
+            (FLAG_COMPUTE_TIME, took),
+        ];
+        let mut len = FIXED_LEN;
+        for (flag, field) in fields {
+            if let Some(n) = field {
+                bytes[2] |= flag;
+                bytes[len..len + 8].copy_from_slice(&n.to_le_bytes());
+                len += 8;
+            }
+        }
+        bytes[3] = len as u8; // at most MAX_LEN (36)
+        Header { bytes, len }
     }
 
     /// The header's bytes.
@@ -93,6 +122,12 @@ pub struct Parsed {
     pub expires_at: Option<Timestamp>,
     /// The codec, if stated.
     pub codec: Option<CodecId>,
+    /// The end of freshness, if stated.
+    pub fresh_until: Option<Timestamp>,
+    /// When the value was computed, if stated.
+    pub computed_at: Option<Timestamp>,
+    /// How long computing the value took, if stated.
+    pub compute_time: Option<std::time::Duration>,
     /// How many bytes the header takes: the value starts there.
     pub len: usize,
 }
@@ -125,8 +160,8 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Parsed, String> {
         ));
     }
     let len = usize::from(len);
-    let known = FIXED_LEN + if flags & FLAG_DEADLINE != 0 { 8 } else { 0 };
-    if len < known || (flags & !FLAG_DEADLINE == 0 && len != known) {
+    let known = FIXED_LEN + 8 * (flags & KNOWN_FLAGS).count_ones() as usize;
+    if len < known || (flags & !KNOWN_FLAGS == 0 && len != known) {
         return Err(format!(
             "record header length {len} does not match its flags {flags:#04x}"
         ));
@@ -137,14 +172,26 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Parsed, String> {
             bytes.len()
         ));
     }
-    let expires_at = (flags & FLAG_DEADLINE != 0).then(|| {
-        let mut nanos = [0u8; 8];
-        nanos.copy_from_slice(&bytes[FIXED_LEN..FIXED_LEN + 8]);
-        Timestamp::from_unix_nanos(u64::from_le_bytes(nanos))
-    });
+    // Known fields come first, in the order of their bits; unknown ones follow and are skipped.
+    let mut at = FIXED_LEN;
+    let mut field = |flag: u8| {
+        (flags & flag != 0).then(|| {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&bytes[at..at + 8]);
+            at += 8;
+            u64::from_le_bytes(n)
+        })
+    };
+    let expires_at = field(FLAG_DEADLINE).map(Timestamp::from_unix_nanos);
+    let fresh_until = field(FLAG_FRESH_UNTIL).map(Timestamp::from_unix_nanos);
+    let computed_at = field(FLAG_COMPUTED_AT).map(Timestamp::from_unix_nanos);
+    let compute_time = field(FLAG_COMPUTE_TIME).map(std::time::Duration::from_nanos);
     Ok(Parsed {
         expires_at,
         codec: CodecId::new(codec),
+        fresh_until,
+        computed_at,
+        compute_time,
         len,
     })
 }
@@ -155,7 +202,18 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Parsed, String> {
 /// [`Error::Corrupt`] naming `key` when the bytes do not start with a valid header.
 pub fn decode(key: &str, bytes: &[u8]) -> Result<Record> {
     let p = parse(bytes).map_err(|d| Error::corrupt_entry(key, d))?;
-    Ok(Record::new(bytes[p.len..].to_vec(), p.expires_at).with_codec(p.codec))
+    Ok(p.record(bytes[p.len..].to_vec()))
+}
+
+impl Parsed {
+    /// The record these header fields describe, holding `value`.
+    #[must_use]
+    pub fn record(&self, value: Vec<u8>) -> Record {
+        Record::new(value, self.expires_at)
+            .with_codec(self.codec)
+            .with_fresh_until(self.fresh_until)
+            .with_computed(self.computed_at, self.compute_time)
+    }
 }
 
 /// Decodes the stored bytes of `key` into a [`Record`], reusing their buffer for the value.
@@ -165,7 +223,7 @@ pub fn decode(key: &str, bytes: &[u8]) -> Result<Record> {
 pub fn decode_vec(key: &str, mut bytes: Vec<u8>) -> Result<Record> {
     let p = parse(&bytes).map_err(|d| Error::corrupt_entry(key, d))?;
     bytes.drain(..p.len);
-    Ok(Record::new(bytes, p.expires_at).with_codec(p.codec))
+    Ok(p.record(bytes))
 }
 
 #[cfg(test)]
@@ -186,6 +244,13 @@ mod tests {
                     let bytes = encode(&r);
                     assert_eq!(decode("k", &bytes).unwrap(), r);
                     assert_eq!(decode_vec("k", bytes).unwrap(), r);
+                    let fresh = r
+                        .with_fresh_until(Some(Timestamp::from_unix_nanos(5)))
+                        .with_computed(
+                            Some(Timestamp::from_unix_nanos(3)),
+                            Some(std::time::Duration::from_millis(20)),
+                        );
+                    assert_eq!(decode("k", &encode(&fresh)).unwrap(), fresh);
                 }
             }
         }
@@ -200,12 +265,22 @@ mod tests {
             [2, 2, 1, 12, 0x02, 0x01, 0, 0, 0, 0, 0, 0, 0xaa]
         );
         assert_eq!(encode(&Record::new(vec![], None)), [2, 0, 0, 4]);
+        // Freshness fields follow the deadline in bit order; absent ones take no room.
+        let r = Record::new(vec![], None)
+            .with_fresh_until(Some(Timestamp::from_unix_nanos(1)))
+            .with_computed(None, Some(std::time::Duration::from_nanos(2)));
+        assert_eq!(
+            encode(&r),
+            [
+                2, 0, 0b1010, 20, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0
+            ]
+        );
     }
 
     #[test]
     fn unknown_optional_fields_are_skipped() {
-        // A later version's record: deadline, then an 8-byte field of flag bit 1.
-        let mut bytes = vec![2, 4, 0b11, 20];
+        // A later version's record: deadline, then an 8-byte field of flag bit 4.
+        let mut bytes = vec![2, 4, 0b1_0001, 20];
         bytes.extend_from_slice(&9u64.to_le_bytes());
         bytes.extend_from_slice(&[7; 8]);
         bytes.extend_from_slice(b"v");

@@ -22,6 +22,133 @@ pub(crate) const CODEC_TAG: &str = "$codec";
 pub(crate) struct Entry {
     pub(crate) value: StoredValue,
     pub(crate) expires_at: Option<Timestamp>,
+    /// The record's freshness fields, written as the entry's `braincache` member (which the
+    /// Python original, reading only `value` and `expire_at`, ignores).
+    pub(crate) fresh: Option<Box<Fresh>>,
+}
+
+/// A record's optional freshness fields (see `braincache_core::Record`), and the lease on its
+/// key (see `lease.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fresh {
+    pub(crate) fresh_until: Option<Timestamp>,
+    pub(crate) computed_at: Option<Timestamp>,
+    pub(crate) compute_time: Option<std::time::Duration>,
+    /// The lease on the key: the holder's token and when the lease ends.
+    pub(crate) lease: Option<(u64, Timestamp)>,
+    /// The entry holds only a lease (its `value` is `null`): `get` does not see it.
+    pub(crate) placeholder: bool,
+}
+
+impl Entry {
+    /// True when the entry only holds a lease on a key that has no value.
+    pub(crate) fn is_placeholder(&self) -> bool {
+        self.fresh.as_ref().is_some_and(|f| f.placeholder)
+    }
+}
+
+impl Fresh {
+    /// The fields of a record, `None` when it has none.
+    pub(crate) fn of(record: &braincache_core::Record) -> Option<Box<Fresh>> {
+        let f = Fresh {
+            fresh_until: record.fresh_until,
+            computed_at: record.computed_at,
+            compute_time: record.compute_time,
+            ..Fresh::default()
+        };
+        (f != Fresh::default()).then(|| Box::new(f))
+    }
+
+    /// Writes the `braincache` member's object: `{"fresh_until": <Unix seconds>,
+    /// "computed_at": <Unix seconds>, "compute_time": <seconds>, "lease": {"token": <u64>,
+    /// "until": <Unix seconds>}, "placeholder": true}`, absent fields left out.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let took = self
+            .compute_time
+            .map(|d| Timestamp::from_unix_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
+        let mut first = true;
+        for (name, t) in [
+            ("fresh_until", self.fresh_until),
+            ("computed_at", self.computed_at),
+            ("compute_time", took),
+        ] {
+            if let Some(t) = t {
+                if !first {
+                    out.extend_from_slice(b", ");
+                }
+                first = false;
+                out.extend_from_slice(format!("\"{name}\": ").as_bytes());
+                write_expire_at(Some(t), out);
+            }
+        }
+        if let Some((token, until)) = self.lease {
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            first = false;
+            out.extend_from_slice(
+                format!("\"lease\": {{\"token\": {token}, \"until\": ").as_bytes(),
+            );
+            write_expire_at(Some(until), out);
+            out.push(b'}');
+        }
+        if self.placeholder {
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(b"\"placeholder\": true");
+        }
+        out.push(b'}');
+    }
+
+    /// Reads the `braincache` member. Unknown members inside it are ignored (later versions may
+    /// add some; they are dropped when this version rewrites the entry).
+    fn parse(raw: &RawValue) -> Result<Fresh, String> {
+        #[derive(Deserialize)]
+        struct Members<'a> {
+            #[serde(borrow)]
+            fresh_until: Option<&'a RawValue>,
+            #[serde(borrow)]
+            computed_at: Option<&'a RawValue>,
+            #[serde(borrow)]
+            compute_time: Option<&'a RawValue>,
+            #[serde(borrow)]
+            lease: Option<LeaseMember<'a>>,
+            #[serde(default)]
+            placeholder: bool,
+        }
+        #[derive(Deserialize)]
+        struct LeaseMember<'a> {
+            token: u64,
+            #[serde(borrow)]
+            until: &'a RawValue,
+        }
+        let m: Members<'_> = serde_json::from_str(raw.get())
+            .map_err(|e| format!("`braincache` must be an object of times: {e}"))?;
+        let time = |name: &str, v: Option<&RawValue>| -> Result<Option<Timestamp>, String> {
+            match v {
+                None => Ok(None),
+                Some(v) => {
+                    parse_expire_at(v.get()).map_err(|e| format!("`braincache.{name}`: {e}"))
+                }
+            }
+        };
+        Ok(Fresh {
+            fresh_until: time("fresh_until", m.fresh_until)?,
+            computed_at: time("computed_at", m.computed_at)?,
+            compute_time: time("compute_time", m.compute_time)?
+                .map(|t| std::time::Duration::from_nanos(t.as_unix_nanos())),
+            lease: match m.lease {
+                None => None,
+                Some(l) => Some((
+                    l.token,
+                    time("lease.until", Some(l.until))?.unwrap_or(Timestamp::EPOCH),
+                )),
+            },
+            placeholder: m.placeholder,
+        })
+    }
 }
 
 /// A record's bytes in the form the file holds them. Cheap to clone (pending writes share it).
@@ -377,12 +504,15 @@ fn write_expire_at(at: Option<Timestamp>, out: &mut Vec<u8>) {
     out.extend_from_slice(format!("{secs}.{digits}").as_bytes());
 }
 
-/// One entry as the file spells it: an object with exactly `value` and `expire_at`. (serde's
+/// One entry as the file spells it: an object with exactly `value` and `expire_at`, and
+/// optionally `braincache` (the freshness fields). (serde's
 /// derive would also accept `[value, expire_at]` arrays.) Unknown members are refused:
 /// rewriting the file would drop them.
 struct RawEntry<'a> {
     value: &'a RawValue,
     expire_at: &'a RawValue,
+    /// braincache's own fields, which the Python original ignores.
+    braincache: Option<&'a RawValue>,
 }
 
 impl<'de> Deserialize<'de> for RawEntry<'de> {
@@ -401,12 +531,13 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEntry<'de>, A::Error> {
-        const FIELDS: &[&str] = &["value", "expire_at"];
-        let (mut value, mut expire_at) = (None, None);
+        const FIELDS: &[&str] = &["value", "expire_at", "braincache"];
+        let (mut value, mut expire_at, mut braincache) = (None, None, None);
         while let Some(field) = map.next_key::<String>()? {
             let slot = match field.as_str() {
                 "value" => &mut value,
                 "expire_at" => &mut expire_at,
+                "braincache" => &mut braincache,
                 other => return Err(de::Error::unknown_field(other, FIELDS)),
             };
             if slot.is_some() {
@@ -417,6 +548,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
         Ok(RawEntry {
             value: value.ok_or_else(|| de::Error::missing_field("value"))?,
             expire_at: expire_at.ok_or_else(|| de::Error::missing_field("expire_at"))?,
+            braincache,
         })
     }
 }
@@ -440,8 +572,23 @@ impl<'de> Visitor<'de> for DocVisitor<'_> {
                 .map_err(|e| de::Error::custom(format!("entry {key:?}: {e}")))?;
             let expires_at = parse_expire_at(self.original.text(raw.expire_at.get()))
                 .map_err(|e| de::Error::custom(format!("entry {key:?}: {e}")))?;
+            let fresh = match raw.braincache {
+                None => None,
+                Some(raw) => {
+                    Some(Box::new(Fresh::parse(raw).map_err(|e| {
+                        de::Error::custom(format!("entry {key:?}: {e}"))
+                    })?))
+                }
+            };
             // A repeated key: the last one wins, as in Python's `json.load`.
-            entries.insert(key, Entry { value, expires_at });
+            entries.insert(
+                key,
+                Entry {
+                    value,
+                    expires_at,
+                    fresh,
+                },
+            );
         }
         Ok(entries)
     }
@@ -534,6 +681,10 @@ pub(crate) fn write_entry(first: bool, key: &str, entry: &Entry, out: &mut Vec<u
     entry.value.write_json(out);
     out.extend_from_slice(b", \"expire_at\": ");
     write_expire_at(entry.expires_at, out);
+    if let Some(fresh) = &entry.fresh {
+        out.extend_from_slice(b", \"braincache\": ");
+        fresh.write_json(out);
+    }
     out.push(b'}');
 }
 
@@ -575,7 +726,11 @@ mod tests {
     use super::*;
 
     fn entry(value: StoredValue, expires_at: Option<Timestamp>) -> Entry {
-        Entry { value, expires_at }
+        Entry {
+            value,
+            expires_at,
+            fresh: None,
+        }
     }
 
     fn round_trip(bytes: &[u8]) -> StoredValue {

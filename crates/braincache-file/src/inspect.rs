@@ -216,6 +216,7 @@ impl<W: Write> DocumentWriter<W> {
         let entry = format::Entry {
             value: value.stored(),
             expires_at,
+            fresh: None,
         };
         format::write_entry(self.entries == 0, key, &entry, &mut self.buf);
         self.out.write_all(&self.buf)?;

@@ -143,13 +143,16 @@ mod aio;
 mod bound;
 mod format;
 pub mod inspect;
+mod lease;
 mod store;
 
 pub use bound::ENTRY_OVERHEAD;
 
-use braincache_core::{Backend, Error, Json, Operation, Record, Result, Timestamp, Worker};
+use braincache_core::{
+    Backend, Error, Json, Lease, LeaseToken, Operation, Record, Result, Timestamp, Worker,
+};
 use crossbeam_channel::RecvTimeoutError;
-use format::{Entry, StoredValue};
+use format::{Entry, Fresh, StoredValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -307,13 +310,21 @@ impl Drop for FileBackend {
 }
 
 fn record(entry: &Entry) -> Record {
-    Record::new(entry.value.to_bytes(), entry.expires_at).with_codec(entry.value.codec())
+    let r = Record::new(entry.value.to_bytes(), entry.expires_at).with_codec(entry.value.codec());
+    match &entry.fresh {
+        None => r,
+        Some(f) => r
+            .with_fresh_until(f.fresh_until)
+            .with_computed(f.computed_at, f.compute_time),
+    }
 }
 
 fn entry(record: Record) -> Entry {
+    let fresh = Fresh::of(&record);
     Entry {
         value: StoredValue::from_record(record.value, record.codec),
         expires_at: record.expires_at,
+        fresh,
     }
 }
 
@@ -323,7 +334,9 @@ impl Backend for FileBackend {
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let found = self
             .store
-            .read(Operation::Get, |v| v.get(key).map(record))
+            .read(Operation::Get, |v| {
+                v.get(key).filter(|e| !e.is_placeholder()).map(record)
+            })
             .map_err(|e| e.with_key(key))?;
         if found.is_some() {
             self.store.bound.read(key);
@@ -370,7 +383,9 @@ impl Backend for FileBackend {
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
         let found: Vec<Option<Record>> = self.store.read(Operation::Get, |v| {
-            keys.iter().map(|k| v.get(k).map(record)).collect()
+            keys.iter()
+                .map(|k| v.get(k).filter(|e| !e.is_placeholder()).map(record))
+                .collect()
         })?;
         for (k, f) in keys.iter().zip(&found) {
             if f.is_some() {
@@ -389,6 +404,27 @@ impl Backend for FileBackend {
             Operation::Set,
             entries.into_iter().map(|(k, r)| (k, entry(r))),
         )
+    }
+
+    /// A `lease` member in the key's entry, inside the locked document (see `lease.rs`).
+    fn try_lease(
+        &self,
+        key: &str,
+        token: LeaseToken,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Lease> {
+        self.store
+            .change(Operation::Lease, |v, c| {
+                lease::take(v, c, key, token, ttl, now)
+            })
+            .map_err(|e| e.with_key(key))
+    }
+
+    fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
+        self.store
+            .change(Operation::Lease, |v, c| lease::release(v, c, key, token))
+            .map_err(|e| e.with_key(key))
     }
 
     /// Removes the keys with one rewrite of the file, written before it returns in both modes.

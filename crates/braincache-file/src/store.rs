@@ -802,6 +802,7 @@ mod tests {
         Entry {
             value: StoredValue::Json(v.into()),
             expires_at: d.map(Timestamp::from_unix_millis),
+            fresh: None,
         }
     }
 

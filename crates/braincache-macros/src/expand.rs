@@ -64,6 +64,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         })
         .collect();
     let is_async = func.sig.asyncness.is_some();
+    if is_async && options.has_freshness() {
+        return Err(syn::Error::new(
+            func.sig.asyncness.span(),
+            "`stale`, `early_refresh` and `lease` are not supported on `async fn` yet",
+        ));
+    }
     let cache = match (&options.cache, is_async) {
         (Some(expr), false) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
         (None, false) => quote!(#private::default_cache()),
@@ -76,6 +82,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         None => quote!(#private::NO_TTL),
     };
     let call = match mode {
+        _ if options.has_freshness() => quote!(call_fresh),
         Mode::Plain => quote!(call),
         Mode::Result => quote!(call_result),
         Mode::Option => quote!(call_option),
@@ -91,6 +98,24 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let call_expr = if is_async {
         let closure = quote!(async move || -> #ret #body);
         quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure).await)
+    } else if options.has_freshness() {
+        // The function may refresh in the background: its closure must be `Send + 'static`.
+        let closure = quote!(move || -> #ret #body);
+        let opt = |e: &Option<syn::Expr>| match e {
+            Some(e) => quote_spanned!(e.span()=> ::core::option::Option::Some(#e)),
+            None => quote!(::core::option::Option::None),
+        };
+        let (stale, early, lease) = (
+            opt(&options.stale),
+            opt(&options.early_refresh),
+            opt(&options.lease),
+        );
+        quote_spanned!(value_span=> #call(
+            #cache,
+            #key,
+            &#private::freshness(#ttl, #stale, #early, #lease),
+            #closure,
+        ))
     } else {
         let closure = quote!(move || -> #ret #body);
         quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure))
@@ -502,6 +527,29 @@ mod tests {
     }
 
     /// Bad input is an error, never a panic.
+    #[test]
+    fn freshness_options_go_through_get_or_refresh() {
+        let item = quote!(
+            fn f(x: u32) -> u32 {
+                x
+            }
+        );
+        let out = expanded(
+            quote!(ttl = 60, stale = 300, early_refresh = 1.0, lease = 10),
+            item.clone(),
+        );
+        assert!(out.contains("__private :: call_fresh ("), "{out}");
+        assert!(out.contains("__private :: freshness ("), "{out}");
+        for (attr, needle) in [
+            (quote!(stale = 300), "need a `ttl`"),
+            (quote!(ttl = 1, lease = 1, skip_none), "plain value"),
+            (quote!(ttl = 1, stale = 1, stale = 2), "more than once"),
+        ] {
+            let e = super::expand(attr, item.clone()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
     #[test]
     fn bad_input_is_an_error() {
         let cases = [

@@ -17,6 +17,19 @@ pub(crate) struct Options {
     pub(crate) krate: Option<Path>,
     /// `no_companions`: do not generate `<fn>_cache_key`, `<fn>_invalidate`, `<fn>_refresh`.
     pub(crate) no_companions: Option<Ident>,
+    /// `stale = secs`: stale-while-revalidate window.
+    pub(crate) stale: Option<Expr>,
+    /// `early_refresh = beta`.
+    pub(crate) early_refresh: Option<Expr>,
+    /// `lease = secs`.
+    pub(crate) lease: Option<Expr>,
+}
+
+impl Options {
+    /// True when the function is memoized through `get_or_refresh`.
+    pub(crate) fn has_freshness(&self) -> bool {
+        self.stale.is_some() || self.early_refresh.is_some() || self.lease.is_some()
+    }
 }
 
 /// `ttl = secs` or `ttl_ms = millis`.
@@ -25,8 +38,8 @@ pub(crate) enum Ttl {
     Millis(Expr),
 }
 
-const KNOWN: &str =
-    "`ttl`, `ttl_ms`, `cache`, `name`, `ignore`, `skip_none`, `result`, `crate`, `no_companions`";
+const KNOWN: &str = "`ttl`, `ttl_ms`, `cache`, `name`, `ignore`, `skip_none`, `result`, `crate`, \
+                     `no_companions`, `stale`, `early_refresh`, `lease`";
 
 impl Options {
     pub(crate) fn parse(attr: TokenStream) -> syn::Result<Options> {
@@ -39,6 +52,9 @@ impl Options {
             result: None,
             krate: None,
             no_companions: None,
+            stale: None,
+            early_refresh: None,
+            lease: None,
         };
         let parser = syn::meta::parser(|meta| {
             let Some(ident) = meta.path.get_ident().cloned() else {
@@ -111,6 +127,17 @@ impl Options {
                         return Err(duplicate());
                     }
                 }
+                "stale" | "early_refresh" | "lease" => {
+                    let slot = match ident.to_string().as_str() {
+                        "stale" => &mut options.stale,
+                        "early_refresh" => &mut options.early_refresh,
+                        _ => &mut options.lease,
+                    };
+                    if slot.is_some() {
+                        return Err(duplicate());
+                    }
+                    *slot = Some(meta.value()?.parse()?);
+                }
                 "crate" => {
                     if options.krate.is_some() {
                         return Err(duplicate());
@@ -133,6 +160,27 @@ impl Options {
                 skip.span(),
                 "`skip_none` applies to functions returning `Option`, `result` to functions returning `Result`: give one of them",
             ));
+        }
+        if options.has_freshness() {
+            let span = [&options.stale, &options.early_refresh, &options.lease]
+                .into_iter()
+                .flatten()
+                .next()
+                .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
+            if options.ttl.is_none() {
+                return Err(syn::Error::new(
+                    span,
+                    "`stale`, `early_refresh` and `lease` need a `ttl`: they say what happens \
+                     around its end",
+                ));
+            }
+            if options.skip_none.is_some() || options.result.is_some() {
+                return Err(syn::Error::new(
+                    span,
+                    "`stale`, `early_refresh` and `lease` apply to functions returning a plain \
+                     value (not with `skip_none` or `result`)",
+                ));
+            }
         }
         Ok(options)
     }

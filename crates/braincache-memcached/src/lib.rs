@@ -87,12 +87,15 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod frame;
+mod lease;
 mod ring;
 mod server;
 
 pub use server::ValueTooLarge;
 
-use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
+use braincache_core::{
+    Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
+};
 use ring::Ring;
 use server::{Call, Server};
 use std::collections::HashMap;
@@ -432,6 +435,22 @@ impl Backend for MemcachedBackend {
             BACKEND_NAME,
             "memcached cannot list deadlines; it expires entries by itself",
         ))
+    }
+
+    /// `add` of a lease key beside the entry (see `lease.rs`); `now` is not used: the server
+    /// times the lease.
+    fn try_lease(
+        &self,
+        key: &str,
+        token: LeaseToken,
+        ttl: Duration,
+        _now: Timestamp,
+    ) -> Result<Lease> {
+        self.lease(key, token, ttl)
+    }
+
+    fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
+        self.unlease(key, token)
     }
 
     fn expires_natively(&self) -> bool {

@@ -377,3 +377,40 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// Leases (`try_lease`): `add` of a lease key, one holder at a time across handles; released by
+/// its holder only; a lease key is not an entry.
+#[test]
+fn leases_have_one_holder_until_released() {
+    use braincache_core::{Lease, LeaseToken};
+    let Some((a, server)) = fresh() else {
+        return;
+    };
+    let b = MemcachedBackend::builder(&server.url())
+        .key_prefix(a.key_prefix())
+        .build()
+        .unwrap();
+    let now = braincache_core::Timestamp::now();
+    let ttl = std::time::Duration::from_secs(30);
+    for key in ["k", "a key with spaces"] {
+        assert_eq!(
+            a.try_lease(key, LeaseToken(1), ttl, now).unwrap(),
+            Lease::Acquired
+        );
+        assert_eq!(
+            b.try_lease(key, LeaseToken(2), ttl, now).unwrap(),
+            Lease::Held { until: None }
+        );
+        assert_eq!(a.get(key).unwrap(), None, "a lease is not an entry");
+        b.release_lease(key, LeaseToken(2)).unwrap(); // not its lease: nothing happens
+        assert!(matches!(
+            b.try_lease(key, LeaseToken(2), ttl, now).unwrap(),
+            Lease::Held { .. }
+        ));
+        a.release_lease(key, LeaseToken(1)).unwrap();
+        assert_eq!(
+            b.try_lease(key, LeaseToken(2), ttl, now).unwrap(),
+            Lease::Acquired
+        );
+    }
+}

@@ -78,10 +78,16 @@ impl MemoryBackend {
     }
 
     /// The size an entry counts for against `max_bytes`: key length + value length +
-    /// [`ENTRY_OVERHEAD`].
+    /// [`ENTRY_OVERHEAD`], plus the header that carries a record's freshness fields when it has
+    /// any (`fresh_until`, `computed_at`, `compute_time`: up to 36 bytes).
     #[must_use]
     pub fn entry_size(key: &str, record: &Record) -> usize {
-        key.len() + record.value.len() + ENTRY_OVERHEAD
+        let framing = if shard::is_framed(record) {
+            braincache_core::wire::Header::of(record).as_bytes().len()
+        } else {
+            0
+        };
+        key.len() + record.value.len() + framing + ENTRY_OVERHEAD
     }
 
     /// The bound on the number of entries, if any.

@@ -55,6 +55,10 @@ struct Entry {
     expires: bool,
     /// The record's codec id, 0 when it states none.
     codec: u8,
+    /// True when the record has freshness fields (`fresh_until`, `computed_at`,
+    /// `compute_time`): `value` then holds the whole record framed by
+    /// [`braincache_core::wire`], so that plain entries pay nothing for them.
+    framed: bool,
 }
 
 impl Entry {
@@ -67,6 +71,7 @@ impl Entry {
             queue,
             expires: false,
             codec: 0,
+            framed: false,
         };
         entry.replace(record);
         entry
@@ -78,6 +83,12 @@ impl Entry {
     }
 
     fn record(&self) -> Record {
+        if self.framed {
+            // Framed by `replace` from a record, so it parses; keep the bytes if it ever did not.
+            if let Ok(p) = braincache_core::wire::parse(&self.value) {
+                return p.record(self.value[p.len..].to_vec());
+            }
+        }
         Record::new(self.value.clone(), self.expires_at()).with_codec(CodecId::new(self.codec))
     }
 
@@ -86,8 +97,18 @@ impl Entry {
         self.deadline = record.expires_at.map_or(0, Timestamp::as_unix_nanos);
         self.expires = record.expires_at.is_some();
         self.codec = record.codec.map_or(0, CodecId::get);
-        self.value = record.value;
+        self.framed = is_framed(&record);
+        self.value = if self.framed {
+            braincache_core::wire::encode(&record)
+        } else {
+            record.value
+        };
     }
+}
+
+/// True when `record` has freshness fields, kept by framing the value (see [`Entry`]).
+pub(crate) fn is_framed(record: &Record) -> bool {
+    record.fresh_until.is_some() || record.computed_at.is_some() || record.compute_time.is_some()
 }
 
 impl Stored {

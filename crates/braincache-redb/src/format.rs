@@ -10,6 +10,8 @@
 //! - `expiry`: (deadline nanoseconds, key) → `()`, one row per entry that has a deadline, so
 //!   purging walks only what is due.
 //! - `meta`: `"format_version"` → `u64`.
+//! - `leases` (created by the first lease): key → (token, end of the lease in nanoseconds), see
+//!   `lease.rs`. Entries written by `get_or_refresh` carry the wire header's freshness fields.
 //!
 //! The file format version stays 1: the entry header carries its own version, and both kinds of
 //! entries may share a file. (braincache 0.1 reads a version-2 entry as a damaged entry,
@@ -28,7 +30,8 @@ pub(crate) const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new
 /// Settings of the file itself.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The names of the tables a braincache file holds, and nothing else.
+/// The names of the data tables a braincache file holds (beside the bound's bookkeeping tables,
+/// and `leases` once a lease was taken: see `lease.rs`).
 pub(crate) const TABLE_NAMES: [&str; 3] = ["entries", "expiry", "meta"];
 
 /// The `meta` key holding the format version.
@@ -88,6 +91,10 @@ pub(crate) fn split_entry(bytes: &[u8]) -> std::result::Result<(Option<u64>, &[u
 
 /// Decodes the `entries` value stored under `key`.
 pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<Record> {
+    if !matches!(bytes.first(), Some(&(LEGACY_FOREVER | LEGACY_DEADLINE))) {
+        // The wire header, freshness fields included.
+        return wire::decode(key, bytes);
+    }
     let h = parse_entry(bytes).map_err(|d| Error::corrupt_entry(key, d))?;
     Ok(Record::new(
         bytes[h.len..].to_vec(),

@@ -78,10 +78,11 @@
 //! writing in a loop makes one write per commit; several threads, or `set_many`, share commits.
 //!
 //! # Files
-//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, and the usage bookkeeping
-//! `usage`, `policy`, `queue`; format version [`FORMAT_VERSION`]). A file without the
-//! bookkeeping tables (written by an earlier build) gets them, computed from its entries, at its
-//! first write; earlier builds refuse a file that has them. In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
+//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, the usage bookkeeping
+//! `usage`, `policy`, `queue`, and `leases` once a lease was taken; format version
+//! [`FORMAT_VERSION`]). A file without the bookkeeping tables (written by an earlier build) gets
+//! them, computed from its entries, at its first write; earlier builds refuse a file that has
+//! them, or a `leases` table. In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
 //! it holds no data and may be deleted when no process has the cache open.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -92,6 +93,7 @@ mod bound;
 mod errors;
 mod format;
 pub mod inspect;
+mod lease;
 mod reader;
 mod writer;
 
@@ -102,7 +104,9 @@ pub use format::{FORMAT_VERSION, value_as_json};
 /// [`Error::Closed`] (`"redb"`).
 pub const BACKEND_NAME: &str = "redb";
 
-use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
+use braincache_core::{
+    Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
+};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use reader::{Snapshot, SnapshotCache};
 use redb::{
@@ -604,6 +608,25 @@ impl Backend for RedbBackend {
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
         let this = self.open_ref(Operation::Set)?;
         this.writer.submit(Command::SetMany(entries)).map(drop)
+    }
+
+    /// A row of the `leases` table, taken in its own durable write transaction (one fsync).
+    fn try_lease(
+        &self,
+        key: &str,
+        token: LeaseToken,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Lease> {
+        let this = self.open_ref(Operation::Lease)?;
+        this.guarded(Some(key), || {
+            lease::try_lease(&this.shared, key, token, ttl, now)
+        })
+    }
+
+    fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
+        let this = self.open_ref(Operation::Lease)?;
+        this.guarded(Some(key), || lease::release(&this.shared, key, token))
     }
 
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
@@ -1134,7 +1157,7 @@ fn check_format(db: &impl ReadableDatabase, path: &Path) -> Result<Layout> {
         .iter()
         .map(String::as_str)
         .filter(|n| {
-            !(TABLE_NAMES.contains(n) || bound::TABLE_NAMES.contains(n))
+            !(TABLE_NAMES.contains(n) || bound::TABLE_NAMES.contains(n) || *n == lease::TABLE)
                 || multimap.iter().any(|m| m == n)
         })
         .collect();

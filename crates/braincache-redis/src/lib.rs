@@ -87,12 +87,15 @@ mod aio;
 mod cluster;
 mod header;
 pub mod inspect;
+mod lease;
 mod pool;
 mod resp;
 
 pub use cluster::{RedisClusterBackend, RedisClusterBuilder};
 
-use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
+use braincache_core::{
+    Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
+};
 use header::Header;
 use pool::{Conn, Pool};
 use redis::{Client, IntoConnectionInfo, RedisError, Value};
@@ -343,6 +346,22 @@ impl Backend for RedisBackend {
 
     fn expires_natively(&self) -> bool {
         true
+    }
+
+    /// `SET NX PX` on a lease key beside the entries (see the crate docs); `now` is not used:
+    /// the server times the lease.
+    fn try_lease(
+        &self,
+        key: &str,
+        token: LeaseToken,
+        ttl: Duration,
+        _now: Timestamp,
+    ) -> Result<Lease> {
+        self.lease(key, token, ttl)
+    }
+
+    fn release_lease(&self, key: &str, token: LeaseToken) -> Result<()> {
+        self.unlease(key, token)
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
