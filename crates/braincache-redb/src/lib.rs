@@ -91,6 +91,7 @@ mod errors;
 mod format;
 pub mod inspect;
 mod reader;
+mod stamp;
 mod writer;
 
 pub use format::FORMAT_VERSION;
