@@ -90,6 +90,7 @@
 mod errors;
 mod format;
 pub mod inspect;
+mod overlay;
 mod reader;
 mod stamp;
 mod writer;
@@ -98,6 +99,7 @@ pub use format::FORMAT_VERSION;
 
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
+use overlay::Write;
 use reader::{Reader, Snapshot};
 use redb::{
     ConcurrencyMode, Database, MultimapTableHandle, ReadableDatabase, ReadableTable,
@@ -152,7 +154,10 @@ pub struct RedbBackend {
 
 /// What an open backend holds; dropping it closes the database.
 struct Open {
-    // Declared first: dropping it drains the queue and joins the thread before the database goes.
+    // Declared first: dropping it commits the buffered writes (write-behind) while the writer
+    // thread still runs.
+    behind: Option<overlay::Behind>,
+    // Dropping it drains the queue and joins the thread before the database goes.
     writer: Writer,
     shared: Arc<Shared>,
 }
@@ -421,11 +426,19 @@ impl Backend for RedbBackend {
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let this = self.open_ref(Operation::Get)?;
+        // Queued writes first, the snapshot after: see the `overlay` module.
+        if let Some(pending) = this.behind.as_ref().and_then(|b| b.lookup(key)) {
+            return Ok(pending);
+        }
         this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
         let this = self.open_ref(Operation::Set)?;
+        if let Some(b) = &this.behind {
+            b.push(Write::Set(key.to_owned(), record));
+            return Ok(());
+        }
         this.writer
             .submit(Op::Set(key.to_owned(), record))
             .map(drop)
@@ -433,6 +446,16 @@ impl Backend for RedbBackend {
 
     fn delete(&self, key: &str) -> Result<bool> {
         let this = self.open_ref(Operation::Delete)?;
+        if let Some(b) = &this.behind {
+            let found = match b.lookup(key) {
+                Some(pending) => pending.is_some(),
+                None => this.read(Operation::Delete, Some(key), |snap| {
+                    Ok(Ok(ReadableTable::get(&snap.entries, key)?.is_some()))
+                })?,
+            };
+            b.push(Write::Delete(key.to_owned()));
+            return Ok(found);
+        }
         Ok(matches!(
             this.writer.submit(Op::Delete(key.to_owned()))?,
             Done::Found(true)
@@ -441,19 +464,44 @@ impl Backend for RedbBackend {
 
     fn clear(&self) -> Result<()> {
         let this = self.open_ref(Operation::Clear)?;
+        if let Some(b) = &this.behind {
+            b.push(Write::Clear);
+            return Ok(());
+        }
         this.writer.submit(Op::Clear).map(drop)
     }
 
     fn len(&self) -> Result<usize> {
         let this = self.open_ref(Operation::Len)?;
+        // The pending writes are copied before the snapshot is taken: see the `overlay` module.
+        let pending = this.behind.as_ref().map(overlay::Behind::copy);
         this.read(Operation::Len, None, |snap| {
-            let n = snap.entries.len()?;
-            Ok(Ok(usize::try_from(n).unwrap_or(usize::MAX)))
+            let Some(p) = &pending else {
+                let n = snap.entries.len()?;
+                return Ok(Ok(usize::try_from(n).unwrap_or(usize::MAX)));
+            };
+            let sets = p.keys.iter().filter(|(_, d)| d.is_some()).count();
+            if p.cleared {
+                return Ok(Ok(sets));
+            }
+            let mut n = usize::try_from(snap.entries.len()?).unwrap_or(usize::MAX);
+            for (k, d) in &p.keys {
+                let stored = ReadableTable::get(&snap.entries, k.as_str())?.is_some();
+                match (stored, d.is_some()) {
+                    (false, true) => n = n.saturating_add(1),
+                    (true, false) => n = n.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            Ok(Ok(n))
         })
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
         let this = self.open_ref(Operation::Purge)?;
+        if let Some(b) = &this.behind {
+            b.flush()?;
+        }
         match this.writer.submit(Op::Purge(now))? {
             Done::Count(n) => Ok(n),
             Done::Unit | Done::Found(_) => Ok(0),
@@ -462,19 +510,42 @@ impl Backend for RedbBackend {
 
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
         let this = self.open_ref(Operation::NextExpiry)?;
-        this.read(Operation::NextExpiry, None, |snap| {
+        let pending = this.behind.as_ref().map(overlay::Behind::copy);
+        let stored = this.read(Operation::NextExpiry, None, |snap| {
+            if pending.as_ref().is_some_and(|p| p.cleared) {
+                return Ok(Ok(None));
+            }
             let first = snap.expiry.first()?;
             Ok(Ok(
                 first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0))
             ))
+        })?;
+        // With writes queued, the earliest of the stored and the queued deadlines: possibly
+        // earlier than the true first (a queued write may replace the stored one), never later.
+        let queued = pending
+            .iter()
+            .flat_map(|p| p.keys.iter().filter_map(|(_, d)| d.flatten()))
+            .min();
+        Ok(match (stored, queued) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         })
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
         let this = self.open_ref(Operation::Get)?;
+        // Queued writes first, the snapshot after: see the `overlay` module.
+        let pending: Vec<Option<Option<Record>>> = match &this.behind {
+            Some(b) => keys.iter().map(|k| b.lookup(k)).collect(),
+            None => Vec::new(),
+        };
         this.read(Operation::Get, None, |snap| {
             let mut out = Vec::with_capacity(keys.len());
-            for k in keys {
+            for (i, k) in keys.iter().enumerate() {
+                if let Some(Some(p)) = pending.get(i) {
+                    out.push(p.clone());
+                    continue;
+                }
                 match this.read_entry(snap, k)? {
                     Ok(r) => out.push(r),
                     Err(e) => return Ok(Err(e)),
@@ -484,19 +555,55 @@ impl Backend for RedbBackend {
         })
     }
 
-    /// Every write is durable when it returns: nothing to flush. After
-    /// [`close`](RedbBackend::close), [`Error::Closed`].
+    /// By default every write is durable when it returns: nothing to flush. With
+    /// [`write_behind`](RedbBackendBuilder::write_behind), commits every write queued before
+    /// the call and waits for it; the error is the first of a queued write that failed to
+    /// commit since the previous `flush`. After [`close`](RedbBackend::close),
+    /// [`Error::Closed`].
     fn flush(&self) -> Result<()> {
-        self.open_ref(Operation::Flush).map(drop)
+        let this = self.open_ref(Operation::Flush)?;
+        match &this.behind {
+            Some(b) => b.flush(),
+            None => Ok(()),
+        }
     }
 
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
         let this = self.open_ref(Operation::Set)?;
+        if let Some(b) = &this.behind {
+            b.push(Write::SetMany(entries));
+            return Ok(());
+        }
         this.writer.submit(Op::SetMany(entries)).map(drop)
     }
 
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
         let this = self.open_ref(Operation::Delete)?;
+        if let Some(b) = &this.behind {
+            // Each distinct key found, as the writer would count the removals.
+            let mut distinct: Vec<&str> = keys.to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let pending: Vec<Option<bool>> = distinct
+                .iter()
+                .map(|k| b.lookup(k).map(|p| p.is_some()))
+                .collect();
+            let found = this.read(Operation::Delete, None, |snap| {
+                let mut n = 0;
+                for (k, p) in distinct.iter().zip(&pending) {
+                    let present = match p {
+                        Some(present) => *present,
+                        None => ReadableTable::get(&snap.entries, *k)?.is_some(),
+                    };
+                    n += usize::from(present);
+                }
+                Ok(Ok(n))
+            })?;
+            b.push(Write::DeleteMany(
+                keys.iter().map(|k| (*k).to_owned()).collect(),
+            ));
+            return Ok(found);
+        }
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
         match this.writer.submit(Op::DeleteMany(keys))? {
             Done::Count(n) => Ok(n),
@@ -543,6 +650,7 @@ pub struct RedbBackendBuilder {
     group_commit_wait: Duration,
     snapshot_max_age: Duration,
     verify_on_open: bool,
+    write_behind: Option<Duration>,
 }
 
 impl RedbBackendBuilder {
@@ -556,6 +664,7 @@ impl RedbBackendBuilder {
             group_commit_wait: Duration::from_millis(1),
             snapshot_max_age: Duration::from_millis(100),
             verify_on_open: false,
+            write_behind: None,
         }
     }
 
@@ -643,6 +752,50 @@ impl RedbBackendBuilder {
         self
     }
 
+    /// Write-behind: a write returns once it is queued, and a second thread commits what is
+    /// queued every `interval` (all of it in one durable transaction, or a few), instead of
+    /// every write waiting for its own commit. Off by default: every write is durable when it
+    /// returns.
+    ///
+    /// - **Reads in this process** see a queued write at once (an in-memory overlay of the
+    ///   pending sets, deletes and clears is consulted before the read snapshot). **Other
+    ///   processes** see it once its commit is done, at most about `interval` later (plus the
+    ///   commit's own time).
+    /// - [`flush`](Backend::flush) commits everything queued before it and waits; so do
+    ///   [`close`](RedbBackend::close) and dropping the backend. `purge_expired` flushes first.
+    /// - **The trade-off**: a crash of the process (or the machine) loses the writes of the last
+    ///   interval that were not committed yet. What was committed is intact and the file is
+    ///   never torn: each commit is one durable redb transaction, applied whole or not at all.
+    /// - A queued write that then fails to commit (a full disk) is dropped from the overlay; the
+    ///   next `flush` returns its error. `delete` and `delete_many` answer from what this
+    ///   process sees when they are queued.
+    /// - While this process has a write of a key queued (or being committed), its reads of that
+    ///   key return that write, even if another process commits the key meanwhile: the queued
+    ///   write commits later and is the one the file keeps.
+    ///
+    /// A write made while 16 MiB of keys and values are queued waits for the thread to take
+    /// them.
+    ///
+    /// ```
+    /// use braincache::backend::{Backend, Record, RedbBackend};
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> braincache::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
+    ///     .write_behind(Duration::from_millis(50))
+    ///     .build()?;
+    /// backend.set("k", Record::new(b"v".to_vec(), None))?; // queued, not yet durable
+    /// assert_eq!(backend.get("k")?.unwrap().value, b"v"); // seen here at once
+    /// backend.flush()?; // durable, and seen by other processes
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_behind(mut self, interval: Duration) -> Self {
+        self.write_behind = Some(interval);
+        self
+    }
+
     /// Opens (or creates, with its missing parent folders) the file and starts the writer thread.
     ///
     /// # Errors
@@ -698,9 +851,20 @@ impl RedbBackendBuilder {
         });
         let writer = Writer::spawn(Arc::clone(&shared), limits)
             .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
+        let behind = match (self.write_behind, writer.queue()) {
+            (Some(interval), Some(queue)) => Some(
+                overlay::Behind::start(queue, interval)
+                    .map_err(|e| Error::io(Operation::Open, &shared.path, e))?,
+            ),
+            _ => None,
+        };
         Ok(RedbBackend {
             path: shared.path.clone(),
-            state: RwLock::new(Some(Open { writer, shared })),
+            state: RwLock::new(Some(Open {
+                behind,
+                writer,
+                shared,
+            })),
             single_process: self.single_process,
             commits_at_close: AtomicU64::new(0),
         })

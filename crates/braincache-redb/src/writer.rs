@@ -296,6 +296,30 @@ impl Writer {
     }
 }
 
+/// Queues requests without waiting for their answers (write-behind, see [`crate::overlay`]).
+/// Holding one keeps the writer thread alive: drop it before the [`Writer`].
+#[derive(Clone)]
+pub(crate) struct Queue(Sender<Request>);
+
+impl Queue {
+    /// Queues `op`; its answer arrives on the returned channel once it is durable (or failed).
+    pub(crate) fn send(&self, op: Op) -> Result<Receiver<Result<Done>>> {
+        let operation = op.operation();
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.0
+            .send(Request { op, reply })
+            .map_err(|_| errors::closed(operation))?;
+        Ok(answer)
+    }
+}
+
+impl Writer {
+    /// A handle that queues requests without waiting; `None` once the writer is stopping.
+    pub(crate) fn queue(&self) -> Option<Queue> {
+        self.tx.clone().map(Queue)
+    }
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the channel ends the thread once it has served what is queued.
