@@ -91,7 +91,11 @@ fn deletes_and_clears_are_in_the_overlay() {
     assert_eq!(w.len().unwrap(), 2);
     assert_eq!(w.delete_many(&["b", "b", "a", "nope"]).unwrap(), 1);
     assert_eq!(w.len().unwrap(), 1);
-    assert_eq!(value(&other, "a").as_deref(), Some("a"), "not committed yet");
+    assert_eq!(
+        value(&other, "a").as_deref(),
+        Some("a"),
+        "not committed yet"
+    );
 
     w.set("a", rec("again")).unwrap();
     assert_eq!(value(&w, "a").as_deref(), Some("again"));
@@ -105,7 +109,11 @@ fn deletes_and_clears_are_in_the_overlay() {
     w.set("d", Record::new(b"d".to_vec(), Some(soon))).unwrap();
     assert_eq!(w.len().unwrap(), 1);
     assert_eq!(w.next_expiry().unwrap(), Some(soon));
-    assert_eq!(value(&other, "c").as_deref(), Some("c"), "not committed yet");
+    assert_eq!(
+        value(&other, "c").as_deref(),
+        Some("c"),
+        "not committed yet"
+    );
 
     w.flush().unwrap();
     for k in ["a", "b", "c"] {
@@ -132,8 +140,12 @@ fn the_interval_commits_without_a_flush() {
         assert!(start.elapsed() < PATIENCE, "never committed");
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Group commit: far fewer commits than writes.
-    assert!(w.commits() - commits < 10, "{} commits", w.commits() - commits);
+    // Group commit: fewer commits than writes (usually one or two).
+    assert!(
+        w.commits() - commits < 10,
+        "{} commits",
+        w.commits() - commits
+    );
 }
 
 #[test]
