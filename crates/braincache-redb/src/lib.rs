@@ -37,9 +37,13 @@
 //!   `Ok`, its transaction was committed with redb's `Durability::Immediate` (fsynced): it
 //!   survives a crash of the process or of the machine. A write that returned an error, or had
 //!   not returned when the process died, may or may not be there; the file is never torn.
+//!   With [`RedbBackendBuilder::write_behind`] a write returns once queued instead: it is
+//!   durable after the next commit (at most about the interval later) or `flush`, and a crash
+//!   before that loses it (and every later write of this process), never the file.
 //! - **Visibility.** A `get` (and `len`, `next_expiry`, `get_many`) sees every write that was
 //!   acknowledged, in this process or any other process using `RedbBackend` on the same file,
-//!   before the `get` began. Writes that are acknowledged while it runs may or may not be seen.
+//!   before the `get` began (with write-behind: this process's queued writes at once, other
+//!   processes' once committed). Writes that are acknowledged while it runs may or may not be seen.
 //!   `get_many` reads all its keys from one snapshot.
 //! - **Atomicity.** Each call is one transaction or part of one: `set_many` and `delete_many`
 //!   apply all or nothing.
@@ -67,22 +71,24 @@
 //! |---|---|
 //! | raw redb `ExclusiveWriter` `begin_read + open_table + get` (the floor) | 1.0–1.1 µs |
 //! | raw redb `MultiWriter`, same | 5.5 µs |
-//! | `get`, multi-process mode (default) | 1.1–1.2 µs (1.02–1.18 × the floor) |
+//! | `get`, multi-process mode (default) | 0.34–0.45 µs (0.36–0.46 × the floor; measured later, `--quick`, floor 0.95–0.99 µs) |
 //! | `get`, `single_process()` | 0.6–0.8 µs |
 //! | `get`, `snapshot_max_age(Duration::ZERO)` (a read transaction per get) | 6.7–6.8 µs |
 //! | raw redb `MultiWriter`, one durable commit per insert | 1.8k–2.4k/s |
 //! | `set`, multi-process mode, 1 thread | 1.5k–2.2k/s |
 //! | `set`, multi-process mode, 8 threads (7.5–7.7 sets per commit) | 9.1k–13.1k/s (5.0–5.4 × one commit per set) |
 //!
-//! A `get` in multi-process mode costs one `pread` of the stamp file more than a lookup in a
-//! reused snapshot; when another process commits between two reads, the next read begins a
-//! new snapshot (about 5 µs). Every write waits for a durable commit (an fsync), so one thread
+//! A `get` in multi-process mode costs three atomic loads from the memory-mapped stamp file more
+//! than a lookup in a reused snapshot (it used to cost a `pread`, a quarter of the get); when
+//! another process commits between two reads, the next read begins a new snapshot (about 5 µs). Every write waits for a durable commit (an fsync), so one thread
 //! writing in a loop makes one write per commit; several threads, or `set_many`, share commits.
 //!
 //! # Files
 //! `<name>` is the redb database (tables `entries`, `expiry`, `meta`; format version
 //! [`FORMAT_VERSION`]). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
-//! it holds no data and may be deleted when no process has the cache open.
+//! it holds no data and may be deleted when no process has the cache open. Every process maps
+//! it into memory: truncating it while a process has the cache open makes that process's next
+//! read fault (`SIGBUS`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
@@ -246,16 +252,23 @@ impl RedbBackend {
     /// ```
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for reporting a failed close. A panic of redb while
+    /// With [`write_behind`](RedbBackendBuilder::write_behind), the error of a queued write that
+    /// failed to commit (as [`flush`](Backend::flush) returns it); the backend is closed anyway.
+    /// Otherwise none; the `Result` leaves room for reporting a failed close. A panic of redb while
     /// closing a file damaged outside redb is caught and ignored, as on drop.
     pub fn close(&self) -> Result<()> {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut result = Ok(());
         if let Some(open) = state.take() {
+            // Write-behind: commit what is queued first, so that a failure reaches the caller.
+            if let Some(b) = &open.behind {
+                result = b.flush();
+            }
             let commits = open.shared.commits.load(Ordering::Relaxed);
             drop(open);
             self.commits_at_close.store(commits, Ordering::Relaxed);
         }
-        Ok(())
+        result
     }
 
     /// What the open backend shares with its writer thread, for unit tests.
@@ -623,6 +636,7 @@ impl Backend for RedbBackend {
 /// | [`group_commit_wait`](Self::group_commit_wait) | 1 ms (and never longer than a commit takes) |
 /// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
 /// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
+/// | [`write_behind`](Self::write_behind) | off: every write is durable when it returns |
 ///
 /// ```
 /// use braincache::backend::RedbBackend;
