@@ -204,11 +204,13 @@ fn kill_9_loses_at_most_the_uncommitted_tail() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Kept open until the kill: a child writing to a closed pipe would fail and exit
+        // (dropping its backend, which commits the tail) before the kill.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut flushed = 0u64;
         let start = Instant::now();
         // Kill after a few flushes, at a point that moves from round to round.
-        for line in stdout.lines() {
+        for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some(n) = line.split("@@FLUSHED ").nth(1) {
                 flushed = n.trim().parse().unwrap();
@@ -220,6 +222,7 @@ fn kill_9_loses_at_most_the_uncommitted_tail() {
         std::thread::sleep(Duration::from_millis(3 * round));
         child.kill().unwrap();
         child.wait().unwrap();
+        drop(lines);
         assert!(flushed > 0, "round {round}: the child flushed nothing");
 
         {
@@ -274,4 +277,77 @@ fn child_write_behind_writer() {
             out.flush().unwrap();
         }
     }
+}
+
+/// Another real process: it sets a key with write-behind (an hour-long interval) and says so;
+/// this process does not see it until the child flushes, then sees it at once. Then the child
+/// sets a second key through a handle with a 10 ms interval and never flushes: this process
+/// sees it once the interval's commit is done.
+#[test]
+fn another_process_sees_the_writes_after_flush_and_after_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.redb");
+    let here = RedbBackend::open(&path).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_write_behind_peer",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE, "child_write_behind_peer")
+        .env(PATH, &path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(|l| l.unwrap())
+        .filter_map(|l| l.split("@@").nth(1).map(str::to_owned));
+    assert_eq!(lines.next().as_deref(), Some("QUEUED"));
+    // Queued in the child, read there (it checked), not committed: not here.
+    assert_eq!(value(&here, "queued"), None);
+    writeln!(stdin, "flush").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(lines.next().as_deref(), Some("FLUSHED"));
+    assert_eq!(value(&here, "queued").as_deref(), Some("1"));
+    assert_eq!(lines.next().as_deref(), Some("SOON"));
+    let start = Instant::now();
+    while value(&here, "soon").is_none() {
+        assert!(start.elapsed() < PATIENCE, "the interval never committed");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn child_write_behind_peer() {
+    if std::env::var(ROLE).ok().as_deref() != Some("child_write_behind_peer") {
+        return;
+    }
+    let path = PathBuf::from(std::env::var_os(PATH).unwrap());
+    let say = |line: &str| {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "@@{line}").unwrap();
+        out.flush().unwrap();
+    };
+    let slow = behind(&path, NEVER);
+    slow.set("queued", rec("1")).unwrap();
+    assert_eq!(value(&slow, "queued").as_deref(), Some("1"));
+    say("QUEUED");
+    let mut cmd = String::new();
+    std::io::stdin().read_line(&mut cmd).unwrap();
+    assert_eq!(cmd.trim(), "flush");
+    slow.flush().unwrap();
+    say("FLUSHED");
+    drop(slow);
+    let fast = behind(&path, Duration::from_millis(10));
+    fast.set("soon", rec("2")).unwrap();
+    say("SOON");
+    // Wait for the parent to close stdin, without flushing: only the interval commits.
+    let _ = std::io::stdin().read_line(&mut cmd);
 }
