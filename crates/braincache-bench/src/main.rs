@@ -3,6 +3,7 @@
 //! Runs the same workloads on braincache and on the peers a user would pick instead, in one run
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
+mod bound;
 mod distributed;
 mod file;
 mod floor;
@@ -35,8 +36,8 @@ struct Args {
     /// Also write the table as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Run only workloads whose group name contains this (memory, hitratio, redb, file, redis,
-    /// purge, fsync, distributed: memcached and Redis Cluster).
+    /// Run only workloads whose group name contains this (memory, hitratio, redb, bound, file,
+    /// redis, purge, fsync, distributed: memcached and Redis Cluster).
     #[arg(long)]
     only: Option<String>,
     /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
@@ -76,6 +77,9 @@ fn main() {
     }
     if wanted("redb") {
         redb::run(&cfg, &mut rows);
+    }
+    if wanted("bound") {
+        bound::run(&cfg, &mut rows);
     }
     if wanted("file") {
         file::run(&cfg, &mut rows, fsync_floor);

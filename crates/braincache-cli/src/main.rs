@@ -178,6 +178,13 @@ enum Command {
         skip_expired: bool,
     },
 
+    /// Shrink a redb cache file to its live pages (redb reuses freed pages but never gives
+    /// them back). Refuses while any process has the file open.
+    Compact {
+        /// The cache file.
+        file: PathBuf,
+    },
+
     /// Store the entries of an exported (or Python-written) JSON document into a cache file:
     /// the inverse of `export`.
     ///
@@ -413,6 +420,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             import(&json, &file, target.backend, skip_expired, now, &mut out)?;
             ExitCode::SUCCESS
         }
+        Command::Compact { file } => {
+            let before = Cache::file(&file, Some(Kind::Redb))?
+                .file_size()
+                .unwrap_or(0);
+            braincache_redb::RedbBackend::compact(&file)?;
+            let after = fs::metadata(&file).map_or(0, |m| m.len());
+            say(
+                &mut out,
+                format_args!("compacted: {before} -> {after} bytes"),
+            )?;
+            ExitCode::SUCCESS
+        }
     };
     out.flush().map_err(CliError::Stdout)?;
     Ok(code)
@@ -461,9 +480,14 @@ fn inspect(
             "value_bytes": value_bytes,
         });
         match cache {
-            Cache::File { path, size, .. } => {
+            Cache::File { path, size, kind } => {
                 doc["file"] = path.display().to_string().into();
                 doc["file_size"] = (*size).into();
+                if *kind == Kind::Redb {
+                    for (name, value) in braincache_redb::usage_report(path)? {
+                        doc[name] = value.into();
+                    }
+                }
             }
             Cache::Redis { backend, shown } => {
                 doc["redis"] = shown.as_str().into();
@@ -503,6 +527,14 @@ fn inspect(
         ),
         ("value bytes", value_bytes.to_string()),
     ]);
+    if let Cache::File {
+        path,
+        kind: Kind::Redb,
+        ..
+    } = cache
+    {
+        lines.extend(braincache_redb::usage_report(path)?);
+    }
     for (name, value) in lines.drain(..) {
         say(out, format_args!("{:<13}{value}", format!("{name}:")))?;
     }

@@ -31,6 +31,8 @@ pub enum Operation {
     Flush,
     /// Closing a backend.
     Close,
+    /// Compacting a cache file.
+    Compact,
 }
 
 impl fmt::Display for Operation {
@@ -46,6 +48,7 @@ impl fmt::Display for Operation {
             Operation::NextExpiry => "next_expiry",
             Operation::Flush => "flush",
             Operation::Close => "close",
+            Operation::Compact => "compact",
         })
     }
 }
@@ -210,6 +213,18 @@ pub enum Error {
         backend: &'static str,
         /// Why the store cannot answer it.
         reason: &'static str,
+    },
+
+    /// The operation needs the file to itself, and another handle (in this process or
+    /// another) has it open. Nothing was changed.
+    #[error("{op} of {}: the file is in use: {detail}", path.display())]
+    InUse {
+        /// The operation that was refused.
+        op: Operation,
+        /// The file.
+        path: PathBuf,
+        /// Who holds it, as far as known, and what to do.
+        detail: String,
     },
 }
 
@@ -401,7 +416,8 @@ impl Error {
             | Error::InvalidKey { op, .. }
             | Error::Backend { op, .. }
             | Error::Closed { op, .. }
-            | Error::Unsupported { op, .. } => Some(*op),
+            | Error::Unsupported { op, .. }
+            | Error::InUse { op, .. } => Some(*op),
             Error::Encode { .. } => Some(Operation::Set),
             Error::Decode { .. } => Some(Operation::Get),
             _ => None,
@@ -430,6 +446,7 @@ impl Error {
             | Error::Corrupt { path, .. }
             | Error::Incompatible { path, .. }
             | Error::Backend { path, .. } => path.as_deref(),
+            Error::InUse { path, .. } => Some(path),
             _ => None,
         }
     }

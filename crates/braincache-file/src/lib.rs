@@ -107,6 +107,15 @@
 //!   tick; [`flush`](Backend::flush) returns the error. The flush on drop cannot report one:
 //!   call `flush()` first if you need to know.
 //!
+//! # Size bound
+//! [`FileBackendBuilder::max_bytes`] and [`FileBackendBuilder::max_entries`] bound the file
+//! (unbounded by default). The bound is applied inside each write, under the file lock, to the
+//! document being written, so the file on disk never exceeds it, whichever processes write
+//! it (each with its own bound). The file keeps the Python original's format, so the eviction
+//! order is this handle's own: expired entries first, then entries by (reads seen, last use),
+//! with keys first met in another process's writes counted as used when met. In batched mode
+//! the bound applies at each flush: the memory of a handle may hold more between flushes.
+//!
 //! # Cost
 //! Measured with `cargo run --release -p braincache-file --example file_bench` on a 2-core VM
 //! with an ext4 disk where one 4 KiB write + fsync takes about 0.19 ms (p50):
@@ -134,9 +143,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod bound;
 mod format;
 pub mod inspect;
 mod store;
+
+pub use bound::ENTRY_OVERHEAD;
 
 use braincache_core::{Backend, Error, Json, Operation, Record, Result, Timestamp};
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -193,6 +205,8 @@ impl FileBackend {
         FileBackendBuilder {
             path: path.as_ref().to_path_buf(),
             flush_every: None,
+            max_bytes: None,
+            max_entries: None,
         }
     }
 
@@ -206,6 +220,27 @@ impl FileBackend {
     #[must_use]
     pub fn flush_every(&self) -> Option<Duration> {
         self.flush_every
+    }
+
+    /// The bytes of the document as the bound counts them: for each entry its key, its value's
+    /// bytes and [`ENTRY_OVERHEAD`]. Computed from the document (fresh from the file).
+    ///
+    /// # Errors
+    /// As [`Backend::len`].
+    pub fn bytes(&self) -> Result<u64> {
+        self.store.read(Operation::Len, |v| bound::usage(v).0)
+    }
+
+    /// The byte bound, if any.
+    #[must_use]
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.store.bound.max_bytes()
+    }
+
+    /// The entry bound, if any.
+    #[must_use]
+    pub fn max_entries(&self) -> Option<u64> {
+        self.store.bound.max_entries()
     }
 
     /// True in durable mode (every write on disk before it returns).
@@ -290,12 +325,18 @@ impl Backend for FileBackend {
     type Codec = Json;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
-        self.store
+        let found = self
+            .store
             .read(Operation::Get, |v| v.get(key).map(record))
-            .map_err(|e| e.with_key(key))
+            .map_err(|e| e.with_key(key))?;
+        if found.is_some() {
+            self.store.bound.read(key);
+        }
+        Ok(found)
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.store.bound.set(key);
         self.store
             .set(Operation::Set, [(key.to_owned(), entry(record))])
             .map_err(|e| e.with_key(key))
@@ -332,13 +373,22 @@ impl Backend for FileBackend {
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
-        self.store.read(Operation::Get, |v| {
+        let found: Vec<Option<Record>> = self.store.read(Operation::Get, |v| {
             keys.iter().map(|k| v.get(k).map(record)).collect()
-        })
+        })?;
+        for (k, f) in keys.iter().zip(&found) {
+            if f.is_some() {
+                self.store.bound.read(k);
+            }
+        }
+        Ok(found)
     }
 
     /// Writes all the records with one rewrite of the file (one pair of fsyncs).
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
+        for (k, _) in &entries {
+            self.store.bound.set(k);
+        }
         self.store.set(
             Operation::Set,
             entries.into_iter().map(|(k, r)| (k, entry(r))),
@@ -350,6 +400,11 @@ impl Backend for FileBackend {
         self.store.change(Operation::Delete, |v, c| {
             keys.iter().filter(|k| c.delete(v, k)).count()
         })
+    }
+
+    /// Entries this handle's writes evicted to keep the file within its bound.
+    fn evictions(&self) -> u64 {
+        self.store.bound.evictions()
     }
 }
 
@@ -373,6 +428,8 @@ impl Backend for FileBackend {
 pub struct FileBackendBuilder {
     path: PathBuf,
     flush_every: Option<Duration>,
+    max_bytes: Option<u64>,
+    max_entries: Option<u64>,
 }
 
 impl FileBackendBuilder {
@@ -393,13 +450,48 @@ impl FileBackendBuilder {
         self
     }
 
+    /// Bounds the document's bytes as [`FileBackend::bytes`] counts them (unbounded by
+    /// default). Every write that would leave the file over the bound removes entries in the
+    /// same rewrite: expired ones first, then the ones this handle saw used least (see the
+    /// [crate docs](crate#size-bound)). The file stays in the Python original's format.
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_file::FileBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let b = FileBackend::builder(dir.path().join("cache.json"))
+    ///     .max_bytes(4096)
+    ///     .max_entries(20)
+    ///     .build()?;
+    /// for i in 0..100 {
+    ///     b.set(&format!("k{i}"), Record::new(b"[1, 2, 3]".to_vec(), None))?;
+    /// }
+    /// assert!(b.len()? <= 20 && b.bytes()? <= 4096);
+    /// assert_eq!(b.evictions(), 80);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Bounds the number of entries, as [`max_bytes`](Self::max_bytes) bounds the bytes.
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = Some(entries);
+        self
+    }
+
     /// Opens the file (creating it and its missing parent folders) and, in batched mode,
     /// starts the flush thread.
     ///
     /// # Errors
     /// As [`FileBackend::open`]; also [`Error::Io`] if the flush thread cannot be started.
     pub fn build(self) -> Result<FileBackend> {
-        let store = Arc::new(Store::open(&self.path, self.flush_every.is_none())?);
+        let bound = bound::Bound::new(self.max_bytes, self.max_entries);
+        let store = Arc::new(Store::open(&self.path, self.flush_every.is_none(), bound)?);
         let flusher = match self.flush_every {
             Some(every) => Some(
                 Flusher::start(Arc::clone(&store), every)

@@ -251,7 +251,7 @@ impl View {
     }
 
     /// The entries of this view with `change` applied, in key order, without applying it.
-    fn merged<'a>(&'a self, change: &'a Change) -> Merged<'a> {
+    pub(crate) fn merged<'a>(&'a self, change: &'a Change) -> Merged<'a> {
         let base = if change.clear { &EMPTY } else { &self.entries };
         let mut over = change.keys.iter().peekable();
         let first = over.peek().map(|(k, _)| k.as_str());
@@ -271,7 +271,7 @@ static EMPTY: BTreeMap<String, Entry> = BTreeMap::new();
 /// [`View::merged`]: the base's entries between two keys of the change are walked as ranges
 /// (no key comparisons), each key of the change is yielded in between unless it is a removal.
 #[derive(Clone)]
-struct Merged<'a> {
+pub(crate) struct Merged<'a> {
     base: &'a BTreeMap<String, Entry>,
     /// The base's entries before the change's next key (and after its previous one).
     segment: btree_map::Range<'a, String, Entry>,
@@ -427,6 +427,8 @@ pub(crate) struct Store {
     /// handle, and the temp file has one name).
     writer: Mutex<()>,
     state: Mutex<State>,
+    /// The size bound, applied inside every write (see [`crate::bound`]).
+    pub(crate) bound: crate::bound::Bound,
     /// Tests: make every folder fsync fail.
     #[cfg(test)]
     pub(crate) fail_dir_sync: std::sync::atomic::AtomicBool,
@@ -482,7 +484,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 impl Store {
     /// Opens (creating when missing) the file at `path` and loads it.
-    pub(crate) fn open(path: &Path, durable: bool) -> Result<Store> {
+    pub(crate) fn open(path: &Path, durable: bool, bound: crate::bound::Bound) -> Result<Store> {
         let path = resolve(path).map_err(|e| Error::io(Operation::Open, path, e))?;
         let (Some(dir), Some(_)) = (path.parent(), path.file_name()) else {
             return Err(Error::io(
@@ -540,6 +542,7 @@ impl Store {
                 writing: false,
                 dir_unsynced: false,
             }),
+            bound,
             #[cfg(test)]
             fail_dir_sync: std::sync::atomic::AtomicBool::new(false),
         };
@@ -705,6 +708,8 @@ impl Store {
         self.sync(&mut st, op)?;
         let mut change = Change::default();
         let answer = f(&st.view, &mut change);
+        // Room for what this write stores, in the same document.
+        let evicted = self.bound.evict(&st.view, &mut change, Timestamp::now());
         let writes_pending = flush && !st.pending.is_empty();
         if change.is_empty() && !writes_pending {
             if flush && st.dir_unsynced {
@@ -743,6 +748,7 @@ impl Store {
         // The file holds the change and the sets that were in flight: so does the view, with
         // sets made meanwhile (batched) on top again.
         st.in_flight.clear();
+        self.bound.committed(evicted);
         let State { view, pending, .. } = &mut *st;
         view.apply(change);
         for (key, entry) in pending.iter() {

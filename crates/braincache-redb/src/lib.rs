@@ -24,6 +24,13 @@
 //! - **Cheap reads that see every acknowledged write.** Reads run on the caller's thread, in a
 //!   read snapshot reused while a commit stamp shared by all processes (the sidecar file
 //!   `<file>.seq`) says nobody has committed since: see [Guarantees](#guarantees).
+//! - **Bounded, across processes.** 1 GiB by default ([`DEFAULT_MAX_BYTES`]);
+//!   [`RedbBackendBuilder::max_bytes`], [`max_entries`](RedbBackendBuilder::max_entries) and
+//!   [`unbounded`](RedbBackendBuilder::unbounded) choose. Usage is kept in the file and updated
+//!   in each write transaction, which also evicts (expired entries first, then by S3-FIFO, with
+//!   reads recorded as hints that the next commit folds in), so the file never holds more than
+//!   the bound after a commit, whichever process made it, and a `kill -9` never leaves the
+//!   bookkeeping wrong. [`RedbBackend::compact`] gives freed pages back to the file system.
 //! - **Purging follows what expired.** An `expiry` table ordered by deadline is walked from its
 //!   start up to now; [`Backend::next_expiry`] is its first row.
 //! - **Typed errors, never a panic on bad files.** A file that is not a redb database is
@@ -80,19 +87,23 @@
 //!
 //! A `get` in multi-process mode costs three atomic loads from the memory-mapped stamp file more
 //! than a lookup in a reused snapshot (it used to cost a `pread`, a quarter of the get); when
-//! another process commits between two reads, the next read begins a new snapshot (about 5 µs). Every write waits for a durable commit (an fsync), so one thread
-//! writing in a loop makes one write per commit; several threads, or `set_many`, share commits.
+//! another process commits between two reads, the next read begins a new snapshot (about 5 µs).
+//! Every write waits for a durable commit (an fsync), so one thread writing in a loop makes one
+//! write per commit; several threads, or `set_many`, share commits (or use write-behind).
 //!
 //! # Files
-//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`; format version
-//! [`FORMAT_VERSION`]). In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
-//! it holds no data and may be deleted when no process has the cache open. Every process maps
-//! it into memory: truncating it while a process has the cache open makes that process's next
-//! read fault (`SIGBUS`).
+//! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, and the usage bookkeeping
+//! `usage`, `policy`, `queue`; format version [`FORMAT_VERSION`]). A file without the
+//! bookkeeping tables (written by an earlier build) gets them, computed from its entries, at its
+//! first write; earlier builds refuse a file that has them. In multi-process mode `<name>.seq`
+//! (24 bytes) carries the commit stamp; it holds no data and may be deleted when no process has
+//! the cache open. Every process maps it into memory: truncating it while a process has the
+//! cache open makes that process's next read fault (`SIGBUS`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod bound;
 mod errors;
 mod format;
 pub mod inspect;
@@ -101,6 +112,7 @@ mod reader;
 mod stamp;
 mod writer;
 
+pub use bound::{Usage, usage_report};
 pub use format::FORMAT_VERSION;
 
 use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
@@ -118,6 +130,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 use writer::{Done, Limits, Op, Shared, Writer};
+
+/// The byte bound of a [`RedbBackend`] unless the builder says otherwise: 1 GiB, as Python
+/// diskcache's default `size_limit`.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 /// A cache stored in a redb database file, shared by every process that opens it.
 ///
@@ -156,6 +172,8 @@ pub struct RedbBackend {
     single_process: bool,
     /// The writer's commit count when the backend was closed.
     commits_at_close: AtomicU64,
+    /// The size bound it was opened with.
+    limit: bound::Limit,
 }
 
 /// What an open backend holds; dropping it closes the database.
@@ -292,6 +310,103 @@ impl RedbBackend {
         Ok(OpenRef(guard))
     }
 
+    /// The bytes stored in the file, by every process: key, record header and value of each
+    /// entry, as the bound counts them. Read from the file's bookkeeping (one read
+    /// transaction), which every commit updates with its entries.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn bytes(&self) -> Result<u64> {
+        self.usage().map(|u| u.bytes)
+    }
+
+    /// The file's usage counters: bytes and entries stored, evictions by every process, and the
+    /// bound last recorded.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn usage(&self) -> Result<Usage> {
+        let this = self.open_ref(Operation::Len)?;
+        let path = &this.shared.path;
+        let (db, _) = this.shared.db.current().ok_or_else(|| {
+            Error::io(
+                Operation::Len,
+                path,
+                std::io::Error::other("the database could not be reopened after an I/O error"),
+            )
+        })?;
+        this.guarded(None, || {
+            bound::usage_of(&*db).map_err(|e| errors::map(Operation::Len, path, None, e))
+        })
+    }
+
+    /// This handle's byte bound; `None` when unbounded by bytes.
+    #[must_use]
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.limit.max_bytes
+    }
+
+    /// This handle's entry bound; `None` when unbounded by entries.
+    #[must_use]
+    pub fn max_entries(&self) -> Option<u64> {
+        self.limit.max_entries
+    }
+
+    /// Rewrites the file at `path` so that it takes no more room than its live pages (redb's
+    /// `compact`): redb reuses freed pages but never gives them back to the file system.
+    /// Returns whether anything was moved.
+    ///
+    /// Needs the file to itself: it opens it in redb's exclusive mode, so it refuses with
+    /// [`Error::InUse`] while any process (this one included) has it open, and nobody can open
+    /// it while it runs.
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Error, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("c.redb");
+    /// let b = RedbBackend::open(&path)?;
+    /// b.set("k", Record::new(vec![0; 4096], None))?;
+    /// assert!(matches!(RedbBackend::compact(&path), Err(Error::InUse { .. })));
+    /// drop(b);
+    /// RedbBackend::compact(&path)?;
+    /// assert_eq!(RedbBackend::open(&path)?.get("k")?.unwrap().value.len(), 4096);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// - [`Error::InUse`] while another handle has the file open;
+    /// - as [`open`](Self::open) for a file that is not braincache's, or damaged;
+    /// - [`Error::Io`] or [`Error::Backend`] when the compaction fails (the file is left valid:
+    ///   redb compacts in durable steps).
+    pub fn compact(path: impl AsRef<Path>) -> Result<bool> {
+        let path = path.as_ref();
+        catch_unwind(AssertUnwindSafe(|| compact_file(path)))
+            .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())))
+    }
+
+    /// The usage counters of the cache file at `path`, read without opening it as a cache
+    /// (read-only, as [`read_entries`](Self::read_entries)): `None` for a file without
+    /// bookkeeping (written by an older braincache, or never opened).
+    ///
+    /// # Errors
+    /// As [`read_entries`](Self::read_entries).
+    pub fn read_usage(path: impl AsRef<Path>) -> Result<Option<Usage>> {
+        let path = path.as_ref();
+        catch_unwind(AssertUnwindSafe(|| {
+            let db = open_read_only(path)?;
+            let txn = db
+                .begin_read()
+                .map_err(|e| errors::map(Operation::Len, path, None, e))?;
+            bound::read_usage(&txn).map_err(|e| errors::map(Operation::Len, path, None, e))
+        }))
+        .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())))
+        .map_err(|e| truncated(path, e))
+    }
+
     /// True when opened with [`RedbBackendBuilder::single_process`].
     #[must_use]
     pub fn is_single_process(&self) -> bool {
@@ -344,14 +459,7 @@ impl RedbBackend {
         // redb may panic on pages damaged outside redb: that must reach the caller as an error.
         let read = catch_unwind(AssertUnwindSafe(|| read_all_entries(path)))
             .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())));
-        read.map_err(|e| match e {
-            // A read past the end: the file ends before the pages its header points to (and
-            // nothing writes it meanwhile: writers only grow the file).
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Error::corrupt_file(path, None, format!("truncated redb database: {source}"))
-            }
-            e => e,
-        })
+        read.map_err(|e| truncated(path, e))
     }
 }
 
@@ -443,7 +551,11 @@ impl Backend for RedbBackend {
         if let Some(pending) = this.behind.as_ref().and_then(|b| b.lookup(key)) {
             return Ok(pending);
         }
-        this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))
+        let found = this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))?;
+        if found.is_some() {
+            this.shared.bound.read(key);
+        }
+        Ok(found)
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
@@ -560,7 +672,12 @@ impl Backend for RedbBackend {
                     continue;
                 }
                 match this.read_entry(snap, k)? {
-                    Ok(r) => out.push(r),
+                    Ok(r) => {
+                        if r.is_some() {
+                            this.shared.bound.read(k);
+                        }
+                        out.push(r);
+                    }
                     Err(e) => return Ok(Err(e)),
                 }
             }
@@ -623,6 +740,13 @@ impl Backend for RedbBackend {
             Done::Unit | Done::Found(_) => Ok(0),
         }
     }
+
+    /// Entries this handle's commits evicted to keep the file within its bound (0 once
+    /// closed).
+    fn evictions(&self) -> u64 {
+        self.open_ref(Operation::Len)
+            .map_or(0, |o| o.shared.bound.evictions.load(Ordering::Relaxed))
+    }
 }
 
 /// Options of a [`RedbBackend`]. Made by [`RedbBackend::builder`].
@@ -637,6 +761,7 @@ impl Backend for RedbBackend {
 /// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
 /// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
 /// | [`write_behind`](Self::write_behind) | off: every write is durable when it returns |
+/// | [`max_bytes`](Self::max_bytes) / [`max_entries`](Self::max_entries) | 1 GiB ([`DEFAULT_MAX_BYTES`]) / none; [`unbounded`](Self::unbounded) for no bound |
 ///
 /// ```
 /// use braincache::backend::RedbBackend;
@@ -665,6 +790,7 @@ pub struct RedbBackendBuilder {
     snapshot_max_age: Duration,
     verify_on_open: bool,
     write_behind: Option<Duration>,
+    limit: bound::Limit,
 }
 
 impl RedbBackendBuilder {
@@ -679,6 +805,10 @@ impl RedbBackendBuilder {
             snapshot_max_age: Duration::from_millis(100),
             verify_on_open: false,
             write_behind: None,
+            limit: bound::Limit {
+                max_bytes: Some(DEFAULT_MAX_BYTES),
+                max_entries: None,
+            },
         }
     }
 
@@ -810,6 +940,54 @@ impl RedbBackendBuilder {
         self
     }
 
+    /// Bounds the bytes stored in the file: key, record header and value of every entry
+    /// ([`Usage::bytes`]). The default is [`DEFAULT_MAX_BYTES`] (1 GiB); see
+    /// [`unbounded`](Self::unbounded). The bound holds for the file, whichever processes write
+    /// it: each commit that stores something evicts, in the same transaction, until the file is
+    /// within the bound of the handle that commits. Expired entries go first, then entries by
+    /// S3-FIFO (entries read since they were stored survive a flood of one-time writes). An
+    /// entry larger than the bound is not kept (`set` succeeds, and the drop counts as an
+    /// eviction).
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// use braincache_redb::RedbBackend;
+    ///
+    /// # fn main() -> braincache_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let b = RedbBackend::builder(dir.path().join("c.redb"))
+    ///     .max_bytes(64 << 10)
+    ///     .max_entries(100)
+    ///     .build()?;
+    /// for i in 0..1000 {
+    ///     b.set(&format!("k{i}"), Record::new(vec![0; 100], None))?;
+    /// }
+    /// assert!(b.len()? <= 100 && b.bytes()? <= 64 << 10);
+    /// assert!(b.evictions() >= 900);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.limit.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Bounds the number of entries in the file, as [`max_bytes`](Self::max_bytes) bounds the
+    /// bytes. Both may be set; the default byte bound stays unless
+    /// [`unbounded`](Self::unbounded) comes first.
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.limit.max_entries = Some(entries);
+        self
+    }
+
+    /// No bound at all (and no read hints): entries stay until they expire or are deleted, and
+    /// the file grows with them. The usage bookkeeping is kept all the same, so other handles
+    /// may bound the same file.
+    pub fn unbounded(mut self) -> Self {
+        self.limit = bound::Limit::default();
+        self
+    }
+
     /// Opens (or creates, with its missing parent folders) the file and starts the writer thread.
     ///
     /// # Errors
@@ -862,6 +1040,7 @@ impl RedbBackendBuilder {
                     .unwrap_or_else(|p| Err(errors::read_panicked(&opener.path, None, p.as_ref())))
             }),
             single_process: self.single_process,
+            bound: bound::Bound::new(self.limit),
         });
         let writer = Writer::spawn(Arc::clone(&shared), limits)
             .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
@@ -881,6 +1060,7 @@ impl RedbBackendBuilder {
             })),
             single_process: self.single_process,
             commits_at_close: AtomicU64::new(0),
+            limit: self.limit,
         })
     }
 
@@ -969,6 +1149,56 @@ impl RedbBackendBuilder {
             )),
         }
     }
+}
+
+/// A read past the end of a file read-only: the file ends before the pages its header points
+/// to (and nothing writes it meanwhile: writers only grow the file), so it is damaged.
+fn truncated(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::corrupt_file(path, None, format!("truncated redb database: {source}"))
+        }
+        e => e,
+    }
+}
+
+/// [`RedbBackend::compact`], without its panic guard.
+fn compact_file(path: &Path) -> Result<bool> {
+    let fail = |e: redb::Error| errors::map(Operation::Compact, path, None, e);
+    let mut db = redb::Builder::new()
+        .set_concurrency_mode(ConcurrencyMode::ExclusiveWriter)
+        .open(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+                op: Operation::Compact,
+                path: path.to_owned(),
+                detail: "another handle (in this process or another) has the file open; \
+                         compact it when every process has closed it"
+                    .to_owned(),
+            },
+            e => errors::map(Operation::Open, path, None, e),
+        })?;
+    check_format(&db, path)?;
+    db.compact().map_err(|e| fail(e.into()))
+}
+
+/// Opens `path` read-only in the multi-process mode, for tools.
+fn open_read_only(path: &Path) -> Result<redb::ReadOnlyDatabase> {
+    redb::Builder::new()
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .set_cache_size(16 << 20)
+        .open_read_only(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::backend(
+                Operation::Open,
+                errors::BACKEND,
+                None,
+                "another process has the file open in single-process mode (redb ExclusiveWriter), \
+                 which excludes every other process; read it when that process has closed it",
+            )
+            .with_path(path),
+            e => errors::map(Operation::Open, path, None, e),
+        })
 }
 
 /// [`RedbBackend::read_entries`], without its panic guard.
@@ -1073,7 +1303,10 @@ fn check_format(db: &impl ReadableDatabase, path: &Path) -> Result<Layout> {
     let mut foreign: Vec<&str> = names
         .iter()
         .map(String::as_str)
-        .filter(|n| !TABLE_NAMES.contains(n) || multimap.iter().any(|m| m == n))
+        .filter(|n| {
+            !(TABLE_NAMES.contains(n) || bound::TABLE_NAMES.contains(n))
+                || multimap.iter().any(|m| m == n)
+        })
         .collect();
     if !foreign.is_empty() {
         foreign.sort_unstable();

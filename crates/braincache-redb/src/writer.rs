@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     /// Durable commits made by this process's writer thread.
     pub(crate) commits: AtomicU64,
+    /// The size bound, read hints and evictions (see [`crate::bound`]).
+    pub(crate) bound: crate::bound::Bound,
     /// Opens the database file again, as the backend's builder opened it.
     pub(crate) reopen: Box<dyn Fn() -> Result<Database> + Send + Sync>,
     /// redb `ExclusiveWriter` mode: the old database must close before the file reopens.
@@ -525,13 +527,18 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
     txn.set_durability(Durability::Immediate)
         .map_err(|e| fail(e.into()))?;
     let mut changed = false;
+    let enforced;
     let done = {
         let mut tables = Tables::open(&txn).map_err(fail)?;
+        // Read hints wait for a commit; a failed one drops them (they are only hints).
+        let hints = shared.bound.hints.take();
+        crate::bound::begin(&mut tables, shared.bound.limit, &hints).map_err(fail)?;
         let mut done = Vec::with_capacity(ops.len());
         for o in ops {
             let result = if let Op::Clear = o {
                 // Deleting both tables frees their pages at once, cheaper than removing rows
                 // one by one; a table must be closed before it is deleted.
+                tables.book.save().map_err(fail)?;
                 drop(tables);
                 tables = clear(&txn).map_err(fail)?;
                 Ok((Done::Unit, true))
@@ -545,20 +552,31 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
             changed |= c;
             done.push(d);
         }
+        // Room for what this batch stored, in the same transaction (see `crate::bound`).
+        enforced =
+            crate::bound::enforce(&mut tables, shared.bound.limit, Timestamp::now(), changed)
+                .map_err(fail)?;
+        changed |= enforced != crate::bound::Enforced::default();
+        tables.book.save().map_err(fail)?;
         done
     };
     if changed {
         txn.commit().map_err(|e| fail(e.into()))?;
+        shared
+            .bound
+            .evictions
+            .fetch_add(enforced.evicted, Ordering::Relaxed);
     } else {
         txn.abort().map_err(|e| fail(e.into()))?;
     }
     Ok(Committed { done, changed })
 }
 
-/// The two data tables, open for writing.
+/// The two data tables and the bookkeeping, open for writing.
 pub(crate) struct Tables<'txn> {
     pub(crate) entries: Table<'txn, &'static str, &'static [u8]>,
     pub(crate) expiry: Table<'txn, (u64, &'static str), ()>,
+    pub(crate) book: crate::bound::Book<'txn>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -566,6 +584,7 @@ impl<'txn> Tables<'txn> {
         Ok(Tables {
             entries: txn.open_table(ENTRIES)?,
             expiry: txn.open_table(EXPIRY)?,
+            book: crate::bound::Book::open(txn)?,
         })
     }
 }
@@ -602,6 +621,7 @@ fn apply(t: &mut Tables<'_>, op: &Op) -> Result<(Done, bool), redb::Error> {
             // `commit` clears by deleting the tables; this slower path is never taken there.
             t.entries.retain(|_, _| false)?;
             t.expiry.retain(|_, _| false)?;
+            t.book.on_clear()?;
             (Done::Unit, true)
         }
         Op::Purge(now) => {
@@ -626,6 +646,8 @@ fn put(t: &mut Tables<'_>, key: &str, record: &Record) -> Result<(), redb::Error
         .entries
         .insert(key, bytes.as_slice())?
         .and_then(|g| stored_deadline(g.value()));
+    t.book
+        .on_set(key, crate::bound::entry_size(key, bytes.len()))?;
     let new = record.expires_at.map(Timestamp::as_unix_nanos);
     if old != new {
         if let Some(d) = old {
@@ -638,11 +660,12 @@ fn put(t: &mut Tables<'_>, key: &str, record: &Record) -> Result<(), redb::Error
     Ok(())
 }
 
-fn remove(t: &mut Tables<'_>, key: &str) -> Result<bool, redb::Error> {
+pub(crate) fn remove(t: &mut Tables<'_>, key: &str) -> Result<bool, redb::Error> {
     let old = t.entries.remove(key)?.map(|g| stored_deadline(g.value()));
     match old {
         None => Ok(false),
         Some(deadline) => {
+            t.book.on_remove(key)?;
             if let Some(d) = deadline {
                 t.expiry.remove((d, key))?;
             }
@@ -655,7 +678,9 @@ fn remove(t: &mut Tables<'_>, key: &str) -> Result<bool, redb::Error> {
 fn clear(txn: &WriteTransaction) -> Result<Tables<'_>, redb::Error> {
     txn.delete_table(ENTRIES)?;
     txn.delete_table(EXPIRY)?;
-    Tables::open(txn)
+    let mut tables = Tables::open(txn)?;
+    tables.book.on_clear()?;
+    Ok(tables)
 }
 
 /// What one purge did.
@@ -694,6 +719,7 @@ pub(crate) fn purge(t: &mut Tables<'_>, now: u64) -> Result<PurgeStats, redb::Er
             .and_then(|g| stored_deadline(g.value()));
         if current == Some(*d) {
             t.entries.remove(key.as_str())?;
+            t.book.on_remove(key)?;
             removed += 1;
         }
     }
