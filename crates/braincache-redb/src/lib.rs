@@ -886,11 +886,13 @@ impl RedbBackendBuilder {
         self
     }
 
-    /// How long a read snapshot may be reused while no process commits. Longer saves a little
-    /// read time; shorter frees old pages sooner (a live snapshot keeps writers in every process
-    /// from reusing the pages it reads, so the file grows while one is held). `Duration::ZERO`
-    /// begins a new read transaction for every read. Visibility does not depend on it: a commit
-    /// always ends reuse.
+    /// How long a read snapshot may be reused while no process commits. The writer thread drops
+    /// an older one after each batch and at least every `age` (every second at most), so a
+    /// snapshot serves reads for less than `age` plus that interval; reads do not check the
+    /// clock. Longer saves a little read time; shorter frees old pages sooner (a live snapshot
+    /// keeps writers in every process from reusing the pages it reads, so the file grows while
+    /// one is held). `Duration::ZERO` begins a new read transaction for every read. Visibility
+    /// does not depend on it: a commit always ends reuse.
     pub fn snapshot_max_age(mut self, age: Duration) -> Self {
         self.snapshot_max_age = age;
         self

@@ -393,6 +393,9 @@ fn run(shared: &Shared, rx: &Receiver<Request>, limits: Limits) {
         let answered = batch.len();
         let started = Instant::now();
         let queued = serve(shared, batch, rx);
+        // Requests that commit nothing (no-op deletes, purges) keep the idle tick from coming:
+        // the read snapshot's age is checked here too (see `crate::reader`).
+        shared.reader.release_if_stale();
         last_commit = started.elapsed();
         target = (queued + answered).min(limits.max_requests);
         may_wait = !waited_out;
