@@ -55,6 +55,64 @@ pub use std::any::type_name_of_val;
 /// For the companions' signatures.
 pub use std::string::String;
 
+#[cfg(feature = "async")]
+pub use crate::future::macro_support::*;
+#[cfg(not(feature = "async"))]
+pub use no_async::*;
+
+/// Without the `async` feature, `#[cache]` on an `async fn` expands to calls of these, which
+/// fail to compile with a message naming the feature.
+#[cfg(not(feature = "async"))]
+mod no_async {
+    use std::time::Duration;
+
+    /// Implemented by nothing: its error message is the point.
+    #[diagnostic::on_unimplemented(
+        message = "`#[cache]` on an `async fn` needs braincache's `async` feature",
+        label = "the async memoizing call is compiled only with the `async` feature",
+        note = "enable it: `braincache = {{ version = \"…\", features = [\"async\"] }}`"
+    )]
+    pub trait AsyncFeatureEnabled {}
+
+    /// What the stubs below take instead of a cache.
+    pub struct AsyncFeatureOff;
+
+    pub fn default_async_cache() -> AsyncFeatureOff {
+        AsyncFeatureOff
+    }
+
+    pub fn as_async_cache<T: ?Sized>(_: &T) -> AsyncFeatureOff {
+        AsyncFeatureOff
+    }
+
+    pub fn call_async<X: AsyncFeatureEnabled, K, T, F>(
+        _: X,
+        _: K,
+        _: Option<Duration>,
+        _: F,
+    ) -> std::future::Pending<T> {
+        std::future::pending()
+    }
+
+    pub fn call_result_async<X: AsyncFeatureEnabled, K, T, F>(
+        _: X,
+        _: K,
+        _: Option<Duration>,
+        _: F,
+    ) -> std::future::Pending<T> {
+        std::future::pending()
+    }
+
+    pub fn call_option_async<X: AsyncFeatureEnabled, K, T, F>(
+        _: X,
+        _: K,
+        _: Option<Duration>,
+        _: F,
+    ) -> std::future::Pending<T> {
+        std::future::pending()
+    }
+}
+
 /// The prefix of every key the macro builds: a marker and the encoding version.
 pub const KEY_PREFIX: &str = "fn:v1:";
 
@@ -94,11 +152,16 @@ pub const NO_TTL: Option<Duration> = None;
 /// in its body (`my_crate::module::function::__braincache_site`). The compiler's name includes
 /// the impl's type or trait and any enclosing function, which `module_path!()` does not, so two
 /// `new` functions of two types in one module get different keys.
+///
+/// In an `async fn` the marker sits in the body's coroutine, which the compiler names
+/// `function::{{closure}}`; that part is dropped, so an async function has the key path a sync
+/// function of the same name would have.
 #[must_use]
 pub fn site_path(marker_type_name: &'static str) -> &'static str {
-    marker_type_name
+    let path = marker_type_name
         .strip_suffix(SITE_SUFFIX)
-        .unwrap_or(marker_type_name)
+        .unwrap_or(marker_type_name);
+    path.strip_suffix("::{{closure}}").unwrap_or(path)
 }
 
 /// A key argument: anything `Serialize`.
@@ -140,7 +203,7 @@ pub struct Key {
 
 impl Key {
     /// The key, or `None` (counted and logged) when the arguments could not be encoded.
-    fn usable<B: Backend, C: Codec>(self, cache: &BrainCache<B, C>) -> Option<String> {
+    pub(crate) fn usable<B: Backend, C: Codec>(self, cache: &BrainCache<B, C>) -> Option<String> {
         match self.inner {
             Ok(key) => Some(key),
             Err((path, source)) => {
@@ -161,7 +224,7 @@ impl Key {
     }
 
     /// The key, or an [`Error::InvalidKey`] saying why the arguments could not be encoded.
-    fn into_result(self, op: Operation) -> crate::Result<String> {
+    pub(crate) fn into_result(self, op: Operation) -> crate::Result<String> {
         self.inner.map_err(|(path, source)| Error::InvalidKey {
             op,
             key: format!("{KEY_PREFIX}{path}:"),
@@ -522,5 +585,13 @@ mod tests {
     fn site_path_strips_the_marker() {
         assert_eq!(site_path("c::m::f::__braincache_site"), "c::m::f");
         assert_eq!(site_path("unexpected"), "unexpected");
+        assert_eq!(
+            site_path("c::m::f::{{closure}}::__braincache_site"),
+            "c::m::f"
+        );
+        assert_eq!(
+            site_path("c::m::{{closure}}::f::__braincache_site"),
+            "c::m::{{closure}}::f"
+        );
     }
 }

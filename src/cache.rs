@@ -49,7 +49,8 @@ pub struct BrainCache<B: Backend, C: Codec = <B as Backend>::Codec> {
 }
 
 pub(crate) struct Inner<B, C> {
-    backend: B,
+    // In an `Arc` of its own so the async front end can hand it to a blocking task.
+    backend: Arc<B>,
     codec: C,
     clock: Arc<dyn Clock>,
     pub(crate) counters: Counters,
@@ -176,7 +177,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         self.set_bytes(key, bytes, ttl.into().duration())
     }
 
-    fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>> {
+    pub(crate) fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>> {
         self.inner.codec.encode(value).map_err(|source| {
             self.failed(Error::Encode {
                 key: key.to_owned(),
@@ -186,17 +187,27 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     }
 
     fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let deadline = ttl.map(|t| self.inner.clock.now() + t);
+        let deadline = self.deadline(ttl);
         self.inner
             .backend
-            .set(key, Record::new(bytes, deadline))
+            .set(key, Record::new(bytes, deadline).with_codec(Some(C::ID)))
             .map_err(|e| self.failed(e))?;
+        self.stored(key, deadline);
+        Ok(())
+    }
+
+    /// The deadline of an entry set now for `ttl`.
+    pub(crate) fn deadline(&self, ttl: Option<Duration>) -> Option<Timestamp> {
+        ttl.map(|t| self.inner.clock.now() + t)
+    }
+
+    /// Counts a successful set and tells the cleaners about its deadline.
+    pub(crate) fn stored(&self, key: &str, deadline: Option<Timestamp>) {
         Counters::bump(&self.inner.counters.sets, 1);
         if let Some(d) = deadline {
             self.inner.wake.deadline_added(d);
         }
         debug_event!("set {key:?} (expires {deadline:?})");
-        Ok(())
     }
 
     /// The live value under `key`, decoded as `T`; `None` when absent or expired.
@@ -211,12 +222,30 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// that looks more than once (the memoizing loads) counts once.
     fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
         match self.live_record(key, count)? {
-            Some(r) => self.decode(key, &r.value).map(Some),
+            Some(r) => self.decode_record(key, &r).map(Some),
             None => Ok(None),
         }
     }
 
-    fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
+    /// Decodes a stored record, first checking that this cache's codec wrote it (a record that
+    /// states no codec was written with the backend's default codec).
+    pub(crate) fn decode_record<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        record: &Record,
+    ) -> Result<T> {
+        let stored = record.codec.unwrap_or(<B::Codec as Codec>::ID);
+        if stored != C::ID {
+            return Err(self.failed(Error::Decode {
+                key: key.to_owned(),
+                type_name: std::any::type_name::<T>(),
+                source: braincache_core::CodecError::mismatch(C::NAME, C::ID, stored),
+            }));
+        }
+        self.decode(key, &record.value)
+    }
+
+    pub(crate) fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
         self.inner.codec.decode(bytes).map_err(|source| {
             self.failed(Error::Decode {
                 key: key.to_owned(),
@@ -229,6 +258,11 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// The unexpired record under `key`, counting the hit or miss when `count` is set.
     fn live_record(&self, key: &str, count: bool) -> Result<Option<Record>> {
         let record = self.inner.backend.get(key).map_err(|e| self.failed(e))?;
+        Ok(self.live(key, record, count))
+    }
+
+    /// `record` when it is not expired, counting the hit or miss when `count` is set.
+    pub(crate) fn live(&self, key: &str, record: Option<Record>, count: bool) -> Option<Record> {
         let live = record.filter(|r| !r.is_expired(self.inner.clock.now()));
         if count {
             let counter = if live.is_some() {
@@ -242,7 +276,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             "get {key:?}: {}",
             if live.is_some() { "hit" } else { "miss" }
         );
-        Ok(live)
+        live
     }
 
     /// True when a live entry is stored under `key` (whatever its value, `None` included).
@@ -301,9 +335,14 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             .backend
             .purge_expired(now)
             .map_err(|e| self.failed(e))?;
+        self.purged(n);
+        Ok(n)
+    }
+
+    /// Counts entries removed by a purge.
+    pub(crate) fn purged(&self, n: usize) {
         Counters::bump(&self.inner.counters.expired, n as u64);
         debug_event!("purge_expired: {n} removed");
-        Ok(n)
     }
 
     /// The earliest deadline of a stored entry, if any.
@@ -456,7 +495,9 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                         break None;
                     }
                     Outcome::ComputeAlone => break None,
-                    Outcome::Abandoned => {}
+                    // A sync caller takes over from a leader that panicked, as from one that
+                    // was cancelled (an async leader's future dropped).
+                    Outcome::Abandoned | Outcome::Panicked => {}
                 },
             }
         };
@@ -566,7 +607,7 @@ impl<B: Backend, C: Codec> BrainCacheBuilder<B, C> {
     pub fn build(self) -> BrainCache<B, C> {
         BrainCache {
             inner: Arc::new(Inner {
-                backend: self.backend,
+                backend: Arc::new(self.backend),
                 codec: self.codec,
                 clock: self.clock,
                 counters: Counters::default(),
@@ -580,6 +621,16 @@ impl<B: Backend, C: Codec> BrainCacheBuilder<B, C> {
 impl<B: Backend, C: Codec> Inner<B, C> {
     pub(crate) fn backend(&self) -> &B {
         &self.backend
+    }
+
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn shared_backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn loads(&self) -> &Loads {
+        &self.loads
     }
 
     pub(crate) fn now(&self) -> Timestamp {

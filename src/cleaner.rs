@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 /// Never sleep less than this between plans, so a deadline that a purge cannot clear (a backend
 /// error, a clock far behind) cannot turn the cleaner into a busy loop.
-const MIN_SLEEP: Duration = Duration::from_millis(1);
+pub(crate) const MIN_SLEEP: Duration = Duration::from_millis(1);
 /// Purges are at least `interval / 100` apart (between 1 ms and 1 s), so many deadlines close
 /// together are purged in one go rather than one commit each.
-const MAX_PURGE_GAP: Duration = Duration::from_secs(1);
+pub(crate) const MAX_PURGE_GAP: Duration = Duration::from_secs(1);
 
-enum Msg {
+pub(crate) enum Msg {
     /// A `set` brought a deadline earlier than this cleaner's planned wake-up.
     Wake,
     Stop,
@@ -28,7 +28,7 @@ enum Msg {
 /// One running cleaner, as the hub sees it.
 struct Slot {
     id: u64,
-    tx: Sender<Msg>,
+    tx: Notifier,
     /// The cleaner's planned wake-up in clock nanoseconds; `u64::MAX` while it is planning, so
     /// a deadline added meanwhile always wakes it.
     plan: Arc<AtomicU64>,
@@ -57,12 +57,12 @@ impl WakeHub {
             .iter()
         {
             if d < slot.plan.fetch_min(d, Ordering::SeqCst) {
-                let _ = slot.tx.send(Msg::Wake);
+                slot.tx.send(Msg::Wake);
             }
         }
     }
 
-    fn register(&self, tx: Sender<Msg>) -> (u64, Arc<AtomicU64>) {
+    pub(crate) fn register(&self, tx: Notifier) -> (u64, Arc<AtomicU64>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let plan = Arc::new(AtomicU64::new(u64::MAX));
         self.slots
@@ -78,14 +78,14 @@ impl WakeHub {
     }
 
     /// Marks a cleaner as planning: every deadline added until `plan` wakes it.
-    fn planning(&self, plan: &AtomicU64) {
+    pub(crate) fn planning(&self, plan: &AtomicU64) {
         plan.store(u64::MAX, Ordering::SeqCst);
         self.latest_plan.store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Records a cleaner's plan. A deadline added since `planning` already sent a wake-up, so
     /// overwriting it here loses nothing.
-    fn plan(&self, plan: &AtomicU64, wake_at: Timestamp) {
+    pub(crate) fn plan(&self, plan: &AtomicU64, wake_at: Timestamp) {
         plan.store(wake_at.as_unix_nanos(), Ordering::SeqCst);
         self.refresh_latest();
     }
@@ -97,12 +97,34 @@ impl WakeHub {
             .store(latest.unwrap_or(0), Ordering::SeqCst);
     }
 
-    fn unregister(&self, id: u64) {
+    pub(crate) fn unregister(&self, id: u64) {
         self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|s| s.id != id);
         self.refresh_latest();
+    }
+}
+
+/// How the hub reaches one cleaner: a thread's channel, or a task's (`CacheCleaner::spawn`).
+pub(crate) enum Notifier {
+    Thread(Sender<Msg>),
+    #[cfg(feature = "async")]
+    Task(tokio::sync::mpsc::UnboundedSender<Msg>),
+}
+
+impl Notifier {
+    /// Sends without blocking; a cleaner that ended is not an error.
+    pub(crate) fn send(&self, msg: Msg) {
+        match self {
+            Notifier::Thread(tx) => {
+                let _ = tx.send(msg);
+            }
+            #[cfg(feature = "async")]
+            Notifier::Task(tx) => {
+                let _ = tx.send(msg);
+            }
+        }
     }
 }
 
@@ -145,8 +167,11 @@ impl Drop for Registration<'_> {
 /// ```
 #[must_use = "the cleaner stops when dropped"]
 pub struct CacheCleaner {
-    tx: Sender<Msg>,
+    tx: Notifier,
     thread: Option<JoinHandle<()>>,
+    /// A cleaner started by `spawn` runs as this task instead of a thread.
+    #[cfg(feature = "async")]
+    pub(crate) task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl CacheCleaner {
@@ -156,7 +181,7 @@ impl CacheCleaner {
     /// If the operating system cannot start a thread.
     pub fn start<B: Backend, C: Codec>(cache: &BrainCache<B, C>, interval: Duration) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let (id, plan) = cache.inner().wake.register(tx.clone());
+        let (id, plan) = cache.inner().wake.register(Notifier::Thread(tx.clone()));
         let cache = cache.clone();
         let thread = std::thread::Builder::new()
             .name("braincache-cleaner".into())
@@ -169,12 +194,16 @@ impl CacheCleaner {
             })
             .expect("failed to spawn the braincache cleaner thread");
         CacheCleaner {
-            tx,
+            tx: Notifier::Thread(tx),
             thread: Some(thread),
+            #[cfg(feature = "async")]
+            task: None,
         }
     }
 
-    /// Stops the thread and waits for it to end (at most one purge already under way).
+    /// Stops the thread and waits for it to end (at most one purge already under way). A
+    /// cleaner task (`spawn`) is told to stop and aborted at its next `.await`; this does not
+    /// wait for it (a purge under way completes or is dropped, as a cancelled call).
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -182,13 +211,37 @@ impl CacheCleaner {
     /// True while the thread runs.
     #[must_use]
     pub fn is_running(&self) -> bool {
+        #[cfg(feature = "async")]
+        if let Some(task) = &self.task {
+            return !task.is_finished();
+        }
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     fn shutdown(&mut self) {
         if let Some(thread) = self.thread.take() {
-            let _ = self.tx.send(Msg::Stop);
+            self.tx.send(Msg::Stop);
             let _ = thread.join();
+        }
+        #[cfg(feature = "async")]
+        if let Some(task) = self.task.take() {
+            self.tx.send(Msg::Stop);
+            task.abort();
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl CacheCleaner {
+    /// A cleaner running as `task`, reached through `tx` (see `future::cleaner`).
+    pub(crate) fn from_task(
+        tx: tokio::sync::mpsc::UnboundedSender<Msg>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        CacheCleaner {
+            tx: Notifier::Task(tx),
+            thread: None,
+            task: Some(task),
         }
     }
 }

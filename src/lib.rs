@@ -32,9 +32,12 @@
 //!
 //! # Architecture
 //! The front end ([`BrainCache`]) encodes values with a [`Codec`](core::Codec) into a
-//! [`Record`](core::Record) (bytes and a deadline) and hands it to a
+//! [`Record`](core::Record) (bytes, a deadline and the codec's id) and hands it to a
 //! [`Backend`](core::Backend); reads go the other way and the front end drops expired
-//! records. Backends never see your types. Each backend is its own crate, re-exported here under
+//! records and refuses records of another codec. The default codec is
+//! [`MsgPack`](core::MsgPack) (self-describing: the whole serde data model round-trips) for
+//! memory, redb and Redis, and [`Json`](core::Json) for the file backend;
+//! [`Postcard`](core::Postcard) is opt-in (`BrainCache::builder(backend).codec(Postcard)`). Backends never see your types. Each backend is its own crate, re-exported here under
 //! [`backend`] when its feature is on.
 //!
 //! # Crate features
@@ -45,6 +48,8 @@
 //! - `redis`: the Redis backend (one server, or a Redis Cluster).
 //! - `memcached`: the Memcached backend (one or more memcached servers).
 //! - `bincode`: a `Bincode` codec (bincode 2.0.1; unmaintained upstream).
+//! - `async`: [`future::BrainCache`], the async front end, `CacheCleaner::spawn` and
+//!   `#[cache]` on `async fn` (tokio).
 //! - `tracing`: debug events for operations and a warning for each error.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -52,6 +57,8 @@
 
 mod cache;
 mod cleaner;
+#[cfg(feature = "async")]
+pub mod future;
 mod load;
 mod log;
 mod stats;
@@ -72,6 +79,9 @@ pub mod core {
 
 /// The backends, each behind its cargo feature.
 pub mod backend {
+    #[cfg(feature = "async")]
+    #[doc(inline)]
+    pub use braincache_core::AsyncBackend;
     #[doc(inline)]
     pub use braincache_core::{Backend, Record};
     #[cfg(feature = "file")]

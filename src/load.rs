@@ -5,6 +5,13 @@
 //! need not read the cache again, which matters for a zero TTL) or its shared error. If the leader
 //! panics or fails in a way it cannot share, its guard marks the slot abandoned and a waiter takes
 //! over: nobody waits forever on a dead leader.
+//!
+//! Sync and async callers (`braincache::future::BrainCache`) share one map of slots, so they
+//! coalesce on a key whichever face they call through: threads wait on the slot's condition
+//! variable, tasks on its `Notify` (feature `async`), and a leader of either kind wakes both. An
+//! async leader whose future is dropped abandons its slot as a panicking sync leader does; an
+//! async leader whose loader panics publishes `Panicked`, which async waiters turn into an
+//! error (sync waiters take over, as they always have).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -50,8 +57,12 @@ pub(crate) enum Outcome {
     Value(Arc<[u8]>),
     /// The leader's error, shared with waiters.
     Failed(SharedError),
-    /// The leader panicked: try again (one waiter becomes the next leader).
+    /// The leader panicked (sync) or was cancelled (async): try again (one waiter becomes the
+    /// next leader).
     Abandoned,
+    /// An async leader's loader panicked: async waiters fail, sync waiters try again.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    Panicked,
     /// The leader failed with an error it does not share, or computed a value the codec cannot
     /// encode: each waiter computes by itself, at once. (Electing one new leader at a time would
     /// run N failing calls one after another.)
@@ -62,6 +73,8 @@ pub(crate) enum Outcome {
 pub(crate) struct Slot {
     outcome: Mutex<Option<Outcome>>,
     ready: Condvar,
+    #[cfg(feature = "async")]
+    ready_async: tokio::sync::Notify,
 }
 
 impl Slot {
@@ -78,9 +91,32 @@ impl Slot {
         }
     }
 
+    /// Waits without blocking the thread (a task on an async runtime).
+    #[cfg(feature = "async")]
+    pub(crate) async fn wait_async(&self) -> Outcome {
+        loop {
+            // Registered before the check, so a publish between the check and the await is
+            // not missed.
+            let notified = self.ready_async.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let current = self
+                .outcome
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(o) = current {
+                return o;
+            }
+            notified.await;
+        }
+    }
+
     fn publish(&self, outcome: Outcome) {
         *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
         self.ready.notify_all();
+        #[cfg(feature = "async")]
+        self.ready_async.notify_waiters();
     }
 }
 
@@ -113,7 +149,7 @@ impl Loads {
 }
 
 /// Held by the leader; publishes an outcome exactly once, `Abandoned` if dropped unfinished
-/// (a panic unwinding through the closure).
+/// (a panic unwinding through the closure, an async leader's future dropped).
 pub(crate) struct LeaderGuard<'a> {
     loads: &'a Loads,
     key: String,

@@ -94,6 +94,7 @@ fn python_shaped_files_read_back_and_keep_their_shape() {
  "name": {"value": "caf\u00e9 ☕", "expire_at": null},
  "nothing": {"value": null, "expire_at": null},
  "list": {"value": [1, "two", 3.0, [4], {"five": 5}], "expire_at": 4102444800.123},
+ "floats": {"value": {"nan": NaN, "inf": Infinity, "neg": -Infinity, "list": [NaN, 1.5]}, "expire_at": null},
  "expired": {"value": "old", "expire_at": 1000000000.5}}"#,
     )
     .unwrap();
@@ -122,7 +123,24 @@ fn python_shaped_files_read_back_and_keep_their_shape() {
         None,
         "past expire_at"
     );
-    assert_eq!(cache.len().unwrap(), 7);
+    // Python's json writes NaN and the infinities as bare tokens; they read as f64 specials.
+    let floats: std::collections::BTreeMap<String, serde_json::Value> =
+        cache.get("floats").unwrap().unwrap();
+    assert_eq!(floats.len(), 4);
+    #[derive(Deserialize)]
+    struct Floats {
+        nan: f64,
+        inf: f64,
+        neg: f64,
+        list: Vec<f64>,
+    }
+    let f: Floats = cache.get("floats").unwrap().unwrap();
+    assert!(f.nan.is_nan() && f.list[0].is_nan());
+    assert_eq!(
+        (f.inf, f.neg, f.list[1]),
+        (f64::INFINITY, f64::NEG_INFINITY, 1.5)
+    );
+    assert_eq!(cache.len().unwrap(), 8);
     assert_eq!(
         cache.next_expiry().unwrap(),
         Some(Timestamp::from_unix_millis(1_000_000_000_500))
@@ -145,6 +163,15 @@ fn python_shaped_files_read_back_and_keep_their_shape() {
         ),
         "{text}"
     );
+    assert!(
+        text.contains(r#""floats": {"value": {"nan": NaN, "inf": Infinity, "neg": -Infinity, "list": [NaN, 1.5]}, "expire_at": null}"#),
+        "{text}"
+    );
+    // serde_json is strict JSON: check the shape on the document without Python's tokens.
+    let text = text
+        .replace("-Infinity", "null")
+        .replace("Infinity", "null")
+        .replace("NaN", "null");
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     for (key, entry) in doc.as_object().unwrap() {
         let entry = entry.as_object().unwrap();
@@ -189,7 +216,8 @@ fn python_json_reads_and_writes_the_same_file() {
     let write = r#"
 import json, sys, time
 data = {"py": {"value": {"a": [1, 2.5, None, "x"]}, "expire_at": time.time() + 3600},
-        "forever": {"value": "y", "expire_at": None}}
+        "forever": {"value": "y", "expire_at": None},
+        "floats": {"value": [float("nan"), float("inf"), -float("inf"), 0.5], "expire_at": None}}
 with open(sys.argv[1], "w") as f:
     json.dump(data, f)
 "#;
@@ -208,13 +236,26 @@ with open(sys.argv[1], "w") as f:
     assert_eq!(v, serde_json::json!({"a": [1, 2.5, null, "x"]}));
     let left = cache.next_expiry().unwrap().unwrap();
     assert!(left > Timestamp::now() + Duration::from_secs(3000));
+    let floats: Vec<f64> = cache.get("floats").unwrap().unwrap();
+    assert!(floats[0].is_nan());
+    assert_eq!(floats[1..], [f64::INFINITY, f64::NEG_INFINITY, 0.5]);
     cache
         .set("rs", &("from rust", 7u8), Duration::from_secs(60))
         .unwrap();
+    cache
+        .set(
+            "rs-floats",
+            &[f64::NAN, f64::NEG_INFINITY, f64::INFINITY],
+            None,
+        )
+        .unwrap();
     let read = r#"
-import json, sys, time
+import json, math, sys, time
 data = json.load(open(sys.argv[1]))
 assert data["rs"]["value"] == ["from rust", 7], data["rs"]
+nan, neg, inf = data["rs-floats"]["value"]
+assert math.isnan(nan) and neg == -math.inf and inf == math.inf, data["rs-floats"]
+assert math.isnan(data["floats"]["value"][0]), data["floats"]
 assert data["rs"]["expire_at"] > time.time(), data["rs"]
 assert data["py"]["value"] == {"a": [1, 2.5, None, "x"]}
 assert data["forever"]["expire_at"] is None

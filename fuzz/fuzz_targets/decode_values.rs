@@ -1,8 +1,9 @@
-//! Decoding arbitrary bytes as values of several types with every codec: never a panic, and
+//! Decoding arbitrary bytes as values of several types with every codec (MessagePack, postcard,
+//! JSON): never a panic, and
 //! whatever decodes re-encodes to something that decodes to the same value.
 #![no_main]
 
-use braincache_core::{Codec, Json, Postcard};
+use braincache_core::{Codec, Json, MsgPack, Postcard};
 use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,7 +42,10 @@ fn all<C: Codec>(codec: &C, bytes: &[u8]) {
 }
 
 fuzz_target!(|bytes: &[u8]| {
+    all(&MsgPack, bytes);
     all(&Postcard, bytes);
     all(&Json, bytes);
     let _ = Json.decode::<serde_json::Value>(bytes);
+    let _ = MsgPack.decode::<serde_json::Value>(bytes);
+    let _ = MsgPack.to_json(bytes);
 });

@@ -88,6 +88,21 @@ fn expected_value(raw: &RawValue) -> Option<Vec<u8>> {
     let text = raw.get();
     if text.starts_with('{')
         && let Ok(Members(members)) = serde_json::from_str::<Members<'_>>(text)
+        && let [(a, x), (b, y)] = members.as_slice()
+    {
+        // `{"$bytes": <base64>, "$codec": <id>}`, in either order: another codec's bytes.
+        let bytes = match (a.as_str(), b.as_str()) {
+            ("$bytes", "$codec") => Some(x),
+            ("$codec", "$bytes") => Some(y),
+            _ => None,
+        };
+        if let Some(bytes) = bytes {
+            let s: String = serde_json::from_str(bytes.get()).ok()?;
+            return base64_decode(&s);
+        }
+    }
+    if text.starts_with('{')
+        && let Ok(Members(members)) = serde_json::from_str::<Members<'_>>(text)
         && let [(key, inner)] = members.as_slice()
     {
         match key.as_str() {
@@ -172,6 +187,14 @@ fn check_accepted(path: &Path, bytes: &[u8], backend: FileBackend) {
     } else {
         match serde_json::from_slice(bytes) {
             Ok(doc) => doc,
+            // Python's `NaN`, `Infinity` and `-Infinity` (not strict JSON) are accepted; such
+            // documents are checked by the file crate's tests, not by this oracle.
+            Err(_)
+                if bytes.windows(3).any(|w| w == b"NaN")
+                    || bytes.windows(8).any(|w| w == b"Infinity") =>
+            {
+                return;
+            }
             Err(e) => panic!("the backend accepted a document serde_json refuses: {e}"),
         }
     };

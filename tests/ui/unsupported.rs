@@ -1,10 +1,5 @@
 use braincache::cache;
 
-#[cache(ttl = 60)]
-async fn fetch(url: String) -> String {
-    url
-}
-
 #[cache]
 fn generic<T: serde::Serialize>(x: T) -> u32 {
     let _ = x;

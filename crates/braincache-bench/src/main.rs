@@ -4,9 +4,11 @@
 //! on one machine, and prints workload, braincache, peer, ratio, goal and whether it is met.
 
 mod bound;
+mod codec;
 mod distributed;
 mod file;
 mod floor;
+mod future;
 mod hitratio;
 mod memory;
 mod plot;
@@ -37,7 +39,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only workloads whose group name contains this (memory, hitratio, redb, bound, file,
-    /// redis, purge, fsync, distributed: memcached and Redis Cluster).
+    /// redis, purge, fsync, distributed: memcached and Redis Cluster, async, codec).
     #[arg(long)]
     only: Option<String>,
     /// Also write SVG charts to this folder: `ratios.svg` (every row against its peer, with its
@@ -68,6 +70,9 @@ fn main() {
     if wanted("hitratio") {
         hitratio::run(&cfg, &mut rows);
     }
+    if wanted("codec") {
+        codec::run(&cfg, &mut rows);
+    }
     if wanted("purge") {
         floor::purge(&cfg, &mut rows);
     }
@@ -83,6 +88,9 @@ fn main() {
     }
     if wanted("file") {
         file::run(&cfg, &mut rows, fsync_floor);
+    }
+    if wanted("async") {
+        future::run(&cfg, &mut rows);
     }
     if wanted("redis") {
         redis::run(&cfg, &mut rows);

@@ -110,9 +110,11 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
         let records = chunk
             .iter()
             .map(|(k, v)| {
-                let bytes = braincache::core::Codec::encode(&braincache::core::Postcard, v)
-                    .expect("encode");
-                (k.clone(), braincache::backend::Record::new(bytes, None))
+                use braincache::core::{Codec, MsgPack};
+                let bytes = MsgPack.encode(v).expect("encode");
+                let record =
+                    braincache::backend::Record::new(bytes, None).with_codec(Some(MsgPack::ID));
+                (k.clone(), record)
             })
             .collect();
         braincache::backend::Backend::set_many(cache.backend(), records).expect("fill");

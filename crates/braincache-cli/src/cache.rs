@@ -4,7 +4,7 @@
 //! backends themselves.
 
 use crate::error::{CliError, Result};
-use braincache_core::{Backend, Record, Timestamp};
+use braincache_core::{Backend, CodecId, Record, Timestamp};
 use braincache_file::FileBackend;
 use braincache_file::inspect::{self as file_inspect, Value};
 use braincache_redb::RedbBackend;
@@ -56,14 +56,18 @@ pub(crate) struct Item {
     pub(crate) raw: Vec<u8>,
     /// The value as JSON text, when the backend's format can show it as JSON.
     pub(crate) json: Option<String>,
+    /// The codec the value was written with, when the store says.
+    pub(crate) codec: Option<CodecId>,
 }
 
 impl Item {
-    fn from_record(key: String, record: Record, json: fn(&[u8]) -> Option<String>) -> Item {
+    /// An entry of a backend whose default codec is MessagePack (redb, Redis).
+    fn from_record(key: String, record: Record, json: fn(&Record) -> Option<String>) -> Item {
         Item {
-            json: json(&record.value),
+            json: json(&record),
             key,
             expires_at: record.expires_at,
+            codec: Some(record.codec.unwrap_or(CodecId::MSGPACK)),
             raw: record.value,
         }
     }
@@ -75,9 +79,12 @@ impl Item {
 
     /// The value as an export document holds it: its JSON when there is one, else its bytes.
     pub(crate) fn export_value(&self) -> Value {
-        match &self.json {
-            Some(text) => Value::Json(text.clone()),
-            None => Value::Bytes(self.raw.clone()),
+        match (&self.json, self.codec) {
+            (Some(text), _) => Value::Json(text.clone()),
+            (None, None | Some(CodecId::JSON)) => Value::Bytes(self.raw.clone()),
+            // Bytes of another codec keep its id, so they read back as that codec's, never as
+            // JSON (see the file format's `$codec`).
+            (None, Some(codec)) => Value::Coded(self.raw.clone(), codec),
         }
     }
 }
@@ -191,6 +198,7 @@ impl Cache {
                 .into_iter()
                 .map(|e| Item {
                     json: e.value.as_json().map(str::to_owned),
+                    codec: e.value.codec(),
                     key: e.key,
                     expires_at: e.expires_at,
                     raw: e.value.into_record(),
@@ -284,19 +292,27 @@ impl Cache {
         let records: Vec<(String, Record)> = entries
             .into_iter()
             .map(|e| {
-                let value = match (self, e.value) {
+                // Values keep their codec: a file's values are JSON (or say their codec); JSON
+                // values going into redb or Redis become MessagePack, their default codec, when
+                // strict JSON, and otherwise stay JSON text stating the JSON codec.
+                let (value, codec) = match (self, e.value) {
                     (
                         Cache::File {
                             kind: Kind::File, ..
                         },
                         v,
-                    ) => v.into_record(),
-                    (_, Value::Json(text)) => {
-                        redb_inspect::value_from_json(&text).unwrap_or_else(|| text.into_bytes())
+                    ) => {
+                        let codec = v.codec();
+                        (v.into_record(), codec)
                     }
-                    (_, Value::Bytes(b)) => b,
+                    (_, Value::Json(text)) => match redb_inspect::value_from_json(&text) {
+                        Some(bytes) => (bytes, Some(CodecId::MSGPACK)),
+                        None => (text.into_bytes(), Some(CodecId::JSON)),
+                    },
+                    (_, Value::Bytes(b)) => (b, Some(CodecId::JSON)),
+                    (_, Value::Coded(b, id)) => (b, Some(id)),
                 };
-                (e.key, Record::new(value, e.expires_at))
+                (e.key, Record::new(value, e.expires_at).with_codec(codec))
             })
             .collect();
         if n > 0 {

@@ -143,19 +143,22 @@ fn file_records() -> Vec<(String, Record)> {
 
 fn redb_records() -> Vec<(String, Record)> {
     vec![
-        ("user".into(), Record::new(pc(&(1234u32, "Ada")), None)),
-        (
-            "session".into(),
-            Record::new(pc(&"abc"), Some(in_an_hour())),
-        ),
-        ("old".into(), Record::new(pc(&7u64), Some(long_ago()))),
+        ("user".into(), pc_record(pc(&(1234u32, "Ada")), None)),
+        ("session".into(), pc_record(pc(&"abc"), Some(in_an_hour()))),
+        ("old".into(), pc_record(pc(&7u64), Some(long_ago()))),
         // Postcard bytes that happen to be JSON text (`1`): exported as bytes all the same.
-        ("one".into(), Record::new(pc(&49u8), None)),
-        ("empty".into(), Record::new(Vec::new(), Some(long_ago()))),
+        ("one".into(), pc_record(pc(&49u8), None)),
+        ("empty".into(), pc_record(Vec::new(), Some(long_ago()))),
     ]
 }
 
-/// Postcard bytes, as `BrainCache` over the redb backend stores values.
+/// A record written with the postcard codec (as `BrainCache` over redb stored values before
+/// MessagePack became its default, and does with `.codec(Postcard)`).
+fn pc_record(value: Vec<u8>, expires_at: Option<Timestamp>) -> Record {
+    Record::new(value, expires_at).with_codec(Some(Postcard::ID))
+}
+
+/// Postcard bytes.
 fn pc<T: serde::Serialize>(value: &T) -> Vec<u8> {
     Postcard.encode(value).unwrap()
 }
@@ -471,10 +474,11 @@ fn export_of_a_redb_cache_is_read_back_by_the_file_backend() {
 
     // Same bytes, same deadlines, to the nanosecond.
     assert_eq!(FileBackend::read_entries(&out).unwrap(), expected);
-    // Every value is in the `$bytes` form, even the one that is JSON text by chance.
+    // Every postcard value is in the `$bytes` form with its codec id, even the one that is JSON
+    // text by chance.
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(
-        text.contains(r#""one": {"value": {"$bytes": "MQ=="}, "expire_at": null}"#),
+        text.contains(r#""one": {"value": {"$bytes": "MQ==", "$codec": 1}, "expire_at": null}"#),
         "{text}"
     );
     // And a cache opened on it serves them.

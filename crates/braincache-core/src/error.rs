@@ -59,6 +59,7 @@ impl fmt::Display for Operation {
 pub struct CodecError {
     codec: &'static str,
     message: String,
+    stored_codec: Option<crate::CodecId>,
 }
 
 impl CodecError {
@@ -67,7 +68,24 @@ impl CodecError {
         CodecError {
             codec,
             message: message.to_string(),
+            stored_codec: None,
         }
+    }
+
+    /// The error of reading, with codec `codec` (id `expected`), a value that was stored with
+    /// the codec `stored`: nothing was decoded.
+    pub fn mismatch(codec: &'static str, expected: crate::CodecId, stored: crate::CodecId) -> Self {
+        CodecError {
+            codec,
+            message: format!("the value was stored with {stored}; this cache reads {expected}"),
+            stored_codec: Some(stored),
+        }
+    }
+
+    /// For a [`CodecError::mismatch`], the codec the value was stored with.
+    #[must_use]
+    pub fn stored_codec(&self) -> Option<crate::CodecId> {
+        self.stored_codec
     }
 
     /// The name of the codec that failed (`"postcard"`, `"json"`, ...).
@@ -226,6 +244,19 @@ pub enum Error {
         /// Who holds it, as far as known, and what to do.
         detail: String,
     },
+
+    /// An async call could not complete: no tokio runtime, the runtime shut down, or the
+    /// loader of `get_or_insert_with` panicked in the task computing the value this call
+    /// waited for (a later call computes it again).
+    #[error("{op}{}: {detail}", location(None, key.as_deref(), None))]
+    Task {
+        /// The operation that failed.
+        op: Operation,
+        /// The key involved, where one is.
+        key: Option<String>,
+        /// What happened.
+        detail: String,
+    },
 }
 
 fn location(path: Option<&Path>, key: Option<&str>, position: Option<&str>) -> String {
@@ -314,7 +345,10 @@ impl Error {
     #[must_use]
     pub fn with_key(mut self, k: &str) -> Error {
         match &mut self {
-            Error::Io { key, .. } | Error::Corrupt { key, .. } | Error::Backend { key, .. }
+            Error::Io { key, .. }
+            | Error::Corrupt { key, .. }
+            | Error::Backend { key, .. }
+            | Error::Task { key, .. }
                 if key.is_none() =>
             {
                 *key = Some(k.to_owned());
@@ -349,6 +383,13 @@ impl Error {
     #[must_use]
     pub fn is_decode(&self) -> bool {
         matches!(self, Error::Decode { .. })
+    }
+
+    /// True when a stored value was written with another codec than the one reading it (an
+    /// [`Error::Decode`] whose source is a [`CodecError::mismatch`]).
+    #[must_use]
+    pub fn is_codec_mismatch(&self) -> bool {
+        matches!(self, Error::Decode { source, .. } if source.stored_codec.is_some())
     }
 
     /// True for file-system errors ([`Error::Io`]).
@@ -417,7 +458,8 @@ impl Error {
             | Error::Backend { op, .. }
             | Error::Closed { op, .. }
             | Error::Unsupported { op, .. }
-            | Error::InUse { op, .. } => Some(*op),
+            | Error::InUse { op, .. }
+            | Error::Task { op, .. } => Some(*op),
             Error::Encode { .. } => Some(Operation::Set),
             Error::Decode { .. } => Some(Operation::Get),
             _ => None,
@@ -428,9 +470,10 @@ impl Error {
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            Error::Io { key, .. } | Error::Corrupt { key, .. } | Error::Backend { key, .. } => {
-                key.as_deref()
-            }
+            Error::Io { key, .. }
+            | Error::Corrupt { key, .. }
+            | Error::Backend { key, .. }
+            | Error::Task { key, .. } => key.as_deref(),
             Error::Encode { key, .. }
             | Error::Decode { key, .. }
             | Error::InvalidKey { key, .. } => Some(key),

@@ -6,14 +6,17 @@
 //! backend code, and changes rarely.
 //!
 //! - [`Backend`]: where records live (memory, a JSON file, redb, Redis, or yours).
-//! - [`Record`]: what a backend stores for one key — encoded bytes and a deadline.
-//! - [`Codec`]: how values become bytes — [`Postcard`] (default, compact), [`Json`]
-//!   (human-readable), and `Bincode` behind the off-by-default `bincode` feature.
+//! - [`Record`]: what a backend stores for one key — encoded bytes, a deadline, the codec's id.
+//! - [`Codec`]: how values become bytes — [`MsgPack`] (the default binary codec,
+//!   self-describing), [`Json`] (human-readable, the file backend's), [`Postcard`] (opt-in,
+//!   compact, not self-describing), and `Bincode` behind the off-by-default `bincode` feature.
+//!   Each has a stable [`CodecId`], stored with every record.
+//! - [`wire`]: the record header byte-oriented backends store in front of each value.
 //! - [`Clock`]: where the time comes from — [`SystemClock`], or [`ManualClock`] for tests.
 //! - [`Error`]: one error type naming the operation, the key or path, and the cause.
 //!
 //! ```
-//! use braincache_core::{Backend, Codec, Postcard, Record, Result, Timestamp};
+//! use braincache_core::{Backend, Codec, MsgPack, Record, Result, Timestamp};
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
 //!
@@ -22,7 +25,7 @@
 //! struct MapBackend(Mutex<HashMap<String, Record>>);
 //!
 //! impl Backend for MapBackend {
-//!     type Codec = Postcard;
+//!     type Codec = MsgPack;
 //!     fn get(&self, key: &str) -> Result<Option<Record>> {
 //!         Ok(self.0.lock().unwrap().get(key).cloned())
 //!     }
@@ -53,8 +56,8 @@
 //!
 //! # fn main() -> Result<()> {
 //! let b = MapBackend::default();
-//! b.set("k", Record::new(Postcard.encode(&42u32).unwrap(), None))?;
-//! let v: u32 = Postcard.decode(&b.get("k")?.unwrap().value).unwrap();
+//! b.set("k", Record::new(MsgPack.encode(&42u32).unwrap(), None))?;
+//! let v: u32 = MsgPack.decode(&b.get("k")?.unwrap().value).unwrap();
 //! assert_eq!(v, 42);
 //! # Ok(())
 //! # }
@@ -76,6 +79,7 @@ mod error;
 mod record;
 mod time;
 mod ttl;
+pub mod wire;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -84,8 +88,13 @@ pub use backend::Backend;
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
-pub use codec::{Codec, Json, Postcard};
+pub use codec::{Codec, CodecId, Json, MsgPack, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use record::Record;
 pub use time::Timestamp;
 pub use ttl::Ttl;
+
+#[cfg(feature = "async")]
+mod async_backend;
+#[cfg(feature = "async")]
+pub use async_backend::{AsyncBackend, run_blocking};

@@ -225,6 +225,45 @@ pub fn binary_and_large_values_round_trip<B: Backend>(b: &B) {
     assert_eq!(b.get("big").unwrap().unwrap().value, big);
 }
 
+/// A record's codec id comes back as it was set, through the single and the batch forms. (A
+/// backend may keep its default codec implied: records stating none, and records stating the
+/// backend's default, may come back either way; see [`Record::codec`].)
+pub fn codec_ids_are_kept<B: Backend>(b: &B) {
+    use crate::CodecId;
+    let default = <B::Codec as crate::Codec>::ID;
+    let ids = [
+        CodecId::POSTCARD,
+        CodecId::MSGPACK,
+        CodecId::JSON,
+        CodecId::BINCODE,
+    ]
+    .into_iter()
+    .chain(CodecId::new(200))
+    .filter(|id| *id != default);
+    let deadline = Some(Timestamp::from_unix_millis(4_102_444_800_000));
+    for (i, id) in ids.enumerate() {
+        for value in [&b""[..], b"1", b"\x00\xff"] {
+            let r = Record::new(value.to_vec(), deadline).with_codec(Some(id));
+            let key = format!("c{i}");
+            b.set(&key, r.clone()).unwrap();
+            assert_eq!(b.get(&key).unwrap(), Some(r.clone()), "{id}");
+            b.set_many(vec![(key.clone(), r.clone())]).unwrap();
+            assert_eq!(b.get_many(&[&key]).unwrap(), vec![Some(r)], "{id}");
+        }
+    }
+    let unstated = b.set("none", Record::new(b"1".to_vec(), None));
+    unstated.unwrap();
+    let back = b.get("none").unwrap().unwrap();
+    assert!(back.codec.is_none_or(|c| c == default), "{:?}", back.codec);
+    b.set(
+        "dflt",
+        Record::new(b"1".to_vec(), None).with_codec(Some(default)),
+    )
+    .unwrap();
+    let back = b.get("dflt").unwrap().unwrap();
+    assert!(back.codec.is_none_or(|c| c == default), "{:?}", back.codec);
+}
+
 /// The batch forms agree with the single ones.
 pub fn batch_operations_agree<B: Backend>(b: &B) {
     let entries: Vec<(String, Record)> = (0..10)
@@ -309,6 +348,7 @@ macro_rules! conformance_tests {
             expired_records_stay_until_purged,
             unusual_keys_are_distinct,
             binary_and_large_values_round_trip,
+            codec_ids_are_kept,
             batch_operations_agree,
             concurrent_readers_and_writers,
         );

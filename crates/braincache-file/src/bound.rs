@@ -27,7 +27,7 @@ pub const ENTRY_OVERHEAD: usize = 48;
 fn value_len(v: &StoredValue) -> usize {
     match v {
         StoredValue::Json(s) | StoredValue::Escaped(s) => s.len(),
-        StoredValue::Bytes(b) => b.len(),
+        StoredValue::Bytes(b) | StoredValue::Coded(b, _) => b.len(),
     }
 }
 

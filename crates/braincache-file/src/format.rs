@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use braincache_core::Timestamp;
+use braincache_core::{CodecId, Timestamp};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -14,6 +14,8 @@ use std::sync::Arc;
 pub(crate) const BYTES_TAG: &str = "$bytes";
 /// The key of a tag object holding JSON text that would otherwise read as a tag.
 pub(crate) const JSON_TAG: &str = "$json";
+/// The key, beside [`BYTES_TAG`], holding the codec id of bytes another codec than JSON wrote.
+pub(crate) const CODEC_TAG: &str = "$codec";
 
 /// One entry as kept in memory: what goes into the file, and what `get` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,15 +35,36 @@ pub(crate) enum StoredValue {
     /// Anything else (not UTF-8, not JSON, JSON with surrounding whitespace, empty): written as
     /// `{"$bytes": "<base64>"}`.
     Bytes(Arc<[u8]>),
+    /// Bytes of a record that states a codec other than JSON: written as
+    /// `{"$bytes": "<base64>", "$codec": <id>}`.
+    Coded(Arc<[u8]>, CodecId),
 }
 
 impl StoredValue {
+    /// Picks the representation of a record's bytes and codec. JSON is the file's own codec:
+    /// a record stating it is stored as one stating none, and reads back so (the front end reads
+    /// a record without a codec as written by the backend's default codec, JSON).
+    pub(crate) fn from_record(bytes: Vec<u8>, codec: Option<CodecId>) -> StoredValue {
+        match codec {
+            None | Some(CodecId::JSON) => StoredValue::from_bytes(bytes),
+            Some(codec) => StoredValue::Coded(bytes.into(), codec),
+        }
+    }
+
+    /// The codec the value states, when not JSON.
+    pub(crate) fn codec(&self) -> Option<CodecId> {
+        match self {
+            StoredValue::Coded(_, codec) => Some(*codec),
+            _ => None,
+        }
+    }
+
     /// Picks the representation of `bytes`; every byte string has one, and it reads back exactly.
     pub(crate) fn from_bytes(bytes: Vec<u8>) -> StoredValue {
         match String::from_utf8(bytes) {
-            Ok(text) if is_exact_json(&text) => match probe(&text) {
+            Ok(text) if is_exact_json(&text) => match probe(&strict(&text)) {
                 Ok(Probe::Plain) => StoredValue::Json(text.into()),
-                Ok(Probe::Tag(..)) => StoredValue::Escaped(text.into()),
+                Ok(Probe::Tag(..) | Probe::Coded(..)) => StoredValue::Escaped(text.into()),
                 // Unreachable for text that just parsed; keeping the bytes is always lossless.
                 Err(_) => StoredValue::Bytes(text.into_bytes().into()),
             },
@@ -54,7 +77,7 @@ impl StoredValue {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         match self {
             StoredValue::Json(s) | StoredValue::Escaped(s) => s.as_bytes().to_vec(),
-            StoredValue::Bytes(b) => b.to_vec(),
+            StoredValue::Bytes(b) | StoredValue::Coded(b, _) => b.to_vec(),
         }
     }
 
@@ -76,6 +99,15 @@ impl StoredValue {
                 out.extend_from_slice(BASE64.encode(b).as_bytes());
                 out.extend_from_slice(b"\"}");
             }
+            StoredValue::Coded(b, codec) => {
+                out.extend_from_slice(b"{\"");
+                out.extend_from_slice(BYTES_TAG.as_bytes());
+                out.extend_from_slice(b"\": \"");
+                out.extend_from_slice(BASE64.encode(b).as_bytes());
+                out.extend_from_slice(b"\", \"");
+                out.extend_from_slice(CODEC_TAG.as_bytes());
+                out.extend_from_slice(format!("\": {}}}", codec.get()).as_bytes());
+            }
         }
     }
 
@@ -94,14 +126,79 @@ impl StoredValue {
             StoredValue::Json(s) => s.len(),
             StoredValue::Escaped(s) => s.len() + 12,
             StoredValue::Bytes(b) => b.len().div_ceil(3) * 4 + 14,
+            StoredValue::Coded(b, _) => b.len().div_ceil(3) * 4 + 28,
         }
     }
 }
 
 /// True when `text` is one JSON value with nothing around it, so writing it into the document
-/// and reading it back (which drops surrounding whitespace) gives the same bytes.
+/// and reading it back (which drops surrounding whitespace) gives the same bytes. Python's
+/// `NaN`, `Infinity` and `-Infinity` count as JSON (see [`strict`]).
 pub(crate) fn is_exact_json(text: &str) -> bool {
+    let strict = strict(text);
+    let text: &str = &strict;
     serde_json::from_str::<&RawValue>(text).is_ok_and(|raw| raw.get().len() == text.len())
+}
+
+/// Python's `json` writes non-finite floats as these tokens, and reads them back. Each has a
+/// strict JSON number of the same length to stand in for it while serde_json parses the text.
+const NON_FINITE: [(&str, &str); 3] = [
+    ("-Infinity", "-0.000000"),
+    ("Infinity", "0.000000"),
+    ("NaN", "0.0"),
+];
+
+/// `text` with each `NaN`, `Infinity` and `-Infinity` token outside strings replaced by a JSON
+/// number of the same length, so byte offsets into the result are offsets into `text`; `text`
+/// itself when it holds none.
+fn strict(text: &str) -> std::borrow::Cow<'_, str> {
+    let b = text.as_bytes();
+    // Cheap exit for the common case.
+    if !text.contains("NaN") && !text.contains("Infinity") {
+        return text.into();
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let mut in_string = false;
+    let mut i = 0;
+    'scan: while i < b.len() {
+        let c = b[i];
+        if in_string {
+            match c {
+                b'\\' => i += 2,
+                b'"' => {
+                    in_string = false;
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+            continue;
+        }
+        if c == b'"' {
+            in_string = true;
+        } else if matches!(c, b'N' | b'I' | b'-') {
+            // A token only where a value starts, and not glued to a following name character.
+            let starts_value =
+                i == 0 || matches!(b[i - 1], b'[' | b',' | b':' | b' ' | b'\n' | b'\r' | b'\t');
+            for (token, number) in NON_FINITE {
+                let end = i + token.len();
+                let ends = b
+                    .get(end)
+                    .is_none_or(|n| !n.is_ascii_alphanumeric() && *n != b'_' && *n != b'.');
+                if starts_value && ends && b[i..].starts_with(token.as_bytes()) {
+                    out.get_or_insert_with(|| b.to_vec())[i..end]
+                        .copy_from_slice(number.as_bytes());
+                    i = end;
+                    continue 'scan;
+                }
+            }
+        }
+        i += 1;
+    }
+    // Only ASCII was replaced by ASCII: the bytes stay UTF-8.
+    match out.map(String::from_utf8) {
+        Some(Ok(s)) => s.into(),
+        _ => text.into(),
+    }
 }
 
 /// What a JSON value looks like to the tag scheme.
@@ -110,6 +207,8 @@ enum Probe<'a> {
     Plain,
     /// A one-member object keyed `$bytes` or `$json`: the tag and the member's raw value.
     Tag(&'static str, &'a RawValue),
+    /// A two-member object keyed `$bytes` and `$codec`: their raw values.
+    Coded(&'a RawValue, &'a RawValue),
 }
 
 /// Classifies the JSON text `raw` (which must be valid JSON).
@@ -135,45 +234,84 @@ impl<'de> Visitor<'de> for ProbeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe<'de>, A::Error> {
-        let Some(first) = map.next_key::<String>()? else {
-            return Ok(Probe::Plain);
-        };
-        let tag = match first.as_str() {
-            BYTES_TAG => Some(BYTES_TAG),
-            JSON_TAG => Some(JSON_TAG),
-            _ => None,
-        };
-        let Some(tag) = tag else {
-            map.next_value::<IgnoredAny>()?;
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(Probe::Plain);
-        };
-        let inner: &'de RawValue = map.next_value()?;
-        if map.next_key::<IgnoredAny>()?.is_some() {
-            // More than one member: an ordinary object that happens to start with a tag name.
-            map.next_value::<IgnoredAny>()?;
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(Probe::Plain);
+        // Up to two members whose keys are tag names; anything else is an ordinary object.
+        let mut members: [Option<(&'static str, &'de RawValue)>; 2] = [None, None];
+        let mut count = 0;
+        while let Some(key) = map.next_key::<String>()? {
+            let tag = match key.as_str() {
+                BYTES_TAG => Some(BYTES_TAG),
+                JSON_TAG => Some(JSON_TAG),
+                CODEC_TAG => Some(CODEC_TAG),
+                _ => None,
+            };
+            match (tag, members.get_mut(count)) {
+                (Some(tag), Some(slot)) => {
+                    *slot = Some((tag, map.next_value()?));
+                    count += 1;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    return Ok(Probe::Plain);
+                }
+            }
         }
-        Ok(Probe::Tag(tag, inner))
+        Ok(match members {
+            [Some((tag, raw)), None] if tag != CODEC_TAG => Probe::Tag(tag, raw),
+            [Some((BYTES_TAG, bytes)), Some((CODEC_TAG, codec))]
+            | [Some((CODEC_TAG, codec)), Some((BYTES_TAG, bytes))] => Probe::Coded(bytes, codec),
+            _ => Probe::Plain,
+        })
     }
 }
 
-/// Reads a value from the file into its stored form. `raw` is the value's JSON text.
-fn decode_value(raw: &RawValue) -> Result<StoredValue, String> {
+/// Reads a value from the file into its stored form. `raw` is the value's JSON text as parsed
+/// (with [`strict`] stand-ins), `original` maps it back to the file's own text.
+fn decode_value(raw: &RawValue, original: &Original<'_>) -> Result<StoredValue, String> {
     let text = raw.get();
+    let base64 = |inner: &RawValue| {
+        let b64: String = serde_json::from_str(inner.get())
+            .map_err(|_| format!("`{BYTES_TAG}` must hold a base64 string"))?;
+        // The engine refuses every spelling but the canonical one: characters outside the
+        // standard alphabet, missing or misplaced padding, non-zero trailing bits.
+        BASE64
+            .decode(&b64)
+            .map_err(|e| format!("`{BYTES_TAG}` is not valid base64: {e}"))
+    };
     match probe(text).map_err(|e| e.to_string())? {
-        Probe::Plain => Ok(StoredValue::Json(text.into())),
-        Probe::Tag(JSON_TAG, inner) => Ok(StoredValue::Escaped(inner.get().into())),
-        Probe::Tag(_, inner) => {
-            let b64: String = serde_json::from_str(inner.get())
-                .map_err(|_| format!("`{BYTES_TAG}` must hold a base64 string"))?;
-            // The engine refuses every spelling but the canonical one: characters outside the
-            // standard alphabet, missing or misplaced padding, non-zero trailing bits.
-            let bytes = BASE64
-                .decode(&b64)
-                .map_err(|e| format!("`{BYTES_TAG}` is not valid base64: {e}"))?;
-            Ok(StoredValue::Bytes(bytes.into()))
+        Probe::Plain => Ok(StoredValue::Json(original.text(text).into())),
+        Probe::Tag(JSON_TAG, inner) => Ok(StoredValue::Escaped(original.text(inner.get()).into())),
+        Probe::Tag(_, inner) => Ok(StoredValue::Bytes(base64(inner)?.into())),
+        Probe::Coded(bytes, codec) => {
+            let codec = serde_json::from_str::<u8>(codec.get())
+                .ok()
+                .and_then(CodecId::new)
+                .ok_or_else(|| format!("`{CODEC_TAG}` must be a codec id from 1 to 255"))?;
+            Ok(StoredValue::Coded(base64(bytes)?.into(), codec))
+        }
+    }
+}
+
+/// The document as the file holds it, when serde_json parsed a copy with stand-ins for Python's
+/// non-finite tokens (see [`strict`]): maps text of the copy back to the file's text.
+#[derive(Clone, Copy)]
+struct Original<'a> {
+    /// `(file text, start address of the parsed copy)`, or `None` when they are the same.
+    texts: Option<(&'a str, usize)>,
+}
+
+impl Original<'_> {
+    /// The file's text at the place of `parsed`, a slice of the parsed copy.
+    fn text<'s>(&self, parsed: &'s str) -> &'s str
+    where
+        Self: 's,
+    {
+        match self.texts {
+            None => parsed,
+            Some((file, base)) => {
+                let start = (parsed.as_ptr() as usize).wrapping_sub(base);
+                file.get(start..start + parsed.len()).unwrap_or(parsed)
+            }
         }
     }
 }
@@ -186,6 +324,10 @@ pub(crate) fn parse_expire_at(raw: &str) -> Result<Option<Timestamp>, String> {
         return Ok(None);
     }
     let bad = || format!("`expire_at` must be Unix seconds (a number) or null, found {raw}");
+    if raw == "Infinity" {
+        // Python's `float("inf")`: never reached.
+        return Ok(Some(Timestamp::MAX));
+    }
     match raw.as_bytes().first() {
         Some(b'-') => return Ok(Some(Timestamp::EPOCH)),
         Some(b'0'..=b'9') => {}
@@ -279,9 +421,11 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 }
 
-struct DocVisitor;
+struct DocVisitor<'o> {
+    original: Original<'o>,
+}
 
-impl<'de> Visitor<'de> for DocVisitor {
+impl<'de> Visitor<'de> for DocVisitor<'_> {
     type Value = BTreeMap<String, Entry>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -292,9 +436,9 @@ impl<'de> Visitor<'de> for DocVisitor {
         let mut entries = BTreeMap::new();
         while let Some(key) = map.next_key::<String>()? {
             let raw: RawEntry<'de> = map.next_value()?;
-            let value = decode_value(raw.value)
+            let value = decode_value(raw.value, &self.original)
                 .map_err(|e| de::Error::custom(format!("entry {key:?}: {e}")))?;
-            let expires_at = parse_expire_at(raw.expire_at.get())
+            let expires_at = parse_expire_at(self.original.text(raw.expire_at.get()))
                 .map_err(|e| de::Error::custom(format!("entry {key:?}: {e}")))?;
             // A repeated key: the last one wins, as in Python's `json.load`.
             entries.insert(key, Entry { value, expires_at });
@@ -322,8 +466,21 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, ParseError>
     if bytes.is_empty() {
         return Ok(BTreeMap::new());
     }
+    // Python's `NaN`, `Infinity` and `-Infinity` are parsed through same-length stand-ins, and
+    // the values keep the file's own text.
+    let file = std::str::from_utf8(bytes).ok();
+    let parsed = file.map(strict);
+    let (bytes, original) = match (file, &parsed) {
+        (Some(file), Some(std::borrow::Cow::Owned(copy))) => (
+            copy.as_bytes(),
+            Original {
+                texts: Some((file, copy.as_ptr() as usize)),
+            },
+        ),
+        _ => (bytes, Original { texts: None }),
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result = de.deserialize_map(DocVisitor).and_then(|doc| {
+    let result = de.deserialize_map(DocVisitor { original }).and_then(|doc| {
         de.end()?;
         Ok(doc)
     });
@@ -496,7 +653,8 @@ mod tests {
             b"1 2",
             b"\xff",
             b"{",
-            b"NaN",
+            // (`NaN` alone is Python's JSON now: see the non-finite test.)
+            b"nan",
             b"\"unterminated",
         ] {
             assert!(
@@ -659,6 +817,80 @@ mod tests {
         );
         assert_eq!(doc["b"].value, StoredValue::Json(r#""hi""#.into()));
         assert_eq!(doc["b"].expires_at, None);
+    }
+
+    #[test]
+    fn pythons_non_finite_floats_read_and_are_written_back_as_they_were() {
+        let text = b"{\"a\": {\"value\": [NaN, Infinity, -Infinity, \"NaN\", 1.5], \"expire_at\": null},\n\
+                     \"b\": {\"value\": {\"x\": NaN}, \"expire_at\": Infinity},\n\
+                     \"c\": {\"value\": -Infinity, \"expire_at\": -Infinity}}";
+        let doc = parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            doc["a"].value,
+            StoredValue::Json(r#"[NaN, Infinity, -Infinity, "NaN", 1.5]"#.into())
+        );
+        assert_eq!(doc["b"].value, StoredValue::Json(r#"{"x": NaN}"#.into()));
+        assert_eq!(doc["b"].expires_at, Some(Timestamp::MAX));
+        assert_eq!(doc["c"].value, StoredValue::Json("-Infinity".into()));
+        assert_eq!(doc["c"].expires_at, Some(Timestamp::EPOCH));
+        let written = write(&doc);
+        let again = parse(&written).unwrap();
+        assert_eq!(again, doc);
+        // The codec's own output is JSON text to the file, not bytes.
+        for v in [
+            &b"NaN"[..],
+            b"[NaN,Infinity,-Infinity]",
+            br#"{"k":-Infinity}"#,
+        ] {
+            assert!(matches!(round_trip(v), StoredValue::Json(_)), "{v:?}");
+        }
+        // Tokens glued to other text, or inside strings, are not floats.
+        for v in [&b"NaNa"[..], b"[1NaN]", b"Infinity1", b"nan"] {
+            assert!(matches!(round_trip(v), StoredValue::Bytes(_)), "{v:?}");
+        }
+        assert!(matches!(round_trip(br#""NaN""#), StoredValue::Json(_)));
+        assert!(parse(br#"{"a": {"value": NaNa, "expire_at": null}}"#).is_err());
+        assert!(parse(br#"{"a": {"value": 1, "expire_at": NaN}}"#).is_err());
+    }
+
+    #[test]
+    fn records_of_other_codecs_keep_their_codec_id() {
+        let stored = StoredValue::from_record(b"1".to_vec(), Some(CodecId::MSGPACK));
+        let mut doc = BTreeMap::new();
+        doc.insert("k".to_owned(), entry(stored.clone(), None));
+        let text = write(&doc);
+        assert!(
+            String::from_utf8_lossy(&text).contains(r#"{"$bytes": "MQ==", "$codec": 4}"#),
+            "{}",
+            String::from_utf8_lossy(&text)
+        );
+        let back = parse(&text).unwrap();
+        assert_eq!(back["k"].value, stored);
+        assert_eq!(back["k"].value.codec(), Some(CodecId::MSGPACK));
+        assert_eq!(back["k"].value.to_bytes(), b"1");
+        // JSON is the file's own codec: stated or not, a JSON value is stored as itself.
+        assert_eq!(
+            StoredValue::from_record(b"1".to_vec(), Some(CodecId::JSON)),
+            StoredValue::Json("1".into())
+        );
+        // JSON text in the shape of a coded tag is escaped, and reads back as JSON text.
+        for v in [
+            &br#"{"$bytes": "MQ==", "$codec": 4}"#[..],
+            br#"{"$codec": 4, "$bytes": ""}"#,
+        ] {
+            assert!(matches!(round_trip(v), StoredValue::Escaped(_)), "{v:?}");
+        }
+        // Other objects with these keys are ordinary values.
+        for v in [&br#"{"$codec": 4}"#[..], br#"{"$bytes": "", "$json": 1}"#] {
+            assert!(matches!(round_trip(v), StoredValue::Json(_)), "{v:?}");
+        }
+        for bad in [
+            &br#"{"k": {"value": {"$bytes": "MQ==", "$codec": 0}, "expire_at": null}}"#[..],
+            br#"{"k": {"value": {"$bytes": "MQ==", "$codec": "msgpack"}, "expire_at": null}}"#,
+            br#"{"k": {"value": {"$bytes": "MQ=", "$codec": 4}, "expire_at": null}}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! ```
 
 use crate::format::{self, StoredValue};
-use braincache_core::{Error, Operation, Result, Timestamp};
+use braincache_core::{CodecId, Error, Operation, Result, Timestamp};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -43,6 +43,10 @@ pub enum Value {
     /// Bytes that the document holds as `{"$bytes": "<base64>"}`, even when they happen to be
     /// JSON text.
     Bytes(Vec<u8>),
+    /// Bytes written by another codec than JSON, held as
+    /// `{"$bytes": "<base64>", "$codec": <id>}`: they read back with their codec's id, so a cache
+    /// reading them with another codec gets a typed codec-mismatch error, never garbage.
+    Coded(Vec<u8>, CodecId),
 }
 
 impl Value {
@@ -62,7 +66,16 @@ impl Value {
     pub fn as_json(&self) -> Option<&str> {
         match self {
             Value::Json(text) => Some(text),
-            Value::Bytes(_) => None,
+            Value::Bytes(_) | Value::Coded(..) => None,
+        }
+    }
+
+    /// The codec the value's bytes were written with, when the document says (`$codec`).
+    #[must_use]
+    pub fn codec(&self) -> Option<CodecId> {
+        match self {
+            Value::Coded(_, id) => Some(*id),
+            Value::Json(_) | Value::Bytes(_) => None,
         }
     }
 
@@ -72,7 +85,7 @@ impl Value {
     pub fn record_bytes(&self) -> &[u8] {
         match self {
             Value::Json(text) => text.as_bytes(),
-            Value::Bytes(b) => b,
+            Value::Bytes(b) | Value::Coded(b, _) => b,
         }
     }
 
@@ -81,7 +94,7 @@ impl Value {
     pub fn into_record(self) -> Vec<u8> {
         match self {
             Value::Json(text) => text.into_bytes(),
-            Value::Bytes(b) => b,
+            Value::Bytes(b) | Value::Coded(b, _) => b,
         }
     }
 
@@ -89,6 +102,7 @@ impl Value {
         match self {
             Value::Json(text) => StoredValue::from_bytes(text.as_bytes().to_vec()),
             Value::Bytes(b) => StoredValue::Bytes(b.as_slice().into()),
+            Value::Coded(b, id) => StoredValue::from_record(b.clone(), Some(*id)),
         }
     }
 
@@ -96,6 +110,7 @@ impl Value {
         match v {
             StoredValue::Json(s) | StoredValue::Escaped(s) => Value::Json(s.to_string()),
             StoredValue::Bytes(b) => Value::Bytes(b.to_vec()),
+            StoredValue::Coded(b, id) => Value::Coded(b.to_vec(), *id),
         }
     }
 }

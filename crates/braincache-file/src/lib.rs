@@ -143,6 +143,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod bound;
 mod format;
 pub mod inspect;
@@ -311,12 +313,12 @@ impl Drop for FileBackend {
 }
 
 fn record(entry: &Entry) -> Record {
-    Record::new(entry.value.to_bytes(), entry.expires_at)
+    Record::new(entry.value.to_bytes(), entry.expires_at).with_codec(entry.value.codec())
 }
 
 fn entry(record: Record) -> Entry {
     Entry {
-        value: StoredValue::from_bytes(record.value),
+        value: StoredValue::from_record(record.value, record.codec),
         expires_at: record.expires_at,
     }
 }

@@ -143,6 +143,15 @@ pub(crate) fn generate(parts: &Parts<'_>) -> TokenStream {
     let key_stmts = body_key(&key_path, quote!(new), &ref_key_args);
     let invalidate_stmts = body_key(&invalidate_path, quote!(new), &ref_key_args);
     let refresh_stmts = body_key(&refresh_path, quote!(refreshing), key_args);
+    // An async `f` has an async cache: its `f_invalidate` is async too.
+    let (invalidate_async, invalidate_call) = if func.sig.asyncness.is_some() {
+        (
+            quote!(async),
+            quote!(#private::invalidate_async(#cache, #key).await),
+        )
+    } else {
+        (quote!(), quote!(#private::invalidate(#cache, #key)))
+    };
     quote! {
         #(#kept)*
         #allow
@@ -157,11 +166,11 @@ pub(crate) fn generate(parts: &Parts<'_>) -> TokenStream {
         #(#kept)*
         #allow
         #[doc = #doc_invalidate]
-        #vis fn #invalidate_fn #generics (#receiver #(#params),*) -> #private::Result<bool>
+        #vis #invalidate_async fn #invalidate_fn #generics (#receiver #(#params),*) -> #private::Result<bool>
         #where_clause
         {
             #invalidate_stmts
-            #private::invalidate(#cache, #key)
+            #invalidate_call
         }
 
         #(#kept)*

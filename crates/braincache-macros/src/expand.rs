@@ -63,9 +63,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             quote_spanned!(arg.span=> #private::key_arg(&mut #key, #value);)
         })
         .collect();
-    let cache = match &options.cache {
-        Some(expr) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
-        None => quote!(#private::default_cache()),
+    let is_async = func.sig.asyncness.is_some();
+    let cache = match (&options.cache, is_async) {
+        (Some(expr), false) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
+        (None, false) => quote!(#private::default_cache()),
+        (Some(expr), true) => quote_spanned!(expr.span()=> #private::as_async_cache(&(#expr))),
+        (None, true) => quote!(#private::default_async_cache()),
     };
     let ttl = match &options.ttl {
         Some(Ttl::Secs(expr)) => quote_spanned!(expr.span()=> #private::ttl_secs(#expr)),
@@ -77,9 +80,21 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         Mode::Result => quote!(call_result),
         Mode::Option => quote!(call_option),
     };
-    let call = respan(quote!(#private::#call), value_span);
-    let closure = quote!(move || -> #ret #body);
-    let call_expr = quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure));
+    let call = if is_async {
+        // The same keys and modes; the body runs as an async closure (`async fn` only: an
+        // `async fn`'s body is what the closure awaits).
+        let call = Ident::new(&format!("{call}_async"), Span::call_site());
+        respan(quote!(#private::#call), value_span)
+    } else {
+        respan(quote!(#private::#call), value_span)
+    };
+    let call_expr = if is_async {
+        let closure = quote!(async move || -> #ret #body);
+        quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure).await)
+    } else {
+        let closure = quote!(move || -> #ret #body);
+        quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure))
+    };
 
     let outer = func
         .attrs
@@ -201,15 +216,6 @@ fn first_type_argument(ty: &Type) -> Option<&Type> {
 /// Refuses what cannot be memoized correctly, each error pointing at the token to blame.
 fn check_signature(func: &ItemFn) -> syn::Result<()> {
     let sig = &func.sig;
-    if let Some(token) = &sig.asyncness {
-        return Err(syn::Error::new(
-            token.span(),
-            "`#[cache]` does not support `async fn`: cache backends do blocking I/O and concurrent \
-             callers wait for one computation by blocking their thread, which would stall an async \
-             runtime; memoize a synchronous function (called through `spawn_blocking`), or use \
-             `BrainCache::get` / `set` around the `.await`",
-        ));
-    }
     if let Some(token) = &sig.constness {
         return Err(syn::Error::new(
             token.span(),

@@ -153,16 +153,18 @@ use proc_macro::TokenStream;
 ///   with `ignore = [self]` when the result does not depend on it.
 /// - Refused with a compile error pointing at the offending token: `self` taken by value
 ///   (`self`, `self: Box<Self>`), `&mut self` and `&mut` arguments (a cache hit would skip the
-///   body's writes), `async fn` (see below), `const fn`, generic type or const parameters and
+///   body's writes), `const fn`, generic type or const parameters and
 ///   `impl Trait` arguments (the key holds argument values, not types, so `f::<u32>(1)` and
 ///   `f::<u64>(1)` could collide; lifetime parameters are fine), argument patterns other than a
 ///   plain name (destructure in the body instead), a function without a return value, an
 ///   argument that is not `Serialize` (unless ignored), a return type that is not
 ///   `Serialize + DeserializeOwned`, and unknown or repeated options.
-/// - `async fn` is not supported: the backends do blocking I/O and concurrent callers wait for
-///   one computation by blocking their thread, which would stall an async runtime. Memoize a
-///   synchronous function and call it through `spawn_blocking`, or use `BrainCache::get` and
-///   `set` around your `.await`.
+/// - `async fn` (braincache's `async` feature; without it the function is refused with a
+///   message naming the feature), `&self` async methods included: the same keys as a sync
+///   function of the same path or `name` (so the two share entries), `cache = …` takes a
+///   `braincache::future::BrainCache` (`sync_cache.to_async()`), the default is the async face
+///   of the process-wide memory cache, and concurrent calls wait for one computation without
+///   blocking their thread. The body runs as an async closure.
 /// - `return` and `?` in the body work as usual (the body becomes a closure returning the
 ///   function's type).
 ///

@@ -1,48 +1,38 @@
 //! The bytes stored in memcached for one record.
 //!
 //! Memcached keeps the bytes and a whole-second expiry; `Backend::get` must return the record
-//! exactly as it was set, deadline included, and a key stored under its digest must carry the
-//! full key so a digest collision reads as a miss. So each value is stored as:
+//! exactly as it was set, deadline and codec included, and a key stored under its digest must
+//! carry the full key so a digest collision reads as a miss. So each value is stored as:
 //!
 //! ```text
-//! byte 0      format version, 1
-//! byte 1      flags: bit 0 = a deadline follows, bit 1 = the full key follows; other bits 0
-//! 8 bytes     the deadline, nanoseconds since the Unix epoch, u64 big-endian (bit 0 only)
+//! byte 0      this frame's version, 2
+//! byte 1      flags: bit 1 = the full key follows; other bits 0
 //! 4 + n bytes the full key's length (u32 big-endian) and its UTF-8 bytes (bit 1 only)
-//! then        the value bytes, as the codec wrote them (may be empty)
+//! then        the record as `braincache_core::wire` frames it for every byte-oriented
+//!             backend: its versioned header (deadline, codec id) and the value bytes
 //! ```
 //!
-//! [`encode`] and [`decode`] are the only two functions that know this layout, so the framing can
-//! later move to a shared wire format without touching the backend.
+//! [`encode`] and [`decode`] are the only two functions that know this layout.
 
-use braincache_core::{Error, Record, Result, Timestamp};
+use braincache_core::{Error, Record, Result, wire};
 
-const VERSION: u8 = 1;
-const HAS_DEADLINE: u8 = 1;
+const VERSION: u8 = 2;
 const HAS_KEY: u8 = 2;
 
 /// The stored bytes for `record`, with `full_key` kept inside when given.
 pub(crate) fn encode(full_key: Option<&str>, record: &Record) -> Vec<u8> {
     let key_len = full_key.map_or(0, |k| 4 + k.len());
-    let mut out = Vec::with_capacity(2 + 8 + key_len + record.value.len());
-    let mut flags = 0;
-    if record.expires_at.is_some() {
-        flags |= HAS_DEADLINE;
-    }
-    if full_key.is_some() {
-        flags |= HAS_KEY;
-    }
+    let framed = wire::encode(record);
+    let mut out = Vec::with_capacity(2 + key_len + framed.len());
+    let flags = if full_key.is_some() { HAS_KEY } else { 0 };
     out.extend_from_slice(&[VERSION, flags]);
-    if let Some(d) = record.expires_at {
-        out.extend_from_slice(&d.as_unix_nanos().to_be_bytes());
-    }
     if let Some(k) = full_key {
         // Keys longer than 4 GiB cannot reach here: memcached values are far smaller.
         let len = u32::try_from(k.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(k.as_bytes());
     }
-    out.extend_from_slice(&record.value);
+    out.extend_from_slice(&framed);
     out
 }
 
@@ -50,7 +40,7 @@ pub(crate) fn encode(full_key: Option<&str>, record: &Record) -> Vec<u8> {
 ///
 /// # Errors
 /// [`Error::Corrupt`] naming `key` when the bytes are not in the format above.
-pub(crate) fn decode(key: &str, stored: Vec<u8>) -> Result<(Option<String>, Record)> {
+pub(crate) fn decode(key: &str, mut stored: Vec<u8>) -> Result<(Option<String>, Record)> {
     let corrupt = |detail: String| Error::corrupt_entry(key, detail);
     let (Some(&version), Some(&flags)) = (stored.first(), stored.get(1)) else {
         return Err(corrupt(format!(
@@ -60,61 +50,50 @@ pub(crate) fn decode(key: &str, stored: Vec<u8>) -> Result<(Option<String>, Reco
     };
     if version != VERSION {
         return Err(corrupt(format!(
-            "unknown header version {version} (this build reads version {VERSION}): not written \
-             by braincache, or by a newer version"
+            "unknown frame version {version} (this build reads version {VERSION}): not written \
+             by braincache, or by another version"
         )));
     }
-    if flags & !(HAS_DEADLINE | HAS_KEY) != 0 {
-        return Err(corrupt(format!("unknown header flags {flags:#04x}")));
+    if flags & !HAS_KEY != 0 {
+        return Err(corrupt(format!("unknown frame flags {flags:#04x}")));
     }
     let mut pos = 2;
-    let mut take = |n: usize, what: &str| -> Result<std::ops::Range<usize>> {
-        let end = pos + n;
-        if end > stored.len() {
-            return Err(corrupt(format!(
-                "header cut short: {} bytes, {what} needs {end}",
-                stored.len()
-            )));
-        }
-        let r = pos..end;
-        pos = end;
-        Ok(r)
-    };
-    let deadline = if flags & HAS_DEADLINE != 0 {
-        let r = take(8, "the deadline")?;
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&stored[r]);
-        Some(Timestamp::from_unix_nanos(u64::from_be_bytes(b)))
-    } else {
-        None
-    };
     let full_key = if flags & HAS_KEY != 0 {
-        let r = take(4, "the key length")?;
+        let cut = |what: &str, end: usize| {
+            corrupt(format!(
+                "frame cut short: {} bytes, {what} needs {end}",
+                stored.len()
+            ))
+        };
+        let len = stored.get(2..6).ok_or_else(|| cut("the key length", 6))?;
         let mut b = [0u8; 4];
-        b.copy_from_slice(&stored[r]);
+        b.copy_from_slice(len);
         let n = usize::try_from(u32::from_be_bytes(b)).unwrap_or(usize::MAX);
-        let r = take(n, "the key")?;
-        let k = std::str::from_utf8(&stored[r])
+        let end = 6usize.saturating_add(n);
+        let k = stored.get(6..end).ok_or_else(|| cut("the key", end))?;
+        let k = std::str::from_utf8(k)
             .map_err(|e| corrupt(format!("the stored key is not UTF-8: {e}")))?;
+        pos = end;
         Some(k.to_owned())
     } else {
         None
     };
-    let mut stored = stored;
     stored.drain(..pos);
-    Ok((full_key, Record::new(stored, deadline)))
+    Ok((full_key, wire::decode_vec(key, stored)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use braincache_core::Timestamp;
 
     #[test]
     fn round_trips_key_value_and_deadline() {
         for deadline in [None, Some(Timestamp::EPOCH), Some(Timestamp::MAX)] {
             for key in [None, Some(""), Some("ключ with spaces")] {
                 for value in [&b""[..], b"\0", &[0xff; 300]] {
-                    let r = Record::new(value.to_vec(), deadline);
+                    let r = Record::new(value.to_vec(), deadline)
+                        .with_codec(Some(braincache_core::CodecId::MSGPACK));
                     let (k, back) = decode("k", encode(key, &r)).unwrap();
                     assert_eq!(back, r);
                     assert_eq!(k.as_deref(), key);

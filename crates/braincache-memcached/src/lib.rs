@@ -92,7 +92,7 @@ mod server;
 
 pub use server::ValueTooLarge;
 
-use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
+use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use ring::Ring;
 use server::{Call, Server};
 use std::collections::HashMap;
@@ -295,7 +295,7 @@ impl fmt::Debug for MemcachedBackend {
 }
 
 impl Backend for MemcachedBackend {
-    type Codec = Postcard;
+    type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let generation = self.generation(Operation::Get)?;
@@ -482,7 +482,15 @@ fn exptime(deadline: Option<Timestamp>, now: Timestamp) -> Option<u32> {
         return Some(u32::try_from(secs).unwrap_or(u32::MAX));
     }
     let at = d.as_unix_nanos().div_ceil(1_000_000_000);
-    Some(u32::try_from(at).unwrap_or(u32::MAX))
+    // memcached reads exptime as a signed 32-bit number: a deadline past 2038-01-19 would read
+    // as negative, that is already expired. Such entries are stored without an expiry; the
+    // record's own deadline still decides when they stop being returned.
+    Some(
+        u32::try_from(at)
+            .ok()
+            .filter(|&t| t <= i32::MAX as u32)
+            .unwrap_or(0),
+    )
 }
 
 /// A new namespace generation: random, below 2^62 so `incr` never wraps in practice.

@@ -22,7 +22,13 @@ fn exptime_rounds_up_and_switches_to_absolute_past_30_days() {
         exptime(after(thirty_days + 1), now),
         Some(1_700_000_000 + 2_592_001)
     );
-    assert_eq!(exptime(Some(Timestamp::MAX), now), Some(u32::MAX));
+    // memcached reads exptime as an i32: past 2038-01-19 it would read as already expired, so
+    // such deadlines go without a memcached expiry (the record's own deadline still decides).
+    let at = |secs: u64| Some(Timestamp::from_unix_millis(secs * 1000));
+    assert_eq!(exptime(at(i32::MAX as u64), now), Some(i32::MAX as u32));
+    assert_eq!(exptime(at(i32::MAX as u64 + 1), now), Some(0));
+    assert_eq!(exptime(at(4_102_444_800), now), Some(0));
+    assert_eq!(exptime(Some(Timestamp::MAX), now), Some(0));
 }
 
 #[test]

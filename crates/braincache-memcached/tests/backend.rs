@@ -91,7 +91,7 @@ fn a_value_over_the_item_limit_is_a_typed_error_naming_the_limit() {
         .and_then(|s| s.downcast_ref::<ValueTooLarge>())
         .unwrap_or_else(|| panic!("not ValueTooLarge: {e}"));
     assert_eq!(too_large.limit(), Some(1 << 20));
-    assert!(e.to_string().contains("1048576"), "{e}");
+    assert!(chain(&e).contains("1048576"), "{e}");
     assert_eq!(e.key(), Some("big"));
     // Just under the limit is stored.
     b.set("fits", Record::new(vec![7; (1 << 20) - 100_000], None))
@@ -250,7 +250,7 @@ fn several_servers_share_the_keys_and_one_down_leaves_the_others_working() {
         let got = cache.get(k);
         if cache.server_for(k) == b_addr {
             let e = got.unwrap_err();
-            assert!(e.to_string().contains(&b_addr), "{e}");
+            assert!(chain(&e).contains(&b_addr), "{e}");
             assert_eq!(e.key(), Some(k.as_str()));
         } else {
             assert_eq!(got.unwrap().map(|r| r.value), Some(k.as_bytes().to_vec()));
@@ -290,7 +290,7 @@ fn server_killed_stopped_and_restarted() {
     assert!(e.is_timeout(), "{e}");
     let e = b.set("k", Record::new(b"w".to_vec(), None)).unwrap_err();
     assert!(e.is_timeout(), "{e}");
-    assert!(e.to_string().contains("outcome unknown"), "{e}");
+    assert!(chain(&e).contains("outcome unknown"), "{e}");
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -323,7 +323,7 @@ fn server_killed_stopped_and_restarted() {
     let start = Instant::now();
     let e = b.get("k").unwrap_err();
     assert_eq!(e.operation(), Some(Operation::Get));
-    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(chain(&e).contains(&format!("127.0.0.1:{port}")), "{e}");
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -357,5 +357,18 @@ fn connect_to_nothing_is_an_open_error() {
         .build()
         .unwrap_err();
     assert_eq!(e.operation(), Some(Operation::Open));
-    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(chain(&e).contains(&format!("127.0.0.1:{port}")), "{e}");
+}
+
+/// `e` and its causes, as `anyhow`'s `{:#}` prints them: each level's `Display` says its own
+/// part only, so what a message names may sit in a cause.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }

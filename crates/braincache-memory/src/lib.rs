@@ -34,9 +34,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod shard;
 
-use braincache_core::{Backend, Postcard, Record, Result, Timestamp};
+use braincache_core::{Backend, MsgPack, Record, Result, Timestamp};
 use shard::{Limits, Shard};
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -146,7 +148,7 @@ impl fmt::Debug for MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
-    type Codec = Postcard;
+    type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let (shard, hash) = self.shard(key);

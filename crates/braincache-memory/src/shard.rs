@@ -1,7 +1,7 @@
 //! One shard: a map, an expiry index and, when bounded, the S3-FIFO queues.
 
 use crate::MemoryBackend;
-use braincache_core::{Record, Timestamp};
+use braincache_core::{CodecId, Record, Timestamp};
 use hashbrown::HashTable;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -53,6 +53,8 @@ struct Entry {
     freq: AtomicU8,
     queue: Queue,
     expires: bool,
+    /// The record's codec id, 0 when it states none.
+    codec: u8,
 }
 
 impl Entry {
@@ -64,6 +66,7 @@ impl Entry {
             freq: AtomicU8::new(0),
             queue,
             expires: false,
+            codec: 0,
         };
         entry.replace(record);
         entry
@@ -75,13 +78,14 @@ impl Entry {
     }
 
     fn record(&self) -> Record {
-        Record::new(self.value.clone(), self.expires_at())
+        Record::new(self.value.clone(), self.expires_at()).with_codec(CodecId::new(self.codec))
     }
 
     /// Replaces the record, keeping the entry's place in the policy.
     fn replace(&mut self, record: Record) {
         self.deadline = record.expires_at.map_or(0, Timestamp::as_unix_nanos);
         self.expires = record.expires_at.is_some();
+        self.codec = record.codec.map_or(0, CodecId::get);
         self.value = record.value;
     }
 }

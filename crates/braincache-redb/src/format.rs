@@ -1,17 +1,24 @@
 //! The file format: table definitions, the entry header, the format version.
 //!
 //! Format version 1:
-//! - `entries`: key (`&str`) → entry bytes: a one-byte tag, then for tag [`TAG_DEADLINE`] the
-//!   deadline as a little-endian `u64` of nanoseconds since the Unix epoch, then the value bytes.
-//!   Tag [`TAG_FOREVER`] has no deadline field. Any other tag is damage.
+//! - `entries`: key (`&str`) → entry bytes: a record as [`braincache_core::wire`] frames it
+//!   (header version 2: codec id, deadline, then the value bytes). Entries written before the
+//!   codec id was stored (braincache 0.1) have a one-byte tag instead: [`LEGACY_FOREVER`], or
+//!   [`LEGACY_DEADLINE`] followed by the deadline as a little-endian `u64` of nanoseconds since
+//!   the Unix epoch; then the value. They were written with the postcard codec and read back as
+//!   such. Any other first byte is damage.
 //! - `expiry`: (deadline nanoseconds, key) → `()`, one row per entry that has a deadline, so
 //!   purging walks only what is due.
 //! - `meta`: `"format_version"` → `u64`.
 //!
+//! The file format version stays 1: the entry header carries its own version, and both kinds of
+//! entries may share a file. (braincache 0.1 reads a version-2 entry as a damaged entry,
+//! [`Error::Corrupt`] naming its key, never as a value.)
+//!
 //! No other table may exist in a braincache file: a file with other tables belongs to someone
 //! else, and is refused rather than written to.
 
-use braincache_core::{Error, Record, Result, Timestamp};
+use braincache_core::{Codec, CodecId, Error, MsgPack, Record, Result, Timestamp, wire};
 use redb::TableDefinition;
 
 /// key → header + value.
@@ -30,53 +37,89 @@ pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
 /// The on-disk format version this build reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
 
-/// Entry tag: no deadline follows.
-const TAG_FOREVER: u8 = 0;
-/// Entry tag: an 8-byte deadline follows.
-const TAG_DEADLINE: u8 = 1;
+/// Legacy entry tag: no deadline follows.
+const LEGACY_FOREVER: u8 = 0;
+/// Legacy entry tag: an 8-byte deadline follows.
+const LEGACY_DEADLINE: u8 = 1;
 
 /// Encodes a record as the `entries` value.
 pub(crate) fn encode_entry(record: &Record) -> Vec<u8> {
-    match record.expires_at {
-        None => {
-            let mut out = Vec::with_capacity(1 + record.value.len());
-            out.push(TAG_FOREVER);
-            out.extend_from_slice(&record.value);
-            out
-        }
-        Some(d) => {
-            let mut out = Vec::with_capacity(9 + record.value.len());
-            out.push(TAG_DEADLINE);
-            out.extend_from_slice(&d.as_unix_nanos().to_le_bytes());
-            out.extend_from_slice(&record.value);
-            out
-        }
-    }
+    wire::encode(record)
 }
 
-/// Splits entry bytes into the deadline and the value; `Err` describes the damage.
-pub(crate) fn split_entry(bytes: &[u8]) -> std::result::Result<(Option<u64>, &[u8]), String> {
+/// A parsed entry header: deadline (nanoseconds), codec, and where the value starts.
+struct EntryHeader {
+    deadline: Option<u64>,
+    codec: Option<CodecId>,
+    len: usize,
+}
+
+fn parse_entry(bytes: &[u8]) -> std::result::Result<EntryHeader, String> {
     match bytes.split_first() {
         None => Err("empty entry (no header)".to_owned()),
-        Some((&TAG_FOREVER, value)) => Ok((None, value)),
-        Some((&TAG_DEADLINE, rest)) => match rest.split_first_chunk::<8>() {
-            Some((deadline, value)) => Ok((Some(u64::from_le_bytes(*deadline)), value)),
+        Some((&LEGACY_FOREVER, _)) => Ok(EntryHeader {
+            deadline: None,
+            codec: Some(CodecId::POSTCARD),
+            len: 1,
+        }),
+        Some((&LEGACY_DEADLINE, rest)) => match rest.first_chunk::<8>() {
+            Some(deadline) => Ok(EntryHeader {
+                deadline: Some(u64::from_le_bytes(*deadline)),
+                codec: Some(CodecId::POSTCARD),
+                len: 9,
+            }),
             None => Err(format!(
                 "entry header truncated: {} deadline bytes of 8",
                 rest.len()
             )),
         },
-        Some((tag, _)) => Err(format!("unknown entry header tag {tag}")),
+        Some(_) => wire::parse(bytes).map(|p| EntryHeader {
+            deadline: p.expires_at.map(Timestamp::as_unix_nanos),
+            codec: p.codec,
+            len: p.len,
+        }),
     }
+}
+
+/// Splits entry bytes into the deadline and the value; `Err` describes the damage.
+pub(crate) fn split_entry(bytes: &[u8]) -> std::result::Result<(Option<u64>, &[u8]), String> {
+    parse_entry(bytes).map(|h| (h.deadline, &bytes[h.len..]))
 }
 
 /// Decodes the `entries` value stored under `key`.
 pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<Record> {
-    let (deadline, value) = split_entry(bytes).map_err(|d| Error::corrupt_entry(key, d))?;
+    let h = parse_entry(bytes).map_err(|d| Error::corrupt_entry(key, d))?;
     Ok(Record::new(
-        value.to_vec(),
-        deadline.map(Timestamp::from_unix_nanos),
-    ))
+        bytes[h.len..].to_vec(),
+        h.deadline.map(Timestamp::from_unix_nanos),
+    )
+    .with_codec(h.codec))
+}
+
+/// The value of `record` as JSON text, for exporting a redb cache to the file backend's format
+/// (`braincache export`): `Some` when the record was written with the [`MsgPack`] codec (the
+/// redb backend's default, also assumed for a record stating no codec) and JSON can hold the
+/// value exactly (see [`MsgPack::to_json`]). `FileBackend` with its default `Json` codec reads
+/// that text back as the same typed value, NaN and the infinities included.
+///
+/// `None` for records of other codecs (postcard, among them every record of braincache 0.1) and
+/// for values JSON cannot hold (a `None` nested in a `Some`, maps with keys that are not strings
+/// or numbers): export those as bytes with their codec id.
+///
+/// ```
+/// use braincache_core::{Codec, MsgPack, Postcard, Record};
+///
+/// let r = Record::new(MsgPack.encode(&(1u8, "two")).unwrap(), None).with_codec(Some(MsgPack::ID));
+/// assert_eq!(braincache_redb::value_as_json(&r).unwrap(), br#"[1,"two"]"#);
+/// let r = Record::new(Postcard.encode(&1u8).unwrap(), None).with_codec(Some(Postcard::ID));
+/// assert_eq!(braincache_redb::value_as_json(&r), None);
+/// ```
+#[must_use]
+pub fn value_as_json(record: &Record) -> Option<Vec<u8>> {
+    if record.codec.is_some_and(|c| c != MsgPack::ID) {
+        return None;
+    }
+    MsgPack.to_json(&record.value).ok()
 }
 
 #[cfg(test)]
@@ -88,14 +131,31 @@ mod tests {
         for rec in [
             Record::new(vec![], None),
             Record::new(vec![0, 1, 2], Some(Timestamp::from_unix_nanos(7))),
-            Record::new(vec![9; 100], Some(Timestamp::MAX)),
+            Record::new(vec![9; 100], Some(Timestamp::MAX)).with_codec(Some(CodecId::MSGPACK)),
         ] {
             assert_eq!(decode_entry("k", &encode_entry(&rec)).unwrap(), rec);
         }
-        for bad in [&[][..], &[1, 2, 3][..], &[7, 0][..]] {
+        for bad in [&[][..], &[1, 2, 3][..], &[7, 0][..], &[2, 4, 1, 4][..]] {
             let e = decode_entry("k", bad).unwrap_err();
             assert!(e.is_corrupt(), "{e}");
             assert_eq!(e.key(), Some("k"));
         }
+    }
+
+    #[test]
+    fn legacy_entries_read_as_postcard() {
+        let mut with_deadline = vec![LEGACY_DEADLINE];
+        with_deadline.extend_from_slice(&7u64.to_le_bytes());
+        with_deadline.extend_from_slice(b"v");
+        assert_eq!(
+            decode_entry("k", &with_deadline).unwrap(),
+            Record::new(b"v".to_vec(), Some(Timestamp::from_unix_nanos(7)))
+                .with_codec(Some(CodecId::POSTCARD))
+        );
+        assert_eq!(split_entry(&with_deadline).unwrap(), (Some(7), &b"v"[..]));
+        assert_eq!(
+            decode_entry("k", &[LEGACY_FOREVER, 1]).unwrap(),
+            Record::new(vec![1], None).with_codec(Some(CodecId::POSTCARD))
+        );
     }
 }

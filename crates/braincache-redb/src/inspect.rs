@@ -22,7 +22,7 @@
 //! ```
 
 use crate::errors;
-use braincache_core::{Error, Operation, Record, Result};
+use braincache_core::{Codec, Error, MsgPack, Operation, Record, Result};
 use std::fs::File;
 use std::io::{self, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -151,26 +151,23 @@ pub fn recover(path: impl AsRef<Path>) -> Result<()> {
     })
 }
 
-/// The stored value `value` (a record's bytes, as the backend's codec wrote them) as JSON text,
-/// when its encoding says what it holds. `None` when the value cannot be shown as JSON: a tool
-/// shows or exports such a value as bytes.
-///
-/// Today's default codec (postcard) is not self-describing, so this is `None`; every tool
-/// renders values through this one function.
+/// A stored record's value as JSON text, when its codec says what it holds: MessagePack (the
+/// default codec) values JSON can represent, through [`value_as_json`](crate::value_as_json).
+/// `None` for other codecs and for what JSON cannot hold: a tool shows or exports such a value
+/// as bytes with its codec id. Every tool renders values through this one function.
 #[must_use]
-pub fn value_json(value: &[u8]) -> Option<String> {
-    let _ = value;
-    None
+pub fn value_json(record: &Record) -> Option<String> {
+    crate::value_as_json(record).and_then(|json| String::from_utf8(json).ok())
 }
 
-/// The stored value (record bytes) for the JSON text `json`, as a tool that imports a JSON
-/// document writes it: the inverse of [`value_json`]. `None` when the codec has no JSON form;
-/// the tool then stores the document's value as it is (JSON text, or the bytes of a `$bytes`
-/// value).
+/// The stored value for the JSON text `json`, as a tool that imports a JSON document writes it:
+/// the inverse of [`value_json`], encoded with MessagePack (state [`CodecId::MSGPACK`](braincache_core::CodecId::MSGPACK) on the
+/// record). `None` when the text is not one strict JSON value (Python's `NaN` tokens, say): the
+/// tool then stores the text itself, stating the JSON codec.
 #[must_use]
 pub fn value_from_json(json: &str) -> Option<Vec<u8>> {
-    let _ = json;
-    None
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    MsgPack.encode(&value).ok()
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod aio;
 mod bound;
 mod errors;
 mod format;
@@ -113,9 +114,9 @@ mod stamp;
 mod writer;
 
 pub use bound::{Usage, usage_report};
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, value_as_json};
 
-use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
+use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use overlay::Write;
 use reader::{Reader, Snapshot};
@@ -407,6 +408,16 @@ impl RedbBackend {
         .map_err(|e| truncated(path, e))
     }
 
+    /// True when the backend is open with [`RedbBackendBuilder::write_behind`].
+    #[cfg(feature = "async")]
+    pub(crate) fn writes_behind(&self) -> bool {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|o| o.behind.is_some())
+    }
+
     /// True when opened with [`RedbBackendBuilder::single_process`].
     #[must_use]
     pub fn is_single_process(&self) -> bool {
@@ -543,7 +554,7 @@ impl fmt::Debug for RedbBackend {
 }
 
 impl Backend for RedbBackend {
-    type Codec = Postcard;
+    type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let this = self.open_ref(Operation::Get)?;

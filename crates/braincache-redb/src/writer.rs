@@ -14,6 +14,7 @@
 //! An I/O error (a full disk) latches redb's `Database`; the thread then opens the file again
 //! before it answers and before its next commit (see [`Db`]), so the handle heals by itself.
 
+use crate::aio::Reply;
 use crate::errors;
 use crate::format::{ENTRIES, EXPIRY, encode_entry, split_entry};
 use crate::reader::Reader;
@@ -225,7 +226,7 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn operation(&self) -> Operation {
+    pub(crate) fn operation(&self) -> Operation {
         match self {
             Op::Set(..) | Op::SetMany(_) => Operation::Set,
             Op::Delete(_) | Op::DeleteMany(_) => Operation::Delete,
@@ -264,7 +265,7 @@ pub(crate) enum Done {
 
 struct Request {
     op: Op,
-    reply: Sender<Result<Done>>,
+    reply: Reply,
 }
 
 /// The handle on the writer thread. Dropping it lets the thread finish what is queued, then
@@ -290,11 +291,17 @@ impl Writer {
     pub(crate) fn submit(&self, op: Op) -> Result<Done> {
         let operation = op.operation();
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let tx = self.tx.as_ref().ok_or_else(|| errors::closed(operation))?;
-        tx.send(Request { op, reply })
-            .map_err(|_| errors::closed(operation))?;
+        self.enqueue(op, Reply::Blocking(reply))?;
         // A disconnect here means the thread ended without answering (it panicked).
         answer.recv().map_err(|_| errors::closed(operation))?
+    }
+
+    /// Queues `op`; its answer goes to `reply` once it is durable (or failed).
+    pub(crate) fn enqueue(&self, op: Op, reply: Reply) -> Result<()> {
+        let operation = op.operation();
+        let tx = self.tx.as_ref().ok_or_else(|| errors::closed(operation))?;
+        tx.send(Request { op, reply })
+            .map_err(|_| errors::closed(operation))
     }
 }
 
@@ -309,7 +316,10 @@ impl Queue {
         let operation = op.operation();
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.0
-            .send(Request { op, reply })
+            .send(Request {
+                op,
+                reply: crate::aio::Reply::Blocking(reply),
+            })
             .map_err(|_| errors::closed(operation))?;
         Ok(answer)
     }
@@ -408,7 +418,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
     if let Err(e) = heal(shared) {
         let queued = rx.len();
         for req in batch {
-            let _ = req.reply.send(Err(reopen_error(shared, &req.op, &e)));
+            req.reply.send(Err(reopen_error(shared, &req.op, &e)));
         }
         return queued;
     }
@@ -422,7 +432,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
                     Ok(()) => Ok(d),
                     Err(e) => Err(announce_error(shared, &req.op, e)),
                 };
-                let _ = req.reply.send(answer);
+                req.reply.send(answer);
             }
             queued
         }
@@ -432,7 +442,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
             let _ = heal(shared);
             let queued = rx.len();
             if let Some(req) = batch.into_iter().next() {
-                let _ = req.reply.send(Err(e));
+                req.reply.send(Err(e));
             }
             queued
         }
@@ -441,7 +451,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
             for req in batch {
                 // The batch's failure may have latched the database: each retry first reopens it.
                 if let Err(e) = heal(shared) {
-                    let _ = req.reply.send(Err(reopen_error(shared, &req.op, &e)));
+                    req.reply.send(Err(reopen_error(shared, &req.op, &e)));
                     continue;
                 }
                 let answer = guarded_commit(shared, &[&req.op]).and_then(|mut c| {
@@ -451,7 +461,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
                     Ok(c.done.pop().unwrap_or(Done::Unit))
                 });
                 let _ = heal(shared);
-                let _ = req.reply.send(answer);
+                req.reply.send(answer);
             }
             rx.len()
         }
@@ -743,7 +753,13 @@ mod tests {
 
     fn request(op: Op) -> (Request, Receiver<Result<Done>>) {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        (Request { op, reply }, answer)
+        (
+            Request {
+                op,
+                reply: Reply::Blocking(reply),
+            },
+            answer,
+        )
     }
 
     #[test]

@@ -351,3 +351,35 @@ fn child_write_behind_peer() {
     // Wait for the parent to close stdin, without flushing: only the interval commits.
     let _ = std::io::stdin().read_line(&mut cmd);
 }
+
+/// The async path queues in the same overlay: async and blocking writes stay in order.
+#[cfg(feature = "async")]
+#[tokio::test]
+async fn async_writes_go_through_the_overlay() {
+    use braincache_core::AsyncBackend;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.redb");
+    let w = Arc::new(behind(&path, NEVER));
+    let other = RedbBackend::open(&path).unwrap();
+    w.set_async("a", rec("1")).await.unwrap();
+    w.set("b", rec("2")).unwrap();
+    assert!(w.delete_async("b").await.unwrap());
+    assert_eq!(
+        w.get_async("a").await.unwrap().map(|r| r.value),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(value(&w, "b"), None);
+    assert_eq!(value(&other, "a"), None, "not committed yet");
+    w.flush().unwrap();
+    assert_eq!(value(&other, "a").as_deref(), Some("1"));
+    w.clear_async().await.unwrap();
+    assert_eq!(value(&w, "a"), None);
+    assert_eq!(
+        value(&other, "a").as_deref(),
+        Some("1"),
+        "not committed yet"
+    );
+    w.flush().unwrap();
+    assert_eq!(value(&other, "a"), None);
+}

@@ -8,7 +8,7 @@
 
 use crate::header::Header;
 use crate::{BATCH, DEFAULT_KEY_PREFIX, RedisBackend, parse_scan, reply_error, scan_pattern};
-use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
+use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use redis::cluster::{ClusterClient, ClusterConnection, cluster_pipe};
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ConnectionLike, RedisError, RedisResult, Value};
@@ -131,7 +131,7 @@ impl RedisClusterBackend {
                 c
             }
             ttl => {
-                let header = Header::new(record.expires_at);
+                let header = Header::of(record);
                 let mut v = Vec::with_capacity(header.as_bytes().len() + record.value.len());
                 v.extend_from_slice(header.as_bytes());
                 v.extend_from_slice(&record.value);
@@ -255,7 +255,7 @@ impl fmt::Debug for RedisClusterBackend {
 }
 
 impl Backend for RedisClusterBackend {
-    type Codec = Postcard;
+    type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let mut cmd = redis::cmd("GET");

@@ -1,86 +1,61 @@
-//! The bytes in front of each stored value that carry its deadline.
+//! The bytes in front of each stored value that carry its codec and deadline.
 //!
 //! Redis keeps the TTL itself, but `Backend::get` must return the record exactly as it was set,
-//! deadline included, and `PTTL` only has millisecond precision. So each value is stored as:
+//! deadline and codec included, and `PTTL` only has millisecond precision. So each value is
+//! stored framed by [`braincache_core::wire`] (header version 2: codec id, deadline, then the
+//! value bytes).
+//!
+//! Values written before the codec id was stored (braincache 0.1, header version 1) still read,
+//! as written with the postcard codec:
 //!
 //! ```text
 //! byte 0      format version, 1
 //! byte 1      0 = no deadline, 1 = a deadline follows
 //! bytes 2..10 the deadline, nanoseconds since the Unix epoch, u64 big-endian (flag 1 only)
-//! then        the value bytes, as the codec wrote them (may be empty)
+//! then        the value bytes
 //! ```
 //!
 //! Anything else under the prefix is [`Error::Corrupt`], never a panic.
 
-use braincache_core::{Error, Record, Result, Timestamp};
+use braincache_core::{CodecId, Error, Record, Result, Timestamp, wire};
 
-/// The format version this crate writes and reads.
-pub(crate) const VERSION: u8 = 1;
-const NO_DEADLINE: u8 = 0;
-const DEADLINE: u8 = 1;
-const MAX_LEN: usize = 10;
+pub(crate) use braincache_core::wire::Header;
 
-/// An encoded header, ready to be written in front of the value.
-pub(crate) struct Header {
-    bytes: [u8; MAX_LEN],
-    len: usize,
-}
-
-impl Header {
-    pub(crate) fn new(deadline: Option<Timestamp>) -> Header {
-        let mut bytes = [0u8; MAX_LEN];
-        bytes[0] = VERSION;
-        match deadline {
-            None => {
-                bytes[1] = NO_DEADLINE;
-                Header { bytes, len: 2 }
-            }
-            Some(d) => {
-                bytes[1] = DEADLINE;
-                bytes[2..].copy_from_slice(&d.as_unix_nanos().to_be_bytes());
-                Header {
-                    bytes,
-                    len: MAX_LEN,
-                }
-            }
-        }
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
+/// The version of the header braincache 0.1 wrote.
+const LEGACY_VERSION: u8 = 1;
+const LEGACY_NO_DEADLINE: u8 = 0;
+const LEGACY_DEADLINE: u8 = 1;
+const LEGACY_MAX_LEN: usize = 10;
 
 /// Splits stored bytes into a [`Record`].
 ///
 /// # Errors
 /// [`Error::Corrupt`] naming `key` when the bytes do not start with a valid header.
-pub(crate) fn decode(key: &str, mut stored: Vec<u8>) -> Result<Record> {
-    let corrupt = |detail: String| Error::corrupt_entry(key, detail);
-    let (&version, rest) = stored
-        .split_first()
-        .ok_or_else(|| corrupt("empty value: no braincache header".into()))?;
-    if version != VERSION {
-        return Err(corrupt(format!(
-            "unknown header version {version} (this build reads version {VERSION}): \
-             not written by braincache, or by a newer version"
-        )));
+pub(crate) fn decode(key: &str, stored: Vec<u8>) -> Result<Record> {
+    match stored.first() {
+        Some(&LEGACY_VERSION) => decode_legacy(key, stored),
+        _ => wire::decode_vec(key, stored),
     }
-    let (deadline, header_len) = match rest.first() {
-        Some(&NO_DEADLINE) => (None, 2),
-        Some(&DEADLINE) => {
-            let nanos: [u8; 8] =
-                rest.get(1..9)
-                    .and_then(|s| s.try_into().ok())
-                    .ok_or_else(|| {
-                        corrupt(format!(
-                            "header cut short: {} bytes, a deadline needs {MAX_LEN}",
-                            stored.len()
-                        ))
-                    })?;
+}
+
+/// Reads a version-1 value (braincache 0.1): postcard, no codec id.
+fn decode_legacy(key: &str, mut stored: Vec<u8>) -> Result<Record> {
+    let corrupt = |detail: String| Error::corrupt_entry(key, detail);
+    let (deadline, header_len) = match stored.get(1) {
+        Some(&LEGACY_NO_DEADLINE) => (None, 2),
+        Some(&LEGACY_DEADLINE) => {
+            let nanos: [u8; 8] = stored
+                .get(2..LEGACY_MAX_LEN)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "header cut short: {} bytes, a deadline needs {LEGACY_MAX_LEN}",
+                        stored.len()
+                    ))
+                })?;
             (
                 Some(Timestamp::from_unix_nanos(u64::from_be_bytes(nanos))),
-                MAX_LEN,
+                LEGACY_MAX_LEN,
             )
         }
         Some(&flag) => {
@@ -91,21 +66,21 @@ pub(crate) fn decode(key: &str, mut stored: Vec<u8>) -> Result<Record> {
         None => return Err(corrupt("header cut short: 1 byte".into())),
     };
     stored.drain(..header_len);
-    Ok(Record::new(stored, deadline))
+    Ok(Record::new(stored, deadline).with_codec(Some(CodecId::POSTCARD)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn stored(deadline: Option<Timestamp>, value: &[u8]) -> Vec<u8> {
-        let mut v = Header::new(deadline).as_bytes().to_vec();
-        v.extend_from_slice(value);
+    fn stored(record: &Record) -> Vec<u8> {
+        let mut v = Header::of(record).as_bytes().to_vec();
+        v.extend_from_slice(&record.value);
         v
     }
 
     #[test]
-    fn round_trips_value_and_deadline_exactly() {
+    fn round_trips_value_deadline_and_codec_exactly() {
         for deadline in [
             None,
             Some(Timestamp::EPOCH),
@@ -113,20 +88,39 @@ mod tests {
             Some(Timestamp::MAX),
         ] {
             for value in [&b""[..], b"\0", b"hello", &[0xff; 300]] {
-                let r = decode("k", stored(deadline, value)).unwrap();
-                assert_eq!(r, Record::new(value.to_vec(), deadline));
+                for codec in [None, Some(CodecId::MSGPACK)] {
+                    let r = Record::new(value.to_vec(), deadline).with_codec(codec);
+                    assert_eq!(decode("k", stored(&r)).unwrap(), r);
+                }
             }
         }
     }
 
     #[test]
+    fn version_1_values_read_as_postcard() {
+        let mut v = vec![1, 1];
+        v.extend_from_slice(&7u64.to_be_bytes());
+        v.extend_from_slice(b"old");
+        assert_eq!(
+            decode("k", v).unwrap(),
+            Record::new(b"old".to_vec(), Some(Timestamp::from_unix_nanos(7)))
+                .with_codec(Some(CodecId::POSTCARD))
+        );
+        assert_eq!(
+            decode("k", b"\x01\x00x".to_vec()).unwrap(),
+            Record::new(b"x".to_vec(), None).with_codec(Some(CodecId::POSTCARD))
+        );
+    }
+
+    #[test]
     fn malformed_headers_are_corrupt_not_panics() {
-        let cases: [&[u8]; 6] = [
+        let cases: [&[u8]; 7] = [
             b"",
             b"\x01",
-            b"\x02\x00abc",
+            b"\x03\x00abc",
             b"\x01\x07abc",
             b"\x01\x01\x00\x00",
+            b"\x02\x04\x01\x04",
             b"plain text",
         ];
         for bytes in cases {

@@ -82,6 +82,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "async")]
+mod aio;
 mod cluster;
 mod header;
 pub mod inspect;
@@ -90,7 +92,7 @@ mod resp;
 
 pub use cluster::{RedisClusterBackend, RedisClusterBuilder};
 
-use braincache_core::{Backend, Error, Operation, Postcard, Record, Result, Timestamp};
+use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use header::Header;
 use pool::{Conn, Pool};
 use redis::{Client, IntoConnectionInfo, RedisError, Value};
@@ -162,7 +164,7 @@ impl RedisBackend {
     /// there is a deadline), or `DEL` when the deadline has passed.
     fn pack_set(&self, buf: &mut Vec<u8>, key: &str, record: &Record, now: Timestamp) {
         let k = self.redis_key(key);
-        let header = Header::new(record.expires_at);
+        let header = Header::of(record);
         let value: &[&[u8]] = &[header.as_bytes(), &record.value];
         match record.expires_at.map(|d| ttl_millis(d, now)) {
             None => resp::command(buf, &[&[b"SET"], &k, value]),
@@ -221,7 +223,7 @@ impl fmt::Debug for RedisBackend {
 }
 
 impl Backend for RedisBackend {
-    type Codec = Postcard;
+    type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let reply = self.pool.run(Operation::Get, Some(key), |c| {

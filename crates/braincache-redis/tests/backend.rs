@@ -106,7 +106,8 @@ fn empty_prefix_uses_the_whole_database() {
     all.set("mine", rec(b"v", None)).unwrap();
     assert_eq!(all.len().unwrap(), 2);
     let stored: Vec<u8> = con.get("mine").unwrap();
-    assert_eq!(stored, b"\x01\x00v"); // header (version 1, no deadline) + value
+    // The `wire` header (version 2, no codec stated, no flags, 4 bytes) + value.
+    assert_eq!(stored, b"\x02\x00\x00\x04v");
 }
 
 #[test]

@@ -1,0 +1,138 @@
+//! `CacheCleaner::spawn`: the cleaner as a task on the current tokio runtime.
+//!
+//! The same plan as the thread (`src/cleaner.rs`): sleep until the earlier of the interval and
+//! the next deadline, wake early for an earlier deadline, purges at least `interval / 100`
+//! apart; the waits are tokio timers and the purge is the async backend call, so the task never
+//! holds a worker thread.
+
+use super::{BrainCache, catch_panic};
+use crate::CacheCleaner;
+use crate::cleaner::{MAX_PURGE_GAP, MIN_SLEEP, Msg, Notifier};
+use crate::log::{debug_event, warn_event};
+use crate::stats::Counters;
+use braincache_core::{AsyncBackend, Codec};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+impl CacheCleaner {
+    /// Starts a cleaner for `cache` as a task on the current tokio runtime, purging at least
+    /// every `interval`: the async counterpart of [`start`](Self::start), with the same
+    /// behaviour. [`stop`](Self::stop) (or dropping the cleaner) ends the task at its next
+    /// `.await`.
+    ///
+    /// ```
+    /// use braincache::CacheCleaner;
+    /// use braincache::future::BrainCache;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> braincache::Result<()> {
+    /// let cache = BrainCache::default();
+    /// let cleaner = CacheCleaner::spawn(&cache, Duration::from_secs(3600));
+    /// cache.set("short", &1u8, Duration::from_millis(5)).await?;
+    /// // The earlier deadline wakes the task; no `get` is needed to remove the entry.
+    /// for _ in 0..5000 {
+    ///     if cache.is_empty().await? { break; }
+    ///     tokio::time::sleep(Duration::from_millis(1)).await;
+    /// }
+    /// assert!(cache.is_empty().await?);
+    /// cleaner.stop();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, or on one built without timers (`enable_time`).
+    pub fn spawn<B: AsyncBackend, C: Codec>(cache: &BrainCache<B, C>, interval: Duration) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (id, plan) = cache
+            .sync_face()
+            .inner()
+            .wake
+            .register(Notifier::Task(tx.clone()));
+        // Owned by the task's future, so the cleaner leaves the hub however the task ends,
+        // aborted before its first poll included.
+        let registration = Registration {
+            cache: cache.clone(),
+            id,
+        };
+        let task = tokio::spawn(async move {
+            run(&registration.cache, interval.max(MIN_SLEEP), &plan, rx).await;
+            drop(registration);
+        });
+        CacheCleaner::from_task(tx, task)
+    }
+}
+
+/// A cleaner task's place in its cache's wake hub, given up on drop.
+struct Registration<B: AsyncBackend, C: Codec> {
+    cache: BrainCache<B, C>,
+    id: u64,
+}
+
+impl<B: AsyncBackend, C: Codec> Drop for Registration<B, C> {
+    fn drop(&mut self) {
+        self.cache.sync_face().inner().wake.unregister(self.id);
+    }
+}
+
+async fn run<B: AsyncBackend, C: Codec>(
+    cache: &BrainCache<B, C>,
+    interval: Duration,
+    plan: &Arc<AtomicU64>,
+    mut rx: UnboundedReceiver<Msg>,
+) {
+    let inner = cache.sync_face().inner();
+    let gap = (interval / 100).clamp(MIN_SLEEP, MAX_PURGE_GAP);
+    let mut last_failed = false;
+    let mut last_purge: Option<Instant> = None;
+    let mut due: Option<Instant> = None;
+    loop {
+        inner.wake.planning(plan);
+        let now = inner.now();
+        let sleep = if last_failed {
+            interval
+        } else {
+            match cache.next_expiry().await {
+                Ok(Some(deadline)) => deadline.saturating_duration_since(now).min(interval),
+                Ok(None) => interval,
+                // Counted and logged by `next_expiry`.
+                Err(_) => interval,
+            }
+        };
+        let started = Instant::now();
+        let mut target = started + sleep.max(MIN_SLEEP);
+        if let Some(last) = last_purge {
+            target = target.max(last + gap);
+        }
+        let wake = due.map_or(target, |d| d.min(target));
+        due = Some(wake);
+        inner
+            .wake
+            .plan(plan, now + wake.saturating_duration_since(started));
+        match tokio::time::timeout_at(wake.into(), rx.recv()).await {
+            Ok(Some(Msg::Stop) | None) => return,
+            Ok(Some(Msg::Wake)) if Instant::now() < wake => {
+                last_failed = false;
+                continue;
+            }
+            Ok(Some(Msg::Wake)) | Err(_) => {}
+        }
+        due = None;
+        last_purge = Some(Instant::now());
+        last_failed = match catch_panic(|| cache.purge_expired()).await {
+            Ok(Ok(n)) => {
+                debug_event!("cleaner task purged {n} entries");
+                false
+            }
+            Ok(Err(_)) => true,
+            Err(_) => {
+                Counters::bump(&inner.counters.errors, 1);
+                warn_event!("braincache cleaner task: a purge panicked; the cleaner keeps running");
+                true
+            }
+        };
+    }
+}
