@@ -201,7 +201,7 @@ fn wrong_codec<B: Backend, C: Codec, D: Codec>(
     assert!(e.is_codec_mismatch(), "{e}");
     assert!(e.is_decode(), "{e}");
     assert_eq!(e.key(), Some("other-codec"));
-    let text = e.to_string();
+    let text = chain(&e);
     assert!(text.contains(D::NAME) && text.contains(C::NAME), "{text}");
     // The reverse too, and the entry is left as it was.
     read.set("mine", &8u8, None).unwrap();
@@ -442,4 +442,17 @@ fn redis_holds_the_whole_data_model_across_connections() {
     .codec(Postcard)
     .build();
     wrong_codec(&postcard, &cache);
+}
+
+/// `e` and its causes, as `anyhow`'s `{:#}` prints them: each level's `Display` says its own
+/// part only, so what a message names may sit in a cause.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }

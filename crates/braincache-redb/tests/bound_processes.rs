@@ -159,7 +159,8 @@ fn real_usage(path: &Path) -> (u64, u64) {
     let bytes = entries
         .iter()
         .map(|(k, r)| {
-            let header = if r.expires_at.is_some() { 9 } else { 1 };
+            // What the record header takes (the codec id and deadline it states).
+            let header = braincache_core::wire::Header::of(&r).as_bytes().len();
             (k.len() + header + r.value.len()) as u64
         })
         .sum();
