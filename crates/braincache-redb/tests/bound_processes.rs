@@ -160,7 +160,7 @@ fn real_usage(path: &Path) -> (u64, u64) {
         .iter()
         .map(|(k, r)| {
             // What the record header takes (the codec id and deadline it states).
-            let header = braincache_core::wire::Header::of(&r).as_bytes().len();
+            let header = braincache_core::wire::Header::of(r).as_bytes().len();
             (k.len() + header + r.value.len()) as u64
         })
         .sum();
