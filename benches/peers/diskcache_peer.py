@@ -4,6 +4,11 @@
 Usage: diskcache_peer.py FOLDER KEYS GETS SETS_PER_THREAD THREADS
 Prints one JSON object: {"get_ops": ..., "set_ops": ...} (operations per second).
 
+Or: diskcache_peer.py --single-sets FOLDER SETS
+Prints {"set1_ops": ...}: SETS sets on one thread with diskcache's default settings (SQLite in
+WAL mode with synchronous=NORMAL: a commit per set, no fsync per commit), what a Python user
+gets out of the box; the peer of braincache's write-behind sets.
+
 Gets run on one thread over KEYS prefilled 64-byte values. Sets run on THREADS threads, each
 writing its own keys; diskcache commits every set to SQLite, opened here with
 sqlite_synchronous=2 (FULL) so every acknowledged set is durable, like braincache's.
@@ -16,7 +21,21 @@ import time
 import diskcache
 
 
+def single_sets(folder, sets):
+    cache = diskcache.Cache(folder)
+    value = b"\x07" * 64
+    start = time.perf_counter()
+    for i in range(sets):
+        cache.set(f"s:{i}", value, expire=3600)
+    ops = sets / (time.perf_counter() - start)
+    cache.close()
+    print(json.dumps({"set1_ops": ops}))
+
+
 def main():
+    if sys.argv[1] == "--single-sets":
+        single_sets(sys.argv[2], int(sys.argv[3]))
+        return
     folder, keys, gets, sets_per_thread, threads = sys.argv[1], *map(int, sys.argv[2:6])
     # FULL: SQLite fsyncs every commit, so each acknowledged set is durable, as braincache's are.
     cache = diskcache.Cache(folder, sqlite_synchronous=2)

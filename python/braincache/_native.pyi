@@ -33,7 +33,9 @@ class FileBackend:
 class RedbBackend:
     """A durable redb database file; several processes may use it at once."""
 
-    def __init__(self, path: str | PathLike[str]) -> None: ...
+    def __init__(
+        self, path: str | PathLike[str], write_behind: float | None = None
+    ) -> None: ...
     @property
     def path(self) -> str: ...
 

@@ -76,3 +76,16 @@ def test_rust_and_python_share_a_file_at_once(kind, tmp_path, share_peer):
             peer.wait()
     assert peer.returncode == 0, err
     assert out.strip() == "ok"
+
+
+def test_redb_write_behind_reads_its_writes_and_commits_on_flush(tmp_path):
+    path = str(tmp_path / "behind.redb")
+    c = BrainCache(RedbBackend(path, write_behind=3600.0))
+    other = BrainCache(RedbBackend(path))
+    c.set("k", {"v": 1})
+    assert c.get("k") == {"v": 1}  # this process sees it at once
+    assert other.get("k") is None  # not committed yet: an hour-long interval
+    c.flush()
+    assert other.get("k") == {"v": 1}
+    with pytest.raises(ValueError):
+        RedbBackend(str(tmp_path / "x.redb"), write_behind=-1.0)

@@ -79,10 +79,24 @@ pub struct PyRedbBackend {
 
 #[pymethods]
 impl PyRedbBackend {
-    /// `RedbBackend(path)`: opens the database, creating it when missing.
+    /// `RedbBackend(path, write_behind=None)`: opens the database, creating it when missing.
+    /// Every set is durable when it returns; `write_behind=0.05` (seconds) makes sets return
+    /// once queued and commits them together every 50 ms instead (this process reads them at
+    /// once, other processes after the commit; a crash loses the last uncommitted interval;
+    /// `flush()` commits at once).
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let backend = py.detach(|| RedbBackend::open(&path)).map_err(to_py_err)?;
+    #[pyo3(signature = (path, write_behind = None))]
+    fn new(py: Python<'_>, path: PathBuf, write_behind: Option<f64>) -> PyResult<Self> {
+        let mut builder = RedbBackend::builder(&path);
+        if let Some(secs) = write_behind {
+            let interval = std::time::Duration::try_from_secs_f64(secs).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "write_behind must be a finite number of seconds >= 0, not {secs}"
+                ))
+            })?;
+            builder = builder.write_behind(interval);
+        }
+        let backend = py.detach(|| builder.build()).map_err(to_py_err)?;
         Ok(PyRedbBackend {
             engine: Engine::new(backend, Kind::Redb, Kind::RedbJson),
             path,

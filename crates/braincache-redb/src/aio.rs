@@ -82,7 +82,15 @@ mod backend {
         }
     }
 
-    /// Writes await the writer thread's acknowledgement; reads run inline (see the module docs).
+    /// A write's answer: known now (write-behind: queued in the overlay) or to be awaited.
+    enum Pending<T, F> {
+        Now(T),
+        Later(F),
+    }
+
+    /// Writes await the writer thread's acknowledgement (with write-behind, sets, deletes and
+    /// clears are answered once queued, as the blocking calls are; a purge goes straight to the
+    /// writer thread and removes what was committed); reads run inline (see the module docs).
     impl AsyncBackend for RedbBackend {
         fn get_async(
             self: &Arc<Self>,
@@ -96,18 +104,46 @@ mod backend {
             key: &str,
             record: Record,
         ) -> impl Future<Output = Result<()>> + Send {
-            let done = self.submit_async(Command::Set(key.to_owned(), record));
-            async move { done.await.map(drop) }
+            // Write-behind: queued in the overlay and answered at once, as the blocking `set`.
+            let done = if self.writes_behind() {
+                Pending::Now(Backend::set(&**self, key, record))
+            } else {
+                Pending::Later(self.submit_async(Command::Set(key.to_owned(), record)))
+            };
+            async move {
+                match done {
+                    Pending::Now(r) => r,
+                    Pending::Later(f) => f.await.map(drop),
+                }
+            }
         }
 
         fn delete_async(self: &Arc<Self>, key: &str) -> impl Future<Output = Result<bool>> + Send {
-            let done = self.submit_async(Command::Delete(key.to_owned()));
-            async move { Ok(matches!(done.await?, Answer::Found(true))) }
+            let done = if self.writes_behind() {
+                Pending::Now(Backend::delete(&**self, key))
+            } else {
+                Pending::Later(self.submit_async(Command::Delete(key.to_owned())))
+            };
+            async move {
+                match done {
+                    Pending::Now(r) => r,
+                    Pending::Later(f) => Ok(matches!(f.await?, Answer::Found(true))),
+                }
+            }
         }
 
         fn clear_async(self: &Arc<Self>) -> impl Future<Output = Result<()>> + Send {
-            let done = self.submit_async(Command::Clear);
-            async move { done.await.map(drop) }
+            let done = if self.writes_behind() {
+                Pending::Now(Backend::clear(&**self))
+            } else {
+                Pending::Later(self.submit_async(Command::Clear))
+            };
+            async move {
+                match done {
+                    Pending::Now(r) => r,
+                    Pending::Later(f) => f.await.map(drop),
+                }
+            }
         }
 
         fn len_async(self: &Arc<Self>) -> impl Future<Output = Result<usize>> + Send {

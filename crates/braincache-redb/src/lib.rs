@@ -44,9 +44,13 @@
 //!   `Ok`, its transaction was committed with redb's `Durability::Immediate` (fsynced): it
 //!   survives a crash of the process or of the machine. A write that returned an error, or had
 //!   not returned when the process died, may or may not be there; the file is never torn.
+//!   With [`RedbBackendBuilder::write_behind`] a write returns once queued instead: it is
+//!   durable after the next commit (at most about the interval later) or `flush`, and a crash
+//!   before that loses it (and every later write of this process), never the file.
 //! - **Visibility.** A `get` (and `len`, `next_expiry`, `get_many`) sees every write that was
 //!   acknowledged, in this process or any other process using `RedbBackend` on the same file,
-//!   before the `get` began. Writes that are acknowledged while it runs may or may not be seen.
+//!   before the `get` began (with write-behind: this process's queued writes at once, other
+//!   processes' once committed). Writes that are acknowledged while it runs may or may not be seen.
 //!   `get_many` reads all its keys from one snapshot.
 //! - **Atomicity.** Each call is one transaction or part of one: `set_many` and `delete_many`
 //!   apply all or nothing.
@@ -67,23 +71,26 @@
 //! `Error::Backend`).
 //!
 //! # Costs
-//! A `get` costs a lookup in a reused read snapshot, close to raw redb's floor; a `set` waits for
+//! A `get` costs a lookup in a reused read snapshot, below raw redb's own read; a `set` waits for
 //! one durable commit, shared with every other write queued meanwhile. Figures measured on one
 //! machine, against raw redb, are in the *Performance* section of the
 //! [`braincache` README](https://docs.rs/crate/braincache/latest).
 //!
-//! A `get` in multi-process mode costs one `pread` of the stamp file more than a lookup in a
-//! reused snapshot; when another process commits between two reads, the next read begins a
-//! new snapshot (about 5 µs). Every write waits for a durable commit (an fsync), so one thread
-//! writing in a loop makes one write per commit; several threads, or `set_many`, share commits.
+//! A `get` in multi-process mode costs three atomic loads from the memory-mapped stamp file more
+//! than a lookup in a reused snapshot (it used to cost a `pread`, a quarter of the get); when
+//! another process commits between two reads, the next read begins a new snapshot (about 5 µs).
+//! Every write waits for a durable commit (an fsync), so one thread writing in a loop makes one
+//! write per commit; several threads, or `set_many`, share commits (or use write-behind).
 //!
 //! # Files
 //! `<name>` is the redb database (tables `entries`, `expiry`, `meta`, the usage bookkeeping
 //! `usage`, `policy`, `queue`, and `leases` once a lease was taken; format version
 //! [`FORMAT_VERSION`]). A file without the bookkeeping tables (written by an earlier build) gets
 //! them, computed from its entries, at its first write; earlier builds refuse a file that has
-//! them, or a `leases` table. In multi-process mode `<name>.seq` (24 bytes) carries the commit stamp;
-//! it holds no data and may be deleted when no process has the cache open.
+//! them, or a `leases` table. In multi-process mode `<name>.seq` (24 bytes) carries the commit
+//! stamp; it holds no data and may be deleted when no process has the cache open. Every process
+//! maps it into memory: truncating it while a process has the cache open makes that process's
+//! next read fault (`SIGBUS`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
@@ -94,7 +101,9 @@ mod errors;
 mod format;
 pub mod inspect;
 mod lease;
+mod overlay;
 mod reader;
+mod stamp;
 mod writer;
 
 pub use bound::{Usage, usage_report};
@@ -108,6 +117,7 @@ use braincache_core::{
     Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
 };
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
+use overlay::Write;
 use reader::{Snapshot, SnapshotCache};
 use redb::{
     ConcurrencyMode, Database, MultimapTableHandle, ReadableDatabase, ReadableTable,
@@ -168,7 +178,10 @@ pub struct RedbBackend {
 
 /// What an open backend holds; dropping it closes the database.
 struct Open {
-    // Declared first: dropping it drains the queue and joins the thread before the database goes.
+    // Declared first: dropping it commits the buffered writes (write-behind) while the writer
+    // thread still runs.
+    behind: Option<overlay::Behind>,
+    // Dropping it drains the queue and joins the thread before the database goes.
     writer: Writer,
     shared: Arc<Engine>,
 }
@@ -257,16 +270,23 @@ impl RedbBackend {
     /// ```
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for reporting a failed close. A panic of redb while
+    /// With [`write_behind`](RedbBackendBuilder::write_behind), the error of a queued write that
+    /// failed to commit (as [`flush`](Backend::flush) returns it); the backend is closed anyway.
+    /// Otherwise none; the `Result` leaves room for reporting a failed close. A panic of redb while
     /// closing a file damaged outside redb is caught and ignored, as on drop.
     pub fn close(&self) -> Result<()> {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut result = Ok(());
         if let Some(open) = state.take() {
+            // Write-behind: commit what is queued first, so that a failure reaches the caller.
+            if let Some(b) = &open.behind {
+                result = b.flush();
+            }
             let commits = open.shared.commits.load(Ordering::Relaxed);
             drop(open);
             self.commits_at_close.store(commits, Ordering::Relaxed);
         }
-        Ok(())
+        result
     }
 
     /// What the open backend shares with its writer thread, for unit tests.
@@ -385,6 +405,16 @@ impl RedbBackend {
         }))
         .unwrap_or_else(|p| Err(errors::read_panicked(path, None, p.as_ref())))
         .map_err(|e| truncated(path, e))
+    }
+
+    /// True when the backend is open with [`RedbBackendBuilder::write_behind`].
+    #[cfg(feature = "async")]
+    pub(crate) fn writes_behind(&self) -> bool {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|o| o.behind.is_some())
     }
 
     /// True when opened with [`RedbBackendBuilder::single_process`].
@@ -527,6 +557,10 @@ impl Backend for RedbBackend {
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let this = self.open_ref(Operation::Get)?;
+        // Queued writes first, the snapshot after: see the `overlay` module.
+        if let Some(pending) = this.behind.as_ref().and_then(|b| b.lookup(key)) {
+            return Ok(pending);
+        }
         let found = this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))?;
         if found.is_some() {
             this.shared.bound.read(key);
@@ -536,6 +570,10 @@ impl Backend for RedbBackend {
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
         let this = self.open_ref(Operation::Set)?;
+        if let Some(b) = &this.behind {
+            b.push(Write::Set(key.to_owned(), record));
+            return Ok(());
+        }
         this.writer
             .submit(Command::Set(key.to_owned(), record))
             .map(drop)
@@ -543,6 +581,16 @@ impl Backend for RedbBackend {
 
     fn delete(&self, key: &str) -> Result<bool> {
         let this = self.open_ref(Operation::Delete)?;
+        if let Some(b) = &this.behind {
+            let found = match b.lookup(key) {
+                Some(pending) => pending.is_some(),
+                None => this.read(Operation::Delete, Some(key), |snap| {
+                    Ok(Ok(ReadableTable::get(&snap.entries, key)?.is_some()))
+                })?,
+            };
+            b.push(Write::Delete(key.to_owned()));
+            return Ok(found);
+        }
         Ok(matches!(
             this.writer.submit(Command::Delete(key.to_owned()))?,
             Answer::Found(true)
@@ -551,19 +599,44 @@ impl Backend for RedbBackend {
 
     fn clear(&self) -> Result<()> {
         let this = self.open_ref(Operation::Clear)?;
+        if let Some(b) = &this.behind {
+            b.push(Write::Clear);
+            return Ok(());
+        }
         this.writer.submit(Command::Clear).map(drop)
     }
 
     fn len(&self) -> Result<usize> {
         let this = self.open_ref(Operation::Len)?;
+        // The pending writes are copied before the snapshot is taken: see the `overlay` module.
+        let pending = this.behind.as_ref().map(overlay::Behind::copy);
         this.read(Operation::Len, None, |snap| {
-            let n = snap.entries.len()?;
-            Ok(Ok(usize::try_from(n).unwrap_or(usize::MAX)))
+            let Some(p) = &pending else {
+                let n = snap.entries.len()?;
+                return Ok(Ok(usize::try_from(n).unwrap_or(usize::MAX)));
+            };
+            let sets = p.keys.iter().filter(|(_, d)| d.is_some()).count();
+            if p.cleared {
+                return Ok(Ok(sets));
+            }
+            let mut n = usize::try_from(snap.entries.len()?).unwrap_or(usize::MAX);
+            for (k, d) in &p.keys {
+                let stored = ReadableTable::get(&snap.entries, k.as_str())?.is_some();
+                match (stored, d.is_some()) {
+                    (false, true) => n = n.saturating_add(1),
+                    (true, false) => n = n.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            Ok(Ok(n))
         })
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<usize> {
         let this = self.open_ref(Operation::Purge)?;
+        if let Some(b) = &this.behind {
+            b.flush()?;
+        }
         match this.writer.submit(Command::Purge(now))? {
             Answer::Count(n) => Ok(n),
             Answer::Unit | Answer::Found(_) => Ok(0),
@@ -572,19 +645,42 @@ impl Backend for RedbBackend {
 
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
         let this = self.open_ref(Operation::NextExpiry)?;
-        this.read(Operation::NextExpiry, None, |snap| {
+        let pending = this.behind.as_ref().map(overlay::Behind::copy);
+        let stored = this.read(Operation::NextExpiry, None, |snap| {
+            if pending.as_ref().is_some_and(|p| p.cleared) {
+                return Ok(Ok(None));
+            }
             let first = snap.expiry.first()?;
             Ok(Ok(
                 first.map(|(k, _)| Timestamp::from_unix_nanos(k.value().0))
             ))
+        })?;
+        // With writes queued, the earliest of the stored and the queued deadlines: possibly
+        // earlier than the true first (a queued write may replace the stored one), never later.
+        let queued = pending
+            .iter()
+            .flat_map(|p| p.keys.iter().filter_map(|(_, d)| d.flatten()))
+            .min();
+        Ok(match (stored, queued) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         })
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
         let this = self.open_ref(Operation::Get)?;
+        // Queued writes first, the snapshot after: see the `overlay` module.
+        let pending: Vec<Option<Option<Record>>> = match &this.behind {
+            Some(b) => keys.iter().map(|k| b.lookup(k)).collect(),
+            None => Vec::new(),
+        };
         this.read(Operation::Get, None, |snap| {
             let mut out = Vec::with_capacity(keys.len());
-            for k in keys {
+            for (i, k) in keys.iter().enumerate() {
+                if let Some(Some(p)) = pending.get(i) {
+                    out.push(p.clone());
+                    continue;
+                }
                 match this.read_entry(snap, k)? {
                     Ok(r) => {
                         if r.is_some() {
@@ -599,14 +695,25 @@ impl Backend for RedbBackend {
         })
     }
 
-    /// Every write is durable when it returns: nothing to flush. After
-    /// [`close`](RedbBackend::close), [`Error::Closed`].
+    /// By default every write is durable when it returns: nothing to flush. With
+    /// [`write_behind`](RedbBackendBuilder::write_behind), commits every write queued before
+    /// the call and waits for it; the error is the first of a queued write that failed to
+    /// commit since the previous `flush`. After [`close`](RedbBackend::close),
+    /// [`Error::Closed`].
     fn flush(&self) -> Result<()> {
-        self.open_ref(Operation::Flush).map(drop)
+        let this = self.open_ref(Operation::Flush)?;
+        match &this.behind {
+            Some(b) => b.flush(),
+            None => Ok(()),
+        }
     }
 
     fn set_many(&self, entries: Vec<(String, Record)>) -> Result<()> {
         let this = self.open_ref(Operation::Set)?;
+        if let Some(b) = &this.behind {
+            b.push(Write::SetMany(entries));
+            return Ok(());
+        }
         this.writer.submit(Command::SetMany(entries)).map(drop)
     }
 
@@ -631,6 +738,31 @@ impl Backend for RedbBackend {
 
     fn delete_many(&self, keys: &[&str]) -> Result<usize> {
         let this = self.open_ref(Operation::Delete)?;
+        if let Some(b) = &this.behind {
+            // Each distinct key found, as the writer would count the removals.
+            let mut distinct: Vec<&str> = keys.to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let pending: Vec<Option<bool>> = distinct
+                .iter()
+                .map(|k| b.lookup(k).map(|p| p.is_some()))
+                .collect();
+            let found = this.read(Operation::Delete, None, |snap| {
+                let mut n = 0;
+                for (k, p) in distinct.iter().zip(&pending) {
+                    let present = match p {
+                        Some(present) => *present,
+                        None => ReadableTable::get(&snap.entries, *k)?.is_some(),
+                    };
+                    n += usize::from(present);
+                }
+                Ok(Ok(n))
+            })?;
+            b.push(Write::DeleteMany(
+                keys.iter().map(|k| (*k).to_owned()).collect(),
+            ));
+            return Ok(found);
+        }
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
         match this.writer.submit(Command::DeleteMany(keys))? {
             Answer::Count(n) => Ok(n),
@@ -656,7 +788,8 @@ impl Backend for RedbBackend {
 /// | [`max_batch_bytes`](Self::max_batch_bytes) | 16 MiB per commit |
 /// | [`group_commit_wait`](Self::group_commit_wait) | 1 ms (and never longer than a commit takes) |
 /// | [`snapshot_max_age`](Self::snapshot_max_age) | 100 ms |
-/// | [`check_integrity_on_open`](Self::check_integrity_on_open) | off: a cleanly closed file is trusted |
+/// | [`verify_on_open`](Self::verify_on_open) | off: a cleanly closed file is trusted |
+/// | [`write_behind`](Self::write_behind) | off: every write is durable when it returns |
 /// | [`max_bytes`](Self::max_bytes) / [`max_entries`](Self::max_entries) | 1 GiB ([`DEFAULT_MAX_BYTES`]) / none; [`unbounded`](Self::unbounded) for no bound |
 ///
 /// ```
@@ -685,6 +818,7 @@ pub struct RedbBackendBuilder {
     group_commit_wait: Duration,
     snapshot_max_age: Duration,
     verify_on_open: bool,
+    write_behind: Option<Duration>,
     limit: bound::Limit,
 }
 
@@ -699,6 +833,7 @@ impl RedbBackendBuilder {
             group_commit_wait: Duration::from_millis(1),
             snapshot_max_age: Duration::from_millis(100),
             verify_on_open: false,
+            write_behind: None,
             limit: bound::Limit {
                 max_bytes: Some(DEFAULT_MAX_BYTES),
                 max_entries: None,
@@ -789,13 +924,59 @@ impl RedbBackendBuilder {
         self
     }
 
-    /// How long a read snapshot may be reused while no process commits. Longer saves a little
-    /// read time; shorter frees old pages sooner (a live snapshot keeps writers in every process
-    /// from reusing the pages it reads, so the file grows while one is held). `Duration::ZERO`
-    /// begins a new read transaction for every read. Visibility does not depend on it: a commit
-    /// always ends reuse.
+    /// How long a read snapshot may be reused while no process commits. The writer thread drops
+    /// an older one after each batch and at least every `age` (every second at most), so a
+    /// snapshot serves reads for less than `age` plus that interval; reads do not check the
+    /// clock. Longer saves a little read time; shorter frees old pages sooner (a live snapshot
+    /// keeps writers in every process from reusing the pages it reads, so the file grows while
+    /// one is held). `Duration::ZERO` begins a new read transaction for every read. Visibility
+    /// does not depend on it: a commit always ends reuse.
     pub fn snapshot_max_age(mut self, age: Duration) -> Self {
         self.snapshot_max_age = age;
+        self
+    }
+
+    /// Write-behind: a write returns once it is queued, and a second thread commits what is
+    /// queued every `interval` (all of it in one durable transaction, or a few), instead of
+    /// every write waiting for its own commit. Off by default: every write is durable when it
+    /// returns.
+    ///
+    /// - **Reads in this process** see a queued write at once (an in-memory overlay of the
+    ///   pending sets, deletes and clears is consulted before the read snapshot). **Other
+    ///   processes** see it once its commit is done, at most about `interval` later (plus the
+    ///   commit's own time).
+    /// - [`flush`](Backend::flush) commits everything queued before it and waits; so do
+    ///   [`close`](RedbBackend::close) and dropping the backend. `purge_expired` flushes first.
+    /// - **The trade-off**: a crash of the process (or the machine) loses the writes of the last
+    ///   interval that were not committed yet. What was committed is intact and the file is
+    ///   never torn: each commit is one durable redb transaction, applied whole or not at all.
+    /// - A queued write that then fails to commit (a full disk) is dropped from the overlay; the
+    ///   next `flush` returns its error. `delete` and `delete_many` answer from what this
+    ///   process sees when they are queued.
+    /// - While this process has a write of a key queued (or being committed), its reads of that
+    ///   key return that write, even if another process commits the key meanwhile: the queued
+    ///   write commits later and is the one the file keeps.
+    ///
+    /// A write made while 16 MiB of keys and values are queued waits for the thread to take
+    /// them.
+    ///
+    /// ```
+    /// use braincache::backend::{Backend, Record, RedbBackend};
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> braincache::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
+    ///     .write_behind(Duration::from_millis(50))
+    ///     .build()?;
+    /// backend.set("k", Record::new(b"v".to_vec(), None))?; // queued, not yet durable
+    /// assert_eq!(backend.get("k")?.unwrap().value, b"v"); // seen here at once
+    /// backend.flush()?; // durable, and seen by other processes
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_behind(mut self, interval: Duration) -> Self {
+        self.write_behind = Some(interval);
         self
     }
 
@@ -908,9 +1089,20 @@ impl RedbBackendBuilder {
         });
         let writer = Writer::spawn(Arc::clone(&shared), limits)
             .map_err(|e| Error::io(Operation::Open, &shared.path, e))?;
+        let behind = match (self.write_behind, writer.queue()) {
+            (Some(interval), Some(queue)) => Some(
+                overlay::Behind::start(queue, interval)
+                    .map_err(|e| Error::io(Operation::Open, &shared.path, e))?,
+            ),
+            _ => None,
+        };
         Ok(RedbBackend {
             path: shared.path.clone(),
-            state: RwLock::new(Some(Open { writer, shared })),
+            state: RwLock::new(Some(Open {
+                behind,
+                writer,
+                shared,
+            })),
             single_process: self.single_process,
             commits_at_close: AtomicU64::new(0),
             limit: self.limit,

@@ -251,3 +251,34 @@ fn requests_that_change_nothing_make_no_commit() {
     assert_ne!(stamp(), stamp_before);
     assert_eq!(b.get("k").unwrap(), None);
 }
+
+/// Reads do not check the snapshot's age; the writer thread drops a snapshot older than
+/// `snapshot_max_age`, while idle or after a batch that committed nothing.
+#[test]
+fn an_old_snapshot_is_dropped_by_the_writer_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RedbBackend::builder(dir.path().join("c.redb"))
+        .snapshot_max_age(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    b.set("k", rec(b"v", None)).unwrap();
+    for busy in [false, true] {
+        let first = b.snapshot(Operation::Get, None).unwrap();
+        let start = std::time::Instant::now();
+        loop {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the snapshot was never dropped (busy: {busy})"
+            );
+            if busy {
+                // A request that commits nothing: the writer thread never idles.
+                assert!(!b.delete("absent").unwrap());
+            } else {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if !Arc::ptr_eq(&first, &b.snapshot(Operation::Get, None).unwrap()) {
+                break;
+            }
+        }
+    }
+}

@@ -309,6 +309,33 @@ impl Writer {
     }
 }
 
+/// Queues requests without waiting for their answers (write-behind, see [`crate::overlay`]).
+/// Holding one keeps the writer thread alive: drop it before the [`Writer`].
+#[derive(Clone)]
+pub(crate) struct Queue(Sender<Request>);
+
+impl Queue {
+    /// Queues `op`; its answer arrives on the returned channel once it is durable (or failed).
+    pub(crate) fn send(&self, op: Command) -> Result<Receiver<Result<Answer>>> {
+        let operation = op.operation();
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.0
+            .send(Request {
+                op,
+                reply: crate::aio::Reply::Blocking(reply),
+            })
+            .map_err(|_| errors::closed(operation))?;
+        Ok(answer)
+    }
+}
+
+impl Writer {
+    /// A handle that queues requests without waiting; `None` once the writer is stopping.
+    pub(crate) fn queue(&self) -> Option<Queue> {
+        self.tx.clone().map(Queue)
+    }
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the channel ends the thread once it has served what is queued.
@@ -380,6 +407,9 @@ fn run(shared: &Engine, rx: &Receiver<Request>, limits: Limits) {
         let answered = batch.len();
         let started = Instant::now();
         let queued = serve(shared, batch, rx);
+        // Requests that commit nothing (no-op deletes, purges) keep the idle tick from coming:
+        // the read snapshot's age is checked here too (see `crate::reader`).
+        shared.reader.release_if_stale();
         last_commit = started.elapsed();
         target = (queued + answered).min(limits.max_requests);
         may_wait = !waited_out;

@@ -42,3 +42,34 @@ mod fresh_snapshots {
         (b, dir)
     });
 }
+
+/// Write-behind: writes return once queued; reads see them through the overlay. A long interval,
+/// so that most checks run while the writes are still queued.
+mod write_behind {
+    use braincache_redb::RedbBackend;
+    use std::time::Duration;
+
+    braincache_core::conformance_tests!(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let b = RedbBackend::builder(dir.path().join("c.redb"))
+            .write_behind(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        (b, dir)
+    });
+}
+
+/// Write-behind with commits as soon as possible: the overlay empties while checks run.
+mod write_behind_eager {
+    use braincache_redb::RedbBackend;
+    use std::time::Duration;
+
+    braincache_core::conformance_tests!(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let b = RedbBackend::builder(dir.path().join("c.redb"))
+            .write_behind(Duration::ZERO)
+            .build()
+            .unwrap();
+        (b, dir)
+    });
+}
