@@ -272,3 +272,48 @@ async fn a_held_lease_is_awaited_without_blocking_the_runtime() {
     assert_eq!(v, 10);
     assert_eq!(cache.stats().lease_waits, 1);
 }
+
+#[cfg(feature = "macros")]
+mod macro_on_async_fn {
+    use super::{TTL, WINDOW, wait_for};
+    use braincache::backend::MemoryBackend;
+    use braincache::core::ManualClock;
+    use braincache::future::BrainCache;
+    use std::sync::LazyLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    static CLOCK: LazyLock<ManualClock> = LazyLock::new(ManualClock::starting_now);
+    static CACHE: LazyLock<BrainCache<MemoryBackend>> = LazyLock::new(|| {
+        braincache::BrainCache::builder(MemoryBackend::new())
+            .clock(CLOCK.clone())
+            .build()
+            .to_async()
+    });
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[braincache::cache(ttl = 10, stale = 5, early_refresh = 1.0, lease = 10, cache = CACHE)]
+    async fn square(x: u64) -> (u64, usize) {
+        tokio::task::yield_now().await;
+        (x * x, RUNS.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// `#[cache(ttl, stale, early_refresh, lease)]` on an `async fn` memoizes through the async
+    /// `get_or_refresh`: a stale value is returned at once and refreshed by a spawned task.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_cache_attribute_on_async_fn_serves_stale_values_and_refreshes_them() {
+        assert_eq!(square(3).await, (9, 1));
+        assert_eq!(square(3).await, (9, 1));
+        CLOCK.advance(TTL + Duration::from_secs(1));
+        assert_eq!(square(3).await, (9, 1), "stale, served at once");
+        wait_for("the refresh", || CACHE.stats().refreshes == 1).await;
+        assert_eq!(square(3).await, (9, 2), "refreshed in the background");
+        CLOCK.advance(TTL + WINDOW + Duration::from_secs(1));
+        assert_eq!(
+            square(3).await,
+            (9, 3),
+            "past the window: computed by the caller"
+        );
+        assert_eq!(CACHE.stats().stale_served, 1);
+    }
+}

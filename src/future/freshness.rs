@@ -505,3 +505,38 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         outcome
     }
 }
+
+/// The generated body of an async `#[cache]` function with `stale`, `early_refresh` or `lease`:
+/// memoized through [`BrainCache::get_or_refresh`]. Cache errors never change the result: on a
+/// read error the function runs uncached. Not a stable API.
+#[doc(hidden)]
+pub async fn call_fresh_async<B, C, T, F, Fut>(
+    cache: &BrainCache<B, C>,
+    key: crate::__private::Key,
+    freshness: &Freshness,
+    f: F,
+) -> T
+where
+    B: AsyncBackend,
+    C: Codec,
+    T: crate::__private::CacheValue + Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let Some(key) = key.usable(cache.sync_face()) else {
+        return f().await;
+    };
+    let mut g = Some(move || async move { Ok::<T, std::convert::Infallible>(f().await) });
+    match cache.refresh_load(&key, freshness, &mut g).await {
+        Ok(Loaded { value, .. }) => value,
+        Err(LoadError::Init(never)) => match *never {},
+        // Already counted and logged; the cache failed before running the function.
+        Err(LoadError::Cache(_)) => match g.take() {
+            Some(g) => match g().await {
+                Ok(value) => value,
+                Err(never) => match never {},
+            },
+            None => unreachable!("braincache: a memoized function's closure ran twice"),
+        },
+    }
+}
