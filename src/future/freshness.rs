@@ -359,7 +359,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     async fn try_lease(&self, key: &str, token: LeaseToken, duration: Duration) -> Lease {
         let now = self.sync_face().inner().now();
         let owned = key.to_owned();
-        run_blocking(self.backend_arc(), Operation::Set, move |b| {
+        run_blocking(self.backend_arc(), Operation::Lease, move |b| {
             b.try_lease(&owned, token, duration, now)
         })
         .await
@@ -372,7 +372,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// Releases the lease on the blocking pool; one not released ends by itself.
     async fn release_lease(&self, key: &str, token: LeaseToken) {
         let owned = key.to_owned();
-        if let Err(e) = run_blocking(self.backend_arc(), Operation::Delete, move |b| {
+        if let Err(e) = run_blocking(self.backend_arc(), Operation::Lease, move |b| {
             b.release_lease(&owned, token)
         })
         .await
