@@ -43,7 +43,9 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// closure). Because a refresh runs as a task of its own (`tokio::spawn`), the closure and
     /// its future must be `Send + 'static`: capture owned data (clones, `Arc`s), not borrows.
     /// A background refresh that panics counts as a failed refresh. Waiting for another
-    /// process's lease sleeps with `tokio::time`; the lease calls run on the blocking pool.
+    /// process's lease sleeps with `tokio::time`; the lease calls run on the blocking pool. A
+    /// call cancelled (its future dropped) while it holds a lease leaves the lease to end by
+    /// itself after its duration; its waiters in this process take over at once.
     ///
     /// ```
     /// use braincache::Freshness;
