@@ -121,7 +121,7 @@ impl Freshness {
     }
 
     /// True when XFetch says a caller finding `record` fresh at `now` should refresh it.
-    fn refresh_early(&self, record: &Record, now: Timestamp) -> bool {
+    pub(crate) fn refresh_early(&self, record: &Record, now: Timestamp) -> bool {
         if self.beta <= 0.0 {
             return false;
         }
@@ -174,7 +174,7 @@ pub(crate) struct Refreshing {
 }
 
 impl Refreshing {
-    fn start(&self, key: &str) -> bool {
+    pub(crate) fn start(&self, key: &str) -> bool {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if keys.contains(key) {
             false
@@ -183,7 +183,7 @@ impl Refreshing {
         }
     }
 
-    fn finish(&self, key: &str) {
+    pub(crate) fn finish(&self, key: &str) {
         self.keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -555,21 +555,31 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         took: Duration,
     ) -> crate::Result<()> {
         let inner = self.inner();
-        let now = inner.now();
-        let fresh_until = now.saturating_add(freshness.ttl);
-        let expires_at = fresh_until.saturating_add(freshness.window);
-        let record = Record::new(bytes, Some(expires_at))
-            .with_codec(Some(C::ID))
-            .with_fresh_until((!freshness.window.is_zero()).then_some(fresh_until))
-            .with_computed(Some(now), Some(took));
+        let record = self.fresh_record(freshness, bytes, took);
+        let expires_at = record.expires_at;
         inner
             .backend()
             .set_at(key, record, now)
             .map_err(|e| self.failed(e))?;
-        Counters::bump(&inner.counters.sets, 1);
-        inner.wake.deadline_added(expires_at);
-        debug_event!("get_or_refresh {key:?}: stored (fresh until {fresh_until:?})");
+        self.stored(key, expires_at);
         Ok(())
+    }
+
+    /// The record of a value computed now in `took`: fresh for the TTL, kept by the backend for
+    /// TTL + window (shared with the async front end).
+    pub(crate) fn fresh_record(
+        &self,
+        freshness: &Freshness,
+        bytes: Vec<u8>,
+        took: Duration,
+    ) -> Record {
+        let now = self.inner().now();
+        let fresh_until = now.saturating_add(freshness.ttl);
+        let expires_at = fresh_until.saturating_add(freshness.window);
+        Record::new(bytes, Some(expires_at))
+            .with_codec(Some(C::ID))
+            .with_fresh_until((!freshness.window.is_zero()).then_some(fresh_until))
+            .with_computed(Some(now), Some(took))
     }
 
     /// Starts one background refresh of `key` (none if one is running for it in this cache, or

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
+pub use super::freshness::call_fresh_async;
 pub use crate::__private::{CacheValue, Key};
 
 /// The process-wide memory cache of `#[cache]` without `cache = …`, as seen by `async fn`s:

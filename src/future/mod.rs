@@ -42,6 +42,7 @@
 //! that is cancelled hands the computation to one of its waiters.
 
 mod cleaner;
+mod freshness;
 #[doc(hidden)]
 pub mod macro_support;
 

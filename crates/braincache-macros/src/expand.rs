@@ -64,12 +64,6 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         })
         .collect();
     let is_async = func.sig.asyncness.is_some();
-    if is_async && options.has_freshness() {
-        return Err(syn::Error::new(
-            func.sig.asyncness.span(),
-            "`stale`, `early_refresh` and `lease` are not supported on `async fn` yet",
-        ));
-    }
     let cache = match (&options.cache, is_async) {
         (Some(expr), false) => quote_spanned!(expr.span()=> #private::as_cache(&(#expr))),
         (None, false) => quote!(#private::default_cache()),
@@ -95,12 +89,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     } else {
         respan(quote!(#private::#call), value_span)
     };
-    let call_expr = if is_async {
+    let call_expr = if is_async && !options.has_freshness() {
         let closure = quote!(async move || -> #ret #body);
         quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure).await)
     } else if options.has_freshness() {
-        // The function may refresh in the background: its closure must be `Send + 'static`.
-        let closure = quote!(move || -> #ret #body);
+        // The function may refresh in the background (a pool thread, or a spawned task for an
+        // `async fn`): its closure (and future) must be `Send + 'static`.
+        let closure = if is_async {
+            quote!(async move || -> #ret #body)
+        } else {
+            quote!(move || -> #ret #body)
+        };
+        let wait = is_async.then(|| quote!(.await));
         let opt = |e: &Option<syn::Expr>| match e {
             Some(e) => quote_spanned!(e.span()=> ::core::option::Option::Some(#e)),
             None => quote!(::core::option::Option::None),
@@ -115,7 +115,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             #key,
             &#private::freshness(#ttl, #stale, #early, #lease),
             #closure,
-        ))
+        ) #wait)
     } else {
         let closure = quote!(move || -> #ret #body);
         quote_spanned!(value_span=> #call(#cache, #key, #ttl, #closure))

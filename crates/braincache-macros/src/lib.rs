@@ -164,7 +164,10 @@ use proc_macro::TokenStream;
 ///   function of the same path or `name` (so the two share entries), `cache = …` takes a
 ///   `braincache::future::BrainCache` (`sync_cache.to_async()`), the default is the async face
 ///   of the process-wide memory cache, and concurrent calls wait for one computation without
-///   blocking their thread. The body runs as an async closure.
+///   blocking their thread. The body runs as an async closure. With `stale`, `early_refresh`
+///   or `lease` it goes through `future::BrainCache::get_or_refresh`, whose refreshes run as
+///   spawned tokio tasks: the arguments are moved into them, so they must be owned
+///   (`Send + 'static`: no `&self`, no borrowed arguments).
 /// - `return` and `?` in the body work as usual (the body becomes a closure returning the
 ///   function's type).
 ///

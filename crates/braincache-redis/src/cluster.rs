@@ -190,7 +190,7 @@ impl RedisClusterBackend {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn query(&self, op: Operation, key: Option<&str>, cmd: &Cmd) -> Result<Value> {
+    pub(crate) fn query(&self, op: Operation, key: Option<&str>, cmd: &Cmd) -> Result<Value> {
         self.run(op, key, |c| c.req_command(cmd))
     }
 
@@ -323,6 +323,22 @@ impl Backend for RedisClusterBackend {
 
     fn expires_natively(&self) -> bool {
         true
+    }
+
+    /// `SET NX PX` on the lease key's master (see `cluster_lease.rs`).
+    fn try_lease(
+        &self,
+        key: &str,
+        token: braincache_core::LeaseToken,
+        ttl: Duration,
+        _now: Timestamp,
+    ) -> Result<braincache_core::Lease> {
+        crate::cluster_lease::try_lease(self, key, token, ttl)
+    }
+
+    /// Deletes the lease while `token` holds it.
+    fn release_lease(&self, key: &str, token: braincache_core::LeaseToken) -> Result<()> {
+        crate::cluster_lease::release_lease(self, key, token)
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {

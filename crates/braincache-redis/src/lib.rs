@@ -85,6 +85,7 @@
 #[cfg(feature = "async")]
 mod aio;
 mod cluster;
+mod cluster_lease;
 mod header;
 pub mod inspect;
 mod lease;
