@@ -557,6 +557,8 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         let inner = self.inner();
         let record = self.fresh_record(freshness, bytes, took);
         let expires_at = record.expires_at;
+        // The time the record was made at: its TTL counts from there.
+        let now = record.computed_at.unwrap_or_else(|| inner.now());
         inner
             .backend()
             .set_at(key, record, now)

@@ -7,7 +7,8 @@
 //! replaces threads and `thread::sleep` by tasks and `.await`.
 
 use super::{BrainCache, catch_panic};
-use crate::cache::{LoadError, Loaded};
+use crate::cache::LoadError;
+use crate::memo::Loaded;
 use crate::freshness::Freshness;
 use crate::load::{ErrorSharing, Outcome, Role, Sharing};
 use crate::log::{debug_event, warn_event};
