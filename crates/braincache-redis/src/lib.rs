@@ -128,6 +128,9 @@ pub struct RedisBackend {
     prefix: String,
     /// `SCAN MATCH` pattern: the prefix with glob characters escaped, then `*`.
     pattern: Vec<u8>,
+    /// The connection of the async calls, opened on first use.
+    #[cfg(feature = "async")]
+    aio: aio::AsyncConn,
 }
 
 impl RedisBackend {
@@ -538,6 +541,8 @@ impl RedisBackendBuilder {
         let settings = info.redis_settings().clone().set_skip_set_lib_name();
         let client = Client::open(info.set_tcp_settings(tcp).set_redis_settings(settings))
             .map_err(open_error)?;
+        #[cfg(feature = "async")]
+        let aio = aio::AsyncConn::new(client.clone(), self.connect_timeout, self.response_timeout);
         let pool = Pool::new(
             client,
             self.pool_size,
@@ -548,6 +553,8 @@ impl RedisBackendBuilder {
             pool,
             pattern: scan_pattern(&self.prefix),
             prefix: self.prefix,
+            #[cfg(feature = "async")]
+            aio,
         };
         if !self.lazy {
             backend.pool.ping(Operation::Open)?;
