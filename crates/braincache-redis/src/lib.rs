@@ -6,6 +6,8 @@
 //! is needed. Calls are blocking and go through a pool of connections, so many threads can use
 //! one backend at once; batch operations are pipelined (`get_many` and `delete_many` take one
 //! round trip, `set_many` one per 512 entries).
+//! With feature `async`, its `AsyncBackend` calls share one multiplexed async connection
+//! (redis-rs on tokio) instead, opened on first use: the same keys, values and deadlines.
 //!
 //! ```no_run
 //! use braincache_core::{Backend, Record, Timestamp};
