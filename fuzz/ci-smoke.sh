@@ -34,6 +34,11 @@ if ! cargo +nightly fuzz build -O; then
     echo "FAILED: the fuzz targets do not build"
     exit 1
 fi
+# The fuzz crate's own unit tests (input decoding).
+if ! cargo +nightly test --lib; then
+    echo "FAILED: the fuzz crate's unit tests"
+    exit 1
+fi
 
 if [ "$#" -gt 0 ]; then
     targets=("$@")
@@ -52,7 +57,7 @@ trap 'rm -rf "$BRAINCACHE_FUZZ_TMP"' EXIT
 
 # A plain open trusts a cleanly closed redb file, and a few damaged ones make redb abort the
 # process (tests/fuzz_regressions.rs, the ignored `redb_*` tests); open_redb_file finds one
-# within seconds. So its files are opened with `verify_on_open(true)`, which refuses them (see
+# within seconds. So its files are opened with `check_integrity_on_open()`, which refuses them (see
 # fuzz/src/redb_files.rs). Set BRAINCACHE_FUZZ_REDB_VERIFY= (empty) to fuzz the plain open.
 export BRAINCACHE_FUZZ_REDB_VERIFY=${BRAINCACHE_FUZZ_REDB_VERIFY-1}
 [ -z "$BRAINCACHE_FUZZ_REDB_VERIFY" ] && unset BRAINCACHE_FUZZ_REDB_VERIFY

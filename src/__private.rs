@@ -3,31 +3,9 @@
 //!
 //! The generated code names nothing but `::braincache::__private::…` (or the path given with
 //! `crate = "…"`), so a crate that uses `#[cache]` needs no other dependency and no imports.
-//! The key encoding is documented for users in the `braincache-macros` crate docs, and
-//! summarized here.
-//!
-//! # Key encoding (version 1)
-//!
-//! A memoized call is stored under
-//!
-//! ```text
-//! fn:v1:<path>:<hex>
-//! ```
-//!
-//! - `fn:v1:` marks a `#[cache]` key, encoding version 1.
-//! - `<path>` is the `name = "…"` override when given, else the function's full path as the
-//!   compiler names it: `my_crate::module::function`, `my_crate::module::Type::method`,
-//!   `<my_crate::Type as my_crate::Trait>::method`, `my_crate::outer_fn::inner_fn`.
-//! - `<hex>` is lowercase hex of the [postcard](https://docs.rs/postcard) encoding of the tuple of
-//!   the key arguments (the arguments minus `ignore = [..]`, `&self` first), in declaration
-//!   order; empty when there are none.
-//!
-//! The hex part never contains `:`, so the last `:` splits a key back into exactly one path and
-//! one argument encoding: different paths never share a key. postcard length-prefixes strings
-//! and sequences and a tuple is its elements' encodings in order, so for one signature different
-//! argument tuples give different bytes (`f("ab", "c")` is `02 61 62 01 63`, `f("a", "bc")` is
-//! `01 61 02 62 63`).
-
+//! The key encoding (`fn:v1:<path>:<hex of postcard(arguments)>`, built by [`KeyBuilder`]) is
+//! documented once, for users, in the `braincache-macros` crate docs, section *Keys*
+//! (<https://docs.rs/braincache-macros>); change the two together.
 //!
 //! # Companions
 //!
@@ -40,9 +18,9 @@
 pub use serde;
 
 use crate::BrainCache;
-use crate::cache::{LoadError, Loaded};
-use crate::load::{NoSharing, Sharing};
+use crate::cache::LoadError;
 use crate::log::warn_event;
+use crate::memo::{Loaded, memoize, memoize_result, memoize_some, store, unreachable_after_run};
 use crate::stats::Counters;
 use braincache_core::{Backend, Codec, CodecError, Error, Operation, Postcard};
 use serde::Serialize;
@@ -397,17 +375,6 @@ where
     }
 }
 
-/// Stores a refreshed value. A failure is counted and logged by `set`, and never changes the
-/// function's result, as for a memoized call.
-fn store<B, C, T>(cache: &BrainCache<B, C>, key: &str, ttl: Option<Duration>, value: &T)
-where
-    B: Backend,
-    C: Codec,
-    T: Serialize,
-{
-    let _ = cache.set(key, value, ttl);
-}
-
 /// The function's path, from inside one of its companions (`<fn>_cache_key`,
 /// `<fn>_invalidate`, `<fn>_refresh`): the marker's path minus the companion's `suffix`.
 #[must_use]
@@ -435,131 +402,9 @@ pub fn invalidate<B: Backend, C: Codec>(cache: &BrainCache<B, C>, key: Key) -> c
     cache.delete(&key)
 }
 
-/// Memoizes an infallible computation. Cache errors never change the result: on a read error
-/// the function runs uncached; on a store error its value is returned anyway. Both are counted
-/// in `Stats::errors` and logged with the `tracing` feature. When the stored value does not
-/// decode (its type changed), the freshly computed value replaces it.
-pub fn memoize<B, C, T, F>(cache: &BrainCache<B, C>, key: &str, ttl: Option<Duration>, f: F) -> T
-where
-    B: Backend,
-    C: Codec,
-    T: Serialize + DeserializeOwned,
-    F: FnOnce() -> T,
-{
-    let mut f = Some(f);
-    let mut g = Some(|| match f.take() {
-        Some(f) => Ok::<T, std::convert::Infallible>(f()),
-        None => unreachable_after_run(),
-    });
-    let loaded = cache.load::<T, _, _, NoSharing>(key, ttl, &mut g);
-    match loaded {
-        Ok(Loaded { value, .. }) => value,
-        Err(LoadError::Init(never)) => match *never {},
-        // Already counted and logged; the cache failed before running the function.
-        Err(LoadError::Cache(e)) => match f.take() {
-            Some(f) => {
-                let value = f();
-                repair(cache, key, ttl, &e, &value);
-                value
-            }
-            None => unreachable_after_run(),
-        },
-    }
-}
-
-/// Memoizes a fallible computation: only `Ok` is stored; an `Err` is returned as is and not
-/// shared with concurrent callers (they compute themselves). Cache errors are handled as in
-/// [`memoize`].
-pub fn memoize_result<B, C, T, E, F>(
-    cache: &BrainCache<B, C>,
-    key: &str,
-    ttl: Option<Duration>,
-    f: F,
-) -> Result<T, E>
-where
-    B: Backend,
-    C: Codec,
-    T: Serialize + DeserializeOwned,
-    F: FnOnce() -> Result<T, E>,
-{
-    let mut f = Some(f);
-    match cache.load::<T, E, F, NoSharing>(key, ttl, &mut f) {
-        Ok(Loaded { value, .. }) => Ok(value),
-        Err(LoadError::Init(e)) => match std::sync::Arc::try_unwrap(e) {
-            Ok(e) => Err(e),
-            // `load` keeps no other reference when the error is not shared.
-            Err(_) => unreachable_after_run(),
-        },
-        Err(LoadError::Cache(e)) => match f.take() {
-            Some(f) => {
-                let result = f();
-                if let Ok(value) = &result {
-                    repair(cache, key, ttl, &e, value);
-                }
-                result
-            }
-            None => unreachable_after_run(),
-        },
-    }
-}
-
-/// The `None` of a `skip_none` function, handed to `load` as an "error" so it is not stored, and
-/// shared with concurrent callers so they return `None` too instead of computing again.
-struct SkipNone;
-
-/// Memoizes a computation whose `None` is not stored. Concurrent callers share one computation,
-/// `None` included. Cache errors are handled as in [`memoize`].
-fn memoize_some<B, C, T, F>(
-    cache: &BrainCache<B, C>,
-    key: &str,
-    ttl: Option<Duration>,
-    f: F,
-) -> Option<T>
-where
-    B: Backend,
-    C: Codec,
-    T: Serialize + DeserializeOwned,
-    F: FnOnce() -> Option<T>,
-{
-    let mut g = Some(move || f().map(Some).ok_or(SkipNone));
-    match cache.load::<Option<T>, SkipNone, _, Sharing>(key, ttl, &mut g) {
-        Ok(Loaded { value, .. }) => value,
-        Err(LoadError::Init(_)) => None,
-        Err(LoadError::Cache(e)) => match g.take() {
-            Some(g) => {
-                let value = g().ok().flatten();
-                if value.is_some() {
-                    repair(cache, key, ttl, &e, &value);
-                }
-                value
-            }
-            None => unreachable_after_run(),
-        },
-    }
-}
-
-/// After a read failed with `e` and the function ran: when the stored bytes did not decode (the
-/// function's return type changed), store the fresh value over them, so the function is cached
-/// again instead of recomputing on every call. A failure here is counted and logged by `set`.
-fn repair<B, C, T>(cache: &BrainCache<B, C>, key: &str, ttl: Option<Duration>, e: &Error, value: &T)
-where
-    B: Backend,
-    C: Codec,
-    T: Serialize,
-{
-    if matches!(e, Error::Decode { .. }) {
-        let _ = cache.set(key, value, ttl);
-    }
-}
-
 /// Counts a cache error that the caller chose to bypass.
 pub fn count_error<B: Backend, C: Codec>(cache: &BrainCache<B, C>) {
     Counters::bump(&cache.inner().counters.errors, 1);
-}
-
-#[cold]
-fn unreachable_after_run() -> ! {
-    unreachable!("braincache: a memoized function's closure was consumed without a result")
 }
 
 /// The [`Freshness`](crate::Freshness) of `#[cache(ttl = …, stale = …, early_refresh = …,

@@ -1,8 +1,9 @@
 //! `BrainCache`, the front end: typed values over any backend.
 
 use crate::cleaner::WakeHub;
-use crate::load::{ErrorSharing, LeaderGuard, Loads, NoSharing, Outcome, Role, Sharing};
+use crate::load::{Loads, NoSharing, Sharing};
 use crate::log::{debug_event, warn_event};
+use crate::memo::{Loaded, SkipNone};
 use crate::stats::{Counters, Stats};
 use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp, Ttl};
 use serde::Serialize;
@@ -78,49 +79,24 @@ impl<B: Backend + fmt::Debug, C: Codec> fmt::Debug for BrainCache<B, C> {
 }
 
 /// The error of [`BrainCache::try_get_or_insert_with`]: the cache failed, or the closure did.
-#[derive(Debug)]
-pub enum LoadError<E> {
-    /// The cache failed (reading, decoding, or storing the computed value).
-    Cache(Error),
-    /// The closure returned an error. Callers that waited on the same computation receive the
-    /// same error, hence the `Arc`.
-    Init(Arc<E>),
-}
-
+///
 /// As the Rust API guidelines ask, `Display` describes this level only and `source()` returns
 /// the cause: a cache error is shown as itself (its `Display` and `source()` are the wrapped
 /// [`Error`]'s), a closure's error as "the value could not be computed" with the closure's error
-/// as its source. `anyhow`'s `{:#}` prints each cause once.
-impl<E> fmt::Display for LoadError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LoadError::Cache(e) => fmt::Display::fmt(e, f),
-            LoadError::Init(_) => f.write_str("the value could not be computed"),
-        }
-    }
-}
-
-impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LoadError::Cache(e) => std::error::Error::source(e),
-            LoadError::Init(e) => Some(&**e),
-        }
-    }
-}
-
-impl<E> From<Error> for LoadError<E> {
-    fn from(e: Error) -> Self {
-        LoadError::Cache(e)
-    }
-}
-
-/// What a memoizing load did, for callers (the `#[cache]` macro) that treat cache errors as
-/// misses rather than failures.
-pub(crate) struct Loaded<T> {
-    pub(crate) value: T,
-    /// Storing the computed value failed; the value is still good.
-    pub(crate) store_error: Option<Error>,
+/// (as the shared `Arc<E>`, whose `Display` and `source()` are `E`'s) as its source. `anyhow`'s
+/// `{:#}` prints each cause once.
+///
+/// New variants may be added: match with a wildcard arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError<E> {
+    /// The cache failed (reading, decoding, or storing the computed value).
+    #[error(transparent)]
+    Cache(#[from] Error),
+    /// The closure returned an error. Callers that waited on the same computation receive the
+    /// same error, hence the `Arc`.
+    #[error("the value could not be computed")]
+    Init(#[source] Arc<E>),
 }
 
 impl<B: Backend> BrainCache<B> {
@@ -187,19 +163,19 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         })
     }
 
-    fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let deadline = self.deadline(ttl);
+    pub(crate) fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+        let now = self.inner.now();
+        let deadline = ttl.map(|t| now + t);
         self.inner
             .backend
-            .set(key, Record::new(bytes, deadline).with_codec(Some(C::ID)))
+            .set_at(
+                key,
+                Record::new(bytes, deadline).with_codec(Some(C::ID)),
+                now,
+            )
             .map_err(|e| self.failed(e))?;
         self.stored(key, deadline);
         Ok(())
-    }
-
-    /// The deadline of an entry set now for `ttl`.
-    pub(crate) fn deadline(&self, ttl: Option<Duration>) -> Option<Timestamp> {
-        ttl.map(|t| self.inner.clock.now() + t)
     }
 
     /// Counts a successful set and tells the cleaners about its deadline.
@@ -221,7 +197,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 
     /// The live value under `key`; counts a hit or a miss only when `count` is set, so a call
     /// that looks more than once (the memoizing loads) counts once.
-    fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
+    pub(crate) fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
         match self.live_record(key, count)? {
             Some(r) => self.decode_record(key, &r).map(Some),
             None => Ok(None),
@@ -453,103 +429,46 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         }
     }
 
-    /// The shared machinery of the memoizing calls. `f` is taken only when this caller computes,
-    /// so a caller that gets a cache error before computing still has it. `S` says whether
-    /// waiters receive the closure's error or compute themselves.
-    pub(crate) fn load<T, E, F, S>(
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a computation that may find
+    /// nothing: `Some` is stored and returned, `None` is returned and not stored (the next call
+    /// computes again). Concurrent callers for the same key share one computation, `None`
+    /// included. moka's `optionally_get_with` is the model.
+    ///
+    /// ```
+    /// use braincache::BrainCache;
+    ///
+    /// let cache = BrainCache::default();
+    /// let v = cache.optionally_get_or_insert_with::<u32, _>("user:7", None, || None).unwrap();
+    /// assert_eq!(v, None);
+    /// assert!(!cache.has("user:7").unwrap()); // `None` is not cached
+    /// let v = cache.optionally_get_or_insert_with("user:7", None, || Some(7u32)).unwrap();
+    /// assert_eq!(v, Some(7));
+    /// assert_eq!(cache.get::<u32>("user:7").unwrap(), Some(7)); // stored as the value itself
+    /// ```
+    ///
+    /// # Errors
+    /// Errors reading, decoding or storing; the computed value is lost if storing fails.
+    pub fn optionally_get_or_insert_with<T, F>(
         &self,
         key: &str,
-        ttl: Option<Duration>,
-        f: &mut Option<F>,
-    ) -> std::result::Result<Loaded<T>, LoadError<E>>
+        ttl: impl Into<Ttl>,
+        f: F,
+    ) -> Result<Option<T>>
     where
         T: Serialize + DeserializeOwned,
-        F: FnOnce() -> std::result::Result<T, E>,
-        S: ErrorSharing<E>,
+        F: FnOnce() -> Option<T>,
     {
-        // One call counts one hit or one miss: the first lookup decides. Later lookups (after
-        // an abandoned leader, or after winning the election) are not counted again.
-        let mut first_lookup = true;
-        // `None`: the leader told us to compute alone, without leading.
-        let leader = loop {
-            let found = self.lookup::<T>(key, first_lookup)?;
-            first_lookup = false;
-            if let Some(value) = found {
-                return Ok(Loaded {
-                    value,
-                    store_error: None,
-                });
-            }
-            match self.inner.loads.join(key) {
-                Role::Leader(guard) => break Some(guard),
-                Role::Waiter(slot) => match slot.wait() {
-                    Outcome::Value(bytes) => {
-                        return Ok(Loaded {
-                            value: self.decode(key, &bytes)?,
-                            store_error: None,
-                        });
-                    }
-                    Outcome::Failed(err) => {
-                        if let Some(e) = S::receive(err) {
-                            return Err(LoadError::Init(e));
-                        }
-                        // Another call site with another error type: compute alone.
-                        break None;
-                    }
-                    Outcome::ComputeAlone => break None,
-                    // A sync caller takes over from a leader that panicked, as from one that
-                    // was cancelled (an async leader's future dropped).
-                    Outcome::Abandoned | Outcome::Panicked => {}
-                },
-            }
-        };
-        let finish = |leader: Option<LeaderGuard<'_>>, outcome: Outcome| {
-            if let Some(leader) = leader {
-                leader.finish(outcome);
-            }
-        };
-        // A previous leader may have stored the value between our miss and our election.
-        if leader.is_some()
-            && let Some(value) = self.lookup::<T>(key, false)?
-        {
-            finish(leader, Outcome::Abandoned);
-            return Ok(Loaded {
-                value,
-                store_error: None,
-            });
-        }
-        let Some(compute) = f.take() else {
-            // Unreachable: `f` is taken only here, and this point is reached once.
-            return Err(LoadError::Cache(Error::Closed {
-                op: braincache_core::Operation::Set,
-                backend: "front end",
-            }));
-        };
-        match compute() {
-            Ok(value) => match self.encode(key, &value) {
-                Ok(bytes) => {
-                    let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
-                    let store_error = self.set_bytes(key, bytes, ttl).err();
-                    finish(leader, Outcome::Value(shared));
-                    Ok(Loaded { value, store_error })
-                }
-                // The value is good even if the codec cannot store it: hand it back.
-                Err(e) => {
-                    finish(leader, Outcome::ComputeAlone);
-                    Ok(Loaded {
-                        value,
-                        store_error: Some(e),
-                    })
-                }
-            },
-            Err(e) => {
-                let e = Arc::new(e);
-                finish(
-                    leader,
-                    S::share(&e).map_or(Outcome::ComputeAlone, Outcome::Failed),
-                );
-                Err(LoadError::Init(e))
-            }
+        // `f`'s `None` goes to `load` as an error, so that it is not stored and is shared with
+        // the callers waiting on this computation.
+        let mut f = Some(move || f().ok_or(SkipNone));
+        match self.load::<T, SkipNone, _, Sharing>(key, ttl.into().duration(), &mut f) {
+            Ok(Loaded {
+                store_error: Some(e),
+                ..
+            }) => Err(e),
+            Ok(loaded) => Ok(Some(loaded.value)),
+            Err(LoadError::Init(_)) => Ok(None),
+            Err(LoadError::Cache(e)) => Err(e),
         }
     }
 

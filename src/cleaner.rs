@@ -3,13 +3,12 @@
 use crate::BrainCache;
 use crate::log::{debug_event, warn_event};
 use crate::stats::Counters;
-use braincache_core::{Backend, Codec, Timestamp};
+use braincache_core::{Backend, Codec, Timestamp, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Never sleep less than this between plans, so a deadline that a purge cannot clear (a backend
@@ -26,7 +25,7 @@ pub(crate) enum Msg {
 }
 
 /// One running cleaner, as the hub sees it.
-struct Slot {
+struct Registered {
     id: u64,
     tx: Notifier,
     /// The cleaner's planned wake-up in clock nanoseconds; `u64::MAX` while it is planning, so
@@ -40,7 +39,7 @@ pub(crate) struct WakeHub {
     /// The latest plan among running cleaners: a deadline before it may need to wake one. 0 when
     /// none runs, so a `set` without cleaners costs one atomic load.
     latest_plan: AtomicU64,
-    slots: Mutex<Vec<Slot>>,
+    slots: Mutex<Vec<Registered>>,
     next_id: AtomicU64,
 }
 
@@ -68,7 +67,7 @@ impl WakeHub {
         self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Slot {
+            .push(Registered {
                 id,
                 tx,
                 plan: Arc::clone(&plan),
@@ -167,11 +166,15 @@ impl Drop for Registration<'_> {
 /// ```
 #[must_use = "the cleaner stops when dropped"]
 pub struct CacheCleaner {
-    tx: Notifier,
-    thread: Option<JoinHandle<()>>,
-    /// A cleaner started by `spawn` runs as this task instead of a thread.
+    /// The cleaner thread (`start`), stopped by a message; `None` for a task.
+    thread: Option<Worker>,
+    /// A cleaner started by `spawn` runs as this task instead of a thread, stopped through its
+    /// channel.
     #[cfg(feature = "async")]
-    pub(crate) task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<(
+        tokio::sync::mpsc::UnboundedSender<Msg>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl CacheCleaner {
@@ -183,18 +186,23 @@ impl CacheCleaner {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (id, plan) = cache.inner().wake.register(Notifier::Thread(tx.clone()));
         let cache = cache.clone();
-        let thread = std::thread::Builder::new()
-            .name("braincache-cleaner".into())
-            .spawn(move || {
+        // The hub holds a clone of `tx`, so the channel never disconnects: stop by message.
+        let stop = tx;
+        let thread = Worker::spawn(
+            "braincache-cleaner",
+            move || {
                 let _registration = Registration {
                     hub: &cache.inner().wake,
                     id,
                 };
                 run(&cache, interval.max(MIN_SLEEP), &plan, &rx);
-            })
-            .expect("failed to spawn the braincache cleaner thread");
+            },
+            move || {
+                let _ = stop.send(Msg::Stop);
+            },
+        )
+        .expect("failed to spawn the braincache cleaner thread");
         CacheCleaner {
-            tx: Notifier::Thread(tx),
             thread: Some(thread),
             #[cfg(feature = "async")]
             task: None,
@@ -212,20 +220,19 @@ impl CacheCleaner {
     #[must_use]
     pub fn is_running(&self) -> bool {
         #[cfg(feature = "async")]
-        if let Some(task) = &self.task {
+        if let Some((_, task)) = &self.task {
             return !task.is_finished();
         }
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.thread.as_ref().is_some_and(Worker::is_running)
     }
 
     fn shutdown(&mut self) {
         if let Some(thread) = self.thread.take() {
-            self.tx.send(Msg::Stop);
-            let _ = thread.join();
+            thread.stop();
         }
         #[cfg(feature = "async")]
-        if let Some(task) = self.task.take() {
-            self.tx.send(Msg::Stop);
+        if let Some((tx, task)) = self.task.take() {
+            let _ = tx.send(Msg::Stop);
             task.abort();
         }
     }
@@ -239,9 +246,8 @@ impl CacheCleaner {
         task: tokio::task::JoinHandle<()>,
     ) -> Self {
         CacheCleaner {
-            tx: Notifier::Task(tx),
             thread: None,
-            task: Some(task),
+            task: Some((tx, task)),
         }
     }
 }

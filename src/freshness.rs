@@ -13,9 +13,10 @@
 //! (purge, Redis `PX`, memcached expiry all follow it); `fresh_until` travels in the record
 //! (the wire header, or an extra field of the JSON entry) and only the front end reads it.
 
-use crate::cache::{BrainCache, LoadError, Loaded};
+use crate::cache::{BrainCache, LoadError};
 use crate::load::{ErrorSharing, Outcome, Role, Sharing};
 use crate::log::{debug_event, warn_event};
+use crate::memo::Loaded;
 use crate::stats::Counters;
 use braincache_core::{Backend, Codec, Error, Lease, LeaseToken, Operation, Record, Timestamp};
 use serde::Serialize;
@@ -563,7 +564,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             .with_computed(Some(now), Some(took));
         inner
             .backend()
-            .set(key, record)
+            .set_at(key, record, now)
             .map_err(|e| self.failed(e))?;
         Counters::bump(&inner.counters.sets, 1);
         inner.wake.deadline_added(expires_at);

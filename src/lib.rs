@@ -40,6 +40,15 @@
 //! [`Postcard`](core::Postcard) is opt-in (`BrainCache::builder(backend).codec(Postcard)`). Backends never see your types. Each backend is its own crate, re-exported here under
 //! [`backend`] when its feature is on.
 //!
+//! Where each concern lives in this crate (private modules; the names are for contributors):
+//! `cache` holds [`BrainCache`] and its plain operations; `memo` memoization (the single-flight
+//! `load` behind [`get_or_insert_with`](BrainCache::get_or_insert_with), and the policies of the
+//! `#[cache]` macro: a read error runs uncached, a decode error rewrites the entry, `None` may
+//! be skipped); `load` the per-key flight table; `cleaner` [`CacheCleaner`]; `stats` [`Stats`];
+//! `future` the async face; `__private` only what the macro's expansion names. Shared building
+//! blocks for backends (the expiry index, a background worker, sidecar paths) are in
+//! [`core`].
+//!
 //! # Crate features
 //! - `memory` (default): [`backend::MemoryBackend`], and `BrainCache::default()`.
 //! - `file` (default): the JSON file backend.
@@ -62,6 +71,7 @@ mod freshness;
 pub mod future;
 mod load;
 mod log;
+mod memo;
 mod stats;
 
 #[doc(hidden)]
@@ -73,7 +83,12 @@ pub use cleaner::CacheCleaner;
 pub use freshness::Freshness;
 pub use stats::Stats;
 
-/// The core traits and types, for choosing codecs and clocks or writing a backend.
+/// The core traits and types, for choosing codecs and clocks or writing a backend: the one path
+/// to [`Backend`](core::Backend), [`Record`](core::Record), the codecs and the clocks. (The few
+/// items also at the crate root, such as [`Error`] and [`Timestamp`], are the same items.)
+///
+/// `use braincache::*` brings this module in under the name `core`, over the standard library's
+/// `core` crate: write `::core::...` for the latter in such a file, or import names one by one.
 pub mod core {
     #[doc(inline)]
     pub use braincache_core::*;
@@ -81,10 +96,12 @@ pub mod core {
 
 /// The backends, each behind its cargo feature.
 pub mod backend {
+    // The same items as `braincache::core::{AsyncBackend, Backend, Record}`, their documented
+    // path; kept here, out of the docs, so code written against this path still compiles.
     #[cfg(feature = "async")]
-    #[doc(inline)]
+    #[doc(hidden)]
     pub use braincache_core::AsyncBackend;
-    #[doc(inline)]
+    #[doc(hidden)]
     pub use braincache_core::{Backend, Record};
     #[cfg(feature = "file")]
     #[doc(inline)]

@@ -70,14 +70,14 @@ pub(crate) enum Outcome {
 }
 
 #[derive(Default)]
-pub(crate) struct Slot {
+pub(crate) struct Flight {
     outcome: Mutex<Option<Outcome>>,
     ready: Condvar,
     #[cfg(feature = "async")]
     ready_async: tokio::sync::Notify,
 }
 
-impl Slot {
+impl Flight {
     pub(crate) fn wait(&self) -> Outcome {
         let mut guard = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
@@ -123,12 +123,12 @@ impl Slot {
 /// The slots of the loads under way, by key.
 #[derive(Default)]
 pub(crate) struct Loads {
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    slots: Mutex<HashMap<String, Arc<Flight>>>,
 }
 
 pub(crate) enum Role<'a> {
     Leader(LeaderGuard<'a>),
-    Waiter(Arc<Slot>),
+    Waiter(Arc<Flight>),
 }
 
 impl Loads {
@@ -137,7 +137,7 @@ impl Loads {
         if let Some(slot) = slots.get(key) {
             return Role::Waiter(Arc::clone(slot));
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Flight::default());
         slots.insert(key.to_owned(), Arc::clone(&slot));
         Role::Leader(LeaderGuard {
             loads: self,
@@ -153,7 +153,7 @@ impl Loads {
 pub(crate) struct LeaderGuard<'a> {
     loads: &'a Loads,
     key: String,
-    slot: Arc<Slot>,
+    slot: Arc<Flight>,
     done: bool,
 }
 

@@ -343,3 +343,49 @@ fn waiters_of_a_failed_unshared_computation_compute_concurrently() {
         "after the first failure the others ran one at a time"
     );
 }
+
+/// `optionally_get_or_insert_with`: `Some` is stored as the value itself, `None` is returned and
+/// not stored, and concurrent callers share one computation, `None` included.
+#[test]
+fn optionally_get_or_insert_with_stores_some_and_shares_none() {
+    let cache = BrainCache::default();
+    let calls = AtomicUsize::new(0);
+    let v = cache
+        .optionally_get_or_insert_with::<u32, _>("k", None, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            None
+        })
+        .unwrap();
+    assert_eq!(v, None);
+    assert!(!cache.has("k").unwrap());
+    // Waiters on a computation that finds nothing get `None` without computing themselves.
+    let shared_calls = AtomicUsize::new(0);
+    let barrier = Barrier::new(4);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                let v = cache
+                    .optionally_get_or_insert_with::<u32, _>("shared", None, || {
+                        shared_calls.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(200));
+                        None
+                    })
+                    .unwrap();
+                assert_eq!(v, None);
+            });
+        }
+    });
+    assert_eq!(shared_calls.load(Ordering::SeqCst), 1);
+    assert!(!cache.has("shared").unwrap());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let v = cache
+        .optionally_get_or_insert_with("k", Duration::from_secs(60), || Some(5u32))
+        .unwrap();
+    assert_eq!(v, Some(5));
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(5));
+    let again = cache
+        .optionally_get_or_insert_with::<u32, _>("k", None, || unreachable!())
+        .unwrap();
+    assert_eq!(again, Some(5));
+}

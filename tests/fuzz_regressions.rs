@@ -51,7 +51,7 @@ mod redb {
     use std::time::Duration;
 
     const REPLAY: &str = "BRAINCACHE_FUZZ_REPLAY";
-    /// Set in the child: open with `verify_on_open(true)`.
+    /// Set in the child: open with `check_integrity_on_open()`.
     const VERIFY: &str = "BRAINCACHE_FUZZ_REPLAY_VERIFY";
 
     /// Runs `child_open_redb_file` on `file` in a child process; returns its exit status and
@@ -119,9 +119,12 @@ mod redb {
             );
             let verify = std::env::var_os(VERIFY).is_some();
             let open = |p: &Path| {
-                let b = RedbBackend::builder(p)
-                    .group_commit_wait(Duration::ZERO)
-                    .verify_on_open(verify);
+                let b = RedbBackend::builder(p).group_commit_wait(Duration::ZERO);
+                let b = if verify {
+                    b.check_integrity_on_open()
+                } else {
+                    b
+                };
                 if single { b.single_process() } else { b }.build()
             };
             let b = match open(&path) {
@@ -226,7 +229,7 @@ mod redb {
     /// turns that into a refused open.
     ///
     /// redb documents that a plain open trusts a cleanly closed file and may panic on one
-    /// damaged outside redb; `RedbBackendBuilder::verify_on_open` opens with redb's integrity
+    /// damaged outside redb; `RedbBackendBuilder::check_integrity_on_open` opens with redb's integrity
     /// check, which refuses this file (the test below). The default open still aborts.
     #[test]
     #[ignore = "bug: a damaged redb file aborts the process on the first write (redb panics in a destructor while unwinding)"]
@@ -234,7 +237,7 @@ mod redb {
         assert_replays("damaged-freed-pages.bin");
     }
 
-    /// The same file, opened with `verify_on_open(true)`: refused as `Error::Corrupt`, left
+    /// The same file, opened with `check_integrity_on_open()`: refused as `Error::Corrupt`, left
     /// unchanged, in both concurrency modes, with no abort.
     #[test]
     fn redb_a_damaged_freed_pages_tree_is_refused_when_verified() {

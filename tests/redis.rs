@@ -440,3 +440,42 @@ fn throughput_against_redis_benchmark() {
         println!("  {name:<30} {:>9.0} ops/s  {:.2}x", best(v), best(v) / p);
     }
 }
+
+/// The front end passes its clock's time to the backend (`Backend::set_at`), so Redis's time to
+/// live is the TTL given, whatever the clock says: a manual clock set years in the past used to
+/// give a deadline already passed by the system clock (the entry was deleted at once), and one
+/// set in the future a TTL years long.
+#[test]
+fn the_ttl_sent_to_redis_follows_the_cache_clock_not_the_system_clock() {
+    let server = server!();
+    for start in [
+        braincache::Timestamp::from_unix_millis(1_000_000),
+        braincache::Timestamp::now() + Duration::from_secs(10 * 365 * 24 * 3600),
+    ] {
+        let clock = braincache::core::ManualClock::new(start);
+        let cache = BrainCache::builder(
+            RedisBackend::builder(&server.url())
+                .key_prefix("clock:")
+                .build()
+                .unwrap(),
+        )
+        .clock(clock)
+        .build();
+        cache.set("k", &1u32, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            cache.get::<u32>("k").unwrap(),
+            Some(1),
+            "clock at {start:?}"
+        );
+        let out = Command::new("redis-cli")
+            .args(["-p", &server.port().to_string(), "PTTL", "clock:k"])
+            .output()
+            .unwrap();
+        let pttl: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(
+            (1..=60_000).contains(&pttl),
+            "PTTL {pttl} with the clock at {start:?}"
+        );
+        cache.clear().unwrap();
+    }
+}

@@ -9,7 +9,7 @@
 //!   relied on); bit 2 flushes every millisecond in the background during the run (else never).
 #![no_main]
 
-use braincache_core::testkit::{MODEL_KEYS, Op, check_against_model};
+use braincache_core::testkit::{MODEL_KEYS, check_against_model};
 use braincache_core::{Backend, Record, Timestamp};
 use braincache_file::FileBackend;
 use libfuzzer_sys::fuzz_target;
@@ -50,7 +50,7 @@ fuzz_target!(|bytes: &[u8]| {
     }
     .build()
     .expect("open a new file");
-    let ops = Op::decode_all(rest);
+    let ops = braincache_fuzz::ops::decode(rest);
     if !batched && mode & 8 != 0 {
         let backend = Arc::new(backend);
         let other = Arc::new(FileBackend::open(&path).expect("a second handle"));

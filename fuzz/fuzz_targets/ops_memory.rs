@@ -8,7 +8,7 @@ use braincache_memory::MemoryBackend;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
-    let ops = Op::decode_all(bytes);
+    let ops = braincache_fuzz::ops::decode(bytes);
     if let Err(e) = check_against_model(&MemoryBackend::new(), &ops) {
         panic!("memory backend disagrees with the model: {e}");
     }

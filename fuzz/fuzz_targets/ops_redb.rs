@@ -59,7 +59,7 @@ fuzz_target!(
     init: braincache_fuzz::quiet_panic_hook(),
     |bytes: &[u8]| {
         let Some((&mode, rest)) = bytes.split_first() else { return };
-        let ops = Op::decode_all(rest);
+        let ops = braincache_fuzz::ops::decode(rest);
         let reopen = mode & 4 != 0;
         match mode & 3 {
             0 | 1 => {

@@ -1,9 +1,11 @@
-//! What the fuzz targets share: scratch folders on tmpfs, the checks run on a cache file opened
-//! from arbitrary bytes, and the panic hook of the redb targets.
+//! What the fuzz targets share: fuzz input decoded as model operations ([`ops`]), scratch
+//! folders on tmpfs, the checks run on a cache file opened from arbitrary bytes, and the panic
+//! hook of the redb targets.
 //!
 //! Every check panics on a violation: libFuzzer then saves the input as a crash.
 
 pub mod json;
+pub mod ops;
 pub mod redb_files;
 
 use std::collections::BTreeMap;

@@ -209,9 +209,8 @@ pub fn check_redb_file(dir: &Path, bytes: &[u8], single: bool) {
     }
 
     let open = |p: &Path| {
-        let b = RedbBackend::builder(p)
-            .group_commit_wait(Duration::ZERO)
-            .verify_on_open(verify());
+        let b = RedbBackend::builder(p).group_commit_wait(Duration::ZERO);
+        let b = if verify() { b.check_integrity_on_open() } else { b };
         if single { b.single_process() } else { b }.build()
     };
     let b = match open(&path) {
@@ -230,7 +229,7 @@ pub fn check_redb_file(dir: &Path, bytes: &[u8], single: bool) {
                 } else if is_redb(bytes) && !opens_read_only(dir, bytes) && !crate::strict() {
                     crate::known_issue("a refused file redb could not open read-only was modified");
                 } else if verify() && is_redb(bytes) && e.is_corrupt() && !crate::strict() {
-                    // Known, and documented on `verify_on_open`: redb's writable open marks the
+                    // Known, and documented on `check_integrity_on_open`: redb's writable open marks the
                     // header (its recovery flag) before the integrity check that then refuses
                     // the damaged file. Files that are not braincache's are checked read-only
                     // first and must stay unchanged (`Incompatible`, or no redb magic).
@@ -291,7 +290,7 @@ pub fn check_redb_file(dir: &Path, bytes: &[u8], single: bool) {
     }
 }
 
-/// `BRAINCACHE_FUZZ_REDB_VERIFY=1` opens with `verify_on_open(true)` (redb's integrity check
+/// `BRAINCACHE_FUZZ_REDB_VERIFY=1` opens with `check_integrity_on_open()` (redb's integrity check
 /// on open). redb trusts a cleanly closed file, and on some damaged ones a plain open aborts the
 /// process later (a panic inside a destructor while unwinding: `damaged-freed-pages.bin` in
 /// `tests/fuzz_corpus/open_redb_file/`), which ends any long run of this target; with the check,

@@ -7,8 +7,9 @@
 //! functions.
 
 use super::BrainCache;
-use crate::cache::{LoadError, Loaded};
+use crate::cache::LoadError;
 use crate::load::{NoSharing, Sharing};
+use crate::memo::{Loaded, SkipNone, unreachable_after_run};
 use braincache_core::{AsyncBackend, Codec, Error};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -103,9 +104,6 @@ where
     }
 }
 
-/// The `None` of a `skip_none` function (see the sync `call_option`).
-struct SkipNone;
-
 /// The generated body of an async `#[cache(skip_none)]` function.
 pub async fn call_option_async<B, C, T, F>(
     cache: &BrainCache<B, C>,
@@ -157,11 +155,6 @@ async fn repair<B, C, T>(
     if matches!(e, Error::Decode { .. }) {
         let _ = cache.set(key, value, ttl).await;
     }
-}
-
-#[cold]
-fn unreachable_after_run() -> ! {
-    unreachable!("braincache: a memoized function's closure was consumed without a result")
 }
 
 /// The generated `f_invalidate` of an async `#[cache]` function: deletes the entry of `key`.

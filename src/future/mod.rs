@@ -45,8 +45,9 @@ mod cleaner;
 #[doc(hidden)]
 pub mod macro_support;
 
-use crate::cache::{LoadError, Loaded};
+use crate::cache::LoadError;
 use crate::load::{ErrorSharing, LeaderGuard, NoSharing, Outcome, Role, Sharing};
+use crate::memo::Loaded;
 use crate::stats::Stats;
 use braincache_core::{Backend, Clock, Codec, Error, Operation, Record, Result, Timestamp, Ttl};
 use serde::Serialize;
@@ -180,9 +181,14 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     }
 
     async fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let deadline = self.sync.deadline(ttl);
+        let now = self.sync.inner().now();
+        let deadline = ttl.map(|t| now + t);
         self.backend_arc()
-            .set_async(key, Record::new(bytes, deadline).with_codec(Some(C::ID)))
+            .set_at_async(
+                key,
+                Record::new(bytes, deadline).with_codec(Some(C::ID)),
+                now,
+            )
             .await
             .map_err(|e| self.sync.failed(e))?;
         self.sync.stored(key, deadline);

@@ -172,8 +172,11 @@ impl Cache {
             } => ("file (JSON)", "file"),
             Cache::File {
                 kind: Kind::Redb, ..
-            } => ("redb", "redb"),
-            Cache::Redis { .. } => ("redis", "redis"),
+            } => (braincache_redb::BACKEND_NAME, braincache_redb::BACKEND_NAME),
+            Cache::Redis { .. } => (
+                braincache_redis::BACKEND_NAME,
+                braincache_redis::BACKEND_NAME,
+            ),
         }
     }
 

@@ -65,6 +65,17 @@ pub trait AsyncBackend: Backend {
         run_blocking(self, Operation::Set, move |b| b.set(&key, record))
     }
 
+    /// [`Backend::set_at`].
+    fn set_at_async(
+        self: &Arc<Self>,
+        key: &str,
+        record: Record,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let key = key.to_owned();
+        run_blocking(self, Operation::Set, move |b| b.set_at(&key, record, now))
+    }
+
     /// [`Backend::delete`].
     fn delete_async(self: &Arc<Self>, key: &str) -> impl Future<Output = Result<bool>> + Send {
         let key = key.to_owned();

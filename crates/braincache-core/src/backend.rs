@@ -42,6 +42,20 @@ pub trait Backend: Send + Sync + 'static {
     /// When the store cannot be written or refuses the key.
     fn set(&self, key: &str, record: Record) -> Result<()>;
 
+    /// [`set`](Self::set), with the time the caller considers current: the front end passes
+    /// its [`Clock`](crate::Clock)'s `now`, as it does to
+    /// [`purge_expired`](Self::purge_expired). A backend that turns a deadline into a time to
+    /// live (Redis, memcached) computes it from `now`, not from the system clock, so a
+    /// [`ManualClock`](crate::ManualClock) drives it too. The default ignores `now` and calls
+    /// `set`: a backend that stores deadlines as they are needs nothing more.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    fn set_at(&self, key: &str, record: Record, now: Timestamp) -> Result<()> {
+        let _ = now;
+        self.set(key, record)
+    }
+
     /// Removes `key`; returns whether a record was there (expired or not).
     ///
     /// # Errors
@@ -90,6 +104,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// True when the store deletes expired records by itself (Redis): `purge_expired` is then a
     /// no-op and `next_expiry` is `None`.
+    ///
+    /// Only the conformance suite asked this; it now takes the answer as a parameter
+    /// (`testkit::Expiry`), and a backend's docs say how it expires records.
+    #[deprecated(note = "pass `testkit::Expiry::Native` to `conformance_tests!` instead")]
     fn expires_natively(&self) -> bool {
         false
     }

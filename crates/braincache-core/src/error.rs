@@ -388,6 +388,37 @@ impl Error {
         matches!(self, Error::Decode { .. })
     }
 
+    /// True when a value could not be encoded ([`Error::Encode`]).
+    #[must_use]
+    pub fn is_encode(&self) -> bool {
+        matches!(self, Error::Encode { .. })
+    }
+
+    /// True when the backend refused a key ([`Error::InvalidKey`]).
+    #[must_use]
+    pub fn is_invalid_key(&self) -> bool {
+        matches!(self, Error::InvalidKey { .. })
+    }
+
+    /// True when the data was written by an incompatible version or program
+    /// ([`Error::Incompatible`]); nothing was changed.
+    #[must_use]
+    pub fn is_incompatible(&self) -> bool {
+        matches!(self, Error::Incompatible { .. })
+    }
+
+    /// True when the backend was closed and refuses further calls ([`Error::Closed`]).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Closed { .. })
+    }
+
+    /// True for an error reported by the backend's engine or server ([`Error::Backend`]).
+    #[must_use]
+    pub fn is_backend(&self) -> bool {
+        matches!(self, Error::Backend { .. })
+    }
+
     /// True when a stored value was written with another codec than the one reading it (an
     /// [`Error::Decode`] whose source is a [`CodecError::mismatch`]).
     #[must_use]
@@ -501,6 +532,55 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each kind has its predicate, true for that kind only.
+    #[test]
+    fn every_kind_has_its_is_helper() {
+        let errors = [
+            Error::io(Operation::Open, "/x", io::Error::other("e")),
+            Error::corrupt_entry("k", "d"),
+            Error::Incompatible {
+                path: None,
+                detail: "v9".into(),
+            },
+            Error::Encode {
+                key: "k".into(),
+                source: CodecError::new("json", "e"),
+            },
+            Error::Decode {
+                key: "k".into(),
+                type_name: "u32",
+                source: CodecError::new("json", "e"),
+            },
+            Error::InvalidKey {
+                op: Operation::Set,
+                key: "k".into(),
+                reason: "r".into(),
+            },
+            Error::backend(Operation::Get, "redb", None, "e"),
+            Error::Closed {
+                op: Operation::Get,
+                backend: "redb",
+            },
+            Error::unsupported(Operation::Len, "memcached", "r"),
+        ];
+        let preds: [fn(&Error) -> bool; 9] = [
+            Error::is_io,
+            Error::is_corrupt,
+            Error::is_incompatible,
+            Error::is_encode,
+            Error::is_decode,
+            Error::is_invalid_key,
+            Error::is_backend,
+            Error::is_closed,
+            Error::is_unsupported,
+        ];
+        for (i, e) in errors.iter().enumerate() {
+            for (j, p) in preds.iter().enumerate() {
+                assert_eq!(p(e), i == j, "{e:?}, predicate {j}");
+            }
+        }
+    }
 
     #[test]
     fn timeouts_and_full_disks_are_told_through_the_cause_chain() {

@@ -14,6 +14,9 @@
 //! - [`wire`]: the record header byte-oriented backends store in front of each value.
 //! - [`Clock`]: where the time comes from — [`SystemClock`], or [`ManualClock`] for tests.
 //! - [`Error`]: one error type naming the operation, the key or path, and the cause.
+//! - [`ExpiryIndex`]: keys ordered by deadline, so purges cost what expired, not the size.
+//! - [`sidecar`]: the path of a file a backend keeps beside its own (a lock, a temp file).
+//! - [`Worker`]: a background thread (a flusher, a writer) stopped and joined on drop.
 //!
 //! ```
 //! use braincache_core::{Backend, Codec, MsgPack, Record, Result, Timestamp};
@@ -63,6 +66,13 @@
 //! # }
 //! ```
 //!
+//! # Builders
+//! Every backend with options has a `builder` that consumes itself and ends in `build()`. The
+//! same words mean the same thing in each: a switch that turns on a non-default behaviour takes
+//! no argument (`single_process()`, `check_integrity_on_open()`, `connect_lazily()`); a limit or
+//! an interval of zero is clamped to the smallest allowed value, stated on each setter, and no
+//! setter panics.
+//!
 //! # Crate features
 //! - `testkit`: the backend conformance suite (`conformance_tests!`, in `testkit`), for backend
 //!   tests.
@@ -76,11 +86,14 @@ mod backend;
 mod clock;
 mod codec;
 mod error;
+mod expiry;
 mod lease;
 mod record;
+mod sidecar;
 mod time;
 mod ttl;
 pub mod wire;
+mod worker;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -91,10 +104,13 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::Bincode;
 pub use codec::{Codec, CodecId, Json, MsgPack, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
+pub use expiry::ExpiryIndex;
 pub use lease::{Lease, LeaseToken};
 pub use record::Record;
+pub use sidecar::{in_step, sidecar};
 pub use time::Timestamp;
 pub use ttl::Ttl;
+pub use worker::Worker;
 
 #[cfg(feature = "async")]
 mod async_backend;

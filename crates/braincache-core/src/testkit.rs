@@ -12,9 +12,10 @@
 //! ```
 //!
 //! Each check is also a public function, for backends that need to run them by hand. Deadlines
-//! are placed around the real current time, so backends that expire entries by themselves (Redis)
-//! see realistic TTLs; checks of `purge_expired` and `next_expiry` are skipped for those, as the
-//! contract allows.
+//! are placed around the real current time, so backends that expire entries by themselves (Redis,
+//! memcached) see realistic TTLs; such a backend says so with [`Expiry::Native`]
+//! (`conformance_tests!(make, Expiry::Native)`), and the checks of `purge_expired` and
+//! `next_expiry` are skipped for it, as the contract allows.
 //!
 //! A backend whose store cannot answer `len` or `next_expiry` at all (memcached) returns
 //! [`Error::Unsupported`](crate::Error::Unsupported) from them; the checks then skip what they
@@ -29,6 +30,25 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 fn rec(value: &[u8], deadline: Option<Timestamp>) -> Record {
     Record::new(value.to_vec(), deadline)
+}
+
+/// How a backend drops expired records, which decides what the checks may expect of
+/// `purge_expired` and `next_expiry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    /// The backend keeps expired records until `purge_expired` removes them, and reports the
+    /// earliest deadline in `next_expiry` (memory, file, redb).
+    #[default]
+    ByPurge,
+    /// The store deletes expired records by itself (Redis, memcached): `purge_expired` removes
+    /// nothing and `next_expiry` is `None` (or unsupported).
+    Native,
+}
+
+impl Expiry {
+    fn is_native(self) -> bool {
+        self == Expiry::Native
+    }
 }
 
 /// `b.len()`, or `None` when the backend declares it unsupported
@@ -90,13 +110,13 @@ pub fn empty_and_zero_values_are_present<B: Backend>(b: &B) {
 }
 
 /// `set` replaces the value and the deadline.
-pub fn overwrite_replaces_value_and_deadline<B: Backend>(b: &B) {
+pub fn overwrite_replaces_value_and_deadline<B: Backend>(b: &B, expiry: Expiry) {
     let d = Timestamp::now() + HOUR;
     b.set("k", rec(b"first", Some(d))).unwrap();
     b.set("k", rec(b"second", None)).unwrap();
     assert_eq!(b.get("k").unwrap(), Some(rec(b"second", None)));
     assert_len(b, 1);
-    if !b.expires_natively() {
+    if !expiry.is_native() {
         // The old deadline must have left the expiry index with the old value.
         assert_next_expiry(b, None);
         assert_eq!(b.purge_expired(d + HOUR).unwrap(), 0);
@@ -105,20 +125,20 @@ pub fn overwrite_replaces_value_and_deadline<B: Backend>(b: &B) {
 }
 
 /// `delete` says whether the key was there and removes it.
-pub fn delete_reports_presence<B: Backend>(b: &B) {
+pub fn delete_reports_presence<B: Backend>(b: &B, expiry: Expiry) {
     b.set("k", rec(b"v", Some(Timestamp::now() + HOUR)))
         .unwrap();
     assert!(b.delete("k").unwrap());
     assert!(!b.delete("k").unwrap());
     assert_eq!(b.get("k").unwrap(), None);
     assert_len(b, 0);
-    if !b.expires_natively() {
+    if !expiry.is_native() {
         assert_next_expiry(b, None);
     }
 }
 
 /// `clear` empties the cache, and the cache works afterwards.
-pub fn clear_removes_everything<B: Backend>(b: &B) {
+pub fn clear_removes_everything<B: Backend>(b: &B, expiry: Expiry) {
     for i in 0..50 {
         let d = (i % 2 == 0).then(|| Timestamp::now() + HOUR);
         b.set(&format!("key-{i}"), rec(b"v", d)).unwrap();
@@ -133,7 +153,7 @@ pub fn clear_removes_everything<B: Backend>(b: &B) {
         assert!(b.is_empty().unwrap());
     }
     assert_eq!(b.get("key-0").unwrap(), None);
-    if !b.expires_natively() {
+    if !expiry.is_native() {
         assert_next_expiry(b, None);
     }
     b.set("after", rec(b"x", None)).unwrap();
@@ -141,8 +161,8 @@ pub fn clear_removes_everything<B: Backend>(b: &B) {
 }
 
 /// `purge_expired(now)` removes exactly the records whose deadline is at or before `now`.
-pub fn purge_removes_exactly_the_expired<B: Backend>(b: &B) {
-    if b.expires_natively() {
+pub fn purge_removes_exactly_the_expired<B: Backend>(b: &B, expiry: Expiry) {
+    if expiry.is_native() {
         assert_eq!(b.purge_expired(Timestamp::MAX).unwrap(), 0);
         return;
     }
@@ -171,8 +191,8 @@ pub fn purge_removes_exactly_the_expired<B: Backend>(b: &B) {
 
 /// Expired-but-unpurged records still count in `len` and are still returned by `get` (the
 /// front end filters them), until purged.
-pub fn expired_records_stay_until_purged<B: Backend>(b: &B) {
-    if b.expires_natively() {
+pub fn expired_records_stay_until_purged<B: Backend>(b: &B, expiry: Expiry) {
+    if expiry.is_native() {
         return;
     }
     let past = Timestamp::now() + HOUR; // "past" relative to the purge time used below
@@ -327,7 +347,8 @@ pub fn concurrent_readers_and_writers<B: Backend>(b: &B) {
 ///
 /// `$make` is a callable returning `(backend, guard)`: a fresh, empty backend and anything that
 /// must live as long as the test (a temp folder, a server handle; `()` when nothing does). It is
-/// called once per test.
+/// called once per test. A second argument, [`Expiry::Native`], says the store expires records
+/// by itself (the default is [`Expiry::ByPurge`]).
 ///
 /// ```ignore
 /// braincache_core::conformance_tests!(|| {
@@ -338,22 +359,25 @@ pub fn concurrent_readers_and_writers<B: Backend>(b: &B) {
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@tests $make;
-            set_then_get_round_trips,
-            empty_and_zero_values_are_present,
-            overwrite_replaces_value_and_deadline,
-            delete_reports_presence,
-            clear_removes_everything,
-            purge_removes_exactly_the_expired,
-            expired_records_stay_until_purged,
-            unusual_keys_are_distinct,
-            binary_and_large_values_round_trip,
-            codec_ids_are_kept,
-            batch_operations_agree,
-            concurrent_readers_and_writers,
+        $crate::conformance_tests!($make, $crate::testkit::Expiry::ByPurge);
+    };
+    ($make:expr, $expiry:expr) => {
+        $crate::conformance_tests!(@tests $make, $expiry;
+            plain: set_then_get_round_trips,
+            plain: empty_and_zero_values_are_present,
+            expiry: overwrite_replaces_value_and_deadline,
+            expiry: delete_reports_presence,
+            expiry: clear_removes_everything,
+            expiry: purge_removes_exactly_the_expired,
+            expiry: expired_records_stay_until_purged,
+            plain: unusual_keys_are_distinct,
+            plain: binary_and_large_values_round_trip,
+            plain: codec_ids_are_kept,
+            plain: batch_operations_agree,
+            plain: concurrent_readers_and_writers,
         );
     };
-    (@tests $make:expr; $($check:ident),* $(,)?) => {
+    (@tests $make:expr, $expiry:expr; $($kind:ident: $check:ident),* $(,)?) => {
         mod braincache_conformance {
             #[allow(unused_imports)]
             use super::*;
@@ -361,10 +385,16 @@ macro_rules! conformance_tests {
                 #[test]
                 fn $check() {
                     let (backend, _guard) = ($make)();
-                    $crate::testkit::$check(&backend);
+                    $crate::conformance_tests!(@call $kind, $check, &backend, $expiry);
                 }
             )*
         }
+    };
+    (@call plain, $check:ident, $backend:expr, $expiry:expr) => {
+        $crate::testkit::$check($backend)
+    };
+    (@call expiry, $check:ident, $backend:expr, $expiry:expr) => {
+        $crate::testkit::$check($backend, $expiry)
     };
 }
 
@@ -410,63 +440,56 @@ pub enum Op {
     },
 }
 
-impl Op {
-    /// Decodes a sequence of operations from arbitrary bytes (for fuzzers). Never panics; every
-    /// byte string gives some (possibly empty) sequence.
+/// Proptest strategies for [`Op`] sequences, shared by every backend's model tests.
+///
+/// [`op_arms`](strategy::op_arms) lists the weighted alternatives so a backend can add its own
+/// (the file backend adds JSON-text values) and keep the others' weights;
+/// [`op`](strategy::op) and [`ops`](strategy::ops) are the usual forms.
+pub mod strategy {
+    use super::Op;
+    use proptest::prelude::*;
+    use proptest::strategy::{BoxedStrategy, Union};
+
+    /// The weighted alternatives of [`op`]: sets (weight 4), gets (3), deletes (2), clears (1),
+    /// purges (2), clock advances (2) and two-entry `set_many`s (1). Keys are any `u8`, values
+    /// up to 15 bytes, TTLs below 2 s or none, advances below 3 s.
     #[must_use]
-    pub fn decode_all(mut bytes: &[u8]) -> Vec<Op> {
-        let mut ops = Vec::new();
-        fn take(n: usize, bytes: &mut &[u8]) -> Option<Vec<u8>> {
-            if bytes.len() < n {
-                return None;
-            }
-            let (head, rest) = bytes.split_at(n);
-            *bytes = rest;
-            Some(head.to_vec())
-        }
-        while let Some(h) = take(1, &mut bytes) {
-            let tag = h[0];
-            let op = match tag % 8 {
-                0 | 1 => {
-                    let Some(p) = take(4, &mut bytes) else { break };
-                    let len = usize::from(p[1] % 24);
-                    let Some(value) = take(len, &mut bytes) else {
-                        break;
-                    };
-                    let ttl = u16::from_le_bytes([p[2], p[3]]);
-                    Op::Set {
-                        key: p[0],
-                        value,
-                        ttl_ms: (tag & 0x80 == 0).then_some(ttl % 2000),
-                    }
-                }
-                2 => Op::Get {
-                    key: take(1, &mut bytes).map_or(0, |b| b[0]),
-                },
-                3 => Op::Delete {
-                    key: take(1, &mut bytes).map_or(0, |b| b[0]),
-                },
-                4 => Op::Clear,
-                5 => Op::Purge,
-                6 => {
-                    let Some(p) = take(2, &mut bytes) else { break };
-                    Op::Advance {
-                        ms: u16::from_le_bytes([p[0], p[1]]) % 3000,
-                    }
-                }
-                _ => {
-                    let Some(p) = take(4, &mut bytes) else { break };
-                    Op::SetMany {
-                        a: p[0],
-                        b: p[1],
-                        ttl_ms: (tag & 0x80 == 0)
-                            .then_some(u16::from_le_bytes([p[2], p[3]]) % 2000),
-                    }
-                }
-            };
-            ops.push(op);
-        }
-        ops
+    pub fn op_arms() -> Vec<(u32, BoxedStrategy<Op>)> {
+        let key = any::<u8>();
+        vec![
+            (
+                4,
+                (key, proptest::collection::vec(any::<u8>(), 0..16), ttl())
+                    .prop_map(|(key, value, ttl_ms)| Op::Set { key, value, ttl_ms })
+                    .boxed(),
+            ),
+            (3, key.prop_map(|key| Op::Get { key }).boxed()),
+            (2, key.prop_map(|key| Op::Delete { key }).boxed()),
+            (1, Just(Op::Clear).boxed()),
+            (2, Just(Op::Purge).boxed()),
+            (2, (0u16..3_000).prop_map(|ms| Op::Advance { ms }).boxed()),
+            (
+                1,
+                (key, key, ttl())
+                    .prop_map(|(a, b, ttl_ms)| Op::SetMany { a, b, ttl_ms })
+                    .boxed(),
+            ),
+        ]
+    }
+
+    /// A time to live for generated sets: below 2 s, or none.
+    pub fn ttl() -> impl Strategy<Value = Option<u16>> + Clone {
+        proptest::option::of(0u16..2_000)
+    }
+
+    /// One operation, drawn from [`op_arms`].
+    pub fn op() -> impl Strategy<Value = Op> {
+        Union::new_weighted(op_arms())
+    }
+
+    /// Sequences of 0 to `max_len - 1` operations drawn from `op`.
+    pub fn ops<S: Strategy<Value = Op>>(op: S, max_len: usize) -> impl Strategy<Value = Vec<Op>> {
+        proptest::collection::vec(op, 0..max_len)
     }
 }
 
@@ -477,17 +500,31 @@ pub const MODEL_KEYS: [&str; 8] = ["a", "", "b:c", "\"q\"", "ключ", "line\nb
 /// every result; returns a description of the first disagreement.
 ///
 /// The model's clock starts one hour after the real current time (so backends that look at the
-/// real clock see only future deadlines) and moves only with [`Op::Advance`].
+/// real clock see only future deadlines) and moves only with [`Op::Advance`]. Generate sequences
+/// with [`strategy`]. For a backend that expires records by itself, use
+/// [`check_against_model_with`] and [`Expiry::Native`].
 ///
 /// # Errors
 /// A message naming the step, the operation and both answers, or a backend error.
 pub fn check_against_model<B: Backend>(backend: &B, ops: &[Op]) -> Result<(), String> {
+    check_against_model_with(backend, ops, Expiry::ByPurge)
+}
+
+/// [`check_against_model`] for a backend that drops expired records as `expiry` says.
+///
+/// # Errors
+/// As [`check_against_model`].
+pub fn check_against_model_with<B: Backend>(
+    backend: &B,
+    ops: &[Op],
+    expiry: Expiry,
+) -> Result<(), String> {
     let mut model: BTreeMap<&str, Record> = BTreeMap::new();
     let mut now = Timestamp::now() + HOUR;
     let key = |i: u8| MODEL_KEYS[usize::from(i) % MODEL_KEYS.len()];
     let deadline =
         |now: Timestamp, ttl: Option<u16>| ttl.map(|ms| now + Duration::from_millis(u64::from(ms)));
-    let native = backend.expires_natively();
+    let native = expiry.is_native();
     for (step, op) in ops.iter().enumerate() {
         let fail = |what: String| format!("step {step} ({op:?}): {what}");
         match op {
@@ -575,3 +612,88 @@ pub fn check_against_model<B: Backend>(backend: &B, ops: &[Op]) -> Result<(), St
     }
     Ok(())
 }
+
+#[cfg(target_os = "linux")]
+mod tmpfs {
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    /// A tmpfs mounted on a temporary folder, unmounted (and the folder removed) on drop, also when
+    /// the test fails: a real, small disk for full-disk tests.
+    ///
+    /// Needs the right to mount (root, as in CI). Without it [`mount_or_skip`](Self::mount_or_skip)
+    /// prints a skip notice and returns `None`, unless `BRAINCACHE_REQUIRE_TMPFS=1`, when that is a
+    /// failure.
+    pub struct Tmpfs {
+        dir: Option<tempfile::TempDir>,
+    }
+
+    impl Tmpfs {
+        /// Mounts a tmpfs of `bytes`, or returns `None` (after a skip notice) when mounting is not
+        /// permitted here.
+        ///
+        /// # Panics
+        /// When mounting fails and `BRAINCACHE_REQUIRE_TMPFS` is set, or no temporary folder can be
+        /// made.
+        #[must_use]
+        pub fn mount_or_skip(bytes: u64) -> Option<Tmpfs> {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .stdin(Stdio::null())
+                .output();
+            match out {
+                Ok(o) if o.status.success() => Some(Tmpfs { dir: Some(dir) }),
+                other => {
+                    let why = match other {
+                        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    let required = std::env::var("BRAINCACHE_REQUIRE_TMPFS")
+                        .is_ok_and(|v| !v.is_empty() && v != "0");
+                    assert!(
+                        !required,
+                        "BRAINCACHE_REQUIRE_TMPFS is set but mounting a tmpfs failed: {why}"
+                    );
+                    eprintln!("skipped: cannot mount a tmpfs here ({why}); run as root");
+                    None
+                }
+            }
+        }
+
+        /// The mounted folder.
+        #[must_use]
+        pub fn path(&self) -> &Path {
+            self.dir
+                .as_ref()
+                .map_or(Path::new("/nonexistent"), |d| d.path())
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let path = self.path().to_path_buf();
+            // A file still being closed keeps the mount busy for a moment: retry, then detach it.
+            let unmounted = (0..50).any(|_| {
+                let ok = Command::new("umount")
+                    .arg(&path)
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                ok
+            });
+            if !unmounted {
+                let _ = Command::new("umount").arg("-l").arg(&path).status();
+            }
+            drop(self.dir.take());
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+pub use tmpfs::Tmpfs;

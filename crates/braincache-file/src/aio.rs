@@ -14,7 +14,7 @@
 use crate::format::Entry;
 use crate::store::Store;
 use crate::{FileBackend, entry};
-use braincache_core::{AsyncBackend, Error, Operation, Record, Result, run_blocking};
+use braincache_core::{AsyncBackend, Error, Operation, Record, Result, Timestamp, run_blocking};
 use crossbeam_channel::{Receiver, Sender};
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -76,6 +76,17 @@ fn writer(store: &Weak<Store>, rx: &Receiver<Job>) {
 }
 
 impl AsyncBackend for FileBackend {
+    /// As [`set_async`](AsyncBackend::set_async): the file stores deadlines, not TTLs, so
+    /// `now` changes nothing (as in the sync `set_at`).
+    fn set_at_async(
+        self: &Arc<Self>,
+        key: &str,
+        record: Record,
+        _now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.set_async(key, record)
+    }
+
     fn set_async(
         self: &Arc<Self>,
         key: &str,

@@ -117,16 +117,11 @@
 //! the bound applies at each flush: the memory of a handle may hold more between flushes.
 //!
 //! # Cost
-//! Measured with `cargo run --release -p braincache-file --example file_bench` on a 2-core VM
-//! with an ext4 disk where one 4 KiB write + fsync takes about 0.19 ms (p50):
-//!
-//! | 1,000-entry file (108 KB) | per operation (p50) |
-//! |---|---|
-//! | durable `set` | 0.53–0.58 ms: the new file's fsync (≈ 0.28 ms) and the folder's (≈ 0.16 ms) are most of it |
-//! | the replace protocol alone (write, fsync, rename, fsync folder) | 0.58–0.63 ms |
-//! | batched `set` | 0.6 µs; each flush then costs one durable write (≈ 0.6–0.7 ms) |
-//! | batched `delete` (written at once, like every removal) | as a durable `set` |
-//! | `get` | 1.5 µs (a `stat` and a map lookup) |
+//! A durable `set` costs about one replace of the document: two fsyncs (the new file's and the
+//! folder's) and a write of the whole document. A batched `set` costs a map insert; each flush
+//! then costs one durable write. A `get` is a `stat` and a map lookup. Figures measured on one
+//! machine are in the *Performance* section of the
+//! [`braincache` README](https://docs.rs/crate/braincache/latest).
 //!
 //! A durable write's cost grows with the document; `set_many` and `delete_many` write once for
 //! all their entries.
@@ -154,14 +149,13 @@ mod store;
 pub use bound::ENTRY_OVERHEAD;
 
 use braincache_core::{
-    Backend, Error, Json, Lease, LeaseToken, Operation, Record, Result, Timestamp,
+    Backend, Error, Json, Lease, LeaseToken, Operation, Record, Result, Timestamp, Worker,
 };
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::RecvTimeoutError;
 use format::{Entry, Fresh, StoredValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 use store::Store;
 
@@ -188,7 +182,7 @@ use store::Store;
 pub struct FileBackend {
     store: Arc<Store>,
     flush_every: Option<Duration>,
-    flusher: Option<Flusher>,
+    flusher: Option<Worker>,
     /// The writer thread of durable `set_async`, started on first use.
     #[cfg(feature = "async")]
     async_writer: aio::Writer,
@@ -478,14 +472,16 @@ impl FileBackendBuilder {
     /// `flush()`, with the next removal, and on drop). Sets acknowledged since the last write
     /// are lost if the process dies; removals (`delete`, `clear`, `purge_expired`) are still
     /// written before they return. See the
-    /// [crate docs](crate#batched-mode-faster-sets-weaker-durability). A zero interval means
-    /// durable mode.
+    /// [crate docs](crate#batched-mode-faster-sets-weaker-durability). The interval is at least
+    /// 1 ms (a zero interval is clamped to it, like every zero limit of braincache's builders);
+    /// durable mode is [`durable`](Self::durable).
     pub fn flush_every(mut self, interval: Duration) -> Self {
-        self.flush_every = (!interval.is_zero()).then_some(interval);
+        self.flush_every = Some(interval.max(Duration::from_millis(1)));
         self
     }
 
-    /// Durable mode (the default): every change is written and fsynced before the call returns.
+    /// Durable mode (the default; the one way to ask for it): every change is written and
+    /// fsynced before the call returns. Undoes [`flush_every`](Self::flush_every).
     pub fn durable(mut self) -> Self {
         self.flush_every = None;
         self
@@ -514,14 +510,18 @@ impl FileBackendBuilder {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// At least 1 (zero is clamped, like every zero limit of the builders).
     pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.max_bytes = Some(bytes);
+        self.max_bytes = Some(bytes.max(1));
         self
     }
 
     /// Bounds the number of entries, as [`max_bytes`](Self::max_bytes) bounds the bytes.
+    ///
+    /// At least 1 (zero is clamped, like every zero limit of the builders).
     pub fn max_entries(mut self, entries: u64) -> Self {
-        self.max_entries = Some(entries);
+        self.max_entries = Some(entries.max(1));
         self
     }
 
@@ -550,29 +550,24 @@ impl FileBackendBuilder {
     }
 }
 
-/// The batched mode's background thread: flushes every interval until stopped.
-struct Flusher {
-    stop: Sender<()>,
-    thread: JoinHandle<()>,
-}
+/// The batched mode's background thread: flushes every interval until stopped. Stopping (or
+/// dropping) it waits for at most one flush under way.
+struct Flusher;
 
 impl Flusher {
-    fn start(store: Arc<Store>, every: Duration) -> std::io::Result<Flusher> {
+    fn start(store: Arc<Store>, every: Duration) -> std::io::Result<Worker> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("braincache-file-flush".into())
-            .spawn(move || {
+        Worker::spawn(
+            "braincache-file-flush",
+            move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     // A failure keeps the changes pending for the next tick.
                     let _ = store.flush(Operation::Flush);
                 }
-            })?;
-        Ok(Flusher { stop, thread })
-    }
-
-    /// Stops the thread and waits for it (at most one flush under way).
-    fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
+            },
+            move || {
+                let _ = stop.send(());
+            },
+        )
     }
 }

@@ -18,10 +18,9 @@
 //!   released during the slow part of a write (write, fsync, rename, fsync the folder).
 
 use crate::format::{self, Entry};
-use braincache_core::{Error, Operation, Result, Timestamp};
+use braincache_core::{Error, ExpiryIndex, Operation, Result, Timestamp, in_step, sidecar};
 use crossbeam_channel::{Receiver, Sender};
-use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
-use std::ffi::OsString;
+use std::collections::{BTreeMap, HashMap, btree_map};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::iter::Peekable;
@@ -177,15 +176,15 @@ fn close_pending() {
 #[derive(Debug, Default)]
 pub(crate) struct View {
     entries: BTreeMap<String, Entry>,
-    /// `(deadline, key)` of every entry with a deadline, so purges and `next_expiry` do not scan.
-    expiry: BTreeSet<(Timestamp, String)>,
+    /// Every key with a deadline, so purges and `next_expiry` do not scan.
+    expiry: ExpiryIndex<String>,
 }
 
 impl View {
     fn from_entries(entries: BTreeMap<String, Entry>) -> View {
         let expiry = entries
             .iter()
-            .filter_map(|(k, e)| e.expires_at.map(|d| (d, k.clone())))
+            .filter_map(|(k, e)| e.expires_at.map(|d| (d, k.clone(), ())))
             .collect();
         View { entries, expiry }
     }
@@ -199,7 +198,7 @@ impl View {
     }
 
     pub(crate) fn next_expiry(&self) -> Option<Timestamp> {
-        self.expiry.first().map(|(d, _)| *d)
+        self.expiry.next_expiry()
     }
 
     fn insert(&mut self, key: String, entry: Entry) {
@@ -208,21 +207,14 @@ impl View {
             .entries
             .insert(key.clone(), entry)
             .and_then(|old| old.expires_at);
-        if old != new {
-            if let Some(d) = old {
-                self.expiry.remove(&(d, key.clone()));
-            }
-            if let Some(d) = new {
-                self.expiry.insert((d, key));
-            }
-        }
+        self.expiry.replace(key, old, new, ());
     }
 
     fn remove(&mut self, key: &str) -> bool {
         match self.entries.remove(key) {
             Some(old) => {
                 if let Some(d) = old.expires_at {
-                    self.expiry.remove(&(d, key.to_owned()));
+                    self.expiry.remove(d, key.to_owned());
                 }
                 true
             }
@@ -360,10 +352,9 @@ impl Change {
         if !self.clear {
             let expired: Vec<String> = view
                 .expiry
-                .iter()
-                .take_while(|(d, _)| *d <= now)
-                .filter(|(_, k)| !self.keys.contains_key(k))
-                .map(|(_, k)| k.clone())
+                .due(now)
+                .filter(|(_, k, _)| !self.keys.contains_key(*k))
+                .map(|(_, k, _)| k.clone())
                 .collect();
             n += expired.len();
             for key in expired {
@@ -444,44 +435,6 @@ fn resolve(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
-/// `e` as the cause of a step on `other` (a folder, the lock file) of opening a cache file:
-/// `cannot open its lock file /x/c.json.lock`, whose `source()` is `e`. The kind stays `e`'s.
-fn in_step(what: &'static str, other: &Path, e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        StepError {
-            what,
-            path: other.to_path_buf(),
-            source: e,
-        },
-    )
-}
-
-#[derive(Debug)]
-struct StepError {
-    what: &'static str,
-    path: PathBuf,
-    source: io::Error,
-}
-
-impl std::fmt::Display for StepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.what, self.path.display())
-    }
-}
-
-impl std::error::Error for StepError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name: OsString = path.file_name().unwrap_or_default().to_owned();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
 impl Store {
     /// Opens (creating when missing) the file at `path` and loads it.
     pub(crate) fn open(path: &Path, durable: bool, bound: crate::bound::Bound) -> Result<Store> {
@@ -494,8 +447,8 @@ impl Store {
             ));
         };
         let dir = dir.to_path_buf();
-        let lock_path = sibling(&path, ".lock");
-        let tmp_path = sibling(&path, ".tmp");
+        let lock_path = sidecar(&path, ".lock");
+        let tmp_path = sidecar(&path, ".tmp");
         // A CLI's cache lives in a folder (`~/.cache/app/`) that is missing on its first run:
         // create it, as diskcache does. The errors name the cache file the caller gave, and say
         // which step on which other path failed.
@@ -953,12 +906,17 @@ mod tests {
                     format::write(&applied.entries),
                     "{base_mask} {code}"
                 );
-                let want: BTreeSet<_> = applied
+                let want: std::collections::BTreeSet<_> = applied
                     .entries
                     .iter()
                     .filter_map(|(k, e)| e.expires_at.map(|d| (d, k.clone())))
                     .collect();
-                assert_eq!(applied.expiry, want);
+                let have: std::collections::BTreeSet<_> = applied
+                    .expiry
+                    .iter()
+                    .map(|(d, k, _)| (d, k.clone()))
+                    .collect();
+                assert_eq!(have, want);
             }
         }
     }

@@ -833,3 +833,24 @@ fn dropping_a_backend_closes_its_file() {
         assert_eq!(open_descriptors_on(&path), 0, "round {round}");
     }
 }
+
+/// A zero flush interval is clamped to 1 ms, like every zero limit of the builders; durable
+/// mode is asked for with `durable()` alone.
+#[test]
+fn zero_flush_interval_is_clamped_and_durable_is_one_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = FileBackend::builder(dir.path().join("z.json"))
+        .flush_every(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(b.flush_every(), Some(Duration::from_millis(1)));
+    assert!(!b.is_durable());
+    drop(b);
+    let b = FileBackend::builder(dir.path().join("z.json"))
+        .flush_every(Duration::from_secs(5))
+        .durable()
+        .build()
+        .unwrap();
+    assert!(b.is_durable());
+    assert_eq!(b.flush_every(), None);
+}

@@ -2,7 +2,7 @@
 //! reopen check: what a handle wrote reads back identically through a fresh handle.
 
 use braincache_core::Backend;
-use braincache_core::testkit::{Op, check_against_model};
+use braincache_core::testkit::{Op, check_against_model, strategy};
 use braincache_file::FileBackend;
 use proptest::prelude::*;
 use std::time::Duration;
@@ -52,23 +52,28 @@ fn reopen_agrees(a: &FileBackend) -> Result<(), String> {
     Ok(())
 }
 
+/// The test kit's operations, plus sets of values that are JSON text, the file backend's usual
+/// input.
 fn op() -> impl Strategy<Value = Op> {
-    let key = any::<u8>();
-    let ttl = proptest::option::of(0u16..2_000);
-    prop_oneof![
-        4 => (key, proptest::collection::vec(any::<u8>(), 0..16), ttl.clone())
-            .prop_map(|(key, value, ttl_ms)| Op::Set { key, value, ttl_ms }),
-        // Values that are JSON text, the file backend's usual input.
-        2 => (key, prop_oneof![Just("1"), Just("\"s\""), Just("[1,{\"a\":null}]"),
-                Just("{\"$bytes\":\"AA==\"}"), Just("{\"$json\":1}")], ttl.clone())
-            .prop_map(|(key, v, ttl_ms)| Op::Set { key, value: v.as_bytes().to_vec(), ttl_ms }),
-        3 => key.prop_map(|key| Op::Get { key }),
-        2 => key.prop_map(|key| Op::Delete { key }),
-        1 => Just(Op::Clear),
-        2 => Just(Op::Purge),
-        2 => (0u16..3_000).prop_map(|ms| Op::Advance { ms }),
-        1 => (key, key, ttl).prop_map(|(a, b, ttl_ms)| Op::SetMany { a, b, ttl_ms }),
-    ]
+    let mut arms = strategy::op_arms();
+    let json = (
+        any::<u8>(),
+        prop_oneof![
+            Just("1"),
+            Just("\"s\""),
+            Just("[1,{\"a\":null}]"),
+            Just("{\"$bytes\":\"AA==\"}"),
+            Just("{\"$json\":1}")
+        ],
+        strategy::ttl(),
+    )
+        .prop_map(|(key, v, ttl_ms)| Op::Set {
+            key,
+            value: v.as_bytes().to_vec(),
+            ttl_ms,
+        });
+    arms.insert(1, (2, json.boxed()));
+    proptest::strategy::Union::new_weighted(arms)
 }
 
 proptest! {

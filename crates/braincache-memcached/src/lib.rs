@@ -109,6 +109,10 @@ pub const DEFAULT_KEY_PREFIX: &str = "braincache:";
 /// Memcached's default item size limit (its `-I` option), 1 MiB.
 pub const DEFAULT_ITEM_LIMIT: usize = 1 << 20;
 
+/// This backend's name in errors: the `backend` field of [`Error::Backend`] and
+/// [`Error::Unsupported`] (`"memcached"`).
+pub const BACKEND_NAME: &str = "memcached";
+
 /// Memcached's longest key.
 const MAX_KEY: usize = 250;
 
@@ -267,7 +271,7 @@ impl MemcachedBackend {
         }
         Err(Error::backend(
             op,
-            "memcached",
+            BACKEND_NAME,
             None,
             format!(
                 "the namespace generation {:?} on {} kept changing while being read",
@@ -316,10 +320,15 @@ impl Backend for MemcachedBackend {
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.set_at(key, record, Timestamp::now())
+    }
+
+    /// The expiration time sent is computed from the record's deadline and `now`.
+    fn set_at(&self, key: &str, record: Record, now: Timestamp) -> Result<()> {
         let generation = self.generation(Operation::Set)?;
         let (skey, digested) = self.store_key(generation, key);
         let server = self.server_of(key);
-        let Some(exptime) = exptime(record.expires_at, Timestamp::now()) else {
+        let Some(exptime) = exptime(record.expires_at, now) else {
             // Already expired: memcached has no "expire now", so remove what is there.
             let call = Self::call(Operation::Set, key, true, 0);
             server.run(call, |c| c.delete(&skey))?;
@@ -329,7 +338,7 @@ impl Backend for MemcachedBackend {
         if bytes.len() > self.item_limit {
             return Err(Error::backend(
                 Operation::Set,
-                "memcached",
+                BACKEND_NAME,
                 Some(key),
                 ValueTooLarge::new(bytes.len(), self.item_limit),
             ));
@@ -391,7 +400,7 @@ impl Backend for MemcachedBackend {
         }
         Err(Error::backend(
             Operation::Clear,
-            "memcached",
+            BACKEND_NAME,
             None,
             format!(
                 "could not bump the namespace generation {:?} on {}",
@@ -404,7 +413,7 @@ impl Backend for MemcachedBackend {
     fn len(&self) -> Result<usize> {
         Err(Error::unsupported(
             Operation::Len,
-            "memcached",
+            BACKEND_NAME,
             "memcached cannot count or list keys",
         ))
     }
@@ -423,7 +432,7 @@ impl Backend for MemcachedBackend {
     fn next_expiry(&self) -> Result<Option<Timestamp>> {
         Err(Error::unsupported(
             Operation::NextExpiry,
-            "memcached",
+            BACKEND_NAME,
             "memcached cannot list deadlines; it expires entries by itself",
         ))
     }
@@ -637,8 +646,17 @@ impl MemcachedBackendBuilder {
         self
     }
 
-    /// With `true`, [`build`](Self::build) only checks the URLs and connects on first use.
-    /// Default `false`: `build` fails if a server does not answer.
+    /// [`build`](Self::build) only checks the URLs and connects on first use. By default
+    /// `build` fails if a server does not answer.
+    pub fn connect_lazily(mut self) -> Self {
+        self.lazy = true;
+        self
+    }
+
+    /// [`connect_lazily`](Self::connect_lazily) when `lazy` is true.
+    #[deprecated(
+        note = "use `connect_lazily()`: switches take no argument, like `single_process()`"
+    )]
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.lazy = lazy;
         self

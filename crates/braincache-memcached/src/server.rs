@@ -136,7 +136,7 @@ impl Server {
                 cause: other,
             }),
         };
-        Error::backend(call.op, "memcached", call.key, source)
+        Error::backend(call.op, crate::BACKEND_NAME, call.key, source)
     }
 }
 

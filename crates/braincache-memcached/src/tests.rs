@@ -35,7 +35,7 @@ fn exptime_rounds_up_and_switches_to_absolute_past_30_days() {
 fn plain_and_digested_keys() {
     let b = MemcachedBackend::builder("memcache://127.0.0.1:1")
         .key_prefix("p:")
-        .lazy(true)
+        .connect_lazily()
         .build()
         .unwrap();
     assert_eq!(b.store_key(7, "abc"), ("p:7=abc".to_owned(), false));
@@ -54,14 +54,14 @@ fn invalid_prefixes_and_urls_are_open_errors() {
     for prefix in ["has space", "ключ", &"p".repeat(MAX_PREFIX + 1)] {
         let e = MemcachedBackend::builder("memcache://127.0.0.1:1")
             .key_prefix(prefix)
-            .lazy(true)
+            .connect_lazily()
             .build()
             .unwrap_err();
         assert_eq!(e.operation(), Some(Operation::Open), "{e}");
     }
     for url in ["http://x:1", "not a url", "memcache://127.0.0.1:1"] {
         let b = MemcachedBackend::builder(url).server("memcache://127.0.0.1:1");
-        let e = b.lazy(true).build().unwrap_err();
+        let e = b.connect_lazily().build().unwrap_err();
         assert_eq!(e.operation(), Some(Operation::Open), "{e}");
     }
 }

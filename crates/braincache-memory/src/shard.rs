@@ -1,9 +1,9 @@
 //! One shard: a map, an expiry index and, when bounded, the S3-FIFO queues.
 
 use crate::MemoryBackend;
-use braincache_core::{CodecId, Record, Timestamp};
+use braincache_core::{CodecId, ExpiryIndex, Record, Timestamp};
 use hashbrown::HashTable;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -35,14 +35,14 @@ enum Queue {
 /// The key's `Arc` also tells entries of the same key apart: a deleted and re-inserted key
 /// gets a new allocation, and a queue slot holding the old one keeps it from being reused.
 #[repr(align(64))]
-struct Slot {
+struct Stored {
     key: Arc<str>,
     entry: Entry,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+const _: () = assert!(std::mem::size_of::<Stored>() == 64);
 
-/// A record, split so that [`Slot`] fits in 64 bytes (an `Option<Timestamp>` takes 16).
+/// A record, split so that [`Stored`] fits in 64 bytes (an `Option<Timestamp>` takes 16).
 struct Entry {
     value: Vec<u8>,
     /// The deadline in nanoseconds since the Unix epoch, when `expires`.
@@ -111,14 +111,14 @@ pub(crate) fn is_framed(record: &Record) -> bool {
     record.fresh_until.is_some() || record.computed_at.is_some() || record.compute_time.is_some()
 }
 
-impl Slot {
+impl Stored {
     /// What the entry counts for against `max_bytes` ([`MemoryBackend::entry_size`]).
     fn size(&self) -> usize {
         self.key.len() + self.entry.value.len() + crate::ENTRY_OVERHEAD
     }
 }
 
-/// A queue slot: a clone of the entry's key (see [`Slot`]) and its hash, to find it without
+/// A queue slot: a clone of the entry's key (see [`Stored`]) and its hash, to find it without
 /// hashing again.
 struct Queued {
     key: Arc<str>,
@@ -221,9 +221,9 @@ const PURGE_BATCH: usize = 32;
 struct Inner {
     /// Keyed by the backend's hash of the key, computed once per call (it also picks the
     /// shard), so nothing hashes a key twice and a purge finds entries by the hash it kept.
-    map: HashTable<Slot>,
-    /// `(deadline, key)` of every entry with a deadline, with the key's hash.
-    expiry: BTreeMap<(Timestamp, Arc<str>), u64>,
+    map: HashTable<Stored>,
+    /// Every key with a deadline, with the key's hash.
+    expiry: ExpiryIndex<Arc<str>, u64>,
     bytes: usize,
     policy: Option<Policy>,
 }
@@ -288,7 +288,7 @@ impl Shard {
     }
 
     pub(crate) fn next_expiry(&self) -> Option<Timestamp> {
-        self.read().expiry.first_key_value().map(|((t, _), _)| *t)
+        self.read().expiry.next_expiry()
     }
 
     /// Stores the record; returns how many entries were evicted to make room.
@@ -309,14 +309,7 @@ impl Shard {
             let new_deadline = record.expires_at;
             slot.entry.replace(record);
             let k = Arc::clone(&slot.key);
-            if old_deadline != new_deadline {
-                if let Some(d) = old_deadline {
-                    inner.expiry.remove(&(d, Arc::clone(&k)));
-                }
-                if let Some(d) = new_deadline {
-                    inner.expiry.insert((d, k), hash);
-                }
-            }
+            inner.expiry.replace(k, old_deadline, new_deadline, hash);
             inner.bytes = inner.bytes - old_size + size;
         } else {
             if let Some(sketch) = &self.sketch {
@@ -353,13 +346,13 @@ impl Shard {
                 None => Queue::Small,
             };
             if let Some(d) = record.expires_at {
-                inner.expiry.insert((d, Arc::clone(&k)), hash);
+                inner.expiry.insert(d, Arc::clone(&k), hash);
             }
             inner.bytes += size;
             let entry = Entry::new(record, hash, queue);
             inner
                 .map
-                .insert_unique(hash, Slot { key: k, entry }, |s| s.entry.hash);
+                .insert_unique(hash, Stored { key: k, entry }, |s| s.entry.hash);
         }
         let mut evicted = admitted_over;
         while limits.max_entries.is_some_and(|m| inner.map.len() > m)
@@ -394,15 +387,11 @@ impl Shard {
         let mut n = 0;
         let mut batch: Vec<(Arc<str>, u64)> = Vec::with_capacity(PURGE_BATCH);
         loop {
-            while batch.len() < PURGE_BATCH
-                && inner
-                    .expiry
-                    .first_key_value()
-                    .is_some_and(|((deadline, _), _)| *deadline <= now)
-            {
-                if let Some(((_, key), hash)) = inner.expiry.pop_first() {
-                    batch.push((key, hash));
-                }
+            while batch.len() < PURGE_BATCH {
+                let Some((_, key, hash)) = inner.expiry.pop_due(now) else {
+                    break;
+                };
+                batch.push((key, hash));
             }
             if batch.is_empty() {
                 return n;
@@ -417,7 +406,7 @@ impl Shard {
             // a removal's atomic reference-count decrement waits for every earlier load on x86.
             let mut touched = 0usize;
             for (key, hash) in &batch {
-                if let Some(Slot { key, entry }) = inner.find(*hash, key) {
+                if let Some(Stored { key, entry }) = inner.find(*hash, key) {
                     let value = &entry.value;
                     touched ^= Arc::strong_count(key)
                         ^ value.len()
@@ -444,29 +433,33 @@ fn same_key(stored: &Arc<str>, key: &str) -> bool {
 
 /// The entry whose live slot in `queue` `q` is, if any: the table's key must be the very `Arc`
 /// `q` holds (a stale slot of a deleted and re-inserted key holds an older one).
-fn live_entry<'a>(map: &'a mut HashTable<Slot>, q: &Queued, queue: Queue) -> Option<&'a mut Entry> {
+fn live_entry<'a>(
+    map: &'a mut HashTable<Stored>,
+    q: &Queued,
+    queue: Queue,
+) -> Option<&'a mut Entry> {
     map.find_mut(q.hash, |s| Arc::ptr_eq(&s.key, &q.key))
         .map(|s| &mut s.entry)
         .filter(|e| e.queue == queue)
 }
 
 impl Inner {
-    fn find(&self, hash: u64, key: &str) -> Option<&Slot> {
+    fn find(&self, hash: u64, key: &str) -> Option<&Stored> {
         self.map.find(hash, |s| same_key(&s.key, key))
     }
 
     /// Takes `key`'s slot out of the table.
-    fn take(&mut self, hash: u64, key: &str) -> Option<Slot> {
+    fn take(&mut self, hash: u64, key: &str) -> Option<Stored> {
         let found = self.map.find_entry(hash, |s| same_key(&s.key, key)).ok()?;
         Some(found.remove().0)
     }
 
     /// Removes `key` from the map, the expiry index and the live counts. Its queue slot goes
     /// stale and is skipped when reached.
-    fn remove(&mut self, hash: u64, key: &str) -> Option<Slot> {
+    fn remove(&mut self, hash: u64, key: &str) -> Option<Stored> {
         let slot = self.take(hash, key)?;
         if let Some(d) = slot.entry.expires_at() {
-            self.expiry.remove(&(d, Arc::clone(&slot.key)));
+            self.expiry.remove(d, Arc::clone(&slot.key));
         }
         self.forget(&slot);
         Some(slot)
@@ -480,7 +473,7 @@ impl Inner {
     }
 
     /// Updates the byte count and the queue counts for an entry leaving the map.
-    fn forget(&mut self, slot: &Slot) {
+    fn forget(&mut self, slot: &Stored) {
         let entry = &slot.entry;
         self.bytes -= slot.size();
         if let Some(p) = &mut self.policy {
@@ -621,7 +614,7 @@ mod tests {
                 if let Some(d) = slot.entry.expires_at() {
                     deadlines += 1;
                     assert_eq!(
-                        inner.expiry.get(&(d, Arc::clone(&slot.key))),
+                        inner.expiry.get(d, Arc::clone(&slot.key)),
                         Some(&slot.entry.hash)
                     );
                 }

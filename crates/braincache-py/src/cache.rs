@@ -173,6 +173,7 @@ impl PyBrainCache {
             Ok(v) => v.to_py(py),
             Err(LoadError::Init(e)) => Err(e.clone_ref(py)),
             Err(LoadError::Cache(e)) => Err(to_py_err(e)),
+            Err(other) => Err(pyo3::exceptions::PyRuntimeError::new_err(other.to_string())),
         }
     }
 

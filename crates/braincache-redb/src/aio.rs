@@ -23,21 +23,21 @@
 //! block the worker for one device read; a service whose cache file is much larger than its
 //! memory should wrap the backend in one that uses the blocking pool for `get_async`.
 
-use crate::writer::Done;
+use crate::writer::Answer;
 use braincache_core::Result;
 
 /// Where the writer thread sends a request's answer.
 pub(crate) enum Reply {
     /// A thread blocked in `Writer::submit`.
-    Blocking(crossbeam_channel::Sender<Result<Done>>),
+    Blocking(crossbeam_channel::Sender<Result<Answer>>),
     /// A task awaiting the answer (the async path); nobody listens if its future was dropped.
     #[cfg(feature = "async")]
-    Async(tokio::sync::oneshot::Sender<Result<Done>>),
+    Async(tokio::sync::oneshot::Sender<Result<Answer>>),
 }
 
 impl Reply {
     /// Sends the answer; a caller that stopped waiting is not an error.
-    pub(crate) fn send(self, answer: Result<Done>) {
+    pub(crate) fn send(self, answer: Result<Answer>) {
         match self {
             Reply::Blocking(tx) => {
                 let _ = tx.send(answer);
@@ -55,7 +55,7 @@ mod backend {
     use super::Reply;
     use crate::RedbBackend;
     use crate::errors;
-    use crate::writer::{Done, Op};
+    use crate::writer::{Answer, Command};
     use braincache_core::{AsyncBackend, Backend, Record, Result, Timestamp};
     use std::future::{Future, ready};
     use std::sync::Arc;
@@ -63,7 +63,10 @@ mod backend {
     impl RedbBackend {
         /// Queues `op` on the writer thread and awaits its acknowledgement (after the durable
         /// commit). Dropping the future does not withdraw the request.
-        fn submit_async(&self, op: Op) -> impl Future<Output = Result<Done>> + Send + 'static {
+        fn submit_async(
+            &self,
+            op: Command,
+        ) -> impl Future<Output = Result<Answer>> + Send + 'static {
             let operation = op.operation();
             let (tx, rx) = tokio::sync::oneshot::channel();
             // A closed backend (`close`) answers at once; otherwise the request is queued while
@@ -80,7 +83,7 @@ mod backend {
     }
 
     /// A write's answer: known now (write-behind: queued in the overlay) or to be awaited.
-    enum Answer<T, F> {
+    enum Pending<T, F> {
         Now(T),
         Later(F),
     }
@@ -103,42 +106,42 @@ mod backend {
         ) -> impl Future<Output = Result<()>> + Send {
             // Write-behind: queued in the overlay and answered at once, as the blocking `set`.
             let done = if self.writes_behind() {
-                Answer::Now(Backend::set(&**self, key, record))
+                Pending::Now(Backend::set(&**self, key, record))
             } else {
-                Answer::Later(self.submit_async(Op::Set(key.to_owned(), record)))
+                Pending::Later(self.submit_async(Command::Set(key.to_owned(), record)))
             };
             async move {
                 match done {
-                    Answer::Now(r) => r,
-                    Answer::Later(f) => f.await.map(drop),
+                    Pending::Now(r) => r,
+                    Pending::Later(f) => f.await.map(drop),
                 }
             }
         }
 
         fn delete_async(self: &Arc<Self>, key: &str) -> impl Future<Output = Result<bool>> + Send {
             let done = if self.writes_behind() {
-                Answer::Now(Backend::delete(&**self, key))
+                Pending::Now(Backend::delete(&**self, key))
             } else {
-                Answer::Later(self.submit_async(Op::Delete(key.to_owned())))
+                Pending::Later(self.submit_async(Command::Delete(key.to_owned())))
             };
             async move {
                 match done {
-                    Answer::Now(r) => r,
-                    Answer::Later(f) => Ok(matches!(f.await?, Done::Found(true))),
+                    Pending::Now(r) => r,
+                    Pending::Later(f) => Ok(matches!(f.await?, Answer::Found(true))),
                 }
             }
         }
 
         fn clear_async(self: &Arc<Self>) -> impl Future<Output = Result<()>> + Send {
             let done = if self.writes_behind() {
-                Answer::Now(Backend::clear(&**self))
+                Pending::Now(Backend::clear(&**self))
             } else {
-                Answer::Later(self.submit_async(Op::Clear))
+                Pending::Later(self.submit_async(Command::Clear))
             };
             async move {
                 match done {
-                    Answer::Now(r) => r,
-                    Answer::Later(f) => f.await.map(drop),
+                    Pending::Now(r) => r,
+                    Pending::Later(f) => f.await.map(drop),
                 }
             }
         }
@@ -155,11 +158,11 @@ mod backend {
             self: &Arc<Self>,
             now: Timestamp,
         ) -> impl Future<Output = Result<usize>> + Send {
-            let done = self.submit_async(Op::Purge(now));
+            let done = self.submit_async(Command::Purge(now));
             async move {
                 match done.await? {
-                    Done::Count(n) => Ok(n),
-                    Done::Unit | Done::Found(_) => Ok(0),
+                    Answer::Count(n) => Ok(n),
+                    Answer::Unit | Answer::Found(_) => Ok(0),
                 }
             }
         }

@@ -4,7 +4,7 @@ use braincache_core::{Error, Operation};
 use std::io;
 use std::path::Path;
 
-pub(crate) const BACKEND: &str = "redb";
+pub(crate) use crate::BACKEND_NAME as BACKEND;
 
 /// Maps a redb error met during `op` (on `key`, where there is one) on the file at `path`.
 ///
@@ -52,38 +52,6 @@ fn not_a_database(e: &io::Error) -> String {
         detail
     } else {
         format!("not a redb database: {said}")
-    }
-}
-
-/// `e` as the cause of a step on `other` (the folder) of opening the database: `cannot create
-/// its folder /x`, whose `source()` is `e`. The kind stays `e`'s.
-pub(crate) fn in_step(what: &'static str, other: &Path, e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        StepError {
-            what,
-            path: other.to_path_buf(),
-            source: e,
-        },
-    )
-}
-
-#[derive(Debug)]
-struct StepError {
-    what: &'static str,
-    path: std::path::PathBuf,
-    source: io::Error,
-}
-
-impl std::fmt::Display for StepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.what, self.path.display())
-    }
-}
-
-impl std::error::Error for StepError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
     }
 }
 

@@ -7,7 +7,7 @@
 //! token still matches, so a holder whose lease expired never removes its successor's.
 
 use crate::errors;
-use crate::writer::Shared;
+use crate::writer::Engine;
 use braincache_core::{Lease, LeaseToken, Operation, Result, Timestamp};
 use redb::{Durability, ReadableTable, TableDefinition};
 use std::time::Duration;
@@ -19,7 +19,7 @@ pub(crate) const LEASES: TableDefinition<&str, (u64, u64)> = TableDefinition::ne
 
 /// Takes the lease on `key` unless another token holds one that ends after `now`.
 pub(crate) fn try_lease(
-    shared: &Shared,
+    shared: &Engine,
     key: &str,
     token: LeaseToken,
     ttl: Duration,
@@ -66,7 +66,7 @@ pub(crate) fn try_lease(
 }
 
 /// Removes the lease on `key` if `token` holds it.
-pub(crate) fn release(shared: &Shared, key: &str, token: LeaseToken) -> Result<()> {
+pub(crate) fn release(shared: &Engine, key: &str, token: LeaseToken) -> Result<()> {
     let fail = |e: redb::Error| {
         shared.db.note(&e);
         errors::map(Operation::Lease, &shared.path, Some(key), e)

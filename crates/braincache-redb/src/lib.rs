@@ -71,19 +71,10 @@
 //! `Error::Backend`).
 //!
 //! # Costs
-//! Measured with `cargo run --release -p braincache-redb --example measure` (2 shared cores,
-//! ext4, 100k keys × 64 B; the machine was also running another process at one full core):
-//!
-//! | operation | cost |
-//! |---|---|
-//! | raw redb `ExclusiveWriter` `begin_read + open_table + get` (the floor) | 1.0–1.1 µs |
-//! | raw redb `MultiWriter`, same | 5.5 µs |
-//! | `get`, multi-process mode (default) | 0.34–0.45 µs (0.36–0.46 × the floor; measured later, `--quick`, floor 0.95–0.99 µs) |
-//! | `get`, `single_process()` | 0.6–0.8 µs |
-//! | `get`, `snapshot_max_age(Duration::ZERO)` (a read transaction per get) | 6.7–6.8 µs |
-//! | raw redb `MultiWriter`, one durable commit per insert | 1.8k–2.4k/s |
-//! | `set`, multi-process mode, 1 thread | 1.5k–2.2k/s |
-//! | `set`, multi-process mode, 8 threads (7.5–7.7 sets per commit) | 9.1k–13.1k/s (5.0–5.4 × one commit per set) |
+//! A `get` costs a lookup in a reused read snapshot, below raw redb's own read; a `set` waits for
+//! one durable commit, shared with every other write queued meanwhile. Figures measured on one
+//! machine, against raw redb, are in the *Performance* section of the
+//! [`braincache` README](https://docs.rs/crate/braincache/latest).
 //!
 //! A `get` in multi-process mode costs three atomic loads from the memory-mapped stamp file more
 //! than a lookup in a reused snapshot (it used to cost a `pread`, a quarter of the get); when
@@ -118,12 +109,16 @@ mod writer;
 pub use bound::{Usage, usage_report};
 pub use format::{FORMAT_VERSION, value_as_json};
 
+/// This backend's name in errors: the `backend` field of [`Error::Backend`] and
+/// [`Error::Closed`] (`"redb"`).
+pub const BACKEND_NAME: &str = "redb";
+
 use braincache_core::{
     Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
 };
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use overlay::Write;
-use reader::{Reader, Snapshot};
+use reader::{Snapshot, SnapshotCache};
 use redb::{
     ConcurrencyMode, Database, MultimapTableHandle, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, TableHandle,
@@ -134,7 +129,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
-use writer::{Done, Limits, Op, Shared, Writer};
+use writer::{Answer, Command, Engine, Limits, Writer};
 
 /// The byte bound of a [`RedbBackend`] unless the builder says otherwise: 1 GiB, as Python
 /// diskcache's default `size_limit`.
@@ -188,7 +183,7 @@ struct Open {
     behind: Option<overlay::Behind>,
     // Dropping it drains the queue and joins the thread before the database goes.
     writer: Writer,
-    shared: Arc<Shared>,
+    shared: Arc<Engine>,
 }
 
 /// The open backend, borrowed for one call.
@@ -296,7 +291,7 @@ impl RedbBackend {
 
     /// What the open backend shares with its writer thread, for unit tests.
     #[cfg(test)]
-    pub(crate) fn shared(&self) -> Arc<Shared> {
+    pub(crate) fn shared(&self) -> Arc<Engine> {
         Arc::clone(&self.open_ref(Operation::Get).expect("open").shared)
     }
 
@@ -508,7 +503,7 @@ impl Open {
                     Ok(answer) => return answer,
                     Err(e) if !reopened && writer::latches(&e) => {
                         self.shared.db.note(&e);
-                        self.writer.submit(Op::Reopen(op))?;
+                        self.writer.submit(Command::Reopen(op))?;
                         reopened = true;
                     }
                     Err(e) => return Err(errors::map(op, &self.shared.path, key, e)),
@@ -580,7 +575,7 @@ impl Backend for RedbBackend {
             return Ok(());
         }
         this.writer
-            .submit(Op::Set(key.to_owned(), record))
+            .submit(Command::Set(key.to_owned(), record))
             .map(drop)
     }
 
@@ -597,8 +592,8 @@ impl Backend for RedbBackend {
             return Ok(found);
         }
         Ok(matches!(
-            this.writer.submit(Op::Delete(key.to_owned()))?,
-            Done::Found(true)
+            this.writer.submit(Command::Delete(key.to_owned()))?,
+            Answer::Found(true)
         ))
     }
 
@@ -608,7 +603,7 @@ impl Backend for RedbBackend {
             b.push(Write::Clear);
             return Ok(());
         }
-        this.writer.submit(Op::Clear).map(drop)
+        this.writer.submit(Command::Clear).map(drop)
     }
 
     fn len(&self) -> Result<usize> {
@@ -642,9 +637,9 @@ impl Backend for RedbBackend {
         if let Some(b) = &this.behind {
             b.flush()?;
         }
-        match this.writer.submit(Op::Purge(now))? {
-            Done::Count(n) => Ok(n),
-            Done::Unit | Done::Found(_) => Ok(0),
+        match this.writer.submit(Command::Purge(now))? {
+            Answer::Count(n) => Ok(n),
+            Answer::Unit | Answer::Found(_) => Ok(0),
         }
     }
 
@@ -719,7 +714,7 @@ impl Backend for RedbBackend {
             b.push(Write::SetMany(entries));
             return Ok(());
         }
-        this.writer.submit(Op::SetMany(entries)).map(drop)
+        this.writer.submit(Command::SetMany(entries)).map(drop)
     }
 
     /// A row of the `leases` table, taken in its own durable write transaction (one fsync).
@@ -769,9 +764,9 @@ impl Backend for RedbBackend {
             return Ok(found);
         }
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
-        match this.writer.submit(Op::DeleteMany(keys))? {
-            Done::Count(n) => Ok(n),
-            Done::Unit | Done::Found(_) => Ok(0),
+        match this.writer.submit(Command::DeleteMany(keys))? {
+            Answer::Count(n) => Ok(n),
+            Answer::Unit | Answer::Found(_) => Ok(0),
         }
     }
 
@@ -878,12 +873,21 @@ impl RedbBackendBuilder {
     /// # fn main() -> braincache::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let backend = RedbBackend::builder(dir.path().join("cache.redb"))
-    ///     .verify_on_open(true)
+    ///     .check_integrity_on_open()
     ///     .build()?;
     /// # drop(backend);
     /// # Ok(())
     /// # }
     /// ```
+    pub fn check_integrity_on_open(mut self) -> Self {
+        self.verify_on_open = true;
+        self
+    }
+
+    /// [`check_integrity_on_open`](Self::check_integrity_on_open) when `on` is true.
+    #[deprecated(
+        note = "use `check_integrity_on_open()`: switches take no argument, like `single_process()`"
+    )]
     pub fn verify_on_open(mut self, on: bool) -> Self {
         self.verify_on_open = on;
         self
@@ -1003,16 +1007,20 @@ impl RedbBackendBuilder {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// At least 1 (zero is clamped, like every zero limit of the builders).
     pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.limit.max_bytes = Some(bytes);
+        self.limit.max_bytes = Some(bytes.max(1));
         self
     }
 
     /// Bounds the number of entries in the file, as [`max_bytes`](Self::max_bytes) bounds the
     /// bytes. Both may be set; the default byte bound stays unless
     /// [`unbounded`](Self::unbounded) comes first.
+    ///
+    /// At least 1 (zero is clamped, like every zero limit of the builders).
     pub fn max_entries(mut self, entries: u64) -> Self {
-        self.limit.max_entries = Some(entries);
+        self.limit.max_entries = Some(entries.max(1));
         self
     }
 
@@ -1037,7 +1045,7 @@ impl RedbBackendBuilder {
                 Error::io(
                     Operation::Open,
                     &path,
-                    errors::in_step("cannot create its folder", dir, e),
+                    braincache_core::in_step("cannot create its folder", dir, e),
                 )
             })?;
         }
@@ -1047,9 +1055,9 @@ impl RedbBackendBuilder {
             .map_err(|p| errors::read_panicked(&path, None, p.as_ref()))??;
         let max_age = self.snapshot_max_age;
         let reader = if self.single_process {
-            Reader::local(max_age)
+            SnapshotCache::local(max_age)
         } else {
-            Reader::shared(&path, max_age)
+            SnapshotCache::shared(&path, max_age)
                 .map_err(|e| Error::io(Operation::Open, reader::stamp_path(&path), e))?
         };
         let tick = if max_age.is_zero() {
@@ -1065,8 +1073,9 @@ impl RedbBackendBuilder {
         };
         // A reopen after an I/O error skips the integrity check: the file is the one this
         // handle had open, and the check commits, which a full disk would refuse.
-        let opener = self.clone().verify_on_open(false);
-        let shared = Arc::new(Shared {
+        let mut opener = self.clone();
+        opener.verify_on_open = false;
+        let shared = Arc::new(Engine {
             reader,
             db: writer::Db::new(db),
             path,

@@ -19,7 +19,7 @@
 //! that finds it there returns this process's latest write of the key, which is also what the
 //! file will hold once it commits, unless another process commits that key in between.
 
-use crate::writer::{Done, Op, Queue};
+use crate::writer::{Answer, Command, Queue};
 use braincache_core::{Error, Record, Result, Timestamp};
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
@@ -44,7 +44,7 @@ struct View {
 /// The requests not yet sent, and the flusher's progress.
 #[derive(Default)]
 struct Pending {
-    buffer: Vec<Op>,
+    buffer: Vec<Command>,
     bytes: usize,
     /// When the oldest request in `buffer` was queued.
     since: Option<Instant>,
@@ -164,28 +164,28 @@ impl Behind {
             match write {
                 Write::Set(k, r) => {
                     view.keys.insert(k.clone(), (seq, Some(r.clone())));
-                    Op::Set(k, r)
+                    Command::Set(k, r)
                 }
                 Write::SetMany(v) => {
                     for (k, r) in &v {
                         view.keys.insert(k.clone(), (seq, Some(r.clone())));
                     }
-                    Op::SetMany(v)
+                    Command::SetMany(v)
                 }
                 Write::Delete(k) => {
                     view.keys.insert(k.clone(), (seq, None));
-                    Op::Delete(k)
+                    Command::Delete(k)
                 }
                 Write::DeleteMany(v) => {
                     for k in &v {
                         view.keys.insert(k.clone(), (seq, None));
                     }
-                    Op::DeleteMany(v)
+                    Command::DeleteMany(v)
                 }
                 Write::Clear => {
                     view.keys.clear();
                     view.cleared = Some(seq);
-                    Op::Clear
+                    Command::Clear
                 }
             }
         };
@@ -296,20 +296,20 @@ impl Inner {
 
 /// Sends `ops` to the writer thread, runs of sets and of deletes merged, and waits for every
 /// answer; returns the first error.
-fn round(queue: &Queue, ops: Vec<Op>) -> Result<()> {
-    let mut requests: Vec<Op> = Vec::new();
+fn round(queue: &Queue, ops: Vec<Command>) -> Result<()> {
+    let mut requests: Vec<Command> = Vec::new();
     for op in ops {
         match (requests.last_mut(), op) {
-            (Some(Op::SetMany(run)), Op::Set(k, r)) => run.push((k, r)),
-            (Some(Op::SetMany(run)), Op::SetMany(v)) => run.extend(v),
-            (Some(Op::DeleteMany(run)), Op::Delete(k)) => run.push(k),
-            (Some(Op::DeleteMany(run)), Op::DeleteMany(v)) => run.extend(v),
-            (_, Op::Set(k, r)) => requests.push(Op::SetMany(vec![(k, r)])),
-            (_, Op::Delete(k)) => requests.push(Op::DeleteMany(vec![k])),
+            (Some(Command::SetMany(run)), Command::Set(k, r)) => run.push((k, r)),
+            (Some(Command::SetMany(run)), Command::SetMany(v)) => run.extend(v),
+            (Some(Command::DeleteMany(run)), Command::Delete(k)) => run.push(k),
+            (Some(Command::DeleteMany(run)), Command::DeleteMany(v)) => run.extend(v),
+            (_, Command::Set(k, r)) => requests.push(Command::SetMany(vec![(k, r)])),
+            (_, Command::Delete(k)) => requests.push(Command::DeleteMany(vec![k])),
             (_, op) => requests.push(op),
         }
     }
-    let answers: Vec<Result<Receiver<Result<Done>>>> =
+    let answers: Vec<Result<Receiver<Result<Answer>>>> =
         requests.into_iter().map(|op| queue.send(op)).collect();
     let mut first = None;
     for a in answers {
@@ -325,12 +325,12 @@ fn round(queue: &Queue, ops: Vec<Op>) -> Result<()> {
 }
 
 /// Roughly the bytes a request holds, for the buffer limit.
-fn size(op: &Op) -> usize {
+fn size(op: &Command) -> usize {
     match op {
-        Op::Set(k, r) => k.len() + r.value.len() + 16,
-        Op::SetMany(v) => v.iter().map(|(k, r)| k.len() + r.value.len() + 16).sum(),
-        Op::Delete(k) => k.len() + 16,
-        Op::DeleteMany(v) => v.iter().map(|k| k.len() + 16).sum(),
+        Command::Set(k, r) => k.len() + r.value.len() + 16,
+        Command::SetMany(v) => v.iter().map(|(k, r)| k.len() + r.value.len() + 16).sum(),
+        Command::Delete(k) => k.len() + 16,
+        Command::DeleteMany(v) => v.iter().map(|k| k.len() + 16).sum(),
         _ => 16,
     }
 }

@@ -113,22 +113,20 @@ enum Signal {
 
 /// The path of the commit-stamp file of the database at `db`: `<db>.seq`.
 pub(crate) fn stamp_path(db: &Path) -> PathBuf {
-    let mut s = db.as_os_str().to_owned();
-    s.push(".seq");
-    PathBuf::from(s)
+    braincache_core::sidecar(db, ".seq")
 }
 
 /// Shares read snapshots among the threads of one backend.
-pub(crate) struct Reader {
+pub(crate) struct SnapshotCache {
     signal: Signal,
     max_age: std::time::Duration,
     cached: RwLock<Option<Arc<Snapshot>>>,
 }
 
-impl Reader {
+impl SnapshotCache {
     /// A reader for a database that only this process writes.
-    pub(crate) fn local(max_age: std::time::Duration) -> Reader {
-        Reader {
+    pub(crate) fn local(max_age: std::time::Duration) -> SnapshotCache {
+        SnapshotCache {
             signal: Signal::Local(AtomicU64::new(0)),
             max_age,
             cached: RwLock::new(None),
@@ -137,7 +135,7 @@ impl Reader {
 
     /// A reader for a database that several processes write: opens (or creates) the stamp file
     /// beside it.
-    pub(crate) fn shared(db: &Path, max_age: std::time::Duration) -> io::Result<Reader> {
+    pub(crate) fn shared(db: &Path, max_age: std::time::Duration) -> io::Result<SnapshotCache> {
         let path = stamp_path(db);
         let stamp = SharedStamp::open(&path)?;
         let nonce = std::collections::hash_map::RandomState::new().hash_one((
@@ -145,7 +143,7 @@ impl Reader {
             SystemTime::now(),
             Instant::now(),
         ));
-        let reader = Reader {
+        let reader = SnapshotCache {
             signal: Signal::File {
                 stamp,
                 path,

@@ -17,20 +17,20 @@
 use crate::aio::Reply;
 use crate::errors;
 use crate::format::{ENTRIES, EXPIRY, encode_entry, split_entry};
-use crate::reader::Reader;
-use braincache_core::{Error, Operation, Record, Result, Timestamp};
+use crate::reader::SnapshotCache;
+use braincache_core::{Error, Operation, Record, Result, Timestamp, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What the writer thread and the readers share.
-pub(crate) struct Shared {
+/// The open database and what the writer thread and the readers share about it: the snapshot
+/// cache, the commit count, the bound, how to reopen the file.
+pub(crate) struct Engine {
     // Declared before `db`: cached snapshots end before the database closes.
-    pub(crate) reader: Reader,
+    pub(crate) reader: SnapshotCache,
     pub(crate) db: Db,
     pub(crate) path: PathBuf,
     /// Durable commits made by this process's writer thread.
@@ -141,7 +141,7 @@ impl Drop for Db {
 /// one closes first and reads wait for the reopen (a few milliseconds). On failure the old
 /// database (multi-process) or none (single-process) stays, still marked, and the next request
 /// tries again; the error is the open's (a full disk is still [`Error::is_storage_full`]).
-fn heal(shared: &Shared) -> Result<()> {
+fn heal(shared: &Engine) -> Result<()> {
     let db = &shared.db;
     if !db.is_poisoned() {
         return Ok(());
@@ -182,7 +182,7 @@ fn already_open(e: &Error) -> bool {
 /// The error for a request that could not run because the database could not be reopened
 /// after an I/O error: the open's cause, with its I/O kind kept (so a full disk stays
 /// [`Error::is_storage_full`]).
-fn reopen_error(shared: &Shared, op: &Op, e: &Error) -> Error {
+fn reopen_error(shared: &Engine, op: &Command, e: &Error) -> Error {
     let what = format!(
         "an earlier I/O error closed the database, and opening it again failed (the next call \
          tries again): {e}"
@@ -214,7 +214,7 @@ pub(crate) struct Limits {
 }
 
 /// One write request.
-pub(crate) enum Op {
+pub(crate) enum Command {
     Set(String, Record),
     SetMany(Vec<(String, Record)>),
     Delete(String),
@@ -225,20 +225,20 @@ pub(crate) enum Op {
     Reopen(Operation),
 }
 
-impl Op {
+impl Command {
     pub(crate) fn operation(&self) -> Operation {
         match self {
-            Op::Set(..) | Op::SetMany(_) => Operation::Set,
-            Op::Delete(_) | Op::DeleteMany(_) => Operation::Delete,
-            Op::Clear => Operation::Clear,
-            Op::Purge(_) => Operation::Purge,
-            Op::Reopen(op) => *op,
+            Command::Set(..) | Command::SetMany(_) => Operation::Set,
+            Command::Delete(_) | Command::DeleteMany(_) => Operation::Delete,
+            Command::Clear => Operation::Clear,
+            Command::Purge(_) => Operation::Purge,
+            Command::Reopen(op) => *op,
         }
     }
 
     fn key(&self) -> Option<&str> {
         match self {
-            Op::Set(k, _) | Op::Delete(k) => Some(k),
+            Command::Set(k, _) | Command::Delete(k) => Some(k),
             _ => None,
         }
     }
@@ -246,25 +246,25 @@ impl Op {
     /// Roughly the bytes the request writes, for the batch limit.
     fn size(&self) -> usize {
         match self {
-            Op::Set(k, r) => k.len() + r.value.len() + 16,
-            Op::SetMany(v) => v.iter().map(|(k, r)| k.len() + r.value.len() + 16).sum(),
-            Op::Delete(k) => k.len() + 16,
-            Op::DeleteMany(v) => v.iter().map(|k| k.len() + 16).sum(),
-            Op::Clear | Op::Purge(_) | Op::Reopen(_) => 16,
+            Command::Set(k, r) => k.len() + r.value.len() + 16,
+            Command::SetMany(v) => v.iter().map(|(k, r)| k.len() + r.value.len() + 16).sum(),
+            Command::Delete(k) => k.len() + 16,
+            Command::DeleteMany(v) => v.iter().map(|k| k.len() + 16).sum(),
+            Command::Clear | Command::Purge(_) | Command::Reopen(_) => 16,
         }
     }
 }
 
 /// The answer to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Done {
+pub(crate) enum Answer {
     Unit,
     Found(bool),
     Count(usize),
 }
 
 struct Request {
-    op: Op,
+    op: Command,
     reply: Reply,
 }
 
@@ -272,15 +272,19 @@ struct Request {
 /// joins it.
 pub(crate) struct Writer {
     tx: Option<Sender<Request>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Worker>,
 }
 
 impl Writer {
-    pub(crate) fn spawn(shared: Arc<Shared>, limits: Limits) -> std::io::Result<Writer> {
+    pub(crate) fn spawn(shared: Arc<Engine>, limits: Limits) -> std::io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let thread = std::thread::Builder::new()
-            .name("braincache-redb-writer".into())
-            .spawn(move || run(&shared, &rx, limits))?;
+        // Closing the channel (dropping `tx`, below) is what stops the thread, once it has
+        // served what is queued: the worker's own stop action has nothing to do.
+        let thread = Worker::spawn(
+            "braincache-redb-writer",
+            move || run(&shared, &rx, limits),
+            || {},
+        )?;
         Ok(Writer {
             tx: Some(tx),
             thread: Some(thread),
@@ -288,7 +292,7 @@ impl Writer {
     }
 
     /// Queues `op` and waits until it is durable (or failed).
-    pub(crate) fn submit(&self, op: Op) -> Result<Done> {
+    pub(crate) fn submit(&self, op: Command) -> Result<Answer> {
         let operation = op.operation();
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.enqueue(op, Reply::Blocking(reply))?;
@@ -297,7 +301,7 @@ impl Writer {
     }
 
     /// Queues `op`; its answer goes to `reply` once it is durable (or failed).
-    pub(crate) fn enqueue(&self, op: Op, reply: Reply) -> Result<()> {
+    pub(crate) fn enqueue(&self, op: Command, reply: Reply) -> Result<()> {
         let operation = op.operation();
         let tx = self.tx.as_ref().ok_or_else(|| errors::closed(operation))?;
         tx.send(Request { op, reply })
@@ -312,7 +316,7 @@ pub(crate) struct Queue(Sender<Request>);
 
 impl Queue {
     /// Queues `op`; its answer arrives on the returned channel once it is durable (or failed).
-    pub(crate) fn send(&self, op: Op) -> Result<Receiver<Result<Done>>> {
+    pub(crate) fn send(&self, op: Command) -> Result<Receiver<Result<Answer>>> {
         let operation = op.operation();
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.0
@@ -336,13 +340,13 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the channel ends the thread once it has served what is queued.
         drop(self.tx.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(thread) = self.thread.take() {
+            thread.stop();
         }
     }
 }
 
-fn run(shared: &Shared, rx: &Receiver<Request>, limits: Limits) {
+fn run(shared: &Engine, rx: &Receiver<Request>, limits: Limits) {
     // How many requests the next batch waits for: the requests that were queued when the
     // previous commit ended plus the callers it answered, since callers that write in a loop
     // come back shortly after their answer. Counting both keeps two groups of callers from
@@ -414,7 +418,7 @@ fn run(shared: &Shared, rx: &Receiver<Request>, limits: Limits) {
 
 /// Commits `batch` and answers every request in it. Returns how many requests were queued when
 /// the commit ended, before the answers went out (callers answered may come back at once).
-fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize {
+fn serve(shared: &Engine, batch: Vec<Request>, rx: &Receiver<Request>) -> usize {
     if let Err(e) = heal(shared) {
         let queued = rx.len();
         for req in batch {
@@ -422,7 +426,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
         }
         return queued;
     }
-    let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
+    let ops: Vec<&Command> = batch.iter().map(|r| &r.op).collect();
     match guarded_commit(shared, &ops) {
         Ok(Committed { done, changed }) => {
             let announced = if changed { announce(shared) } else { Ok(()) };
@@ -458,7 +462,7 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
                     if c.changed {
                         announce(shared).map_err(|e| announce_error(shared, &req.op, &e))?;
                     }
-                    Ok(c.done.pop().unwrap_or(Done::Unit))
+                    Ok(c.done.pop().unwrap_or(Answer::Unit))
                 });
                 let _ = heal(shared);
                 req.reply.send(answer);
@@ -468,13 +472,13 @@ fn serve(shared: &Shared, batch: Vec<Request>, rx: &Receiver<Request>) -> usize 
     }
 }
 
-fn announce(shared: &Shared) -> std::io::Result<()> {
+fn announce(shared: &Engine) -> std::io::Result<()> {
     shared.commits.fetch_add(1, Ordering::Relaxed);
     shared.reader.committed()
 }
 
 /// The commit is durable, but other processes may not see it until their snapshots expire.
-fn announce_error(shared: &Shared, op: &Op, e: &std::io::Error) -> Error {
+fn announce_error(shared: &Engine, op: &Command, e: &std::io::Error) -> Error {
     let path = shared
         .reader
         .stamp_file()
@@ -498,7 +502,7 @@ fn announce_error(shared: &Shared, op: &Op, e: &std::io::Error) -> Error {
 
 /// [`commit`], with a panic inside redb turned into an error for the batch, so that the writer
 /// thread (and every later caller) survives it.
-fn guarded_commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
+fn guarded_commit(shared: &Engine, ops: &[&Command]) -> Result<Committed> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(shared, ops))).unwrap_or_else(
         |payload| {
             let (op, key) = ops
@@ -517,7 +521,7 @@ fn guarded_commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
 /// What a batch's transaction did.
 struct Committed {
     /// Each request's answer, in order.
-    done: Vec<Done>,
+    done: Vec<Answer>,
     /// False when no request changed anything (a purge with nothing due, deletes of absent
     /// keys): the transaction was aborted, not committed, and there is nothing to announce.
     /// A cleaner waking for nothing then costs no fsync and ends no reader's snapshot.
@@ -525,7 +529,7 @@ struct Committed {
 }
 
 /// Applies `ops` in one durable write transaction; returns each one's answer.
-fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
+fn commit(shared: &Engine, ops: &[&Command]) -> Result<Committed> {
     // Errors not tied to one request are reported against the first (the only one, when the
     // batch is retried request by request).
     let (op, key) = ops
@@ -548,13 +552,13 @@ fn commit(shared: &Shared, ops: &[&Op]) -> Result<Committed> {
         crate::bound::begin(&mut tables, shared.bound.limit, &hints).map_err(fail)?;
         let mut done = Vec::with_capacity(ops.len());
         for o in ops {
-            let result = if let Op::Clear = o {
+            let result = if let Command::Clear = o {
                 // Deleting both tables frees their pages at once, cheaper than removing rows
                 // one by one; a table must be closed before it is deleted.
                 tables.book.save().map_err(fail)?;
                 drop(tables);
                 tables = clear(&txn).map_err(fail)?;
-                Ok((Done::Unit, true))
+                Ok((Answer::Unit, true))
             } else {
                 apply(&mut tables, o)
             };
@@ -603,47 +607,47 @@ impl<'txn> Tables<'txn> {
 }
 
 /// Applies one request; returns its answer and whether it changed anything.
-fn apply(t: &mut Tables<'_>, op: &Op) -> Result<(Done, bool), redb::Error> {
+fn apply(t: &mut Tables<'_>, op: &Command) -> Result<(Answer, bool), redb::Error> {
     Ok(match op {
-        Op::Set(k, r) => {
+        Command::Set(k, r) => {
             #[cfg(test)]
             if k == tests::FAIL_KEY {
                 return Err(redb::Error::ValueTooLarge(usize::MAX));
             }
             put(t, k, r)?;
-            (Done::Unit, true)
+            (Answer::Unit, true)
         }
-        Op::SetMany(v) => {
+        Command::SetMany(v) => {
             for (k, r) in v {
                 put(t, k, r)?;
             }
-            (Done::Unit, !v.is_empty())
+            (Answer::Unit, !v.is_empty())
         }
-        Op::Delete(k) => {
+        Command::Delete(k) => {
             let found = remove(t, k)?;
-            (Done::Found(found), found)
+            (Answer::Found(found), found)
         }
-        Op::DeleteMany(v) => {
+        Command::DeleteMany(v) => {
             let mut n = 0;
             for k in v {
                 n += usize::from(remove(t, k)?);
             }
-            (Done::Count(n), n > 0)
+            (Answer::Count(n), n > 0)
         }
-        Op::Clear => {
+        Command::Clear => {
             // `commit` clears by deleting the tables; this slower path is never taken there.
             t.entries.retain(|_, _| false)?;
             t.expiry.retain(|_, _| false)?;
             t.book.on_clear()?;
-            (Done::Unit, true)
+            (Answer::Unit, true)
         }
-        Op::Purge(now) => {
+        Command::Purge(now) => {
             let stats = purge(t, now.as_unix_nanos())?;
             // Stale expiry rows removed without an entry are a change too.
-            (Done::Count(stats.removed), stats.visited > 0)
+            (Answer::Count(stats.removed), stats.visited > 0)
         }
         // The reopen happened before the batch ran (`heal`).
-        Op::Reopen(_) => (Done::Unit, false),
+        Command::Reopen(_) => (Answer::Unit, false),
     })
 }
 
@@ -751,7 +755,7 @@ mod tests {
     /// Setting this key fails inside the transaction (test builds only).
     pub(super) const FAIL_KEY: &str = "\u{0}fail";
 
-    fn request(op: Op) -> (Request, Receiver<Result<Done>>) {
+    fn request(op: Command) -> (Request, Receiver<Result<Answer>>) {
         let (reply, answer) = crossbeam_channel::bounded(1);
         (
             Request {
@@ -768,21 +772,21 @@ mod tests {
         let b = RedbBackend::open(dir.path().join("c.redb")).unwrap();
         b.set("gone", Record::new(b"x".to_vec(), None)).unwrap();
         let ops = vec![
-            Op::Set("a".into(), Record::new(b"1".to_vec(), None)),
-            Op::Set(FAIL_KEY.into(), Record::new(b"2".to_vec(), None)),
-            Op::Delete("gone".into()),
-            Op::Set("c".into(), Record::new(b"3".to_vec(), None)),
+            Command::Set("a".into(), Record::new(b"1".to_vec(), None)),
+            Command::Set(FAIL_KEY.into(), Record::new(b"2".to_vec(), None)),
+            Command::Delete("gone".into()),
+            Command::Set("c".into(), Record::new(b"3".to_vec(), None)),
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
         let (_tx, rx) = crossbeam_channel::unbounded();
         serve(&b.shared(), batch, &rx);
         let got: Vec<_> = answers.iter().map(|a| a.recv().unwrap()).collect();
-        assert_eq!(got[0].as_ref().unwrap(), &Done::Unit);
+        assert_eq!(got[0].as_ref().unwrap(), &Answer::Unit);
         let err = got[1].as_ref().unwrap_err();
         assert_eq!(err.key(), Some(FAIL_KEY), "{err}");
         assert_eq!(err.operation(), Some(Operation::Set));
-        assert_eq!(got[2].as_ref().unwrap(), &Done::Found(true));
-        assert_eq!(got[3].as_ref().unwrap(), &Done::Unit);
+        assert_eq!(got[2].as_ref().unwrap(), &Answer::Found(true));
+        assert_eq!(got[3].as_ref().unwrap(), &Answer::Unit);
         assert_eq!(b.get("a").unwrap().unwrap().value, b"1");
         assert_eq!(b.get("c").unwrap().unwrap().value, b"3");
         assert_eq!(b.get("gone").unwrap(), None);
@@ -794,13 +798,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = RedbBackend::open(dir.path().join("c.redb")).unwrap();
         let ops = vec![
-            Op::Set("k".into(), Record::new(b"1".to_vec(), None)),
-            Op::Delete("k".into()),
-            Op::Delete("k".into()),
-            Op::SetMany(vec![("m".into(), Record::new(vec![], None))]),
-            Op::Clear,
-            Op::Set("after".into(), Record::new(b"2".to_vec(), None)),
-            Op::DeleteMany(vec!["after".into(), "m".into()]),
+            Command::Set("k".into(), Record::new(b"1".to_vec(), None)),
+            Command::Delete("k".into()),
+            Command::Delete("k".into()),
+            Command::SetMany(vec![("m".into(), Record::new(vec![], None))]),
+            Command::Clear,
+            Command::Set("after".into(), Record::new(b"2".to_vec(), None)),
+            Command::DeleteMany(vec!["after".into(), "m".into()]),
         ];
         let (batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(request).unzip();
         let (_tx, rx) = crossbeam_channel::unbounded();
@@ -809,13 +813,13 @@ mod tests {
         assert_eq!(
             got,
             [
-                Done::Unit,
-                Done::Found(true),
-                Done::Found(false),
-                Done::Unit,
-                Done::Unit,
-                Done::Unit,
-                Done::Count(1),
+                Answer::Unit,
+                Answer::Found(true),
+                Answer::Found(false),
+                Answer::Unit,
+                Answer::Unit,
+                Answer::Unit,
+                Answer::Count(1),
             ]
         );
         assert_eq!(b.len().unwrap(), 0);

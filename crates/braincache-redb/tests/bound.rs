@@ -264,7 +264,7 @@ fn compact_refuses_while_the_file_is_open_and_shrinks_it_after() {
     let after = std::fs::metadata(&path).unwrap().len();
     assert!(after < before / 2, "{before} -> {after}");
     let b = RedbBackend::builder(&path)
-        .verify_on_open(true)
+        .check_integrity_on_open()
         .build()
         .unwrap();
     assert_eq!(b.get("kept").unwrap(), Some(rec(5)));

@@ -254,7 +254,7 @@ fn kill_9_during_evictions_leaves_the_file_within_bound_and_its_bookkeeping_exac
         }
         let b = RedbBackend::builder(&path)
             .max_bytes(BOUND)
-            .verify_on_open(true)
+            .check_integrity_on_open()
             .build()
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
         let u = b.usage().unwrap();

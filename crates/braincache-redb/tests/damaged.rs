@@ -84,7 +84,7 @@ fn damaged_pages_are_errors_never_panics() {
     assert!(errors > 0);
 }
 
-/// With `verify_on_open(true)` the same damage is found at the open: each damaged copy is
+/// With `check_integrity_on_open()` the same damage is found at the open: each damaged copy is
 /// refused there as `Error::Corrupt`, or opens (the damage hit pages no tree uses, or redb went
 /// back to the previous commit) and then answers every call without an error. A healthy file
 /// opens and reads back whole.
@@ -100,7 +100,7 @@ fn a_verifying_open_refuses_damage_up_front() {
         .set_many(entries.clone())
         .unwrap();
     let pristine = std::fs::read(&path).unwrap();
-    let verified = |p: &std::path::Path| RedbBackend::builder(p).verify_on_open(true).build();
+    let verified = |p: &std::path::Path| RedbBackend::builder(p).check_integrity_on_open().build();
     {
         let b = verified(&path).unwrap();
         assert_eq!(b.len().unwrap(), 2_000);

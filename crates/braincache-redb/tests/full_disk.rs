@@ -6,75 +6,12 @@
 //! unless `BRAINCACHE_REQUIRE_TMPFS=1`, when that is a failure.
 #![cfg(target_os = "linux")]
 
+use braincache_core::testkit::Tmpfs;
 use braincache_core::{Backend, Record};
 use braincache_redb::RedbBackend;
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A tmpfs mounted on a temporary folder, unmounted (and the folder removed) on drop, also when
-/// the test fails.
-struct Tmpfs {
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `bytes`, or returns `None` (after a skip notice) when mounting is not
-    /// permitted here.
-    fn mount_or_skip(bytes: u64) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs { dir: Some(dir) }),
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                let required = std::env::var("BRAINCACHE_REQUIRE_TMPFS")
-                    .is_ok_and(|v| !v.is_empty() && v != "0");
-                assert!(
-                    !required,
-                    "BRAINCACHE_REQUIRE_TMPFS is set but mounting a tmpfs failed: {why}"
-                );
-                eprintln!("skipped: cannot mount a tmpfs here ({why}); run as root");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir
-            .as_ref()
-            .map_or(Path::new("/nonexistent"), |d| d.path())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let path = self.path().to_path_buf();
-        let unmounted = (0..50).any(|_| {
-            let ok = Command::new("umount")
-                .arg(&path)
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            ok
-        });
-        if !unmounted {
-            let _ = Command::new("umount").arg("-l").arg(&path).status();
-        }
-        drop(self.dir.take());
-    }
-}
 
 fn rec(i: usize, len: usize) -> Record {
     let mut v = vec![(i % 251) as u8; len];

@@ -237,9 +237,19 @@ impl AsyncBackend for RedisBackend {
         key: &str,
         record: Record,
     ) -> impl Future<Output = Result<()>> + Send {
+        self.set_at_async(key, record, Timestamp::now())
+    }
+
+    /// `SET … PX` with the TTL from `now` (the front end's clock), as the sync `set_at`.
+    fn set_at_async(
+        self: &Arc<Self>,
+        key: &str,
+        record: Record,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send {
         let (this, key) = (Arc::clone(self), key.to_owned());
         async move {
-            let cmd = this.set_cmd(&key, &record, Timestamp::now());
+            let cmd = this.set_cmd(&key, &record, now);
             let reply = this.aio.run(Operation::Set, Some(&key), &cmd).await?;
             check_stored(&key, reply)
         }

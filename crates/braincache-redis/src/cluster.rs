@@ -24,12 +24,10 @@ impl RedisBackend {
     /// [`RedisClusterBuilder`]).
     ///
     /// ```no_run
-    /// use braincache_core::Backend;
     /// use braincache_redis::RedisBackend;
     ///
     /// # fn main() -> braincache_core::Result<()> {
     /// let c = RedisBackend::connect_cluster(&["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])?;
-    /// assert!(c.expires_natively());
     /// # Ok(())
     /// # }
     /// ```
@@ -155,7 +153,7 @@ impl RedisClusterBackend {
         key: Option<&str>,
         f: impl FnOnce(&mut ClusterConnection) -> RedisResult<T>,
     ) -> Result<T> {
-        let fail = |e: RedisError| Error::backend(op, "redis", key, ClusterError(e));
+        let fail = |e: RedisError| Error::backend(op, crate::BACKEND_NAME, key, ClusterError(e));
         let mut slot = self.checkout();
         if slot.is_none() {
             let conn = self.client.get_connection().map_err(fail)?;
@@ -199,7 +197,12 @@ impl RedisClusterBackend {
     /// One `SCAN` step on the master at `node`.
     fn scan(&self, op: Operation, node: &str, cursor: u64) -> Result<(u64, Vec<Vec<u8>>)> {
         let (host, port) = split_addr(node).ok_or_else(|| {
-            Error::backend(op, "redis", None, format!("bad node address {node:?}"))
+            Error::backend(
+                op,
+                crate::BACKEND_NAME,
+                None,
+                format!("bad node address {node:?}"),
+            )
         })?;
         let mut cmd = redis::cmd("SCAN");
         cmd.arg(cursor)
@@ -265,7 +268,12 @@ impl Backend for RedisClusterBackend {
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
-        let cmd = self.set_cmd(key, &record, Timestamp::now());
+        self.set_at(key, record, Timestamp::now())
+    }
+
+    /// The time to live sent (`PX`) is the record's deadline minus `now`.
+    fn set_at(&self, key: &str, record: Record, now: Timestamp) -> Result<()> {
+        let cmd = self.set_cmd(key, &record, now);
         let reply = self.query(Operation::Set, Some(key), &cmd)?;
         crate::check_stored(key, reply)
     }
@@ -432,7 +440,17 @@ impl RedisClusterBuilder {
         self
     }
 
-    /// With `true`, [`build`](Self::build) only checks the URLs and connects on first use.
+    /// [`build`](Self::build) only checks the URLs and connects on first use. By default
+    /// `build` connects and fails if no node answers.
+    pub fn connect_lazily(mut self) -> Self {
+        self.lazy = true;
+        self
+    }
+
+    /// [`connect_lazily`](Self::connect_lazily) when `lazy` is true.
+    #[deprecated(
+        note = "use `connect_lazily()`: switches take no argument, like `single_process()`"
+    )]
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.lazy = lazy;
         self
@@ -444,8 +462,9 @@ impl RedisClusterBuilder {
     /// [`Error::Backend`] with [`Operation::Open`] when a URL is invalid, or (unless
     /// [`lazy`](Self::lazy)) when no node answers with the slot map.
     pub fn build(self) -> Result<RedisClusterBackend> {
-        let open_error =
-            |e: RedisError| Error::backend(Operation::Open, "redis", None, ClusterError(e));
+        let open_error = |e: RedisError| {
+            Error::backend(Operation::Open, crate::BACKEND_NAME, None, ClusterError(e))
+        };
         let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
         let client = ClusterClient::builder(self.nodes.iter().map(String::as_str))
             .connection_timeout(self.connect_timeout)
@@ -495,7 +514,7 @@ fn with_node(e: Error, node: &str) -> Error {
             op, key, source, ..
         } => Error::backend(
             op,
-            "redis",
+            crate::BACKEND_NAME,
             key.as_deref(),
             format!("master {node}: {source}"),
         ),

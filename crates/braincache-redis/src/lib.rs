@@ -109,19 +109,21 @@ use std::time::Duration;
 /// The key prefix used unless [`RedisBackendBuilder::key_prefix`] sets another.
 pub const DEFAULT_KEY_PREFIX: &str = "braincache:";
 
+/// This backend's name in errors: the `backend` field of [`Error::Backend`] and
+/// [`Error::Closed`] (`"redis"`).
+pub const BACKEND_NAME: &str = "redis";
+
 /// Entries per round trip in batch operations, and keys per `SCAN` step.
 const BATCH: usize = 512;
 
 /// A cache on a Redis server. See the [crate docs](crate).
 ///
 /// ```no_run
-/// use braincache::backend::Backend;
 /// use braincache::backend::RedisBackend;
 ///
 /// # fn main() -> braincache::Result<()> {
 /// let backend = RedisBackend::connect("redis://127.0.0.1:6379")?;
 /// assert_eq!(backend.key_prefix(), "braincache:");
-/// assert!(backend.expires_natively());
 /// # Ok(())
 /// # }
 /// ```
@@ -241,8 +243,13 @@ impl Backend for RedisBackend {
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.set_at(key, record, Timestamp::now())
+    }
+
+    /// The time to live sent (`PX`) is the record's deadline minus `now`.
+    fn set_at(&self, key: &str, record: Record, now: Timestamp) -> Result<()> {
         let reply = self.pool.run(Operation::Set, Some(key), |c| {
-            c.query(|buf| self.pack_set(buf, key, &record, Timestamp::now()))
+            c.query(|buf| self.pack_set(buf, key, &record, now))
         })?;
         check_stored(key, reply)
     }
@@ -515,9 +522,18 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// With `true`, [`build`](Self::build) only checks the URL and connects on first use, so an
-    /// application can start before its Redis server (calls fail until the server is up).
-    /// Default `false`: `build` connects and fails if the server does not answer.
+    /// [`build`](Self::build) only checks the URL and connects on first use, so an application
+    /// can start before its Redis server (calls fail until the server is up). By default `build`
+    /// connects and fails if the server does not answer.
+    pub fn connect_lazily(mut self) -> Self {
+        self.lazy = true;
+        self
+    }
+
+    /// [`connect_lazily`](Self::connect_lazily) when `lazy` is true.
+    #[deprecated(
+        note = "use `connect_lazily()`: switches take no argument, like `single_process()`"
+    )]
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.lazy = lazy;
         self
@@ -529,7 +545,7 @@ impl RedisBackendBuilder {
     /// [`Error::Backend`] with [`Operation::Open`] when the URL is invalid, or (unless
     /// [`lazy`](Self::lazy)) when the server cannot be reached or does not answer `PING`.
     pub fn build(self) -> Result<RedisBackend> {
-        let open_error = |e: RedisError| Error::backend(Operation::Open, "redis", None, e);
+        let open_error = |e: RedisError| Error::backend(Operation::Open, BACKEND_NAME, None, e);
         let info = self
             .url
             .as_str()
@@ -661,8 +677,8 @@ fn parse_scan(reply: Value) -> std::result::Result<(u64, Vec<Vec<u8>>), Value> {
 /// A reply that is not what the command returns: the server's error, or something unexpected.
 fn reply_error(op: Operation, key: Option<&str>, command: &'static str, reply: Value) -> Error {
     match reply {
-        Value::ServerError(e) => Error::backend(op, "redis", key, RedisError::from(e)),
-        other => Error::backend(op, "redis", key, UnexpectedReply::new(command, &other)),
+        Value::ServerError(e) => Error::backend(op, BACKEND_NAME, key, RedisError::from(e)),
+        other => Error::backend(op, BACKEND_NAME, key, UnexpectedReply::new(command, &other)),
     }
 }
 
@@ -739,7 +755,7 @@ mod tests {
     #[test]
     fn invalid_urls_are_open_errors() {
         let e = RedisBackend::builder("http://nope")
-            .lazy(true)
+            .connect_lazily()
             .build()
             .unwrap_err();
         assert_eq!(e.operation(), Some(Operation::Open));

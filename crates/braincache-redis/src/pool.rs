@@ -362,7 +362,7 @@ pub(crate) fn call_error(
     started: Instant,
 ) -> Error {
     if !e.is_timeout() {
-        return Error::backend(op, "redis", key, e);
+        return Error::backend(op, crate::BACKEND_NAME, key, e);
     }
     let took = started.elapsed();
     let what = if !sent {
@@ -377,7 +377,7 @@ pub(crate) fn call_error(
     };
     Error::backend(
         op,
-        "redis",
+        crate::BACKEND_NAME,
         key,
         io::Error::new(io::ErrorKind::TimedOut, TimedOut { what, cause: e }),
     )

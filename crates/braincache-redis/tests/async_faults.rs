@@ -194,7 +194,7 @@ async fn a_first_async_call_to_a_stopped_server_times_out() {
         RedisBackend::builder(&server.url())
             .connect_timeout(TIMEOUT)
             .response_timeout(TIMEOUT)
-            .lazy(true)
+            .connect_lazily()
             .build()
             .unwrap(),
     );
@@ -233,7 +233,7 @@ async fn a_restarted_server_is_reconnected_by_the_next_call() {
 fn an_async_call_outside_a_runtime_is_a_task_error() {
     let b = Arc::new(
         RedisBackend::builder("redis://127.0.0.1:1/0")
-            .lazy(true)
+            .connect_lazily()
             .build()
             .unwrap(),
     );

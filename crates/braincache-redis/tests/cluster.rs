@@ -23,12 +23,15 @@ fn backend(c: &RedisCluster, prefix: &str) -> RedisClusterBackend {
         .unwrap()
 }
 
-braincache_core::conformance_tests!({
-    let Some(cluster) = RedisCluster::start_or_skip() else {
-        return;
-    };
-    move || (backend(&cluster, "conf:"), cluster)
-});
+braincache_core::conformance_tests!(
+    {
+        let Some(cluster) = RedisCluster::start_or_skip() else {
+            return;
+        };
+        move || (backend(&cluster, "conf:"), cluster)
+    },
+    braincache_core::testkit::Expiry::Native
+);
 
 #[test]
 fn ten_thousand_keys_land_on_all_three_masters_and_clear_empties_only_this_prefix() {

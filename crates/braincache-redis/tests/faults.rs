@@ -83,7 +83,7 @@ fn server_down_at_start_is_a_typed_error_at_once() {
 fn lazy_backend_fails_while_down_then_recovers_when_the_server_starts() {
     require_redis!();
     let port = support::free_port();
-    let b = builder(port).lazy(true).build().unwrap();
+    let b = builder(port).connect_lazily().build().unwrap();
     let e = timed("get", || b.get("k")).unwrap_err();
     assert_redis_error(&e, Operation::Get);
     assert_eq!(e.key(), Some("k"));
@@ -280,7 +280,7 @@ fn connecting_to_a_hung_server_takes_one_connect_timeout() {
     let b = RedisBackend::builder(&server.url())
         .connect_timeout(connect)
         .response_timeout(connect)
-        .lazy(true)
+        .connect_lazily()
         .build()
         .unwrap();
     server.signal("STOP");
