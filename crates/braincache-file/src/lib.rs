@@ -183,6 +183,9 @@ pub struct FileBackend {
     store: Arc<Store>,
     flush_every: Option<Duration>,
     flusher: Option<Worker>,
+    /// The writer thread of durable `set_async`, started on first use.
+    #[cfg(feature = "async")]
+    async_writer: aio::Writer,
 }
 
 impl FileBackend {
@@ -541,6 +544,8 @@ impl FileBackendBuilder {
             store,
             flush_every: self.flush_every,
             flusher,
+            #[cfg(feature = "async")]
+            async_writer: aio::Writer::new(),
         })
     }
 }

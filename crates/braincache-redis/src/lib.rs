@@ -6,6 +6,8 @@
 //! is needed. Calls are blocking and go through a pool of connections, so many threads can use
 //! one backend at once; batch operations are pipelined (`get_many` and `delete_many` take one
 //! round trip, `set_many` one per 512 entries).
+//! With feature `async`, its `AsyncBackend` calls share one multiplexed async connection
+//! (redis-rs on tokio) instead, opened on first use: the same keys, values and deadlines.
 //!
 //! ```no_run
 //! use braincache_core::{Backend, Record, Timestamp};
@@ -131,6 +133,9 @@ pub struct RedisBackend {
     prefix: String,
     /// `SCAN MATCH` pattern: the prefix with glob characters escaped, then `*`.
     pattern: Vec<u8>,
+    /// The connection of the async calls, opened on first use.
+    #[cfg(feature = "async")]
+    aio: aio::AsyncConn,
 }
 
 impl RedisBackend {
@@ -555,6 +560,8 @@ impl RedisBackendBuilder {
         let settings = info.redis_settings().clone().set_skip_set_lib_name();
         let client = Client::open(info.set_tcp_settings(tcp).set_redis_settings(settings))
             .map_err(open_error)?;
+        #[cfg(feature = "async")]
+        let aio = aio::AsyncConn::new(client.clone(), self.connect_timeout, self.response_timeout);
         let pool = Pool::new(
             client,
             self.pool_size,
@@ -565,6 +572,8 @@ impl RedisBackendBuilder {
             pool,
             pattern: scan_pattern(&self.prefix),
             prefix: self.prefix,
+            #[cfg(feature = "async")]
+            aio,
         };
         if !self.lazy {
             backend.pool.ping(Operation::Open)?;

@@ -354,7 +354,7 @@ impl fmt::Debug for Pool {
 /// The error of a failed call. A timeout becomes an I/O error of kind `TimedOut` (so
 /// [`Error::is_timeout`] is true) whose message says what is known of the outcome: nothing was
 /// applied when the command was never sent; a write that was sent may have been applied.
-fn call_error(
+pub(crate) fn call_error(
     op: Operation,
     key: Option<&str>,
     e: RedisError,
