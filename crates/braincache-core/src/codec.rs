@@ -165,11 +165,13 @@ impl Codec for MsgPack {
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        // Without the two bytes that start a nested `None`, plain rmp-serde reads the value the
-        // same way, from the slice (without copying strings), at a fraction of the adapter's
-        // cost. Its reader cannot say where the value ended: the markers do.
-        if !adapt::may_hold_nested_none(bytes)
-            && let Some(len) = adapt::value_len(bytes)
+        // Without a nested `None`, plain rmp-serde reads the value the same way, from the slice
+        // (without copying strings), at a fraction of the adapter's cost. Its reader cannot say
+        // where the value ended: the markers do, in the same pass that looks for the extension.
+        if let Some(adapt::Scan {
+            len,
+            nested_none: false,
+        }) = adapt::scan(bytes)
         {
             if len < bytes.len() {
                 return Err(CodecError::new(
@@ -627,6 +629,58 @@ mod msgpack_tests {
         assert_eq!(adapt::value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]), None);
         assert_eq!(adapt::value_len(&[0xc1]), None);
         assert_eq!(adapt::value_len(&[]), None);
+    }
+
+    #[test]
+    fn the_scan_skips_runs_of_fixints_exactly() {
+        // Every byte: runs of fixints read eight at a time must stop at the first other marker.
+        for b in 0..=u8::MAX {
+            for at in 0..12 {
+                let mut v = vec![5i16; 12];
+                v[at] = i16::from(b);
+                let neg = vec![-3i16; 12];
+                for value in [&v, &neg] {
+                    let bytes = MsgPack.encode(value).unwrap();
+                    assert_eq!(adapt::value_len(&bytes), Some(bytes.len()), "{value:?}");
+                    assert_eq!(MsgPack.decode::<Vec<i16>>(&bytes).unwrap(), *value);
+                }
+            }
+            // A raw array header of 16 values followed by 16 copies of one byte: whole when
+            // the byte is a one-byte value (empty map, array and string too), else not well
+            // formed or not complete.
+            let mut raw = vec![0xdc, 0, 16];
+            raw.extend([b; 16]);
+            let one_byte =
+                b <= 0x7f || b >= 0xe0 || matches!(b, 0x80 | 0x90 | 0xa0 | 0xc0 | 0xc2 | 0xc3);
+            if one_byte {
+                assert_eq!(adapt::value_len(&raw), Some(raw.len()), "{b:#x}");
+            } else {
+                assert_ne!(adapt::value_len(&raw), Some(raw.len()), "{b:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_scan_finds_nested_nones_at_markers_only() {
+        let nested = |bytes: &[u8]| adapt::scan(bytes).map(|s| s.nested_none);
+        // A nested `None`, alone and deep in a value: the adapter must read these.
+        assert_eq!(
+            nested(&MsgPack.encode(&Some(None::<u8>)).unwrap()),
+            Some(true)
+        );
+        let deep = BTreeMap::from([("k", vec![None, Some(Some(1u8)), Some(None)])]);
+        assert_eq!(nested(&MsgPack.encode(&deep).unwrap()), Some(true));
+        // The same two bytes inside a value (here `cc d4 42`: the integer 0xd4, then 0x42) are
+        // data, not an extension: the plain path reads them.
+        let looks_like = vec![0xd4u8, 0x42, 1];
+        let bytes = MsgPack.encode(&looks_like).unwrap();
+        assert!(bytes.windows(2).any(|w| w == [0xd4, 0x42]));
+        assert_eq!(nested(&bytes), Some(false));
+        assert_eq!(MsgPack.decode::<Vec<u8>>(&bytes).unwrap(), looks_like);
+        assert_eq!(nested(&MsgPack.encode(&Some(1u8)).unwrap()), Some(false));
+        // A fixext 1 of another type is not a nested `None`.
+        assert_eq!(nested(&[0xd4, 0x01, 0x00]), Some(false));
+        assert_eq!(nested(&[0xd4, 0x42]), None);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use redb::{
 };
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// `"usage"` → the usage counters.
@@ -577,10 +577,13 @@ fn usage_in(txn: &redb::ReadTransaction) -> Result<Usage, redb::Error> {
 /// Read hints of one process: keys read since the writer's last commit.
 ///
 /// A read costs a hash and one atomic load when its key was hinted already (a hot key); else
-/// one atomic store and a push under a mutex. At most [`Hints::CAP`] keys wait; more are dropped.
+/// one atomic store and a push under a mutex. At most [`Hints::CAP`] keys wait; more are dropped,
+/// and while the list is full a read costs one atomic load (no hash, no lock).
 pub(crate) struct Hints {
     seen: Box<[AtomicU64]>,
     keys: Mutex<Vec<String>>,
+    /// Set when `keys` holds [`Hints::CAP`] keys, cleared when the writer takes them.
+    full: AtomicBool,
     hasher: RandomState,
 }
 
@@ -592,12 +595,17 @@ impl Hints {
         Hints {
             seen: (0..Hints::SLOTS).map(|_| AtomicU64::new(0)).collect(),
             keys: Mutex::new(Vec::new()),
+            full: AtomicBool::new(false),
             hasher: RandomState::new(),
         }
     }
 
     /// Records a read of `key`.
     pub(crate) fn hint(&self, key: &str) {
+        // A full list drops the hint anyway: skip the hash and the lock.
+        if self.full.load(Ordering::Relaxed) {
+            return;
+        }
         let h = self.hasher.hash_one(key) | 1;
         let slot = &self.seen[(h as usize) % Hints::SLOTS];
         if slot.load(Ordering::Relaxed) == h {
@@ -608,11 +616,19 @@ impl Hints {
         if keys.len() < Hints::CAP {
             keys.push(key.to_owned());
         }
+        if keys.len() >= Hints::CAP {
+            self.full.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Takes the waiting hints (the writer thread, before a commit).
     pub(crate) fn take(&self) -> Vec<String> {
-        let keys = std::mem::take(&mut *self.keys.lock().unwrap_or_else(PoisonError::into_inner));
+        let keys = {
+            let mut guard = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            // Cleared under the lock, so a `hint` that sets it again saw the emptied list.
+            self.full.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *guard)
+        };
         if !keys.is_empty() {
             for s in &self.seen {
                 s.store(0, Ordering::Relaxed);

@@ -483,22 +483,32 @@ impl<'b> Cursor<'b> {
     }
 }
 
-/// False when `bytes` cannot hold a nested-`None` extension value (they lack its first two
-/// bytes), so reading them needs no adapter.
-pub(super) fn may_hold_nested_none(bytes: &[u8]) -> bool {
-    bytes
-        .windows(2)
-        .any(|w| w[0] == FIXEXT1 && w[1] as i8 == EXT_TYPE)
-}
-
 /// The length of the one MessagePack value at the start of `bytes`, read from its markers and
 /// lengths alone; `None` when `bytes` are not (a prefix of) well-formed MessagePack or end
 /// inside the value.
+#[cfg(test)]
 pub(super) fn value_len(bytes: &[u8]) -> Option<usize> {
+    scan(bytes).map(|s| s.len)
+}
+
+/// What [`scan`] learns of the value at the start of some bytes.
+pub(super) struct Scan {
+    /// The value's length in bytes.
+    pub(super) len: usize,
+    /// True when the value holds a nested-`None` extension value (fixext 1 of type
+    /// [`EXT_TYPE`]), which only the adapter reads.
+    pub(super) nested_none: bool,
+}
+
+/// Walks the one MessagePack value at the start of `bytes` by its markers and lengths alone (one
+/// pass, no decoding): its length, and whether it holds a nested `None`. `None` when `bytes` are
+/// not (a prefix of) well-formed MessagePack or end inside the value.
+pub(super) fn scan(bytes: &[u8]) -> Option<Scan> {
     let be = |at: usize, n: usize| -> Option<u64> {
         let b = bytes.get(at..at + n)?;
         Some(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
     };
+    let mut nested_none = false;
     // Values still to read; each takes at least one byte, which bounds the loop.
     let mut pending: u64 = 1;
     let mut i = 0usize;
@@ -506,12 +516,25 @@ pub(super) fn value_len(bytes: &[u8]) -> Option<usize> {
         if pending > (bytes.len() - i) as u64 {
             return None;
         }
+        // Eight values of one byte each (fixints, as in a `Vec<u8>`) at once.
+        if pending >= 8
+            && let Some(word) = bytes.get(i..i + 8)
+            && let Ok(word) = <[u8; 8]>::try_from(word)
+            && all_fixints(u64::from_le_bytes(word))
+        {
+            i += 8;
+            pending -= 8;
+            continue;
+        }
         let m = bytes[i];
         i += 1;
         pending -= 1;
+        // The most common markers first: a value of one byte (fixints, nil, booleans).
+        if m <= 0x7f || m >= 0xe0 || m == 0xc0 || m == 0xc2 || m == 0xc3 {
+            continue;
+        }
         // (values that follow, bytes that follow)
         let (items, skip): (u64, u64) = match m {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
             0x80..=0x8f => (u64::from(m & 0x0f) * 2, 0),
             0x90..=0x9f => (u64::from(m & 0x0f), 0),
             0xa0..=0xbf => (0, u64::from(m & 0x1f)),
@@ -525,7 +548,10 @@ pub(super) fn value_len(bytes: &[u8]) -> Option<usize> {
             0xcb | 0xcf | 0xd3 => (0, 8),
             0xcc | 0xd0 => (0, 1),
             0xcd | 0xd1 => (0, 2),
-            0xd4 => (0, 2),
+            FIXEXT1 => {
+                nested_none |= bytes.get(i).is_some_and(|&t| t as i8 == EXT_TYPE);
+                (0, 2)
+            }
             0xd5 => (0, 3),
             0xd6 => (0, 5),
             0xd7 => (0, 9),
@@ -534,7 +560,8 @@ pub(super) fn value_len(bytes: &[u8]) -> Option<usize> {
             0xdd => (be(i, 4)?, 4),
             0xde => (be(i, 2)? * 2, 2),
             0xdf => (be(i, 4)? * 2, 4),
-            0xc1 => return None,
+            // 0xc1 (never used), and the one-byte markers handled above.
+            _ => return None,
         };
         i = usize::try_from(skip)
             .ok()
@@ -542,7 +569,19 @@ pub(super) fn value_len(bytes: &[u8]) -> Option<usize> {
             .filter(|&end| end <= bytes.len())?;
         pending += items;
     }
-    Some(i)
+    Some(Scan {
+        len: i,
+        nested_none,
+    })
+}
+
+/// True when each of the eight bytes of `word` is a fixint marker (`0x00..=0x7f`, a positive
+/// fixint, or `0xe0..=0xff`, a negative one): a byte whose top bit is clear, or whose top three
+/// bits are set. Shifting the word left by one and two brings bits 6 and 5 of each byte to its
+/// bit 7 (the bits that cross into the next byte are masked off).
+fn all_fixints(word: u64) -> bool {
+    const TOP: u64 = 0x8080_8080_8080_8080;
+    word & !((word << 1) & (word << 2)) & TOP == 0
 }
 
 /// Reads from a [`Cursor`] (what rmp-serde's deserializer is given).
