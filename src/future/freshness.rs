@@ -8,10 +8,10 @@
 
 use super::{BrainCache, catch_panic};
 use crate::cache::LoadError;
-use crate::memo::Loaded;
 use crate::freshness::Freshness;
 use crate::load::{ErrorSharing, Outcome, Role, Sharing};
 use crate::log::{debug_event, warn_event};
+use crate::memo::Loaded;
 use crate::stats::Counters;
 use braincache_core::{
     AsyncBackend, Codec, Error, Lease, LeaseToken, Operation, Record, run_blocking,
