@@ -153,5 +153,10 @@ def test_errors_name_what_failed(tmp_path):
     with pytest.raises(BrainCacheError, match="cache.json"):
         FileBackend(str(path))
     assert path.read_text() == "not json"
-    with pytest.raises(BrainCacheError):
-        FileBackend(str(tmp_path / "no" / "such" / "folder.json"))
+    # Missing folders are created (as diskcache does); a folder that cannot be made is an error
+    # naming the cache file.
+    FileBackend(str(tmp_path / "no" / "such" / "folder.json"))
+    assert (tmp_path / "no" / "such").is_dir()
+    (tmp_path / "plain").write_text("a file, not a folder")
+    with pytest.raises(BrainCacheError, match="cache2.json"):
+        FileBackend(str(tmp_path / "plain" / "cache2.json"))
