@@ -120,7 +120,7 @@ pub(super) struct NonFinite {
 /// Marks a string as standing for a non-finite float. No escape serde_json writes contains `~`,
 /// so the marker appears in the output only where a string holding it was written, and strings
 /// holding it are refused.
-const NON_FINITE: &str = "~braincache:non-finite~";
+pub(crate) const NON_FINITE: &str = "~braincache:non-finite~";
 
 impl NonFinite {
     fn special<S: Serializer>(self, s: S, v: f64) -> Result<S::Ok, S::Error> {
