@@ -2,8 +2,9 @@
 //! failing purges, and stops promptly (the Python original's `stop()` did not wait, and its
 //! cleaner read every key).
 
+use braincache::Timestamp;
 use braincache::backend::{Backend, MemoryBackend, Record};
-use braincache::core::{ManualClock, Postcard, Timestamp};
+use braincache::base::{ManualClock, Postcard};
 use braincache::{BrainCache, CacheCleaner, Result};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -221,7 +222,7 @@ trait NowNanos {
 
 impl NowNanos for ManualClock {
     fn now_nanos(&self) -> u64 {
-        braincache::core::Clock::now(self).as_unix_nanos()
+        braincache::base::Clock::now(self).as_unix_nanos()
     }
 }
 

@@ -2,7 +2,7 @@
 //! with every counter checked after each step.
 
 use braincache::backend::MemoryBackend;
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use braincache::{BrainCache, LoadError, Stats};
 use std::time::Duration;
 

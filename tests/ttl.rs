@@ -4,7 +4,7 @@
 //! `get_or_insert_with` and `try_get_or_insert_with`.
 
 use braincache::backend::MemoryBackend;
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use braincache::{BrainCache, Ttl};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ fn cache() -> (BrainCache<MemoryBackend>, ManualClock) {
 
 /// Seconds from now until the only deadline in `cache`; `None`: nothing expires.
 fn ttl_secs(cache: &BrainCache<MemoryBackend>, clock: &ManualClock) -> Option<u64> {
-    use braincache::core::Clock;
+    use braincache::base::Clock;
     cache
         .next_expiry()
         .unwrap()
