@@ -40,6 +40,8 @@
 //! A future dropped before it completes (a cancelled request) may or may not have applied its
 //! write, as a killed thread's call; it never damages the store. A `get_or_insert_with` leader
 //! that is cancelled hands the computation to one of its waiters.
+//!
+//! [`AsyncBackend`]: crate::backend::AsyncBackend
 
 mod cleaner;
 mod freshness;
@@ -47,21 +49,20 @@ mod freshness;
 pub mod macro_support;
 
 use crate::cache::LoadError;
-use crate::load::{ErrorSharing, LeaderGuard, NoSharing, Outcome, Role, Sharing};
-use crate::memo::Loaded;
+use crate::load::{ErrorSharing, NoSharing, Sharing};
+use crate::memo::{Computed, Loaded, OnPanic, SingleFlight, Step, strict, strict_infallible};
 use crate::stats::Stats;
-use braincache_core::{Backend, Clock, Codec, Error, Operation, Record, Result, Timestamp, Ttl};
+#[cfg(doc)]
+use braincache_core::Error;
+use braincache_core::{AsyncBackend, Backend, Clock, Codec, Record, Result, Timestamp, Ttl};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-
-#[doc(inline)]
-pub use braincache_core::AsyncBackend;
 
 /// A typed cache with per-entry TTL over a [`Backend`], with `async` methods: the async face of
 /// [`crate::BrainCache`].
@@ -75,6 +76,8 @@ pub use braincache_core::AsyncBackend;
 ///
 /// The backend must implement [`AsyncBackend`] (every backend of this crate does; a
 /// third-party backend opts in with `impl AsyncBackend for MyBackend {}`).
+///
+/// [`AsyncBackend`]: crate::backend::AsyncBackend
 ///
 /// ```
 /// use braincache::backend::RedbBackend;
@@ -159,7 +162,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         self.sync.clone()
     }
 
-    fn backend_arc(&self) -> &Arc<B> {
+    pub(crate) fn backend_arc(&self) -> &Arc<B> {
         self.sync.inner().shared_backend()
     }
 
@@ -370,18 +373,8 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         F: AsyncFnOnce() -> T,
     {
         let mut f = Some(move || async move { Ok::<T, std::convert::Infallible>(loader().await) });
-        match self
-            .load::<T, _, _, _, NoSharing>(key, ttl.into().duration(), &mut f)
-            .await
-        {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(e),
-            Ok(loaded) => Ok(loaded.value),
-            Err(LoadError::Cache(e)) => Err(e),
-            Err(LoadError::Init(never)) => match *never {},
-        }
+        let ttl = ttl.into().duration();
+        strict_infallible(self.load::<T, _, _, _, NoSharing>(key, ttl, &mut f).await)
     }
 
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible loader: only `Ok`
@@ -415,21 +408,15 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         F: AsyncFnOnce() -> std::result::Result<T, E>,
     {
         let mut f = Some(move || loader());
-        match self
-            .load::<T, E, _, _, Sharing>(key, ttl.into().duration(), &mut f)
-            .await
-        {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(LoadError::Cache(e)),
-            Ok(loaded) => Ok(loaded.value),
-            Err(e) => Err(e),
-        }
+        strict(
+            self.load::<T, E, _, _, Sharing>(key, ttl.into().duration(), &mut f)
+                .await,
+        )
     }
 
-    /// The async twin of the sync front end's `load` (see `src/load.rs`): `f` is taken only
-    /// when this caller computes.
+    /// The single flight, async: the sync face's `load` (`src/memo.rs`) with `.await`s, and a
+    /// panic in the loader caught so that the tasks waiting for it fail instead of computing
+    /// again.
     pub(crate) async fn load<T, E, F, Fut, S>(
         &self,
         key: &str,
@@ -443,104 +430,34 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         S: ErrorSharing<E>,
     {
         let loads = self.sync.inner().loads();
-        // One call counts one hit or one miss: the first lookup decides (as in the sync load).
-        let mut first_lookup = true;
-        let leader = loop {
-            let found = self.lookup::<T>(key, first_lookup).await?;
-            first_lookup = false;
-            if let Some(value) = found {
-                return Ok(Loaded {
-                    value,
-                    store_error: None,
-                });
-            }
-            // The role is taken and, for a waiter, the slot awaited, with no other `.await`
-            // in between: a leader's guard lives in this future, so dropping the future
-            // abandons the slot.
-            let slot = match loads.join(key) {
-                Role::Leader(guard) => break Some(guard),
-                Role::Waiter(slot) => slot,
-            };
-            match slot.wait_async().await {
-                Outcome::Value(bytes) => {
-                    return Ok(Loaded {
-                        value: self.sync.decode(key, &bytes)?,
-                        store_error: None,
-                    });
+        // A leader's guard lives in `flight`, in this future: dropping the future abandons the
+        // flight. A waiter awaits its slot with no other `.await` between joining and waiting.
+        let mut flight = SingleFlight::<E, S>::new(loads, key, OnPanic::Fail);
+        let mut step = flight.start();
+        let lead = loop {
+            step = match step {
+                Step::Lookup { count } => match self.lookup::<T>(key, count).await? {
+                    Some(value) => return Ok(Loaded::found(value)),
+                    None => flight.missed(),
+                },
+                Step::Wait(slot) => flight.waited(slot.wait_async().await),
+                Step::Received(bytes) => {
+                    return Ok(Loaded::found(self.sync.decode(key, &bytes)?));
                 }
-                Outcome::Failed(err) => {
-                    if let Some(e) = S::receive(err) {
-                        return Err(LoadError::Init(e));
-                    }
-                    break None;
-                }
-                Outcome::ComputeAlone => break None,
-                Outcome::Abandoned => {}
-                Outcome::Panicked => {
-                    return Err(LoadError::Cache(
-                        self.sync.failed(Error::Task {
-                            op: Operation::Get,
-                            key: Some(key.to_owned()),
-                            detail: "the loader computing this value panicked in another caller \
-                                 (the next call computes it again)"
-                                .into(),
-                        }),
-                    ));
-                }
+                Step::Fail(e) => return Err(self.sync.failed_load(e)),
+                Step::Compute(lead) => break lead,
             }
         };
-        let finish = |leader: Option<LeaderGuard<'_>>, outcome: Outcome| {
-            if let Some(leader) = leader {
-                leader.finish(outcome);
-            }
-        };
-        if leader.is_some()
-            && let Some(value) = self.lookup::<T>(key, false).await?
-        {
-            finish(leader, Outcome::Abandoned);
-            return Ok(Loaded {
-                value,
-                store_error: None,
-            });
-        }
-        let Some(compute) = f.take() else {
-            // Unreachable: `f` is taken only here, and this point is reached once.
-            return Err(LoadError::Cache(Error::Closed {
-                op: Operation::Set,
-                backend: "front end",
-            }));
-        };
+        let compute = lead.take(f)?;
         let computed = match catch_panic(compute).await {
-            Ok(r) => r,
-            Err(panic) => {
-                finish(leader, Outcome::Panicked);
-                resume_unwind(panic);
-            }
+            Ok(computed) => computed,
+            Err(panic) => lead.panicked(panic),
         };
-        match computed {
-            Ok(value) => match self.sync.encode(key, &value) {
-                Ok(bytes) => {
-                    let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
-                    let store_error = self.set_bytes(key, bytes, ttl).await.err();
-                    finish(leader, Outcome::Value(shared));
-                    Ok(Loaded { value, store_error })
-                }
-                Err(e) => {
-                    finish(leader, Outcome::ComputeAlone);
-                    Ok(Loaded {
-                        value,
-                        store_error: Some(e),
-                    })
-                }
-            },
-            Err(e) => {
-                let e = Arc::new(e);
-                finish(
-                    leader,
-                    S::share(&e).map_or(Outcome::ComputeAlone, Outcome::Failed),
-                );
-                Err(LoadError::Init(e))
+        match lead.computed::<T, E, S>(computed, |v| self.sync.encode(key, v)) {
+            Computed::Store(storing, bytes) => {
+                Ok(storing.stored(self.set_bytes(key, bytes, ttl).await))
             }
+            Computed::Done(result) => result,
         }
     }
 
