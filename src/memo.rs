@@ -492,7 +492,7 @@ pub(crate) fn unreachable_after_run() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use braincache_core::{Operation, Postcard, Record, Result, Timestamp};
+    use braincache_core::{Postcard, Record, Result, Timestamp};
     use std::collections::HashMap;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -539,6 +539,110 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             v
         }
+    }
+
+    /// Two calls for one key, stepped by hand: one leads, the other waits and receives the
+    /// leader's bytes.
+    #[test]
+    fn single_flight_elects_one_leader_whose_value_reaches_the_waiter() {
+        let loads = Loads::default();
+        let mut a = SingleFlight::<&str, Sharing>::new(&loads, "k", OnPanic::TakeOver);
+        let mut b = SingleFlight::<&str, Sharing>::new(&loads, "k", OnPanic::TakeOver);
+        assert!(matches!(a.start(), Step::Lookup { count: true }));
+        // Elected: look once more (a previous leader may have stored it), then compute.
+        assert!(matches!(a.missed(), Step::Lookup { count: false }));
+        let Step::Wait(flight) = b.missed() else {
+            panic!("the second caller waits");
+        };
+        let Step::Compute(lead) = a.missed() else {
+            panic!("the leader computes");
+        };
+        match lead.computed::<u8, &str, Sharing>(Ok(7), |v| Ok(vec![*v])) {
+            Computed::Store(storing, bytes) => {
+                assert_eq!(bytes, [7]);
+                let loaded = storing.stored(Ok(()));
+                assert_eq!(loaded.value, 7);
+                assert!(loaded.store_error.is_none());
+            }
+            Computed::Done(_) => panic!("a value is stored"),
+        }
+        assert!(matches!(b.waited(flight.wait()), Step::Received(bytes) if *bytes == [7]));
+    }
+
+    #[test]
+    fn a_leader_error_is_shared_or_makes_the_waiters_compute() {
+        let loads = Loads::default();
+        let mut a = SingleFlight::<&str, Sharing>::new(&loads, "k", OnPanic::TakeOver);
+        let mut b = SingleFlight::<&str, Sharing>::new(&loads, "k", OnPanic::TakeOver);
+        a.missed();
+        let Step::Wait(flight) = b.missed() else {
+            panic!("the second caller waits");
+        };
+        let Step::Compute(lead) = a.missed() else {
+            panic!("the leader computes");
+        };
+        let done = lead.computed::<u8, &str, Sharing>(Err("down"), |_| unreachable!());
+        assert!(matches!(done, Computed::Done(Err(LoadError::Init(e))) if *e == "down"));
+        assert!(matches!(b.waited(flight.wait()), Step::Fail(LoadError::Init(e)) if *e == "down"));
+        // Not shared: the waiter computes alone, at once.
+        let mut a = SingleFlight::<&str, NoSharing>::new(&loads, "j", OnPanic::TakeOver);
+        let mut b = SingleFlight::<&str, NoSharing>::new(&loads, "j", OnPanic::TakeOver);
+        a.missed();
+        let Step::Wait(flight) = b.missed() else {
+            panic!("the second caller waits");
+        };
+        let Step::Compute(lead) = a.missed() else {
+            panic!("the leader computes");
+        };
+        let _ = lead.computed::<u8, &str, NoSharing>(Err("down"), |_| unreachable!());
+        assert!(matches!(b.waited(flight.wait()), Step::Compute(_)));
+    }
+
+    #[test]
+    fn a_dropped_leader_abandons_and_a_panicked_one_fails_only_async_waiters() {
+        let loads = Loads::default();
+        let mut a = SingleFlight::<Infallible, NoSharing>::new(&loads, "k", OnPanic::Fail);
+        let mut b = SingleFlight::<Infallible, NoSharing>::new(&loads, "k", OnPanic::Fail);
+        a.missed();
+        let Step::Wait(flight) = b.missed() else {
+            panic!("the second caller waits");
+        };
+        drop(a); // a found value, a `?`, a cancelled future
+        assert!(matches!(
+            b.waited(flight.wait()),
+            Step::Lookup { count: false }
+        ));
+        let mut sync = SingleFlight::<Infallible, NoSharing>::new(&loads, "k", OnPanic::TakeOver);
+        assert!(matches!(
+            sync.waited(Outcome::Panicked),
+            Step::Lookup { count: false }
+        ));
+        assert!(matches!(
+            b.waited(Outcome::Panicked),
+            Step::Fail(LoadError::Cache(Error::Task { key: Some(k), .. })) if k == "k"
+        ));
+    }
+
+    #[test]
+    fn a_decode_error_repairs_with_what_the_policy_stores() {
+        let decode = Error::Decode {
+            key: "k".into(),
+            type_name: "u8",
+            source: braincache_core::CodecError::mismatch(
+                "json",
+                braincache_core::CodecId::JSON,
+                braincache_core::CodecId::POSTCARD,
+            ),
+        };
+        let down = Error::backend(Operation::Get, "flaky", Some("k"), "down");
+        assert_eq!(repair_value::<Plain<u8>>(&decode, &3), Some(&3));
+        assert_eq!(repair_value::<Plain<u8>>(&down, &3), None);
+        assert_eq!(repair_value::<Fallible<u8, ()>>(&decode, &Err(())), None);
+        assert_eq!(
+            repair_value::<Optional<u8>>(&decode, &Some(1)),
+            Some(&Some(1))
+        );
+        assert_eq!(repair_value::<Optional<u8>>(&decode, &None), None);
     }
 
     #[test]
