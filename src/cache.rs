@@ -164,18 +164,22 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     }
 
     pub(crate) fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let now = self.inner.now();
-        let deadline = ttl.map(|t| now + t);
+        let (record, now) = self.new_record(bytes, ttl);
+        let deadline = record.expires_at;
         self.inner
             .backend
-            .set_at(
-                key,
-                Record::new(bytes, deadline).with_codec(Some(C::ID)),
-                now,
-            )
+            .set_at(key, record, now)
             .map_err(|e| self.failed(e))?;
         self.stored(key, deadline);
         Ok(())
+    }
+
+    /// The record that stores `bytes` for `ttl` from now on this cache's clock, tagged with its
+    /// codec, and that now.
+    pub(crate) fn new_record(&self, bytes: Vec<u8>, ttl: Option<Duration>) -> (Record, Timestamp) {
+        let now = self.inner.now();
+        let deadline = ttl.map(|t| now + t);
+        (Record::new(bytes, deadline).with_codec(Some(C::ID)), now)
     }
 
     /// Counts a successful set and tells the cleaners about its deadline.

@@ -342,6 +342,25 @@ impl Schedule {
         (wake, now + wake.saturating_duration_since(started))
     }
 
+    /// Plans the next wake-up of the cleaner registered as `plan` in `cache`'s hub, planning
+    /// since `now`, with the backend's `answer` to `next_expiry` (`None`: not asked); counts and
+    /// logs an error answer. Returns the real time to wake at.
+    pub(crate) fn plan_wake<B: Backend, C: Codec>(
+        &mut self,
+        cache: &BrainCache<B, C>,
+        plan: &AtomicU64,
+        now: Timestamp,
+        answer: Option<braincache_core::Result<Option<Timestamp>>>,
+    ) -> Instant {
+        let (deadline, error) = answer.map_or((None, None), Schedule::next_expiry);
+        if let Some(e) = error {
+            let _ = cache.failed(e);
+        }
+        let (wake, wake_on_clock) = self.plan(deadline, now, Instant::now());
+        cache.inner().wake.plan(plan, wake_on_clock);
+        wake
+    }
+
     /// The wait for `wake` ended at `at`: with a message (`Some`), or at its time (`None`).
     pub(crate) fn woken(&mut self, msg: Option<Msg>, wake: Instant, at: Instant) -> Woken {
         match msg {
@@ -394,16 +413,10 @@ fn run<B: Backend, C: Codec>(
     loop {
         inner.wake.planning(plan);
         let now = inner.now();
-        let mut deadline = None;
-        if schedule.wants_next_expiry() {
-            let error;
-            (deadline, error) = Schedule::next_expiry(inner.backend().next_expiry());
-            if let Some(e) = error {
-                let _ = cache.failed(e);
-            }
-        }
-        let (wake, wake_on_clock) = schedule.plan(deadline, now, Instant::now());
-        inner.wake.plan(plan, wake_on_clock);
+        let answer = schedule
+            .wants_next_expiry()
+            .then(|| inner.backend().next_expiry());
+        let wake = schedule.plan_wake(cache, plan, now, answer);
         let msg = match rx.recv_deadline(wake) {
             Ok(msg) => Some(msg),
             Err(RecvTimeoutError::Disconnected) => Some(Msg::Stop),

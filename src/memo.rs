@@ -541,13 +541,15 @@ mod tests {
         }
     }
 
-    /// Two calls for one key, stepped by hand: one leads, the other waits and receives the
-    /// leader's bytes.
-    #[test]
-    fn single_flight_elects_one_leader_whose_value_reaches_the_waiter() {
-        let loads = Loads::default();
-        let mut a = SingleFlight::<&str, Sharing>::new(&loads, "k", OnPanic::TakeOver);
-        let mut b = SingleFlight::<&str, Sharing>::new(&loads, "k", OnPanic::TakeOver);
+    /// Two calls for `key`, stepped by hand: the first is elected and computes, the second
+    /// waits on the flight.
+    fn leader_and_waiter<'a, E, S: ErrorSharing<E>>(
+        loads: &'a Loads,
+        key: &'a str,
+        on_panic: OnPanic,
+    ) -> (Lead<'a>, SingleFlight<'a, E, S>, Arc<Flight>) {
+        let mut a = SingleFlight::<E, S>::new(loads, key, on_panic);
+        let mut b = SingleFlight::<E, S>::new(loads, key, on_panic);
         assert!(matches!(a.start(), Step::Lookup { count: true }));
         // Elected: look once more (a previous leader may have stored it), then compute.
         assert!(matches!(a.missed(), Step::Lookup { count: false }));
@@ -557,6 +559,14 @@ mod tests {
         let Step::Compute(lead) = a.missed() else {
             panic!("the leader computes");
         };
+        (lead, b, flight)
+    }
+
+    #[test]
+    fn single_flight_elects_one_leader_whose_value_reaches_the_waiter() {
+        let loads = Loads::default();
+        let (lead, mut waiter, flight) =
+            leader_and_waiter::<&str, Sharing>(&loads, "k", OnPanic::TakeOver);
         match lead.computed::<u8, &str, Sharing>(Ok(7), |v| Ok(vec![*v])) {
             Computed::Store(storing, bytes) => {
                 assert_eq!(bytes, [7]);
@@ -566,50 +576,33 @@ mod tests {
             }
             Computed::Done(_) => panic!("a value is stored"),
         }
-        assert!(matches!(b.waited(flight.wait()), Step::Received(bytes) if *bytes == [7]));
+        assert!(matches!(waiter.waited(flight.wait()), Step::Received(bytes) if *bytes == [7]));
     }
 
     #[test]
     fn a_leader_error_is_shared_or_makes_the_waiters_compute() {
         let loads = Loads::default();
-        let mut a = SingleFlight::<&str, Sharing>::new(&loads, "k", OnPanic::TakeOver);
-        let mut b = SingleFlight::<&str, Sharing>::new(&loads, "k", OnPanic::TakeOver);
-        a.missed();
-        let Step::Wait(flight) = b.missed() else {
-            panic!("the second caller waits");
-        };
-        let Step::Compute(lead) = a.missed() else {
-            panic!("the leader computes");
-        };
+        let (lead, mut waiter, flight) =
+            leader_and_waiter::<&str, Sharing>(&loads, "k", OnPanic::TakeOver);
         let done = lead.computed::<u8, &str, Sharing>(Err("down"), |_| unreachable!());
         assert!(matches!(done, Computed::Done(Err(LoadError::Init(e))) if *e == "down"));
-        assert!(matches!(b.waited(flight.wait()), Step::Fail(LoadError::Init(e)) if *e == "down"));
+        let shared = waiter.waited(flight.wait());
+        assert!(matches!(shared, Step::Fail(LoadError::Init(e)) if *e == "down"));
         // Not shared: the waiter computes alone, at once.
-        let mut a = SingleFlight::<&str, NoSharing>::new(&loads, "j", OnPanic::TakeOver);
-        let mut b = SingleFlight::<&str, NoSharing>::new(&loads, "j", OnPanic::TakeOver);
-        a.missed();
-        let Step::Wait(flight) = b.missed() else {
-            panic!("the second caller waits");
-        };
-        let Step::Compute(lead) = a.missed() else {
-            panic!("the leader computes");
-        };
+        let (lead, mut waiter, flight) =
+            leader_and_waiter::<&str, NoSharing>(&loads, "j", OnPanic::TakeOver);
         let _ = lead.computed::<u8, &str, NoSharing>(Err("down"), |_| unreachable!());
-        assert!(matches!(b.waited(flight.wait()), Step::Compute(_)));
+        assert!(matches!(waiter.waited(flight.wait()), Step::Compute(_)));
     }
 
     #[test]
     fn a_dropped_leader_abandons_and_a_panicked_one_fails_only_async_waiters() {
         let loads = Loads::default();
-        let mut a = SingleFlight::<Infallible, NoSharing>::new(&loads, "k", OnPanic::Fail);
-        let mut b = SingleFlight::<Infallible, NoSharing>::new(&loads, "k", OnPanic::Fail);
-        a.missed();
-        let Step::Wait(flight) = b.missed() else {
-            panic!("the second caller waits");
-        };
-        drop(a); // a found value, a `?`, a cancelled future
+        let (lead, mut waiter, flight) =
+            leader_and_waiter::<Infallible, NoSharing>(&loads, "k", OnPanic::Fail);
+        drop(lead); // a found value, a `?`, a cancelled future
         assert!(matches!(
-            b.waited(flight.wait()),
+            waiter.waited(flight.wait()),
             Step::Lookup { count: false }
         ));
         let mut sync = SingleFlight::<Infallible, NoSharing>::new(&loads, "k", OnPanic::TakeOver);
@@ -618,7 +611,7 @@ mod tests {
             Step::Lookup { count: false }
         ));
         assert!(matches!(
-            b.waited(Outcome::Panicked),
+            waiter.waited(Outcome::Panicked),
             Step::Fail(LoadError::Cache(Error::Task { key: Some(k), .. })) if k == "k"
         ));
     }

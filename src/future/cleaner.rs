@@ -89,17 +89,11 @@ async fn run<B: AsyncBackend, C: Codec>(
     loop {
         inner.wake.planning(plan);
         let now = inner.now();
-        let mut deadline = None;
-        if schedule.wants_next_expiry() {
-            let error;
-            let answer = cache.backend_arc().next_expiry_async().await;
-            (deadline, error) = Schedule::next_expiry(answer);
-            if let Some(e) = error {
-                let _ = cache.sync_face().failed(e);
-            }
-        }
-        let (wake, wake_on_clock) = schedule.plan(deadline, now, Instant::now());
-        inner.wake.plan(plan, wake_on_clock);
+        let answer = match schedule.wants_next_expiry() {
+            true => Some(cache.backend_arc().next_expiry_async().await),
+            false => None,
+        };
+        let wake = schedule.plan_wake(cache.sync_face(), plan, now, answer);
         let msg = match tokio::time::timeout_at(wake.into(), rx.recv()).await {
             Ok(msg) => Some(msg.unwrap_or(Msg::Stop)),
             Err(_) => None,

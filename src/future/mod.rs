@@ -166,6 +166,11 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         self.sync.inner().shared_backend()
     }
 
+    /// A backend call's result, its error counted and logged on the way to the caller.
+    async fn counted<R>(&self, call: impl Future<Output = Result<R>>) -> Result<R> {
+        call.await.map_err(|e| self.sync.failed(e))
+    }
+
     /// Stores `value` under `key` for `ttl` (`None`: forever; `Some(Duration::ZERO)`: already
     /// expired), replacing what was there. The value is encoded before the first `.await`, so
     /// the future does not borrow it.
@@ -185,16 +190,10 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     }
 
     async fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let now = self.sync.inner().now();
-        let deadline = ttl.map(|t| now + t);
-        self.backend_arc()
-            .set_at_async(
-                key,
-                Record::new(bytes, deadline).with_codec(Some(C::ID)),
-                now,
-            )
-            .await
-            .map_err(|e| self.sync.failed(e))?;
+        let (record, now) = self.sync.new_record(bytes, ttl);
+        let deadline = record.expires_at;
+        self.counted(self.backend_arc().set_at_async(key, record, now))
+            .await?;
         self.sync.stored(key, deadline);
         Ok(())
     }
@@ -217,11 +216,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     }
 
     async fn live_record(&self, key: &str, count: bool) -> Result<Option<Record>> {
-        let record = self
-            .backend_arc()
-            .get_async(key)
-            .await
-            .map_err(|e| self.sync.failed(e))?;
+        let record = self.counted(self.backend_arc().get_async(key)).await?;
         Ok(self.sync.live(key, record, count))
     }
 
@@ -238,10 +233,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.backend_arc()
-            .delete_async(key)
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().delete_async(key)).await
     }
 
     /// Removes every entry of this cache.
@@ -249,10 +241,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn clear(&self) -> Result<()> {
-        self.backend_arc()
-            .clear_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().clear_async()).await
     }
 
     /// The number of stored entries, expired-but-unpurged ones included.
@@ -260,10 +249,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn len(&self) -> Result<usize> {
-        self.backend_arc()
-            .len_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().len_async()).await
     }
 
     /// True when no entry is stored.
@@ -271,10 +257,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn is_empty(&self) -> Result<bool> {
-        self.backend_arc()
-            .is_empty_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().is_empty_async()).await
     }
 
     /// Removes every expired entry now (what a cleaner does on each wake-up); returns how many
@@ -285,10 +268,8 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     pub async fn purge_expired(&self) -> Result<usize> {
         let now = self.sync.inner().now();
         let n = self
-            .backend_arc()
-            .purge_expired_async(now)
-            .await
-            .map_err(|e| self.sync.failed(e))?;
+            .counted(self.backend_arc().purge_expired_async(now))
+            .await?;
         self.sync.purged(n);
         Ok(n)
     }
@@ -298,10 +279,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn next_expiry(&self) -> Result<Option<Timestamp>> {
-        self.backend_arc()
-            .next_expiry_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().next_expiry_async()).await
     }
 
     /// Writes out whatever the backend buffers (see the backend's docs).
@@ -309,10 +287,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn flush(&self) -> Result<()> {
-        self.backend_arc()
-            .flush_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().flush_async()).await
     }
 
     /// The counters since the cache was created (shared with the sync face).
