@@ -163,21 +163,20 @@ fn full_table<B: Backend, C: Codec>(
     );
 }
 
+/// The user every test stores under `"user"`.
+fn user_a() -> User {
+    User {
+        id: 1,
+        name: "a".into(),
+    }
+}
+
 /// Reads as another type are errors, never another value.
 fn wrong_types<B: Backend, C: Codec>(cache: &BrainCache<B, C>) {
     cache.set("string", "text", None).unwrap();
     let e = cache.get::<Vec<u8>>("string").unwrap_err();
     assert!(e.is_decode(), "{e}");
-    cache
-        .set(
-            "user",
-            &User {
-                id: 1,
-                name: "a".into(),
-            },
-            None,
-        )
-        .unwrap();
+    cache.set("user", &user_a(), None).unwrap();
     let e = cache.get::<(u32, String)>("user").unwrap_err();
     assert!(e.is_decode(), "{e}");
     cache.set("u32", &1234u32, None).unwrap();
@@ -297,23 +296,8 @@ fn postcard_stays_available_as_an_opt_in_codec() {
     let cache = BrainCache::builder(RedbBackend::open(&path).unwrap())
         .codec(Postcard)
         .build();
-    cache
-        .set(
-            "user",
-            &User {
-                id: 1,
-                name: "a".into(),
-            },
-            None,
-        )
-        .unwrap();
-    assert_eq!(
-        cache.get::<User>("user").unwrap(),
-        Some(User {
-            id: 1,
-            name: "a".into()
-        })
-    );
+    cache.set("user", &user_a(), None).unwrap();
+    assert_eq!(cache.get::<User>("user").unwrap(), Some(user_a()));
     let stored = cache.backend().get("user").unwrap().unwrap();
     assert_eq!(stored.codec, Some(CodecId::POSTCARD));
     assert_eq!(Postcard.decode::<User>(&stored.value).unwrap().id, 1);

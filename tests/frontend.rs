@@ -10,11 +10,7 @@ use std::time::Duration;
 use support::{slow, together, together_results};
 
 fn cache_with_clock() -> (BrainCache<MemoryBackend>, ManualClock) {
-    let clock = ManualClock::starting_now();
-    let cache = BrainCache::builder(MemoryBackend::new())
-        .clock(clock.clone())
-        .build();
-    (cache, clock)
+    support::with_manual_clock(MemoryBackend::new())
 }
 
 #[test]

@@ -35,6 +35,28 @@ where
     (0..n).map(|_| tokio::spawn(make())).collect()
 }
 
+/// Spawns `n` tasks that each get `key` from `cache`, computing it with a [`counted`] loader.
+fn spawn_loads<B, T>(
+    n: usize,
+    cache: &BrainCache<B>,
+    runs: &Arc<AtomicUsize>,
+    key: &'static str,
+    pause_ms: u64,
+    value: T,
+) -> Vec<tokio::task::JoinHandle<T>>
+where
+    B: AsyncBackend,
+    T: Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
+{
+    spawn_each(n, || {
+        let (cache, runs, value) = (cache.clone(), Arc::clone(runs), value.clone());
+        async move {
+            let loader = || counted(runs, pause_ms, value);
+            cache.get_or_insert_with(key, HOUR, loader).await.unwrap()
+        }
+    })
+}
+
 /// What the tasks returned, in order (a task's panic fails the test).
 async fn outputs<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     let mut out = Vec::with_capacity(tasks.len());
@@ -240,13 +262,7 @@ async fn sixty_four_tasks_run_one_loader<B: AsyncBackend>(
     value: u64,
 ) {
     let runs = Arc::new(AtomicUsize::new(0));
-    let tasks = spawn_each(64, || {
-        let (cache, runs) = (cache.clone(), Arc::clone(&runs));
-        async move {
-            let loader = || counted(runs, pause_ms, value);
-            cache.get_or_insert_with(key, HOUR, loader).await.unwrap()
-        }
-    });
+    let tasks = spawn_loads(64, cache, &runs, key, pause_ms, value);
     assert_eq!(outputs(tasks).await, [value; 64]);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
@@ -283,13 +299,7 @@ async fn a_cancelled_leader_hands_over() {
         })
     };
     started_rx.await.unwrap();
-    let waiters = spawn_each(16, || {
-        let (cache, runs) = (cache.clone(), Arc::clone(&runs));
-        async move {
-            let seven = || counted(runs, 10, 7u64);
-            cache.get_or_insert_with("k", HOUR, seven).await.unwrap()
-        }
-    });
+    let waiters = spawn_loads(16, &cache, &runs, "k", 10, 7u64);
     // Let the waiters join the leader's slot, then cancel the leader.
     tokio::time::sleep(Duration::from_millis(20)).await;
     leader.abort();
@@ -424,13 +434,7 @@ async fn sync_and_async_callers_coalesce() {
     tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
         .await
         .unwrap();
-    let tasks = spawn_each(8, || {
-        let (cache, runs) = (cache.clone(), Arc::clone(&runs));
-        async move {
-            let zero = || counted(runs, 0, 0u32);
-            cache.get_or_insert_with("k", HOUR, zero).await.unwrap()
-        }
-    });
+    let tasks = spawn_loads(8, &cache, &runs, "k", 0, 0u32);
     tokio::time::sleep(Duration::from_millis(20)).await;
     go_tx.send(()).unwrap();
     assert_eq!(outputs(tasks).await, [11; 8]);

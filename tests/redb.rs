@@ -12,11 +12,7 @@ use std::time::{Duration, Instant};
 use support::{User, ann};
 
 fn cache_with_clock(path: &Path) -> (BrainCache<RedbBackend>, ManualClock) {
-    let clock = ManualClock::starting_now();
-    let cache = BrainCache::builder(RedbBackend::open(path).unwrap())
-        .clock(clock.clone())
-        .build();
-    (cache, clock)
+    support::with_manual_clock(RedbBackend::open(path).unwrap())
 }
 
 #[test]

@@ -74,3 +74,14 @@ where
         value
     }
 }
+
+/// A cache over `backend` whose clock only moves when the returned handle is advanced.
+pub fn with_manual_clock<B: braincache::backend::Backend>(
+    backend: B,
+) -> (braincache::BrainCache<B>, braincache::base::ManualClock) {
+    let clock = braincache::base::ManualClock::starting_now();
+    let cache = braincache::BrainCache::builder(backend)
+        .clock(clock.clone())
+        .build();
+    (cache, clock)
+}
