@@ -175,6 +175,15 @@ fn leader_killed(kind: &str, target: &str, dir: &Path) {
     );
 }
 
+/// Both scenarios on the server at `url`, emptied by `clear` between them.
+#[cfg(any(feature = "redis", feature = "memcached"))]
+fn on_a_server(kind: &str, url: &str, clear: impl FnOnce()) {
+    let dir = tempfile::tempdir().unwrap();
+    loader_runs_once(kind, url, dir.path());
+    clear();
+    leader_killed(kind, url, dir.path());
+}
+
 #[test]
 fn redb_one_computation_across_processes() {
     if std::env::var_os("BRAINCACHE_LEASE_CHILD").is_some() {
@@ -210,11 +219,11 @@ fn redis_one_computation_across_processes() {
     let Some(server) = redis_support::RedisServer::start_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    loader_runs_once("redis", &server.url(), dir.path());
-    let cache = BrainCache::new(braincache::backend::RedisBackend::connect(&server.url()).unwrap());
-    cache.clear().unwrap();
-    leader_killed("redis", &server.url(), dir.path());
+    on_a_server("redis", &server.url(), || {
+        BrainCache::new(braincache::backend::RedisBackend::connect(&server.url()).unwrap())
+            .clear()
+            .unwrap();
+    });
 }
 
 #[cfg(feature = "memcached")]
@@ -226,10 +235,9 @@ fn memcached_one_computation_across_processes() {
     let Some(server) = memcached_support::MemcachedServer::start_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    loader_runs_once("memcached", &server.url(), dir.path());
-    let cache =
-        BrainCache::new(braincache::backend::MemcachedBackend::connect(&server.url()).unwrap());
-    cache.clear().unwrap();
-    leader_killed("memcached", &server.url(), dir.path());
+    on_a_server("memcached", &server.url(), || {
+        BrainCache::new(braincache::backend::MemcachedBackend::connect(&server.url()).unwrap())
+            .clear()
+            .unwrap();
+    });
 }
