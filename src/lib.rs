@@ -64,7 +64,7 @@
 //! - `redis`: the Redis backend (one server, or a Redis Cluster).
 //! - `memcached`: the Memcached backend (one or more memcached servers).
 //! - `bincode`: a `Bincode` codec (bincode 2.0.1; unmaintained upstream).
-//! - `async`: [`future::BrainCache`], the async front end, `CacheCleaner::spawn` and
+//! - `async`: `future::BrainCache`, the async front end, `CacheCleaner::spawn` and
 //!   `#[cache]` on `async fn` (tokio).
 //! - `tracing`: debug events for operations and a warning for each error.
 

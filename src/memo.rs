@@ -55,6 +55,7 @@ pub(crate) enum OnPanic {
     /// an abandoned one).
     TakeOver,
     /// Fail with [`Error::Task`] (the async face).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     Fail,
 }
 
