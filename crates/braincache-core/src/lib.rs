@@ -17,6 +17,8 @@
 //! - [`ExpiryIndex`]: keys ordered by deadline, so purges cost what expired, not the size.
 //! - [`sidecar`]: the path of a file a backend keeps beside its own (a lock, a temp file).
 //! - [`Worker`]: a background thread (a flusher, a writer) stopped and joined on drop.
+//! - [`net`]: the settings every networked backend's builder shares (key prefix, pool size,
+//!   timeouts, lazy connect), with one set of defaults and one clamping rule.
 //!
 //! ```
 //! use braincache_core::{Backend, Codec, MsgPack, Record, Result, Timestamp};
@@ -88,6 +90,7 @@ mod codec;
 mod error;
 mod expiry;
 mod lease;
+pub mod net;
 mod record;
 mod sidecar;
 mod time;
