@@ -19,6 +19,7 @@
 //! - [`Worker`]: a background thread (a flusher, a writer) stopped and joined on drop.
 //! - [`net`]: the settings every networked backend's builder shares (key prefix, pool size,
 //!   timeouts, lazy connect), with one set of defaults and one clamping rule.
+//! - [`inspect`]: a stored value as JSON text and back, for tools that show or move a cache.
 //!
 //! ```
 //! use braincache_core::{Backend, Codec, MsgPack, Record, Result, Timestamp};
@@ -89,6 +90,7 @@ mod clock;
 mod codec;
 mod error;
 mod expiry;
+pub mod inspect;
 mod lease;
 pub mod net;
 mod record;
