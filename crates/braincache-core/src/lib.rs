@@ -20,6 +20,8 @@
 //! - [`net`]: the settings every networked backend's builder shares (key prefix, pool size,
 //!   timeouts, lazy connect), with one set of defaults and one clamping rule.
 //! - [`inspect`]: a stored value as JSON text and back, for tools that show or move a cache.
+//! - `answer_inline!` (feature `async`): the `AsyncBackend` methods of a backend whose calls
+//!   never block, answered on the polling thread.
 //!
 //! ```
 //! use braincache_core::{Backend, Codec, MsgPack, Record, Result, Timestamp};
