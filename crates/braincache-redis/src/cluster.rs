@@ -390,9 +390,10 @@ impl Backend for RedisClusterBackend {
 
 /// Builds a [`RedisClusterBackend`]; made by [`RedisBackend::cluster_builder`].
 ///
-/// Defaults: key prefix [`DEFAULT_KEY_PREFIX`]; 16 cluster connections (each holds one socket
-/// per node), opened as needed; connect and response timeouts 1 s; 2 retries of a failed
-/// command; connects and reads the slot map in [`build`](Self::build) (see [`lazy`](Self::lazy)).
+/// Defaults: key prefix [`DEFAULT_KEY_PREFIX`](crate::DEFAULT_KEY_PREFIX); 16 cluster
+/// connections (each holds one socket per node), opened as needed; connect and response timeouts
+/// 1 s; 2 retries of a failed command; connects and reads the slot map in [`build`](Self::build)
+/// (see [`lazy`](Self::lazy)).
 ///
 /// ```no_run
 /// use braincache_redis::RedisBackend;
