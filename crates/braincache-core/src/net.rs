@@ -71,7 +71,7 @@ pub struct NetOptions {
 }
 
 impl NetOptions {
-    /// Connections kept per server unless set otherwise: 16.
+    /// Connections kept unless set otherwise: 16 (per server, for a backend of several).
     pub const DEFAULT_POOL_SIZE: usize = 16;
     /// The connect and the response timeout unless set otherwise: 1 s.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
