@@ -139,6 +139,19 @@ def test_stats(bc):
     assert (s["hits"], s["misses"], s["sets"]) == (1, 1, 1)
 
 
+def test_stats_count_every_lookup(backend):
+    # Memory lookups read the backend with the GIL held and count on their own: the totals are
+    # the same as on the other backends, shared by the caches over one backend object.
+    a, b = BrainCache(backend), BrainCache(backend)
+    a.set("k", None)
+    a.set("gone", 1, ttl=0)
+    assert a.get("k") is None and a.has("k") and "k" in b
+    assert b.get("gone") is None and not a.has("gone") and "absent" not in a
+    for c in (a, b):
+        s = c.stats()
+        assert (s["hits"], s["misses"], s["sets"], s["errors"]) == (3, 3, 2, 0)
+
+
 def test_backend_must_be_a_backend():
     with pytest.raises(TypeError, match="backend must be"):
         BrainCache({})

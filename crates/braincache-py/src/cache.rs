@@ -117,19 +117,12 @@ impl PyBrainCache {
 
     /// The value under `key`, or `None` when absent or expired.
     fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let key = key_str(key)?;
-        match py.detach(|| with_cache!(self.engine, c => c.get::<PyValue>(key))) {
-            Ok(Some(v)) => v.to_py(py),
-            Ok(None) => Ok(py.None()),
-            Err(e) => Err(to_py_err(e)),
-        }
+        self.engine.get(py, key_str(key)?)
     }
 
     /// True when a live entry is stored under `key`, whatever its value (`None` included).
     fn has(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = key_str(key)?;
-        py.detach(|| with_cache!(self.engine, c => c.has(key)))
-            .map_err(to_py_err)
+        self.engine.has(py, key_str(key)?)
     }
 
     /// Removes `key`; returns whether an entry was there.
@@ -191,7 +184,7 @@ impl PyBrainCache {
 
     /// Counters since the cache was made: hits, misses, sets, evictions, expired, errors.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = with_cache!(self.engine, c => c.stats());
+        let s = self.engine.stats();
         let d = PyDict::new(py);
         d.set_item("hits", s.hits)?;
         d.set_item("misses", s.misses)?;

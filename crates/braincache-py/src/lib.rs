@@ -7,7 +7,10 @@
 //! - Values are what JSON holds ([`value::PyValue`]), stored with the backend's codec when it
 //!   is self-describing, else JSON ([`codec::carries_python_values`]); Rust programs read them as
 //!   `serde_json::Value` or matching types.
-//! - The GIL is released around every backend call.
+//! - The GIL is released around every backend call that can block (file, redb and Redis calls,
+//!   and the memory backend's `set`, `delete`, `clear`, `len`, `purge_expired`, `get_or_set`). A
+//!   memory `get` or `has` keeps it: see `engine` for why, and [`msgpack::to_py`] for how its
+//!   value is read straight into Python objects.
 
 mod backends;
 mod cache;
@@ -15,6 +18,7 @@ mod cleaner;
 pub mod codec;
 mod engine;
 mod key;
+pub mod msgpack;
 pub mod value;
 
 use pyo3::prelude::*;
