@@ -8,12 +8,10 @@
 //! [`child`]).
 
 #[cfg(feature = "redis")]
-#[path = "../crates/braincache-redis/tests/support/mod.rs"]
-mod support;
+use braincache_core::testkit::servers as support;
 
 #[cfg(feature = "memcached")]
-#[path = "../crates/braincache-memcached/tests/support/mod.rs"]
-mod memcached_support;
+use braincache_core::testkit::servers as memcached_support;
 
 use braincache::core::Backend;
 use braincache::{BrainCache, Freshness};
