@@ -14,8 +14,8 @@
 //! ```
 
 use std::io::{Read, Write};
+use std::marker::PhantomData;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,7 +103,7 @@ impl Program {
         false
     }
 
-    fn start_or_skip(&'static self, command: fn(u16) -> Command) -> Option<Server> {
+    fn start_or_skip<K>(&self, command: fn(u16) -> Command) -> Option<Server<K>> {
         if !self.installed_or_skip() {
             return None;
         }
@@ -117,14 +117,18 @@ impl Program {
         panic!("could not start {}: {last:?}", self.name);
     }
 
-    fn start_on(&'static self, command: fn(u16) -> Command, port: u16) -> Result<Server, String> {
+    fn start_on<K>(&self, command: fn(u16) -> Command, port: u16) -> Result<Server<K>, String> {
         let child = command(port)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.name))?;
-        let mut server = Server { child, port };
+        let mut server = Server {
+            child,
+            port,
+            kind: PhantomData,
+        };
         let start = Instant::now();
         for _ in 0..1000 {
             match (self.probe)(port) {
@@ -154,15 +158,31 @@ impl Program {
     }
 }
 
-/// A server child process on a loopback port: what [`RedisServer`] and [`MemcachedServer`] share
-/// (they dereference to it). Dropping it resumes it (in case a test stopped it) and kills it.
+/// A server child process on a loopback port, of the kind `K` ([`RedisServer`],
+/// [`MemcachedServer`]). Dropping it resumes it (in case a test stopped it) and kills it.
 #[derive(Debug)]
-pub struct Server {
+pub struct Server<K> {
     child: Child,
     port: u16,
+    kind: PhantomData<K>,
 }
 
-impl Server {
+/// The kind of a [`RedisServer`].
+#[derive(Debug)]
+pub struct Redis;
+
+/// The kind of a [`MemcachedServer`].
+#[derive(Debug)]
+pub struct Memcached;
+
+/// A running `redis-server`: no persistence, on 127.0.0.1.
+pub type RedisServer = Server<Redis>;
+
+/// A running `memcached` on 127.0.0.1, with a 64 MiB memory limit and
+/// [`MEMCACHED_ITEM_LIMIT`] per item.
+pub type MemcachedServer = Server<Memcached>;
+
+impl<K> Server<K> {
     /// The port it listens on (127.0.0.1 only).
     #[must_use]
     pub fn port(&self) -> u16 {
@@ -194,7 +214,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl<K> Drop for Server<K> {
     fn drop(&mut self) {
         // A test may have stopped it (`SIGSTOP`): resume it, then kill it.
         let _ = Command::new("sh")
@@ -204,11 +224,7 @@ impl Drop for Server {
     }
 }
 
-/// A running `redis-server`: no persistence, on 127.0.0.1.
-#[derive(Debug)]
-pub struct RedisServer(Server);
-
-impl RedisServer {
+impl Server<Redis> {
     /// Starts a server on a free port, or prints a skip notice and returns `None` when
     /// `redis-server` is not installed.
     ///
@@ -217,7 +233,7 @@ impl RedisServer {
     /// any of a few free ports.
     #[must_use]
     pub fn start_or_skip() -> Option<RedisServer> {
-        REDIS.start_or_skip(redis_command).map(RedisServer)
+        REDIS.start_or_skip(redis_command)
     }
 
     /// Starts a server on `port` (to restart one on the same port) and waits until it answers
@@ -226,7 +242,7 @@ impl RedisServer {
     /// # Errors
     /// When it cannot be spawned, exits, or does not answer within 10 s.
     pub fn start_on(port: u16) -> Result<RedisServer, String> {
-        REDIS.start_on(redis_command, port).map(RedisServer)
+        REDIS.start_on(redis_command, port)
     }
 
     /// True when `redis-server` is installed. Otherwise prints a skip notice naming the test and
@@ -257,12 +273,7 @@ fn redis_command(port: u16) -> Command {
     cmd
 }
 
-/// A running `memcached` on 127.0.0.1, with a 64 MiB memory limit and
-/// [`MEMCACHED_ITEM_LIMIT`] per item.
-#[derive(Debug)]
-pub struct MemcachedServer(Server);
-
-impl MemcachedServer {
+impl Server<Memcached> {
     /// Starts a server on a free port, or prints a skip notice and returns `None` when
     /// `memcached` is not installed.
     ///
@@ -271,9 +282,7 @@ impl MemcachedServer {
     /// any of a few free ports.
     #[must_use]
     pub fn start_or_skip() -> Option<MemcachedServer> {
-        MEMCACHED
-            .start_or_skip(memcached_command)
-            .map(MemcachedServer)
+        MEMCACHED.start_or_skip(memcached_command)
     }
 
     /// Starts a server on `port` (to restart one on the same port) and waits until it answers
@@ -282,9 +291,7 @@ impl MemcachedServer {
     /// # Errors
     /// When it cannot be spawned, exits, or does not answer within 10 s.
     pub fn start_on(port: u16) -> Result<MemcachedServer, String> {
-        MEMCACHED
-            .start_on(memcached_command, port)
-            .map(MemcachedServer)
+        MEMCACHED.start_on(memcached_command, port)
     }
 
     /// True when `memcached` is installed. Otherwise prints a skip notice naming the test and
@@ -319,32 +326,6 @@ fn memcached_command(port: u16) -> Command {
         cmd.args(["-u", "root"]);
     }
     cmd
-}
-
-impl Deref for RedisServer {
-    type Target = Server;
-    fn deref(&self) -> &Server {
-        &self.0
-    }
-}
-
-impl DerefMut for RedisServer {
-    fn deref_mut(&mut self) -> &mut Server {
-        &mut self.0
-    }
-}
-
-impl Deref for MemcachedServer {
-    type Target = Server;
-    fn deref(&self) -> &Server {
-        &self.0
-    }
-}
-
-impl DerefMut for MemcachedServer {
-    fn deref_mut(&mut self) -> &mut Server {
-        &mut self.0
-    }
 }
 
 fn is_root() -> bool {
@@ -403,33 +384,32 @@ fn memcached_pid(port: u16) -> Option<u32> {
 
 /// The process id a redis-server on `port` states in `INFO server` (`process_id:N`).
 fn redis_pid(port: u16) -> Option<u32> {
-    let mut s = connect(port)?;
-    s.write_all(b"INFO server\r\n").ok()?;
-    // A bulk string, `$<len>\r\n<len bytes>\r\n`: read until it is whole.
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    for _ in 0..1000 {
-        let n = s.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&out);
-        let (len, body) = text.strip_prefix('$')?.split_once("\r\n")?;
-        if body.len() >= len.parse::<usize>().ok()? {
-            return body
-                .lines()
-                .find_map(|l| l.strip_prefix("process_id:"))
-                .and_then(|pid| pid.trim().parse().ok());
-        }
-    }
-    None
+    // A bulk string, `$<len>\r\n<len bytes>\r\n`: whole once the body is that long.
+    let whole = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        text.strip_prefix('$')
+            .and_then(|t| t.split_once("\r\n"))
+            .and_then(|(len, body)| Some(body.len() >= len.parse::<usize>().ok()?))
+            .unwrap_or(false)
+    };
+    exchange(port, b"INFO server\r\n", whole)?
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 fn memcached_raw(port: u16, line: &str) -> Option<String> {
-    let mut s = connect(port)?;
-    s.write_all(format!("{line}\r\n").as_bytes()).ok()?;
     let multi = line.starts_with("get") || line.starts_with("stats");
+    let whole =
+        |out: &[u8]| (multi && out.ends_with(b"END\r\n")) || (!multi && out.ends_with(b"\r\n"));
+    exchange(port, format!("{line}\r\n").as_bytes(), whole)
+}
+
+/// Sends `request` to `127.0.0.1:port` and reads the reply until `whole(reply)` or the server
+/// closes; `None` when it cannot connect or a read times out (half a second).
+fn exchange(port: u16, request: &[u8], whole: impl Fn(&[u8]) -> bool) -> Option<String> {
+    let mut s = connect(port)?;
+    s.write_all(request).ok()?;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     for _ in 0..1000 {
@@ -438,7 +418,7 @@ fn memcached_raw(port: u16, line: &str) -> Option<String> {
             break;
         }
         out.extend_from_slice(&buf[..n]);
-        if (multi && out.ends_with(b"END\r\n")) || (!multi && out.ends_with(b"\r\n")) {
+        if whole(&out) {
             break;
         }
     }
