@@ -81,6 +81,16 @@ fn run_on(command: &str, file: &Path, rest: &[&str]) -> Run {
     braincache(args)
 }
 
+/// Runs `braincache export FILE -o TO`.
+fn export_to(file: &Path, to: &Path) -> Run {
+    braincache([
+        OsStr::new("export"),
+        file.as_os_str(),
+        OsStr::new("-o"),
+        to.as_os_str(),
+    ])
+}
+
 /// Every file in `dir`: name → (bytes, modification time).
 type Snapshot = BTreeMap<String, (Vec<u8>, SystemTime)>;
 
@@ -486,33 +496,16 @@ fn export_of_a_file_cache_reproduces_the_file() {
     // An existing output is replaced; the cache itself cannot be the output.
     let out = dir.path().join("copy.json");
     std::fs::write(&out, "old content").unwrap();
-    braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("-o"),
-        out.as_os_str(),
-    ])
-    .ok();
+    export_to(&path, &out).ok();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&path).unwrap());
     let before = snapshot(dir.path());
-    let refused = braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("-o"),
-        path.as_os_str(),
-    ]);
+    let refused = export_to(&path, &path);
     refused.failed(&path);
     assert_unchanged(dir.path(), &before);
 
     // An output in a folder that does not exist: an error naming it, nothing left behind.
     let nowhere = dir.path().join("no-such-folder").join("out.json");
-    braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("-o"),
-        nowhere.as_os_str(),
-    ])
-    .failed(&nowhere);
+    export_to(&path, &nowhere).failed(&nowhere);
     assert_unchanged(dir.path(), &before);
 }
 
@@ -951,13 +944,7 @@ fn import_is_the_inverse_of_export() {
         records.sort_by(|a, b| a.0.cmp(&b.0));
         let ext = path.extension().unwrap().to_owned();
         let doc = dir.path().join("export.json");
-        braincache([
-            OsStr::new("export"),
-            path.as_os_str(),
-            OsStr::new("-o"),
-            doc.as_os_str(),
-        ])
-        .ok();
+        export_to(&path, &doc).ok();
         // Into a new cache of the same backend: the same bytes and deadlines, to the
         // nanosecond.
         let mut copy = dir.path().join("copy");
@@ -1096,13 +1083,7 @@ fn a_cache_that_is_never_dropped_is_read_after_its_process_exits() {
     assert_eq!(got.out(), "50\n");
     assert!(got.stderr.is_empty(), "recovered once: {}", got.stderr);
     let out = dir.path().join("export.json");
-    braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("-o"),
-        out.as_os_str(),
-    ])
-    .ok();
+    export_to(&path, &out).ok();
     let exported = FileBackend::read_entries(&out).unwrap();
     let keys: Vec<&str> = exported.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["a", "b", "c"]);
