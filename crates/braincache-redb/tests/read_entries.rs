@@ -232,11 +232,7 @@ fn a_listing_that_lookups_contradict_is_corrupt() {
     let entries: Vec<(String, Record)> = (0..300u32)
         .map(|i| (format!("k{:04}", i * 10), Record::new(vec![7; 40], None)))
         .collect();
-    RedbBackend::open(&path)
-        .unwrap()
-        .set_many(entries.clone())
-        .unwrap();
-    let pristine = std::fs::read(&path).unwrap();
+    let pristine = support::write_entries(&path, &entries);
     let mut refused = Vec::new();
     for w in entries.windows(2) {
         let (key, next) = (&w[0].0, &w[1].0);

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+use braincache_core::{Backend, Record};
 use braincache_redb::RedbBackend;
 use redb::{Database, TableDefinition};
 use std::io::{BufRead, BufReader, Write};
@@ -195,4 +196,14 @@ pub fn write_format_version(path: &Path, version: u64) {
         .insert("format_version", version)
         .unwrap();
     txn.commit().unwrap();
+}
+
+/// Writes `entries` into a new cache file at `path` through the backend, closes it, and returns
+/// the file's bytes.
+pub fn write_entries(path: &Path, entries: &[(String, Record)]) -> Vec<u8> {
+    RedbBackend::open(path)
+        .unwrap()
+        .set_many(entries.to_vec())
+        .unwrap();
+    std::fs::read(path).unwrap()
 }
