@@ -9,7 +9,7 @@ use braincache_core::testkit::servers as support;
 
 use braincache::BrainCache;
 use braincache::backend::{Backend, MemcachedBackend};
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use std::time::Duration;
 use support::MemcachedServer;
 
