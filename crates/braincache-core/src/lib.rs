@@ -17,6 +17,11 @@
 //! - [`ExpiryIndex`]: keys ordered by deadline, so purges cost what expired, not the size.
 //! - [`sidecar`]: the path of a file a backend keeps beside its own (a lock, a temp file).
 //! - [`Worker`]: a background thread (a flusher, a writer) stopped and joined on drop.
+//! - [`net`]: the settings every networked backend's builder shares (key prefix, pool size,
+//!   timeouts, lazy connect), with one set of defaults and one clamping rule.
+//! - [`inspect`]: a stored value as JSON text and back, for tools that show or move a cache.
+//! - `answer_inline!` (feature `async`): the `AsyncBackend` methods of a backend whose calls
+//!   never block, answered on the polling thread.
 //!
 //! ```
 //! use braincache_core::{Backend, Codec, MsgPack, Record, Result, Timestamp};
@@ -87,7 +92,9 @@ mod clock;
 mod codec;
 mod error;
 mod expiry;
+pub mod inspect;
 mod lease;
+pub mod net;
 mod record;
 mod sidecar;
 mod time;

@@ -93,6 +93,7 @@ mod server;
 
 pub use server::ValueTooLarge;
 
+use braincache_core::net::NetOptions;
 use braincache_core::{
     Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
 };
@@ -103,8 +104,10 @@ use std::fmt;
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-/// The key prefix used unless [`MemcachedBackendBuilder::key_prefix`] sets another.
-pub const DEFAULT_KEY_PREFIX: &str = "braincache:";
+/// The key prefix used unless [`MemcachedBackendBuilder::key_prefix`] sets another
+/// (`braincache:`, the default of every networked backend:
+/// [`braincache_core::net::DEFAULT_KEY_PREFIX`]).
+pub const DEFAULT_KEY_PREFIX: &str = braincache_core::net::DEFAULT_KEY_PREFIX;
 
 /// Memcached's default item size limit (its `-I` option), 1 MiB.
 pub const DEFAULT_ITEM_LIMIT: usize = 1 << 20;
@@ -566,13 +569,9 @@ fn xxh3_digest(key: &str) -> u128 {
 #[derive(Clone)]
 pub struct MemcachedBackendBuilder {
     urls: Vec<String>,
-    prefix: String,
-    pool_size: u32,
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    net: NetOptions,
     item_limit: usize,
     refresh: Duration,
-    lazy: bool,
     digest: fn(&str) -> u128,
 }
 
@@ -580,13 +579,9 @@ impl MemcachedBackendBuilder {
     fn new(url: &str) -> MemcachedBackendBuilder {
         MemcachedBackendBuilder {
             urls: vec![url.to_owned()],
-            prefix: DEFAULT_KEY_PREFIX.to_owned(),
-            pool_size: 16,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
+            net: NetOptions::default(),
             item_limit: DEFAULT_ITEM_LIMIT,
             refresh: Duration::from_secs(1),
-            lazy: false,
             digest: xxh3_digest,
         }
     }
@@ -603,31 +598,22 @@ impl MemcachedBackendBuilder {
         self
     }
 
-    /// Puts `prefix` in front of every key (default `braincache:`). It must be printable ASCII
-    /// without spaces, at most 197 bytes ([`build`](Self::build) refuses others).
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Keeps at most `n` connections per server (at least 1; default 16).
-    pub fn pool_size(mut self, n: u32) -> Self {
-        self.pool_size = n.max(1);
-        self
-    }
-
-    /// How long getting a connection may take (default 1 s; at least 1 ms). A server that is
-    /// down makes calls on its keys fail after about this long.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How long one read or write on a connection may block (default 1 s; at least 1 ms). A
-    /// server that stops answering makes calls fail after about this long.
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout.max(Duration::from_millis(1));
-        self
+    braincache_core::net_setters! {
+        net;
+        /// Puts `prefix` in front of every key (default `braincache:`). It must be printable ASCII
+        /// without spaces, at most 197 bytes ([`build`](Self::build) refuses others).
+        key_prefix;
+        /// Keeps at most `n` connections per server (at least 1; default 16).
+        pool_size(u32);
+        /// How long getting a connection may take (default 1 s; at least 1 ms). A server that is
+        /// down makes calls on its keys fail after about this long.
+        connect_timeout;
+        /// How long one read or write on a connection may block (default 1 s; at least 1 ms). A
+        /// server that stops answering makes calls fail after about this long.
+        response_timeout;
+        /// [`build`](Self::build) only checks the URLs and connects on first use. By default
+        /// `build` fails if a server does not answer.
+        connect_lazily;
     }
 
     /// The largest item (braincache's header of at most 14 bytes plus the full key for long
@@ -646,22 +632,6 @@ impl MemcachedBackendBuilder {
         self
     }
 
-    /// [`build`](Self::build) only checks the URLs and connects on first use. By default
-    /// `build` fails if a server does not answer.
-    pub fn connect_lazily(mut self) -> Self {
-        self.lazy = true;
-        self
-    }
-
-    /// [`connect_lazily`](Self::connect_lazily) when `lazy` is true.
-    #[deprecated(
-        note = "use `connect_lazily()`: switches take no argument, like `single_process()`"
-    )]
-    pub fn lazy(mut self, lazy: bool) -> Self {
-        self.lazy = lazy;
-        self
-    }
-
     /// Replaces the key digest, to force collisions in tests.
     #[cfg(test)]
     pub(crate) fn digest(mut self, f: fn(&str) -> u128) -> Self {
@@ -676,22 +646,16 @@ impl MemcachedBackendBuilder {
     /// (unless [`lazy`](Self::lazy)) when a server cannot be reached.
     pub fn build(self) -> Result<MemcachedBackend> {
         let open_error = |msg: String| Error::backend(Operation::Open, "memcached", None, msg);
-        if self.prefix.len() > MAX_PREFIX || !self.prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        let prefix = self.net.key_prefix();
+        if prefix.len() > MAX_PREFIX || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(open_error(format!(
-                "invalid key prefix {:?}: it must be printable ASCII without spaces, at most \
-                 {MAX_PREFIX} bytes",
-                self.prefix
+                "invalid key prefix {prefix:?}: it must be printable ASCII without spaces, at \
+                 most {MAX_PREFIX} bytes"
             )));
         }
         let mut servers = Vec::with_capacity(self.urls.len());
         for url in &self.urls {
-            let s = Server::new(
-                url,
-                self.pool_size,
-                self.connect_timeout,
-                self.response_timeout,
-            )
-            .map_err(open_error)?;
+            let s = Server::new(url, &self.net).map_err(open_error)?;
             if servers.iter().any(|o: &Server| o.addr == s.addr) {
                 return Err(open_error(format!("server {} is listed twice", s.addr)));
             }
@@ -701,14 +665,14 @@ impl MemcachedBackendBuilder {
         let backend = MemcachedBackend {
             ring: Ring::new(&addrs),
             servers,
-            gen_key: format!("{}gen", self.prefix),
-            prefix: self.prefix,
+            gen_key: format!("{prefix}gen"),
+            prefix: prefix.to_owned(),
             item_limit: self.item_limit,
             refresh: self.refresh,
             generation: RwLock::new(None),
             digest: self.digest,
         };
-        if !self.lazy {
+        if !self.net.lazy() {
             for s in &backend.servers {
                 let call = Call {
                     op: Operation::Open,
@@ -726,15 +690,13 @@ impl MemcachedBackendBuilder {
 
 impl fmt::Debug for MemcachedBackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemcachedBackendBuilder")
-            .field("servers", &self.urls)
-            .field("key_prefix", &self.prefix)
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("response_timeout", &self.response_timeout)
+        self.net
+            .debug_fields(
+                f.debug_struct("MemcachedBackendBuilder")
+                    .field("servers", &self.urls),
+            )
             .field("item_limit", &self.item_limit)
             .field("generation_refresh", &self.refresh)
-            .field("lazy", &self.lazy)
             .finish_non_exhaustive()
     }
 }

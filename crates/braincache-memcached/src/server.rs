@@ -8,6 +8,7 @@
 //! from it once; replies to `get` name their key, and a reply for another key is an error, not a
 //! value.)
 
+use braincache_core::net::NetOptions;
 use braincache_core::{Error, Operation};
 use memcache::{Client, ConnectionManager, MemcacheError, Url};
 use std::fmt;
@@ -26,12 +27,10 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn new(
-        url: &str,
-        pool_size: u32,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    ) -> Result<Server, String> {
+    pub(crate) fn new(url: &str, options: &NetOptions) -> Result<Server, String> {
+        let pool_size = u32::try_from(options.pool_size()).unwrap_or(u32::MAX);
+        let (connect_timeout, response_timeout) =
+            (options.connect_timeout(), options.response_timeout());
         let mut url = Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
         if !matches!(url.scheme(), "memcache" | "memcache+tcp") {
             return Err(format!(

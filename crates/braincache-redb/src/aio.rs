@@ -57,7 +57,7 @@ mod backend {
     use crate::errors;
     use crate::writer::{Answer, Command};
     use braincache_core::{AsyncBackend, Backend, Record, Result, Timestamp};
-    use std::future::{Future, ready};
+    use std::future::Future;
     use std::sync::Arc;
 
     impl RedbBackend {
@@ -92,11 +92,18 @@ mod backend {
     /// clears are answered once queued, as the blocking calls are; a purge goes straight to the
     /// writer thread and removes what was committed); reads run inline (see the module docs).
     impl AsyncBackend for RedbBackend {
-        fn get_async(
+        braincache_core::answer_inline!(get, len, is_empty, next_expiry);
+
+        /// As [`set_async`](AsyncBackend::set_async): entries store deadlines, not TTLs, so
+        /// `now` changes nothing (as in the sync `set_at`). The async front end sets through
+        /// this method.
+        fn set_at_async(
             self: &Arc<Self>,
             key: &str,
-        ) -> impl Future<Output = Result<Option<Record>>> + Send {
-            ready(Backend::get(&**self, key))
+            record: Record,
+            _now: Timestamp,
+        ) -> impl Future<Output = Result<()>> + Send {
+            self.set_async(key, record)
         }
 
         fn set_async(
@@ -146,14 +153,6 @@ mod backend {
             }
         }
 
-        fn len_async(self: &Arc<Self>) -> impl Future<Output = Result<usize>> + Send {
-            ready(Backend::len(&**self))
-        }
-
-        fn is_empty_async(self: &Arc<Self>) -> impl Future<Output = Result<bool>> + Send {
-            ready(Backend::is_empty(&**self))
-        }
-
         fn purge_expired_async(
             self: &Arc<Self>,
             now: Timestamp,
@@ -166,11 +165,57 @@ mod backend {
                 }
             }
         }
+    }
+}
 
-        fn next_expiry_async(
-            self: &Arc<Self>,
-        ) -> impl Future<Output = Result<Option<Timestamp>>> + Send {
-            ready(Backend::next_expiry(&**self))
+#[cfg(all(test, feature = "async"))]
+mod tests {
+    use crate::RedbBackend;
+    use braincache_core::{AsyncBackend, Backend, Record, Result, Timestamp};
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::thread::Thread;
+    use std::time::{Duration, Instant};
+
+    struct Unpark(Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
         }
+    }
+
+    /// Drives `f` on this thread with no tokio runtime (for at most a minute), so a call that
+    /// needed the blocking pool would fail instead of passing.
+    fn block_on<T>(f: impl Future<Output = Result<T>>) -> T {
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = pin!(f);
+        let give_up = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Poll::Ready(answer) = f.as_mut().poll(&mut cx) {
+                return answer.unwrap();
+            }
+            assert!(Instant::now() < give_up, "no answer within a minute");
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+    }
+
+    /// The async front end sets through `set_at_async`: it must reach the writer thread like
+    /// `set_async` (awaiting its acknowledgement), not run a blocking `set` on tokio's pool.
+    #[test]
+    fn set_at_goes_to_the_writer_thread_and_reads_answer_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Arc::new(RedbBackend::open(dir.path().join("c.redb")).unwrap());
+        let deadline = Timestamp::now() + Duration::from_secs(3600);
+        let r = Record::new(b"v".to_vec(), Some(deadline));
+        block_on(b.set_at_async("k", r.clone(), Timestamp::now()));
+        assert_eq!(b.get("k").unwrap(), Some(r.clone()));
+        assert_eq!(block_on(b.get_async("k")), Some(r));
+        assert_eq!(block_on(b.len_async()), 1);
+        assert!(!block_on(b.is_empty_async()));
+        assert_eq!(block_on(b.next_expiry_async()), Some(deadline));
     }
 }

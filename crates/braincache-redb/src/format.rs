@@ -20,7 +20,7 @@
 //! No other table may exist in a braincache file: a file with other tables belongs to someone
 //! else, and is refused rather than written to.
 
-use braincache_core::{Codec, CodecId, Error, MsgPack, Record, Result, Timestamp, wire};
+use braincache_core::{CodecId, Error, Record, Result, Timestamp, wire};
 use redb::TableDefinition;
 
 /// key → header + value.
@@ -104,10 +104,11 @@ pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<Record> {
 }
 
 /// The value of `record` as JSON text, for exporting a redb cache to the file backend's format
-/// (`braincache export`): `Some` when the record was written with the [`MsgPack`] codec (the
-/// redb backend's default, also assumed for a record stating no codec) and JSON can hold the
-/// value exactly (see [`MsgPack::to_json`]). `FileBackend` with its default `Json` codec reads
-/// that text back as the same typed value, NaN and the infinities included.
+/// (`braincache export`): [`braincache_core::inspect::value_json`], as bytes. `Some` when the
+/// record was written with the [`MsgPack`](braincache_core::MsgPack) codec (the redb backend's
+/// default, also assumed for a record stating no codec) and JSON can hold the value exactly;
+/// `FileBackend` with its default `Json` codec reads that text back as the same typed value, NaN
+/// and the infinities included.
 ///
 /// `None` for records of other codecs (postcard, among them every record of braincache 0.1) and
 /// for values JSON cannot hold (a `None` nested in a `Some`, maps with keys that are not strings
@@ -123,10 +124,7 @@ pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<Record> {
 /// ```
 #[must_use]
 pub fn value_as_json(record: &Record) -> Option<Vec<u8>> {
-    if record.codec.is_some_and(|c| c != MsgPack::ID) {
-        return None;
-    }
-    MsgPack.to_json(&record.value).ok()
+    braincache_core::inspect::value_json(record).map(String::into_bytes)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 //! ```
 
 use crate::errors;
-use braincache_core::{Codec, Error, MsgPack, Operation, Record, Result};
+use braincache_core::{Error, Operation, Record, Result};
 use std::fs::File;
 use std::io::{self, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -151,24 +151,10 @@ pub fn recover(path: impl AsRef<Path>) -> Result<()> {
     })
 }
 
-/// A stored record's value as JSON text, when its codec says what it holds: MessagePack (the
-/// default codec) values JSON can represent, through [`value_as_json`](crate::value_as_json).
-/// `None` for other codecs and for what JSON cannot hold: a tool shows or exports such a value
-/// as bytes with its codec id. Every tool renders values through this one function.
-#[must_use]
-pub fn value_json(record: &Record) -> Option<String> {
-    crate::value_as_json(record).and_then(|json| String::from_utf8(json).ok())
-}
-
-/// The stored value for the JSON text `json`, as a tool that imports a JSON document writes it:
-/// the inverse of [`value_json`], encoded with MessagePack (state [`CodecId::MSGPACK`](braincache_core::CodecId::MSGPACK) on the
-/// record). `None` when the text is not one strict JSON value (Python's `NaN` tokens, say): the
-/// tool then stores the text itself, stating the JSON codec.
-#[must_use]
-pub fn value_from_json(json: &str) -> Option<Vec<u8>> {
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
-    MsgPack.encode(&value).ok()
-}
+// How a tool renders a stored value as JSON text, and stores imported JSON: the same for every
+// backend, so it lives in core.
+#[doc(inline)]
+pub use braincache_core::inspect::{value_from_json, value_json};
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,8 @@
 //! `UNLINK`) by slot.
 
 use crate::header::Header;
-use crate::{BATCH, DEFAULT_KEY_PREFIX, RedisBackend, parse_scan, reply_error, scan_pattern};
+use crate::{BATCH, RedisBackend, parse_scan, reply_error, scan_pattern};
+use braincache_core::net::NetOptions;
 use braincache_core::{Backend, Error, MsgPack, Operation, Record, Result, Timestamp};
 use redis::cluster::{ClusterClient, ClusterConnection, cluster_pipe};
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -43,12 +44,8 @@ impl RedisBackend {
     pub fn cluster_builder(nodes: &[&str]) -> RedisClusterBuilder {
         RedisClusterBuilder {
             nodes: nodes.iter().map(|s| (*s).to_owned()).collect(),
-            prefix: DEFAULT_KEY_PREFIX.to_owned(),
-            pool_size: 16,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
+            net: NetOptions::default(),
             retries: 2,
-            lazy: false,
         }
     }
 }
@@ -393,9 +390,10 @@ impl Backend for RedisClusterBackend {
 
 /// Builds a [`RedisClusterBackend`]; made by [`RedisBackend::cluster_builder`].
 ///
-/// Defaults: key prefix [`DEFAULT_KEY_PREFIX`]; 16 cluster connections (each holds one socket
-/// per node), opened as needed; connect and response timeouts 1 s; 2 retries of a failed
-/// command; connects and reads the slot map in [`build`](Self::build) (see [`lazy`](Self::lazy)).
+/// Defaults: key prefix [`DEFAULT_KEY_PREFIX`](crate::DEFAULT_KEY_PREFIX); 16 cluster
+/// connections (each holds one socket per node), opened as needed; connect and response timeouts
+/// 1 s; 2 retries of a failed command; connects and reads the slot map in [`build`](Self::build)
+/// (see [`lazy`](Self::lazy)).
 ///
 /// ```no_run
 /// use braincache_redis::RedisBackend;
@@ -412,40 +410,28 @@ impl Backend for RedisClusterBackend {
 /// # }
 /// ```
 #[must_use]
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisClusterBuilder {
     nodes: Vec<String>,
-    prefix: String,
-    pool_size: usize,
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    net: NetOptions,
     retries: u32,
-    lazy: bool,
 }
 
 impl RedisClusterBuilder {
-    /// Puts `prefix` in front of every key (default `braincache:`).
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Keeps at most `n` cluster connections (at least 1; default 16).
-    pub fn pool_size(mut self, n: usize) -> Self {
-        self.pool_size = n.max(1);
-        self
-    }
-
-    /// How long connecting to one node may take (default 1 s; at least 1 ms).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How long one read or write on a node's connection may block (default 1 s; at least 1 ms).
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout.max(Duration::from_millis(1));
-        self
+    braincache_core::net_setters! {
+        net;
+        /// Puts `prefix` in front of every key (default `braincache:`).
+        key_prefix;
+        /// Keeps at most `n` cluster connections (at least 1; default 16).
+        pool_size(usize);
+        /// How long connecting to one node may take (default 1 s; at least 1 ms).
+        connect_timeout;
+        /// How long one read or write on a node's connection may block (default 1 s; at least 1
+        /// ms).
+        response_timeout;
+        /// [`build`](Self::build) only checks the URLs and connects on first use. By default
+        /// `build` connects and fails if no node answers.
+        connect_lazily;
     }
 
     /// How many times the client retries a command that failed on a node (default 2): each
@@ -453,22 +439,6 @@ impl RedisClusterBuilder {
     /// fails its keys after about `(retries + 1) × connect timeout`.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
-        self
-    }
-
-    /// [`build`](Self::build) only checks the URLs and connects on first use. By default
-    /// `build` connects and fails if no node answers.
-    pub fn connect_lazily(mut self) -> Self {
-        self.lazy = true;
-        self
-    }
-
-    /// [`connect_lazily`](Self::connect_lazily) when `lazy` is true.
-    #[deprecated(
-        note = "use `connect_lazily()`: switches take no argument, like `single_process()`"
-    )]
-    pub fn lazy(mut self, lazy: bool) -> Self {
-        self.lazy = lazy;
         self
     }
 
@@ -483,27 +453,39 @@ impl RedisClusterBuilder {
         };
         let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
         let client = ClusterClient::builder(self.nodes.iter().map(String::as_str))
-            .connection_timeout(self.connect_timeout)
-            .response_timeout(self.response_timeout)
+            .connection_timeout(self.net.connect_timeout())
+            .response_timeout(self.net.response_timeout())
             .retries(self.retries)
             .tcp_settings(tcp)
             .build()
             .map_err(open_error)?;
         let backend = RedisClusterBackend {
             client,
-            conns: (0..self.pool_size).map(|_| Mutex::new(None)).collect(),
+            conns: (0..self.net.pool_size())
+                .map(|_| Mutex::new(None))
+                .collect(),
             next: AtomicUsize::new(0),
-            pattern: scan_pattern(&self.prefix),
-            prefix: self.prefix,
-            response_timeout: self.response_timeout,
+            pattern: scan_pattern(self.net.key_prefix()),
+            prefix: self.net.key_prefix().to_owned(),
+            response_timeout: self.net.response_timeout(),
         };
-        if !self.lazy {
+        if !self.net.lazy() {
             // Opening a cluster connection reads the slot map from the first node that answers
             // and connects to the masters that are up. (Not `PING`: the client sends it to every
             // node, so one master down would fail it.)
             backend.run(Operation::Open, None, |_| Ok(()))?;
         }
         Ok(backend)
+    }
+}
+
+impl fmt::Debug for RedisClusterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| crate::redact(n)).collect();
+        self.net
+            .debug_fields(f.debug_struct("RedisClusterBuilder").field("nodes", &nodes))
+            .field("retries", &self.retries)
+            .finish()
     }
 }
 

@@ -20,7 +20,7 @@
 //! ```
 
 use crate::RedisBackend;
-use braincache_core::{Backend, Codec, Error, MsgPack, Operation, Record, Result};
+use braincache_core::{Backend, Error, Operation, Record, Result};
 use std::collections::BTreeSet;
 
 /// Every cache key under `backend`'s prefix, without the prefix, sorted, each once (`SCAN` may
@@ -74,14 +74,7 @@ pub fn entries(backend: &RedisBackend) -> Result<Vec<(String, Record)>> {
     Ok(out)
 }
 
-/// A stored record's value as JSON text, when its codec says what it holds: MessagePack (the
-/// default codec) values JSON can represent. `None` for other codecs and for what JSON cannot
-/// hold: a tool shows such a value as bytes. Every tool renders values through this function.
-#[must_use]
-pub fn value_json(record: &Record) -> Option<String> {
-    if record.codec.is_some_and(|c| c != MsgPack::ID) {
-        return None;
-    }
-    let json = MsgPack.to_json(&record.value).ok()?;
-    String::from_utf8(json).ok()
-}
+// How a tool renders a stored value as JSON text, and stores imported JSON: the same for every
+// backend, so it lives in core.
+#[doc(inline)]
+pub use braincache_core::inspect::{value_from_json, value_json};

@@ -96,6 +96,7 @@ mod resp;
 
 pub use cluster::{RedisClusterBackend, RedisClusterBuilder};
 
+use braincache_core::net::NetOptions;
 use braincache_core::{
     Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
 };
@@ -107,8 +108,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-/// The key prefix used unless [`RedisBackendBuilder::key_prefix`] sets another.
-pub const DEFAULT_KEY_PREFIX: &str = "braincache:";
+/// The key prefix used unless [`RedisBackendBuilder::key_prefix`] sets another (`braincache:`,
+/// the default of every networked backend: [`braincache_core::net::DEFAULT_KEY_PREFIX`]).
+pub const DEFAULT_KEY_PREFIX: &str = braincache_core::net::DEFAULT_KEY_PREFIX;
 
 /// This backend's name in errors: the `backend` field of [`Error::Backend`] and
 /// [`Error::Closed`] (`"redis"`).
@@ -468,76 +470,44 @@ impl Backend for RedisBackend {
 #[derive(Clone)]
 pub struct RedisBackendBuilder {
     url: String,
-    prefix: String,
-    pool_size: usize,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    lazy: bool,
+    net: NetOptions,
 }
 
 impl RedisBackendBuilder {
     fn new(url: &str) -> RedisBackendBuilder {
         RedisBackendBuilder {
             url: url.to_owned(),
-            prefix: DEFAULT_KEY_PREFIX.to_owned(),
-            pool_size: 16,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
-            lazy: false,
+            net: NetOptions::default(),
         }
     }
 
-    /// Puts `prefix` in front of every key (default `braincache:`). An empty prefix makes the
-    /// whole database the cache: `clear` then deletes every key of the database.
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Keeps at most `n` connections (at least 1; default 16). A call waits for a free one when
-    /// all are busy (within its deadline: see [`response_timeout`](Self::response_timeout)); more connections than threads that use the backend at once do not help.
-    pub fn pool_size(mut self, n: usize) -> Self {
-        self.pool_size = n.max(1);
-        self
-    }
-
-    /// How long opening a connection may take, TCP and setup commands (`AUTH`, `SELECT`)
-    /// together (default 1 s; at least 1 ms). [`build`](Self::build) connects and checks the
-    /// server with `PING` within this time. Part of each call's deadline: see
-    /// [`response_timeout`](Self::response_timeout).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How long one read or write on a connection may block (default 1 s; at least 1 ms). A
-    /// server that stops answering makes calls fail after about this long.
-    ///
-    /// Every call has one deadline, `connect_timeout + response_timeout` after it began, that
-    /// covers waiting for a free pooled connection, connecting and the reply: no call takes
-    /// longer, however many threads share the pool (calls of several round trips, `clear`,
-    /// `len` and large `set_many`, have one deadline per round trip). A write that timed out has an unknown
-    /// outcome ([`Error::is_timeout`]; see the [crate docs](crate#faults)).
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// [`build`](Self::build) only checks the URL and connects on first use, so an application
-    /// can start before its Redis server (calls fail until the server is up). By default `build`
-    /// connects and fails if the server does not answer.
-    pub fn connect_lazily(mut self) -> Self {
-        self.lazy = true;
-        self
-    }
-
-    /// [`connect_lazily`](Self::connect_lazily) when `lazy` is true.
-    #[deprecated(
-        note = "use `connect_lazily()`: switches take no argument, like `single_process()`"
-    )]
-    pub fn lazy(mut self, lazy: bool) -> Self {
-        self.lazy = lazy;
-        self
+    braincache_core::net_setters! {
+        net;
+        /// Puts `prefix` in front of every key (default `braincache:`). An empty prefix makes the
+        /// whole database the cache: `clear` then deletes every key of the database.
+        key_prefix;
+        /// Keeps at most `n` connections (at least 1; default 16). A call waits for a free one when
+        /// all are busy (within its deadline: see [`response_timeout`](Self::response_timeout));
+        /// more connections than threads that use the backend at once do not help.
+        pool_size(usize);
+        /// How long opening a connection may take, TCP and setup commands (`AUTH`, `SELECT`)
+        /// together (default 1 s; at least 1 ms). [`build`](Self::build) connects and checks the
+        /// server with `PING` within this time. Part of each call's deadline: see
+        /// [`response_timeout`](Self::response_timeout).
+        connect_timeout;
+        /// How long one read or write on a connection may block (default 1 s; at least 1 ms). A
+        /// server that stops answering makes calls fail after about this long.
+        ///
+        /// Every call has one deadline, `connect_timeout + response_timeout` after it began, that
+        /// covers waiting for a free pooled connection, connecting and the reply: no call takes
+        /// longer, however many threads share the pool (calls of several round trips, `clear`,
+        /// `len` and large `set_many`, have one deadline per round trip). A write that timed out
+        /// has an unknown outcome ([`Error::is_timeout`]; see the [crate docs](crate#faults)).
+        response_timeout;
+        /// [`build`](Self::build) only checks the URL and connects on first use, so an application
+        /// can start before its Redis server (calls fail until the server is up). By default
+        /// `build` connects and fails if the server does not answer.
+        connect_lazily;
     }
 
     /// Creates the backend.
@@ -561,21 +531,20 @@ impl RedisBackendBuilder {
         let client = Client::open(info.set_tcp_settings(tcp).set_redis_settings(settings))
             .map_err(open_error)?;
         #[cfg(feature = "async")]
-        let aio = aio::AsyncConn::new(client.clone(), self.connect_timeout, self.response_timeout);
-        let pool = Pool::new(
-            client,
-            self.pool_size,
-            self.connect_timeout,
-            self.response_timeout,
+        let aio = aio::AsyncConn::new(
+            client.clone(),
+            self.net.connect_timeout(),
+            self.net.response_timeout(),
         );
+        let pool = Pool::new(client, &self.net);
         let backend = RedisBackend {
             pool,
-            pattern: scan_pattern(&self.prefix),
-            prefix: self.prefix,
+            pattern: scan_pattern(self.net.key_prefix()),
+            prefix: self.net.key_prefix().to_owned(),
             #[cfg(feature = "async")]
             aio,
         };
-        if !self.lazy {
+        if !self.net.lazy() {
             backend.pool.ping(Operation::Open)?;
         }
         Ok(backend)
@@ -584,13 +553,11 @@ impl RedisBackendBuilder {
 
 impl fmt::Debug for RedisBackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisBackendBuilder")
-            .field("url", &redact(&self.url))
-            .field("key_prefix", &self.prefix)
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("response_timeout", &self.response_timeout)
-            .field("lazy", &self.lazy)
+        self.net
+            .debug_fields(
+                f.debug_struct("RedisBackendBuilder")
+                    .field("url", &redact(&self.url)),
+            )
             .finish()
     }
 }

@@ -27,6 +27,7 @@
 //!   `DEL` that reached the server before the connection broke reports the key as absent.
 
 use crate::resp;
+use braincache_core::net::NetOptions;
 use braincache_core::{Error, Operation, Result};
 use redis::{Client, Connection, ConnectionLike, RedisError, RedisResult, Value};
 use std::fmt;
@@ -136,12 +137,7 @@ impl Conn {
 }
 
 impl Pool {
-    pub(crate) fn new(
-        client: Client,
-        max: usize,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    ) -> Pool {
+    pub(crate) fn new(client: Client, options: &NetOptions) -> Pool {
         let settings = client.get_connection_info().redis_settings();
         let setup_replies =
             usize::from(settings.password().is_some() || settings.protocol().supports_resp3())
@@ -150,9 +146,9 @@ impl Pool {
         Pool {
             setup_replies,
             client,
-            max: max.max(1),
-            connect_timeout,
-            response_timeout,
+            max: options.pool_size(),
+            connect_timeout: options.connect_timeout(),
+            response_timeout: options.response_timeout(),
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
