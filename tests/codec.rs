@@ -8,6 +8,7 @@
 use braincache::BrainCache;
 use braincache::backend::{Backend, FileBackend, MemoryBackend, Record, RedbBackend};
 use braincache::base::{Codec, CodecId, MsgPack, Postcard};
+use braincache_core::testkit::error_chain as chain;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -402,8 +403,7 @@ fn a_redb_cache_exported_as_json_reads_back_typed_through_the_file_backend() {
 }
 
 #[cfg(feature = "redis")]
-#[path = "../crates/braincache-redis/tests/support/mod.rs"]
-mod support;
+use braincache_core::testkit::servers as support;
 
 #[cfg(feature = "redis")]
 #[test]
@@ -419,17 +419,4 @@ fn redis_holds_the_whole_data_model_across_connections() {
             .unwrap()
     };
     across_handles(open, |cache, reader| full_table(cache, reader), Postcard);
-}
-
-/// `e` and its causes, as `anyhow`'s `{:#}` prints them: each level's `Display` says its own
-/// part only, so what a message names may sit in a cause.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }

@@ -201,8 +201,7 @@ async fn behaviour_on_redb_multi_thread() {
 }
 
 #[cfg(feature = "redis")]
-#[path = "../crates/braincache-redis/tests/support/mod.rs"]
-mod support;
+use braincache_core::testkit::servers as support;
 
 #[cfg(feature = "redis")]
 mod redis {

@@ -10,12 +10,10 @@
 mod support;
 
 #[cfg(feature = "redis")]
-#[path = "../crates/braincache-redis/tests/support/mod.rs"]
-mod redis_support;
+use braincache_core::testkit::servers as redis_support;
 
 #[cfg(feature = "memcached")]
-#[path = "../crates/braincache-memcached/tests/support/mod.rs"]
-mod memcached_support;
+use braincache_core::testkit::servers as memcached_support;
 
 use braincache::backend::Backend;
 use braincache::{BrainCache, Freshness};

@@ -5,8 +5,7 @@
 //! test prints a `skipped:` line, or fails when `BRAINCACHE_REQUIRE_MEMCACHED=1` (as in CI).
 #![cfg(feature = "memcached")]
 
-#[path = "../crates/braincache-memcached/tests/support/mod.rs"]
-mod support;
+use braincache_core::testkit::servers as support;
 
 use braincache::BrainCache;
 use braincache::backend::{Backend, MemcachedBackend};

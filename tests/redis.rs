@@ -6,8 +6,7 @@
 //! prints a `skipped:` line, or fails when `BRAINCACHE_REQUIRE_REDIS=1` (as in CI).
 #![cfg(feature = "redis")]
 
-#[path = "../crates/braincache-redis/tests/support/mod.rs"]
-mod redis_support;
+use braincache_core::testkit::servers as redis_support;
 mod support;
 
 use braincache::backend::RedisBackend;

@@ -35,8 +35,7 @@ fn redb_purge_keeps_stale_records_until_the_window_ends() {
 }
 
 #[cfg(feature = "redis")]
-#[path = "../crates/braincache-redis/tests/support/mod.rs"]
-mod support;
+use braincache_core::testkit::servers as support;
 
 #[cfg(feature = "redis")]
 #[test]

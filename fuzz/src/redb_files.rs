@@ -254,18 +254,7 @@ pub fn check_redb_file(dir: &Path, bytes: &[u8], single: bool) {
         listed
     };
     if let Ok(entries) = &listed {
-        if let Ok(n) = b.len() {
-            assert_eq!(n, entries.len(), "len and read_entries disagree");
-        }
-        for (k, r) in entries.iter().take(64) {
-            if let Ok(got) = b.get(k) {
-                assert_eq!(
-                    got.as_ref(),
-                    Some(r),
-                    "get and read_entries disagree on {k:?}"
-                );
-            }
-        }
+        braincache_core::testkit::assert_agrees_with_listing(&b, entries);
     }
     let _ = b.len();
     let _ = b.next_expiry();

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-#[path = "../../braincache-redis/tests/support/mod.rs"]
-mod redis_support;
+use braincache_core::testkit::servers as redis_support;
 
 /// What one run of the binary did.
 struct Run {
@@ -27,6 +26,11 @@ struct Run {
 impl Run {
     fn out(&self) -> String {
         String::from_utf8(self.stdout.clone()).expect("stdout is UTF-8")
+    }
+
+    /// Its stdout, parsed as one JSON document.
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.out()).expect("stdout is JSON")
     }
 
     #[track_caller]
@@ -68,6 +72,23 @@ fn braincache<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Run {
         stdout: out.stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `braincache COMMAND FILE REST...`.
+fn run_on(command: &str, file: &Path, rest: &[&str]) -> Run {
+    let mut args = vec![OsStr::new(command), file.as_os_str()];
+    args.extend(rest.iter().map(OsStr::new));
+    braincache(args)
+}
+
+/// Runs `braincache export FILE -o TO`.
+fn export_to(file: &Path, to: &Path) -> Run {
+    braincache([
+        OsStr::new("export"),
+        file.as_os_str(),
+        OsStr::new("-o"),
+        to.as_os_str(),
+    ])
 }
 
 /// Every file in `dir`: name → (bytes, modification time).
@@ -163,32 +184,34 @@ fn pc<T: serde::Serialize>(value: &T) -> Vec<u8> {
     Postcard.encode(value).unwrap()
 }
 
+/// A new folder with the cache file `name` that `write` wrote, and the records in it.
+fn cache_with(
+    name: &str,
+    records: Vec<(String, Record)>,
+    write: impl FnOnce(&Path, Vec<(String, Record)>),
+) -> (tempfile::TempDir, PathBuf, Vec<(String, Record)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    write(&path, records.clone());
+    (dir, path, records)
+}
+
 /// A JSON cache written by the file backend, in a new folder without the backend's lock file,
 /// and the records in it.
 fn file_cache() -> (tempfile::TempDir, PathBuf, Vec<(String, Record)>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.json");
-    let records = file_records();
-    FileBackend::open(&path)
-        .unwrap()
-        .set_many(records.clone())
-        .unwrap();
-    std::fs::remove_file(dir.path().join("cache.json.lock")).unwrap();
-    (dir, path, records)
+    cache_with("cache.json", file_records(), |path, records| {
+        FileBackend::open(path).unwrap().set_many(records).unwrap();
+        std::fs::remove_file(path.with_file_name("cache.json.lock")).unwrap();
+    })
 }
 
 /// A redb cache written by the redb backend (closed), without its stamp file, and the records
 /// in it.
 fn redb_cache() -> (tempfile::TempDir, PathBuf, Vec<(String, Record)>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.redb");
-    let records = redb_records();
-    RedbBackend::open(&path)
-        .unwrap()
-        .set_many(records.clone())
-        .unwrap();
-    let _ = std::fs::remove_file(dir.path().join("cache.redb.seq"));
-    (dir, path, records)
+    cache_with("cache.redb", redb_records(), |path, records| {
+        RedbBackend::open(path).unwrap().set_many(records).unwrap();
+        let _ = std::fs::remove_file(path.with_file_name("cache.redb.seq"));
+    })
 }
 
 fn line<'a>(text: &'a str, name: &str) -> &'a str {
@@ -205,9 +228,7 @@ fn value_bytes(records: &[(String, Record)]) -> usize {
 fn inspect_shows_counts_expiry_and_keys_and_changes_nothing() {
     for (backend, (dir, path, records)) in [("file (JSON)", file_cache()), ("redb", redb_cache())] {
         let before = snapshot(dir.path());
-        let text = braincache([OsStr::new("inspect"), path.as_os_str()])
-            .ok()
-            .out();
+        let text = run_on("inspect", &path, &[]).ok().out();
         assert!(line(&text, "backend").ends_with(backend), "{text}");
         assert!(
             line(&text, "entries").ends_with(&format!(" {}", records.len())),
@@ -229,13 +250,7 @@ fn inspect_shows_counts_expiry_and_keys_and_changes_nothing() {
         );
         assert!(next.contains('T') && next.contains("Z ("), "{next}");
 
-        let text = braincache([
-            OsStr::new("inspect"),
-            path.as_os_str(),
-            OsStr::new("--keys"),
-        ])
-        .ok()
-        .out();
+        let text = run_on("inspect", &path, &["--keys"]).ok().out();
         let rows: Vec<&str> = text
             .lines()
             .skip_while(|l| !l.trim_start().starts_with("SIZE"))
@@ -265,15 +280,7 @@ fn inspect_shows_counts_expiry_and_keys_and_changes_nothing() {
             assert!(row.contains(ttl), "{row}");
         }
 
-        let json = braincache([
-            OsStr::new("inspect"),
-            path.as_os_str(),
-            OsStr::new("--keys"),
-            OsStr::new("--json"),
-        ])
-        .ok()
-        .out();
-        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let doc = run_on("inspect", &path, &["--keys", "--json"]).ok().json();
         assert_eq!(doc["entries"], records.len());
         assert_eq!(doc["expired"], 2);
         assert_eq!(doc["value_bytes"], value_bytes(&records));
@@ -306,37 +313,21 @@ fn get_prints_json_from_the_file_backend_and_hex_from_redb() {
         get(&["user", "--hex"]),
         format!("{}\n", hex(br#"{"id":1234,"name":"Ada"}"#))
     );
-    let raw = braincache([
-        OsStr::new("get"),
-        path.as_os_str(),
-        OsStr::new("bin"),
-        OsStr::new("--raw"),
-    ])
-    .ok();
+    let raw = run_on("get", &path, &["bin", "--raw"]).ok();
     assert_eq!(raw.stdout, [0, 1, 255]);
     assert_unchanged(dir.path(), &before);
 
     let (dir, path, _) = redb_cache();
     let before = snapshot(dir.path());
     let user = pc(&(1234u32, "Ada"));
-    let shown = braincache([OsStr::new("get"), path.as_os_str(), OsStr::new("user")])
-        .ok()
-        .out();
+    let shown = run_on("get", &path, &["user"]).ok().out();
     assert_eq!(shown, format!("{}\n", hex(&user)));
-    let raw = braincache([
-        OsStr::new("get"),
-        path.as_os_str(),
-        OsStr::new("user"),
-        OsStr::new("--raw"),
-    ])
-    .ok();
+    let raw = run_on("get", &path, &["user", "--raw"]).ok();
     assert_eq!(raw.stdout, user);
     let back: (u32, String) = Postcard.decode(&raw.stdout).unwrap();
     assert_eq!(back, (1234, "Ada".to_owned()));
     // Postcard bytes that are JSON text by chance still print as hex for redb.
-    let one = braincache([OsStr::new("get"), path.as_os_str(), OsStr::new("one")])
-        .ok()
-        .out();
+    let one = run_on("get", &path, &["one"]).ok().out();
     assert_eq!(one, "31\n");
     assert_unchanged(dir.path(), &before);
 }
@@ -345,7 +336,7 @@ fn get_prints_json_from_the_file_backend_and_hex_from_redb() {
 fn get_of_a_missing_or_expired_key_exits_with_1_and_says_which() {
     for (dir, path, _) in [file_cache(), redb_cache()] {
         let before = snapshot(dir.path());
-        let missing = braincache([OsStr::new("get"), path.as_os_str(), OsStr::new("nope")]);
+        let missing = run_on("get", &path, &["nope"]);
         assert_eq!(missing.code, 1);
         assert!(missing.stdout.is_empty());
         assert!(
@@ -355,7 +346,7 @@ fn get_of_a_missing_or_expired_key_exits_with_1_and_says_which() {
         );
         assert!(missing.stderr.contains(&path.display().to_string()));
 
-        let expired = braincache([OsStr::new("get"), path.as_os_str(), OsStr::new("old")]);
+        let expired = run_on("get", &path, &["old"]);
         assert_eq!(expired.code, 1);
         assert!(expired.stdout.is_empty());
         assert!(
@@ -370,14 +361,7 @@ fn get_of_a_missing_or_expired_key_exits_with_1_and_says_which() {
         );
 
         // --expired prints it anyway.
-        let shown = braincache([
-            OsStr::new("get"),
-            path.as_os_str(),
-            OsStr::new("old"),
-            OsStr::new("--expired"),
-            OsStr::new("--raw"),
-        ])
-        .ok();
+        let shown = run_on("get", &path, &["old", "--expired", "--raw"]).ok();
         assert!(!shown.stdout.is_empty());
         assert_unchanged(dir.path(), &before);
     }
@@ -387,19 +371,11 @@ fn get_of_a_missing_or_expired_key_exits_with_1_and_says_which() {
 fn delete_removes_keys_through_the_backend_and_writes_nothing_when_none_is_there() {
     for (dir, path, _) in [file_cache(), redb_cache()] {
         let before = snapshot(dir.path());
-        let none = braincache([OsStr::new("delete"), path.as_os_str(), OsStr::new("nope")]).ok();
+        let none = run_on("delete", &path, &["nope"]).ok();
         assert_eq!(none.out(), "deleted 0 of 1 key\n");
         assert_unchanged(dir.path(), &before);
 
-        let run = braincache([
-            OsStr::new("delete"),
-            path.as_os_str(),
-            OsStr::new("user"),
-            OsStr::new("old"),
-            OsStr::new("nope"),
-            OsStr::new("user"),
-        ])
-        .ok();
+        let run = run_on("delete", &path, &["user", "old", "nope", "user"]).ok();
         assert_eq!(run.out(), "deleted 2 of 3 keys\n");
         let keys = stored_keys(&path);
         assert!(!keys.contains(&"user".to_owned()) && !keys.contains(&"old".to_owned()));
@@ -410,7 +386,7 @@ fn delete_removes_keys_through_the_backend_and_writes_nothing_when_none_is_there
 #[test]
 fn purge_removes_expired_entries_only() {
     for (dir, path, records) in [file_cache(), redb_cache()] {
-        let run = braincache([OsStr::new("purge"), path.as_os_str()]).ok();
+        let run = run_on("purge", &path, &[]).ok();
         assert_eq!(run.out(), "purged 2 expired entries\n");
         let keys = stored_keys(&path);
         let live: Vec<String> = records
@@ -424,7 +400,7 @@ fn purge_removes_expired_entries_only() {
 
         // Nothing left to purge: the file is not written.
         let before = snapshot(dir.path());
-        let again = braincache([OsStr::new("purge"), path.as_os_str()]).ok();
+        let again = run_on("purge", &path, &[]).ok();
         assert_eq!(again.out(), "purged 0 expired entries\n");
         assert_unchanged(dir.path(), &before);
     }
@@ -500,16 +476,9 @@ fn export_of_a_redb_cache_is_read_back_by_the_file_backend() {
     }
 
     // To standard output: the same document; --skip-expired leaves out the expired entries.
-    let stdout = braincache([OsStr::new("export"), path.as_os_str()]).ok();
+    let stdout = run_on("export", &path, &[]).ok();
     assert_eq!(stdout.stdout, text.as_bytes());
-    let live = braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("--skip-expired"),
-        OsStr::new("-o"),
-        OsStr::new("-"),
-    ])
-    .ok();
+    let live = run_on("export", &path, &["--skip-expired", "-o", "-"]).ok();
     let doc: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&live.stdout).unwrap();
     assert_eq!(doc.keys().collect::<Vec<_>>(), ["one", "session", "user"]);
@@ -519,7 +488,7 @@ fn export_of_a_redb_cache_is_read_back_by_the_file_backend() {
 fn export_of_a_file_cache_reproduces_the_file() {
     let (dir, path, _) = file_cache();
     let before = snapshot(dir.path());
-    let run = braincache([OsStr::new("export"), path.as_os_str()]).ok();
+    let run = run_on("export", &path, &[]).ok();
     // The backend's own layout, byte for byte, tagged values and escaped keys included.
     assert_eq!(run.stdout, std::fs::read(&path).unwrap());
     assert_unchanged(dir.path(), &before);
@@ -527,33 +496,16 @@ fn export_of_a_file_cache_reproduces_the_file() {
     // An existing output is replaced; the cache itself cannot be the output.
     let out = dir.path().join("copy.json");
     std::fs::write(&out, "old content").unwrap();
-    braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("-o"),
-        out.as_os_str(),
-    ])
-    .ok();
+    export_to(&path, &out).ok();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&path).unwrap());
     let before = snapshot(dir.path());
-    let refused = braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("-o"),
-        path.as_os_str(),
-    ]);
+    let refused = export_to(&path, &path);
     refused.failed(&path);
     assert_unchanged(dir.path(), &before);
 
     // An output in a folder that does not exist: an error naming it, nothing left behind.
     let nowhere = dir.path().join("no-such-folder").join("out.json");
-    braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("-o"),
-        nowhere.as_os_str(),
-    ])
-    .failed(&nowhere);
+    export_to(&path, &nowhere).failed(&nowhere);
     assert_unchanged(dir.path(), &before);
 }
 
@@ -601,7 +553,7 @@ fn a_missing_file_is_an_error_and_is_not_created() {
 
     // A folder is not a cache file either.
     let before = snapshot(dir.path());
-    let run = braincache([OsStr::new("inspect"), dir.path().as_os_str()]).failed(dir.path());
+    let run = run_on("inspect", dir.path(), &[]).failed(dir.path());
     assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
     assert_unchanged(dir.path(), &before);
 }
@@ -703,21 +655,17 @@ fn works_beside_a_program_that_has_the_redb_cache_open() {
     let app = RedbBackend::open(&path).unwrap();
     app.set("fresh", Record::new(vec![1, 2, 3], None)).unwrap();
 
-    let text = braincache([OsStr::new("inspect"), path.as_os_str()])
-        .ok()
-        .out();
+    let text = run_on("inspect", &path, &[]).ok().out();
     assert!(
         line(&text, "entries").ends_with(&format!(" {}", records.len() + 1)),
         "{text}"
     );
-    let got = braincache([OsStr::new("get"), path.as_os_str(), OsStr::new("fresh")])
-        .ok()
-        .out();
+    let got = run_on("get", &path, &["fresh"]).ok().out();
     assert_eq!(got, "010203\n");
     // The program sees what the command deleted and purged.
-    braincache([OsStr::new("delete"), path.as_os_str(), OsStr::new("fresh")]).ok();
+    run_on("delete", &path, &["fresh"]).ok();
     assert_eq!(app.get("fresh").unwrap(), None);
-    braincache([OsStr::new("purge"), path.as_os_str()]).ok();
+    run_on("purge", &path, &[]).ok();
     assert_eq!(app.get("old").unwrap(), None);
     assert!(app.get("session").unwrap().is_some());
     drop(app);
@@ -727,10 +675,10 @@ fn works_beside_a_program_that_has_the_redb_cache_open() {
         .single_process()
         .build()
         .unwrap();
-    let run = braincache([OsStr::new("inspect"), path.as_os_str()]).failed(&path);
+    let run = run_on("inspect", &path, &[]).failed(&path);
     assert!(run.stderr.contains("single-process"), "{}", run.stderr);
     drop(owner);
-    braincache([OsStr::new("inspect"), path.as_os_str()]).ok();
+    run_on("inspect", &path, &[]).ok();
 }
 
 #[test]
@@ -794,15 +742,13 @@ fn a_zero_length_file_is_an_empty_json_cache() {
     let path = dir.path().join("cache.json");
     std::fs::write(&path, b"").unwrap();
     let before = snapshot(dir.path());
-    let text = braincache([OsStr::new("inspect"), path.as_os_str()])
-        .ok()
-        .out();
+    let text = run_on("inspect", &path, &[]).ok().out();
     assert!(line(&text, "backend").ends_with("file (JSON)"), "{text}");
     assert!(line(&text, "entries").ends_with(" 0"), "{text}");
     assert!(line(&text, "next expiry").ends_with(" none"), "{text}");
-    let out = braincache([OsStr::new("export"), path.as_os_str()]).ok();
+    let out = run_on("export", &path, &[]).ok();
     assert_eq!(out.stdout, b"{}\n");
-    let purge = braincache([OsStr::new("purge"), path.as_os_str()]).ok();
+    let purge = run_on("purge", &path, &[]).ok();
     assert_eq!(purge.out(), "purged 0 expired entries\n");
     // Forced to redb, an empty file is not silently turned into a database.
     for args in every_command(&path) {
@@ -847,15 +793,10 @@ fn braincache_with_input<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>, inp
     }
 }
 
-fn args<'a>(list: &[&'a OsStr]) -> Vec<&'a OsStr> {
-    list.to_vec()
-}
-
 #[test]
 fn keys_lists_live_keys_with_prefix_limit_and_json() {
     for (dir, path, records) in [file_cache(), redb_cache()] {
         let before = snapshot(dir.path());
-        let p = path.as_os_str();
         let now = Timestamp::now();
         let mut live: Vec<&str> = records
             .iter()
@@ -870,56 +811,32 @@ fn keys_lists_live_keys_with_prefix_limit_and_json() {
                 format!("{k}\n")
             }
         };
-        let out = braincache(args(&[OsStr::new("keys"), p])).ok().out();
+        let out = run_on("keys", &path, &[]).ok().out();
         assert_eq!(out, live.iter().map(|k| shown(k)).collect::<String>());
 
         // --expired adds the expired ones; --prefix and --limit narrow.
-        let all = braincache(args(&[OsStr::new("keys"), p, OsStr::new("--expired")]))
-            .ok()
-            .out();
+        let all = run_on("keys", &path, &["--expired"]).ok().out();
         assert_eq!(all.lines().count(), records.len(), "{all}");
         assert!(all.contains("old\n"), "{all}");
-        let s = braincache(args(&[
-            OsStr::new("keys"),
-            p,
-            OsStr::new("--prefix"),
-            OsStr::new("s"),
-        ]))
-        .ok()
-        .out();
+        let s = run_on("keys", &path, &["--prefix", "s"]).ok().out();
         let want: String = live
             .iter()
             .filter(|k| k.starts_with('s'))
             .map(|k| shown(k))
             .collect();
         assert_eq!(s, want);
-        let one = braincache(args(&[
-            OsStr::new("keys"),
-            p,
-            OsStr::new("--limit"),
-            OsStr::new("1"),
-        ]))
-        .ok()
-        .out();
+        let one = run_on("keys", &path, &["--limit", "1"]).ok().out();
         assert_eq!(one, shown(live[0]));
 
         // --json: every key exactly, with its size and deadline.
-        let json = braincache(args(&[
-            OsStr::new("keys"),
-            p,
-            OsStr::new("--json"),
-            OsStr::new("--expired"),
-        ]))
-        .ok()
-        .out();
-        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let doc = run_on("keys", &path, &["--json", "--expired"]).ok().json();
         let listed = doc.as_array().unwrap();
         assert_eq!(listed.len(), records.len());
         for (key, record) in &records {
             let row = listed
                 .iter()
                 .find(|r| r["key"] == key.as_str())
-                .unwrap_or_else(|| panic!("{key:?} missing in {json}"));
+                .unwrap_or_else(|| panic!("{key:?} missing in {doc}"));
             assert_eq!(row["size"], record.value.len());
             assert_eq!(row["expired"], record.expires_at.is_some_and(|d| d <= now));
             assert_eq!(row["expire_at"].is_null(), record.expires_at.is_none());
@@ -932,17 +849,7 @@ fn keys_lists_live_keys_with_prefix_limit_and_json() {
 fn get_json_describes_the_entry() {
     let (dir, path, _) = file_cache();
     let before = snapshot(dir.path());
-    let run = |key: &str| {
-        let out = braincache([
-            OsStr::new("get"),
-            path.as_os_str(),
-            OsStr::new(key),
-            OsStr::new("--json"),
-        ])
-        .ok()
-        .out();
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()
-    };
+    let run = |key: &str| run_on("get", &path, &[key, "--json"]).ok().json();
     let user = run("user");
     assert_eq!(user["key"], "user");
     assert_eq!(
@@ -961,15 +868,7 @@ fn get_json_describes_the_entry() {
 
     let (dir, path, _) = redb_cache();
     let before = snapshot(dir.path());
-    let out = braincache([
-        OsStr::new("get"),
-        path.as_os_str(),
-        OsStr::new("user"),
-        OsStr::new("--json"),
-    ])
-    .ok()
-    .out();
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let doc = run_on("get", &path, &["user", "--json"]).ok().json();
     assert_eq!(doc["value_hex"], hex(&pc(&(1234u32, "Ada"))));
     assert_unchanged(dir.path(), &before);
 }
@@ -1045,13 +944,7 @@ fn import_is_the_inverse_of_export() {
         records.sort_by(|a, b| a.0.cmp(&b.0));
         let ext = path.extension().unwrap().to_owned();
         let doc = dir.path().join("export.json");
-        braincache([
-            OsStr::new("export"),
-            path.as_os_str(),
-            OsStr::new("-o"),
-            doc.as_os_str(),
-        ])
-        .ok();
+        export_to(&path, &doc).ok();
         // Into a new cache of the same backend: the same bytes and deadlines, to the
         // nanosecond.
         let mut copy = dir.path().join("copy");
@@ -1177,26 +1070,20 @@ fn a_cache_that_is_never_dropped_is_read_after_its_process_exits() {
     assert!(braincache_redb::inspect::needs_recovery(&e), "{e}");
 
     // inspect, get and export all succeed and see every acknowledged write.
-    let run = braincache([OsStr::new("inspect"), path.as_os_str()]).ok();
+    let run = run_on("inspect", &path, &[]).ok();
     assert!(line(&run.out(), "entries").ends_with(" 3"), "{}", run.out());
     assert!(
         run.stderr.contains("not closed cleanly") && run.stderr.contains("recovered"),
         "{}",
         run.stderr
     );
-    let got = braincache([OsStr::new("get"), path.as_os_str(), OsStr::new("b")]).ok();
+    let got = run_on("get", &path, &["b"]).ok();
     // The child stored the byte b"2" with no codec stated: it reads as the default codec's
     // (MessagePack) value, the number 50, which the CLI shows as JSON.
     assert_eq!(got.out(), "50\n");
     assert!(got.stderr.is_empty(), "recovered once: {}", got.stderr);
     let out = dir.path().join("export.json");
-    braincache([
-        OsStr::new("export"),
-        path.as_os_str(),
-        OsStr::new("-o"),
-        out.as_os_str(),
-    ])
-    .ok();
+    export_to(&path, &out).ok();
     let exported = FileBackend::read_entries(&out).unwrap();
     let keys: Vec<&str> = exported.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["a", "b", "c"]);
@@ -1245,8 +1132,7 @@ fn redis_prefixes_are_inspected_read_and_cleared() {
         line(&text, "value bytes").ends_with(&format!(" {}", value_bytes(&records))),
         "{text}"
     );
-    let doc: serde_json::Value =
-        serde_json::from_str(&redis(&["inspect", "--json"]).ok().out()).unwrap();
+    let doc = redis(&["inspect", "--json"]).ok().json();
     assert_eq!(doc["entries"], records.len());
     assert_eq!(doc["backend"], "redis");
 
@@ -1265,8 +1151,7 @@ fn redis_prefixes_are_inspected_read_and_cleared() {
         format!("{}\n", hex(&user))
     );
     assert_eq!(redis(&["get", "user", "--raw"]).ok().stdout, user);
-    let json: serde_json::Value =
-        serde_json::from_str(&redis(&["get", "user", "--json"]).ok().out()).unwrap();
+    let json = redis(&["get", "user", "--json"]).ok().json();
     assert_eq!(json["value_hex"], hex(&user));
     assert_eq!(redis(&["get", "nope"]).code, 1);
 

@@ -21,6 +21,10 @@
 //! [`Error::Unsupported`](crate::Error::Unsupported) from them; the checks then skip what they
 //! would have compared (see [`len_if_supported`]), and still check everything else. Any other
 //! error fails the check, and a backend that answers is held to its answer.
+//!
+//! Beside the suite, what backend crates' tests share: [`bound`] (checks of a size bound, run
+//! by hand), [`servers`] (a real `redis-server` or `memcached` on a free loopback port),
+//! [`error_chain`] (an error and its causes as one string) and [`assert_agrees_with_listing`].
 
 use crate::{Backend, Record, Timestamp};
 use std::collections::{BTreeMap, HashSet};
@@ -697,3 +701,8 @@ mod tmpfs {
 
 #[cfg(target_os = "linux")]
 pub use tmpfs::Tmpfs;
+
+pub mod bound;
+mod helpers;
+pub mod servers;
+pub use helpers::{assert_agrees_with_listing, error_chain};

@@ -54,18 +54,7 @@ fn expired_entries_go_first() {
         .max_entries(10)
         .build()
         .unwrap();
-    let past = Some(Timestamp::from_unix_nanos(1_000_000_000));
-    for i in 0..5 {
-        b.set(&format!("old{i}"), Record::new(b"1".to_vec(), past))
-            .unwrap();
-    }
-    for i in 0..10 {
-        b.set(&format!("live{i}"), json(i)).unwrap();
-    }
-    for i in 0..10 {
-        assert!(b.get(&format!("live{i}")).unwrap().is_some());
-    }
-    assert_eq!(b.evictions(), 0);
+    braincache_core::testkit::bound::expired_entries_are_evicted_first(&b, 10, json);
 }
 
 /// Bound 1,000 entries; 100 hot keys read every round while 20,000 one-time keys are written.
@@ -76,27 +65,7 @@ fn hot_keys_survive_a_flood_of_one_time_writes() {
         .max_entries(1_000)
         .build()
         .unwrap();
-    for h in 0..100 {
-        b.set(&format!("hot{h}"), json(h)).unwrap();
-    }
-    for round in 0..200 {
-        for h in 0..100 {
-            if b.get(&format!("hot{h}")).unwrap().is_none() {
-                b.set(&format!("hot{h}"), json(h)).unwrap();
-            }
-        }
-        b.set_many(
-            (0..100)
-                .map(|i| (format!("once{round}-{i}"), json(i)))
-                .collect(),
-        )
-        .unwrap();
-    }
-    let kept = (0..100)
-        .filter(|h| b.get(&format!("hot{h}")).unwrap().is_some())
-        .count();
-    assert!(kept >= 90, "only {kept} of 100 hot keys kept");
-    assert!(b.len().unwrap() <= 1_000);
+    braincache_core::testkit::bound::hot_keys_survive_a_flood_of_one_time_writes(&b, json);
 }
 
 /// The Python original reads the file with `json.load` and looks at `value` and `expire_at`.

@@ -3,6 +3,7 @@
 
 mod support;
 
+use braincache_core::testkit::error_chain as chain;
 use braincache_core::{Backend, Operation, Record, Timestamp};
 use braincache_memcached::{MemcachedBackend, ValueTooLarge};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -365,19 +366,6 @@ fn connect_to_nothing_is_an_open_error() {
     assert!(chain(&e).contains(&format!("127.0.0.1:{port}")), "{e}");
 }
 
-/// `e` and its causes, as `anyhow`'s `{:#}` prints them: each level's `Display` says its own
-/// part only, so what a message names may sit in a cause.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
 /// Leases (`try_lease`): `add` of a lease key, one holder at a time across handles; released by
 /// its holder only; a lease key is not an entry.
 #[test]
@@ -413,4 +401,20 @@ fn leases_have_one_holder_until_released() {
             Lease::Acquired
         );
     }
+}
+
+/// A port that another memcached already holds is not taken for a new one: the start fails
+/// instead of handing back the other server (whose pid is not the one a test would signal).
+#[test]
+fn starting_on_a_port_another_server_holds_fails() {
+    let Some(server) = MemcachedServer::start_or_skip() else {
+        return;
+    };
+    let e = MemcachedServer::start_on(server.port()).unwrap_err();
+    // Whichever it sees first: the other server's pid, or its own process exiting (it cannot
+    // bind the port).
+    assert!(
+        e.contains("taken by another") || e.contains("exited"),
+        "{e}"
+    );
 }

@@ -1,9 +1,12 @@
 //! Files braincache must refuse without touching them, and never panic on.
 
+mod support;
+
 use braincache_core::{Backend, Error, Record};
 use braincache_redb::{FORMAT_VERSION, RedbBackend};
 use redb::{Database, TableDefinition};
 use std::path::Path;
+use support::seq_path;
 
 fn open_both_modes(path: &Path) -> Vec<Error> {
     let multi = RedbBackend::open(path).unwrap_err();
@@ -12,12 +15,6 @@ fn open_both_modes(path: &Path) -> Vec<Error> {
         .build()
         .unwrap_err();
     vec![multi, single]
-}
-
-fn seq_path(path: &Path) -> std::path::PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".seq");
-    s.into()
 }
 
 /// Pseudo-random bytes, without a dependency.
@@ -109,25 +106,13 @@ fn a_redb_file_with_other_tables_is_incompatible_and_untouched() {
 
 #[test]
 fn a_future_format_version_is_incompatible_and_untouched() {
-    const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.redb");
     {
         let b = RedbBackend::open(&path).unwrap();
         b.set("k", Record::new(b"v".to_vec(), None)).unwrap();
     }
-    {
-        let db = Database::builder()
-            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-            .open(&path)
-            .unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(META)
-            .unwrap()
-            .insert("format_version", FORMAT_VERSION + 1)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    support::write_format_version(&path, FORMAT_VERSION + 1);
     let before = std::fs::read(&path).unwrap();
     for e in open_both_modes(&path) {
         assert!(matches!(e, Error::Incompatible { .. }), "{e:?}");

@@ -1,9 +1,12 @@
 //! The size bound: usage bookkeeping, eviction order, scan resistance, old files, compaction.
 
+mod support;
+
 use braincache_core::{Backend, Error, Record, Timestamp};
 use braincache_redb::RedbBackend;
 use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
+use support::real_usage;
 
 /// A bound the conformance checks never reach: they run through the bounded code path (hints,
 /// bookkeeping, the eviction check in every commit) and must see every entry they stored.
@@ -29,23 +32,8 @@ const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The real sum over the entries table: (bytes as the bound counts them, entries), for files
-/// whose records all have today's header (see [`raw_usage`] for older ones).
-fn real_usage(path: &Path) -> (u64, u64) {
-    let entries = RedbBackend::read_entries(path).unwrap();
-    let bytes = entries
-        .iter()
-        .map(|(k, r)| {
-            // What the record header takes (the codec id and deadline it states).
-            let header = braincache_core::wire::Header::of(r).as_bytes().len();
-            (k.len() + header + r.value.len()) as u64
-        })
-        .sum();
-    (bytes, entries.len() as u64)
-}
-
-/// The same sum read from the raw table (key and stored bytes, whatever header format wrote
-/// them). The file must not be open in this process.
+/// The sum of [`real_usage`] read from the raw table (key and stored bytes, whatever header
+/// format wrote them), for files with older records. The file must not be open in this process.
 fn raw_usage(path: &Path) -> (u64, u64) {
     let db = redb::ReadOnlyDatabase::open(path).unwrap();
     let txn = db.begin_read().unwrap();
@@ -129,19 +117,7 @@ fn expired_entries_are_evicted_first() {
         .max_entries(100)
         .build()
         .unwrap();
-    let past = Some(Timestamp::from_unix_nanos(1_000));
-    for i in 0..50 {
-        b.set(&format!("expired{i}"), Record::new(vec![1], past))
-            .unwrap();
-    }
-    for i in 0..100 {
-        b.set(&format!("live{i}"), rec(1)).unwrap();
-    }
-    for i in 0..100 {
-        assert!(b.get(&format!("live{i}")).unwrap().is_some(), "live{i}");
-    }
-    assert_eq!(b.len().unwrap(), 100);
-    assert_eq!(b.evictions(), 0, "expired entries are not evictions");
+    braincache_core::testkit::bound::expired_entries_are_evicted_first(&b, 100, |_| rec(1));
 }
 
 #[test]
@@ -157,9 +133,7 @@ fn an_entry_larger_than_the_bound_is_not_kept() {
     assert!(b.bytes().unwrap() <= 1_000);
 }
 
-/// Bound 1,000 entries; 100 hot keys read every round while 20,000 one-time keys are written.
-/// FIFO would keep none of the hot keys (each round writes 100 new keys, so after 10 rounds every
-/// hot key is older than 1,000 writes).
+/// FIFO would keep none of the hot keys; see the test kit's check.
 #[test]
 fn hot_keys_survive_a_flood_of_one_time_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,28 +141,7 @@ fn hot_keys_survive_a_flood_of_one_time_writes() {
         .max_entries(1_000)
         .build()
         .unwrap();
-    for h in 0..100 {
-        b.set(&format!("hot{h}"), rec(32)).unwrap();
-    }
-    for round in 0..200 {
-        for h in 0..100 {
-            // A hot key that was evicted is stored again, as a cache user would.
-            if b.get(&format!("hot{h}")).unwrap().is_none() {
-                b.set(&format!("hot{h}"), rec(32)).unwrap();
-            }
-        }
-        b.set_many(
-            (0..100)
-                .map(|i| (format!("once{round}-{i}"), rec(32)))
-                .collect(),
-        )
-        .unwrap();
-    }
-    let kept = (0..100)
-        .filter(|h| b.get(&format!("hot{h}")).unwrap().is_some())
-        .count();
-    assert!(kept >= 90, "only {kept} of 100 hot keys kept");
-    assert!(b.len().unwrap() <= 1_000);
+    braincache_core::testkit::bound::hot_keys_survive_a_flood_of_one_time_writes(&b, |_| rec(32));
 }
 
 #[test]

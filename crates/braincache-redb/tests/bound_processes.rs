@@ -3,143 +3,16 @@
 //!
 //! Children are this test binary re-run on one `child_*` test (as in `processes.rs`).
 
+mod support;
+
 use braincache_core::{Backend, Record};
 use braincache_redb::RedbBackend;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, Instant};
+use support::{Peer, Rng, child_role, real_usage, say};
 
-const ROLE: &str = "BRAINCACHE_REDB_ROLE";
-const PATH: &str = "BRAINCACHE_REDB_PATH";
-const ARG: &str = "BRAINCACHE_REDB_ARG";
 /// No single wait in these tests may last longer than this.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-// ---------------------------------------------------------------------------------------------
-// Harness
-
-/// A child process and its stdout lines (the part after `@@`), read on a thread.
-struct Peer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Peer {
-    fn spawn(child_test: &str, path: &Path, arg: &str) -> Peer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                child_test,
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env(ROLE, child_test)
-            .env(PATH, path)
-            .env(ARG, arg)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.find("@@")
-                    && tx.send(line[i + 2..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Peer {
-            child,
-            stdin,
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    /// The next protocol line; panics after [`PATIENCE`].
-    fn next(&self) -> String {
-        self.lines
-            .recv_timeout(PATIENCE)
-            .expect("the child process did not answer in time")
-    }
-
-    /// Waits for the child to exit successfully; returns every line it printed that was not
-    /// read yet.
-    fn finish(mut self) -> Vec<String> {
-        drop(self.stdin.take());
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > PATIENCE {
-                let _ = self.child.kill();
-                panic!("child process did not exit in time");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        assert!(status.success(), "child process failed: {status}");
-        self.drain()
-    }
-
-    /// SIGKILLs the child; returns every line it printed that was not read yet.
-    fn kill9(mut self) -> Vec<String> {
-        self.child.kill().unwrap(); // SIGKILL on Unix
-        self.child.wait().unwrap();
-        self.drain()
-    }
-
-    fn drain(&mut self) -> Vec<String> {
-        if let Some(r) = self.reader.take() {
-            r.join().unwrap();
-        }
-        self.lines.try_iter().collect()
-    }
-}
-
-/// The child's side: its role's arguments, when this process is a child for `test`.
-fn child_role(test: &str) -> Option<(PathBuf, String)> {
-    (std::env::var(ROLE).ok()? == test).then(|| {
-        (
-            PathBuf::from(std::env::var_os(PATH).unwrap()),
-            std::env::var(ARG).unwrap_or_default(),
-        )
-    })
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "@@{line}").unwrap();
-    out.flush().unwrap();
-}
-
-/// A small xorshift generator, so runs differ without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        Rng(u64::from(t.subsec_nanos()) | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -153,27 +26,13 @@ fn bounded(path: &Path) -> RedbBackend {
     RedbBackend::builder(path).max_bytes(BOUND).build().unwrap()
 }
 
-/// The real sum over the entries, as the bound counts them.
-fn real_usage(path: &Path) -> (u64, u64) {
-    let entries = RedbBackend::read_entries(path).unwrap();
-    let bytes = entries
-        .iter()
-        .map(|(k, r)| {
-            // What the record header takes (the codec id and deadline it states).
-            let header = braincache_core::wire::Header::of(r).as_bytes().len();
-            (k.len() + header + r.value.len()) as u64
-        })
-        .sum();
-    (bytes, entries.len() as u64)
-}
-
 #[test]
 fn four_processes_two_threads_keep_one_file_within_its_bound() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bounded.redb");
     drop(bounded(&path));
     let peers: Vec<Peer> = (0..4)
-        .map(|p| Peer::spawn("child_bounded_writer", &path, &p.to_string()))
+        .map(|p| Peer::spawn("child_bounded_writer", &path, &p.to_string(), PATIENCE))
         .collect();
     let mut acks = 0;
     for peer in peers {
@@ -234,7 +93,7 @@ fn kill_9_during_evictions_leaves_the_file_within_bound_and_its_bookkeeping_exac
     let mut killed_mid_eviction = 0;
     let mut evictions_before = 0;
     for round in 0..CRASH_ROUNDS {
-        let peer = Peer::spawn("child_evicting_writer", &path, &round.to_string());
+        let peer = Peer::spawn("child_evicting_writer", &path, &round.to_string(), PATIENCE);
         assert_eq!(peer.next(), "READY");
         // Kill once the file is full (about 60 entries; the first round fills it), so that
         // every commit evicts, at a random point of a later write.

@@ -2,6 +2,8 @@
 //! error; no panic reaches the caller. (redb itself panics on some damaged pages; the backend
 //! catches those.) Alone in its binary, because it silences the process-wide panic hook.
 
+mod support;
+
 use braincache_core::{Backend, Record, Timestamp};
 use braincache_redb::RedbBackend;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -95,11 +97,7 @@ fn a_verifying_open_refuses_damage_up_front() {
     let entries: Vec<(String, Record)> = (0..2_000)
         .map(|i| (format!("key{i}"), Record::new(vec![7; 100], None)))
         .collect();
-    RedbBackend::open(&path)
-        .unwrap()
-        .set_many(entries.clone())
-        .unwrap();
-    let pristine = std::fs::read(&path).unwrap();
+    let pristine = support::write_entries(&path, &entries);
     let verified = |p: &std::path::Path| RedbBackend::builder(p).check_integrity_on_open().build();
     {
         let b = verified(&path).unwrap();

@@ -6,7 +6,7 @@
 //! unless `BRAINCACHE_REQUIRE_TMPFS=1`, when that is a failure.
 #![cfg(target_os = "linux")]
 
-use braincache_core::testkit::Tmpfs;
+use braincache_core::testkit::{Tmpfs, error_chain as chain};
 use braincache_core::{Backend, Record};
 use braincache_redb::RedbBackend;
 use std::fs;
@@ -183,17 +183,4 @@ fn concurrent_writers_through_a_full_disk() {
     );
     b.set("after", rec(0, 100)).unwrap();
     assert_eq!(b.len().unwrap(), acked.len() + 1);
-}
-
-/// `e` and its causes, as `anyhow`'s `{:#}` prints them: each level's `Display` says its own
-/// part only, so what a message names may sit in a cause.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }

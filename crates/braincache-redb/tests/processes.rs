@@ -1,157 +1,22 @@
 //! Several real processes on one file: concurrent writers, `kill -9`, and cross-process
 //! visibility.
 //!
-//! The child processes are this test binary itself, re-run on one `child_*` test with
-//! `BRAINCACHE_REDB_ROLE` set; without it those tests return at once. Children speak a line
-//! protocol on stdout (every line starts with `@@`, since libtest may print on the same line) and
-//! read commands on stdin.
+//! The child processes are this test binary itself, re-run on one `child_*` test (the harness
+//! is in `support`).
+
+mod support;
 
 use braincache_core::{Backend, Record};
 use braincache_redb::RedbBackend;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::io::BufRead;
 use std::time::{Duration, Instant};
+use support::{Peer, Rng, child_role, say};
 
-const ROLE: &str = "BRAINCACHE_REDB_ROLE";
-const PATH: &str = "BRAINCACHE_REDB_PATH";
-const ARG: &str = "BRAINCACHE_REDB_ARG";
 /// No single wait in these tests may last longer than this.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-// ---------------------------------------------------------------------------------------------
-// Harness
-
-/// A child process and its stdout lines (the part after `@@`), read on a thread.
-struct Peer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Peer {
-    fn spawn(child_test: &str, path: &Path, arg: &str) -> Peer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                child_test,
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env(ROLE, child_test)
-            .env(PATH, path)
-            .env(ARG, arg)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.find("@@")
-                    && tx.send(line[i + 2..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Peer {
-            child,
-            stdin,
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    /// The next protocol line; panics after [`PATIENCE`].
-    fn next(&self) -> String {
-        self.lines
-            .recv_timeout(PATIENCE)
-            .expect("the child process did not answer in time")
-    }
-
-    fn send(&mut self, cmd: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{cmd}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Waits for the child to exit successfully; returns every line it printed that was not
-    /// read yet.
-    fn finish(mut self) -> Vec<String> {
-        drop(self.stdin.take());
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > PATIENCE {
-                let _ = self.child.kill();
-                panic!("child process did not exit in time");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        assert!(status.success(), "child process failed: {status}");
-        self.drain()
-    }
-
-    /// SIGKILLs the child; returns every line it printed that was not read yet.
-    fn kill9(mut self) -> Vec<String> {
-        self.child.kill().unwrap(); // SIGKILL on Unix
-        self.child.wait().unwrap();
-        self.drain()
-    }
-
-    fn drain(&mut self) -> Vec<String> {
-        if let Some(r) = self.reader.take() {
-            r.join().unwrap();
-        }
-        self.lines.try_iter().collect()
-    }
-}
-
-/// The child's side: its role's arguments, when this process is a child for `test`.
-fn child_role(test: &str) -> Option<(PathBuf, String)> {
-    (std::env::var(ROLE).ok()? == test).then(|| {
-        (
-            PathBuf::from(std::env::var_os(PATH).unwrap()),
-            std::env::var(ARG).unwrap_or_default(),
-        )
-    })
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "@@{line}").unwrap();
-    out.flush().unwrap();
-}
-
 fn rec(v: &str) -> Record {
     Record::new(v.as_bytes().to_vec(), None)
-}
-
-/// A small xorshift generator, so runs differ without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        Rng(u64::from(t.subsec_nanos()) | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,7 +42,14 @@ fn four_processes_two_threads_share_one_file() {
     assert_eq!(observer.get("p0-t0-0").unwrap(), None);
 
     let peers: Vec<Peer> = (0..PROCS)
-        .map(|p| Peer::spawn("child_multi_process_writer", &path, &p.to_string()))
+        .map(|p| {
+            Peer::spawn(
+                "child_multi_process_writer",
+                &path,
+                &p.to_string(),
+                PATIENCE,
+            )
+        })
         .collect();
     let mut acked = Vec::new();
     for peer in peers {
@@ -267,7 +139,7 @@ fn kill_9_at_random_points_loses_no_acknowledged_write() {
     let mut rng = Rng::seeded();
     let mut acked: Vec<String> = Vec::new();
     for round in 0..CRASH_ROUNDS {
-        let peer = Peer::spawn("child_crash_writer", &path, &round.to_string());
+        let peer = Peer::spawn("child_crash_writer", &path, &round.to_string(), PATIENCE);
         // Even rounds kill while the child writes; odd rounds from its start, which may fall in
         // its open (and the crash recovery of the previous round's kill).
         if round % 2 == 0 {
@@ -352,7 +224,7 @@ fn an_acknowledged_write_is_visible_to_another_open_process_at_once() {
         .snapshot_max_age(Duration::from_secs(3600))
         .build()
         .unwrap();
-    let mut peer = Peer::spawn("child_echo", &path, "");
+    let mut peer = Peer::spawn("child_echo", &path, "", PATIENCE);
     assert_eq!(peer.next(), "READY");
     let value = |b: &RedbBackend| -> Option<u64> {
         b.get("k")

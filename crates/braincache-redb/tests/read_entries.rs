@@ -2,20 +2,16 @@
 //! that is left exactly as it was (bytes, modification time, no stamp file), with the backend's
 //! errors for files it refuses.
 
+mod support;
+
 use braincache_core::{Backend, Error, Record, Timestamp};
 use braincache_redb::{FORMAT_VERSION, RedbBackend};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+use support::seq_path;
 
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-
-fn seq_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".seq");
-    s.into()
-}
 
 /// Every file in `dir`: name → (bytes, modification time).
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, SystemTime)> {
@@ -178,15 +174,7 @@ fn files_that_are_not_braincache_caches_are_refused_untouched() {
     }
     let newer = dir.path().join("newer.redb");
     std::fs::write(&newer, &good).unwrap();
-    {
-        let db = Database::create(&newer).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(META)
-            .unwrap()
-            .insert("format_version", FORMAT_VERSION + 1)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    support::write_format_version(&newer, FORMAT_VERSION + 1);
     for (path, says) in [(&other, "orders"), (&newer, "newer")] {
         let before = snapshot(dir.path());
         let e = RedbBackend::read_entries(path).unwrap_err();
@@ -244,11 +232,7 @@ fn a_listing_that_lookups_contradict_is_corrupt() {
     let entries: Vec<(String, Record)> = (0..300u32)
         .map(|i| (format!("k{:04}", i * 10), Record::new(vec![7; 40], None)))
         .collect();
-    RedbBackend::open(&path)
-        .unwrap()
-        .set_many(entries.clone())
-        .unwrap();
-    let pristine = std::fs::read(&path).unwrap();
+    let pristine = support::write_entries(&path, &entries);
     let mut refused = Vec::new();
     for w in entries.windows(2) {
         let (key, next) = (&w[0].0, &w[1].0);

@@ -3,7 +3,9 @@
 //! on some damaged pages; the function catches those). Alone in its binary, because it silences
 //! the process-wide panic hook.
 
-use braincache_core::{Backend, Record};
+mod support;
+
+use braincache_core::Record;
 use braincache_redb::RedbBackend;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -19,12 +21,8 @@ fn damaged_pages_are_errors_never_panics() {
             )
         })
         .collect();
-    RedbBackend::open(&path)
-        .unwrap()
-        .set_many(entries.clone())
-        .unwrap();
+    let pristine = support::write_entries(&path, &entries);
     assert_eq!(RedbBackend::read_entries(&path).unwrap(), entries);
-    let pristine = std::fs::read(&path).unwrap();
 
     // Silence redb's panic messages while the damaged files are read.
     std::panic::set_hook(Box::new(|_| {}));

@@ -4,25 +4,17 @@
 
 mod support;
 
+use braincache_core::testkit::error_chain as chain;
 use braincache_core::{AsyncBackend, Backend, Error, Operation, Record, Timestamp};
 use braincache_redis::RedisBackend;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{RedisServer, assert_timeout, server};
 
 /// With 300 ms timeouts (a 600 ms deadline), a failing call must return well within this
 /// (generous for loaded CI).
 const BOUND: Duration = Duration::from_secs(5);
 const TIMEOUT: Duration = Duration::from_millis(300);
-
-macro_rules! server {
-    () => {
-        match RedisServer::start_or_skip() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
 
 fn backend(server: &RedisServer, prefix: &str) -> Arc<RedisBackend> {
     Arc::new(
@@ -37,33 +29,6 @@ fn backend(server: &RedisServer, prefix: &str) -> Arc<RedisBackend> {
 
 fn rec(v: &[u8]) -> Record {
     Record::new(v.to_vec(), None)
-}
-
-/// `e` and its causes.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
-fn assert_timeout(e: &Error, op: Operation) {
-    assert!(
-        matches!(
-            e,
-            Error::Backend {
-                backend: "redis",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert_eq!(e.operation(), Some(op), "{e}");
-    assert!(e.is_timeout(), "not a timeout: {e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

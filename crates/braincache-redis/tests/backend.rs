@@ -10,7 +10,7 @@ use braincache_core::{Backend, Operation, Record, Timestamp};
 use braincache_redis::RedisBackend;
 use redis::Commands;
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{RedisServer, server};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -25,16 +25,6 @@ braincache_core::conformance_tests!(
     },
     braincache_core::testkit::Expiry::Native
 );
-
-/// Starts a server or returns from the calling test (skipped).
-macro_rules! server {
-    () => {
-        match RedisServer::start_or_skip() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
 
 fn backend(server: &RedisServer, prefix: &str) -> RedisBackend {
     RedisBackend::builder(&server.url())

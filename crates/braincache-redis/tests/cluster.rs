@@ -7,6 +7,7 @@ mod support;
 #[path = "support/cluster.rs"]
 mod cluster;
 
+use braincache_core::testkit::error_chain as chain;
 use braincache_core::{Backend, Operation, Record};
 use braincache_redis::{RedisBackend, RedisClusterBackend};
 use cluster::RedisCluster;
@@ -198,17 +199,4 @@ fn ask_and_moved_redirections_are_followed_while_a_slot_migrates() {
     b.set("k", Record::new(b"w".to_vec(), None)).unwrap();
     assert_eq!(port_of("mig:k"), dst);
     assert_eq!(b.get("k").unwrap(), Some(Record::new(b"w".to_vec(), None)));
-}
-
-/// `e` and its causes, as `anyhow`'s `{:#}` prints them: each level's `Display` says its own
-/// part only, so what a message names may sit in a cause.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }

@@ -4,29 +4,21 @@
 
 mod support;
 
+use braincache_core::testkit::error_chain as chain;
 use braincache_core::{Backend, Error, Operation, Record};
 use braincache_redis::RedisBackend;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{RedisServer, assert_redis_error, assert_timeout, server};
 
 /// With 1 s timeouts, a failing call must return well within this (generous for loaded CI).
 const BOUND: Duration = Duration::from_secs(5);
 const TIMEOUT: Duration = Duration::from_secs(1);
 
-macro_rules! server {
-    () => {
-        match RedisServer::start_or_skip() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
 /// Returns from the test (skipped) when redis-server is missing, without starting one.
 macro_rules! require_redis {
     () => {
-        if !support::installed_or_skip() {
+        if !RedisServer::installed_or_skip() {
             return;
         }
     };
@@ -44,21 +36,6 @@ fn builder(port: u16) -> braincache_redis::RedisBackendBuilder {
 
 fn rec(v: &[u8]) -> Record {
     Record::new(v.to_vec(), None)
-}
-
-/// Asserts `e` is the typed error of a failed Redis call for `op`.
-fn assert_redis_error(e: &Error, op: Operation) {
-    assert!(
-        matches!(
-            e,
-            Error::Backend {
-                backend: "redis",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert_eq!(e.operation(), Some(op), "{e}");
 }
 
 /// Runs `f`, checks it took less than [`BOUND`], returns its result.
@@ -248,12 +225,6 @@ fn a_hung_server_times_out_instead_of_hanging() {
     assert_eq!(b.get("k").unwrap(), Some(rec(b"v")));
 }
 
-/// Asserts `e` is a timeout of a Redis call for `op`.
-fn assert_timeout(e: &Error, op: Operation) {
-    assert_redis_error(e, op);
-    assert!(e.is_timeout(), "not a timeout: {e}");
-}
-
 #[test]
 fn connecting_to_a_hung_server_takes_one_connect_timeout() {
     // redis-rs used to wait the whole connect timeout for each of two setup replies: 2x.
@@ -389,15 +360,16 @@ fn a_write_that_timed_out_says_its_outcome_is_unknown() {
     assert!(!refused.is_timeout(), "{refused}");
 }
 
-/// `e` and its causes, as `anyhow`'s `{:#}` prints them: each level's `Display` says its own
-/// part only, so what a message names may sit in a cause.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
+/// A port that another redis-server already holds is not taken for a new one: the start fails
+/// instead of handing back the other server (whose pid is not the one a test would signal).
+#[test]
+fn starting_on_a_port_another_server_holds_fails() {
+    let server = server!();
+    let e = RedisServer::start_on(server.port()).unwrap_err();
+    // Whichever it sees first: the other server's pid, or its own process exiting (it cannot
+    // bind the port).
+    assert!(
+        e.contains("taken by another") || e.contains("exited"),
+        "{e}"
+    );
 }

@@ -7,7 +7,7 @@
 
 #![allow(dead_code)]
 
-use crate::support::{installed_or_skip, ping};
+use braincache_core::testkit::servers::{RedisServer, redis_ping as ping};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -48,7 +48,7 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts a cluster, or prints a skip notice and returns `None` without `redis-server`.
     pub fn start_or_skip() -> Option<RedisCluster> {
-        if !installed_or_skip() {
+        if !RedisServer::installed_or_skip() {
             return None;
         }
         let mut last = None;
