@@ -315,7 +315,7 @@ pub(crate) type Computed<T> = (Loaded<T>, Option<Arc<[u8]>>);
 
 /// The next step of a process's leader on a miss: the state machine of the lease, driven by the
 /// sync face with blocking calls and by the async face with `.await`s.
-pub(crate) enum Step {
+pub(crate) enum Step<T, E> {
     /// Read the store: a fresh value there ends the load.
     Read,
     /// Try to take the lease for this duration.
@@ -324,6 +324,8 @@ pub(crate) enum Step {
     Wait(Duration),
     /// Compute the value and store it (then release the lease, if taken).
     Compute,
+    /// The load's result (then release the lease, if taken).
+    Done(Result<Computed<T>, LoadError<E>>),
 }
 
 /// The leader's lease: taken or not, how long to poll another holder, when to give up.
@@ -356,8 +358,23 @@ impl LeaderPlan {
         }
     }
 
+    /// After the leader's read of the store: a fresh value ends the load (as does an error).
+    pub(crate) fn read<B: Backend, C: Codec, T: DeserializeOwned, E>(
+        &self,
+        cache: &BrainCache<B, C>,
+        key: &str,
+        read: crate::Result<Option<Record>>,
+    ) -> Step<T, E> {
+        let read = read.map_err(|e| cache.failed(e).into());
+        match read.and_then(|record| cache.fresh_found(key, record)) {
+            Ok(None) => self.not_found(),
+            Ok(Some(found)) => Step::Done(Ok(found)),
+            Err(e) => Step::Done(Err(e)),
+        }
+    }
+
     /// After a read that found no fresh value.
-    pub(crate) fn not_found(&self) -> Step {
+    fn not_found<T, E>(&self) -> Step<T, E> {
         match self.lease {
             // With the lease taken, that read was the look after taking it: the previous holder
             // may have stored the value and released between our first read and our lease.
@@ -367,12 +384,12 @@ impl LeaderPlan {
     }
 
     /// After `try_lease` answered `taken`; counts the first wait in `counters`.
-    pub(crate) fn leased(
+    pub(crate) fn leased<T, E>(
         &mut self,
         key: &str,
         taken: crate::Result<Lease>,
         counters: &Counters,
-    ) -> Step {
+    ) -> Step<T, E> {
         let taken = taken.unwrap_or_else(|e| {
             // Coordination is an optimization: compute rather than fail the call.
             warn_event!("braincache: lease on {key:?} not taken, computing anyway: {e}");
@@ -683,8 +700,10 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         inner.refreshing.finish(key);
     }
 
-    /// The machinery of `get_or_refresh`. `f` is taken only when it runs (here or in the
-    /// background), so a caller that gets a cache error before that still has it.
+    /// The machinery of `get_or_refresh`: the stored value served (and refreshed in the
+    /// background when it needs it), or computed under the single flight and the lease. `f` is
+    /// taken only when it runs (here or in the background), so a caller that gets a cache
+    /// error before that still has it.
     pub(crate) fn refresh_load<T, E, F>(
         &self,
         key: &str,
@@ -696,39 +715,19 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         E: Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        let record = self
-            .inner()
-            .backend()
-            .get(key)
-            .map_err(|e| self.failed(e))?;
-        match self.serve(key, freshness, record)? {
-            Some((value, refresh)) => {
-                if let Some(round) = refresh {
-                    self.refresh_in_background(key, freshness, round, f);
-                }
-                Ok(Loaded {
-                    value,
-                    store_error: None,
-                })
-            }
-            None => self.load_leased(key, freshness, f),
-        }
-    }
-
-    /// A miss: one computation per key in this process (the others wait for its value) and,
-    /// with a lease, across processes: the leader drives [`LeaderPlan`].
-    fn load_leased<T, E, F>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> Result<Loaded<T>, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned,
-        E: Send + Sync + 'static,
-        F: FnOnce() -> Result<T, E>,
-    {
         let inner = self.inner();
+        let record = inner.backend().get(key).map_err(|e| self.failed(e))?;
+        if let Some((value, refresh)) = self.serve(key, freshness, record)? {
+            if let Some(round) = refresh {
+                self.refresh_in_background(key, freshness, round, f);
+            }
+            return Ok(Loaded {
+                value,
+                store_error: None,
+            });
+        }
+        // A miss: one computation per key in this process (the others wait for its value)
+        // and, with a lease, across processes: the leader drives `LeaderPlan`.
         // Each round either returns or follows a leader that panicked; `Loads` guarantees some
         // caller leads each round, so this ends.
         loop {
@@ -738,7 +737,9 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                     match self.after_wait(key, slot.wait(), || AfterWait::Again) {
                         AfterWait::Done(r) => return r,
                         AfterWait::Compute => {
-                            return self.compute_and_store(key, freshness, f).map(|(l, _)| l);
+                            return self
+                                .compute_and_store(key, freshness, take(f)?)
+                                .map(|(l, _)| l);
                         }
                         AfterWait::Again => continue,
                     }
@@ -748,14 +749,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             let mut step = Step::Read;
             let result = loop {
                 step = match step {
-                    Step::Read => match inner.backend().get(key) {
-                        Err(e) => break Err(self.failed(e).into()),
-                        Ok(record) => match self.fresh_found(key, record) {
-                            Ok(None) => plan.not_found(),
-                            Ok(Some(found)) => break Ok(found),
-                            Err(e) => break Err(e),
-                        },
-                    },
+                    Step::Read => plan.read(self, key, inner.backend().get(key)),
                     Step::TryLease(d) => {
                         let taken = inner.backend().try_lease(key, plan.token, d, inner.now());
                         plan.leased(key, taken, &inner.counters)
@@ -764,7 +758,10 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                         std::thread::sleep(d);
                         Step::Read
                     }
-                    Step::Compute => break self.compute_and_store(key, freshness, f),
+                    Step::Compute => {
+                        Step::Done(take(f).and_then(|c| self.compute_and_store(key, freshness, c)))
+                    }
+                    Step::Done(result) => break result,
                 };
             };
             if let Some(token) = plan.to_release()
@@ -779,17 +776,12 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     }
 
     /// Runs the loader on this thread and stores its value with the freshness fields.
-    fn compute_and_store<T, E, F>(
+    fn compute_and_store<T: Serialize, E>(
         &self,
         key: &str,
         freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> Result<Computed<T>, LoadError<E>>
-    where
-        T: Serialize,
-        F: FnOnce() -> Result<T, E>,
-    {
-        let compute = f.take().ok_or_else(ran_twice)?;
+        compute: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Computed<T>, LoadError<E>> {
         let started = Instant::now();
         let value = compute().map_err(|e| LoadError::Init(Arc::new(e)))?;
         let took = started.elapsed();
@@ -845,7 +837,9 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                 if let RefreshStart::Skip { until } = start {
                     return Refreshed::Skipped { until };
                 }
-                let outcome = Refreshed::of(&cache.compute_and_store(&key, &freshness, &mut f));
+                let computed =
+                    take(&mut f).and_then(|c| cache.compute_and_store(&key, &freshness, c));
+                let outcome = Refreshed::of(&computed);
                 if let RefreshStart::Leased = start
                     && let Err(e) = backend.release_lease(&key, token)
                 {
@@ -873,12 +867,13 @@ pub(crate) fn unencodable<T>(value: T, e: Error) -> Computed<T> {
     (loaded, None)
 }
 
-/// The error of a second run of one call's loader, which the code paths never make.
-pub(crate) fn ran_twice<E>() -> LoadError<E> {
-    LoadError::Cache(Error::Closed {
+/// The loader of a call, which runs at most once.
+pub(crate) fn take<F, E>(f: &mut Option<F>) -> Result<F, LoadError<E>> {
+    // `None` is unreachable: each call computes at most once.
+    f.take().ok_or(LoadError::Cache(Error::Closed {
         op: Operation::Set,
         backend: "front end",
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -983,33 +978,38 @@ mod tests {
         let counters = Counters::default();
         let f = Freshness::new(Duration::from_secs(10)).lease(Duration::from_secs(1));
         let mut plan = LeaderPlan::new(&f);
-        assert!(matches!(plan.not_found(), Step::TryLease(d) if d == Duration::from_secs(1)));
-        let held = Ok(Lease::Held { until: None });
         assert!(
-            matches!(plan.leased("k", held, &counters), Step::Wait(d) if d == Duration::from_millis(20))
+            matches!(plan.not_found::<(), ()>(), Step::TryLease(d) if d == Duration::from_secs(1))
         );
         let held = Ok(Lease::Held { until: None });
-        assert!(matches!(plan.leased("k", held, &counters), Step::Wait(_)));
+        assert!(
+            matches!(plan.leased::<(), ()>("k", held, &counters), Step::Wait(d) if d == Duration::from_millis(20))
+        );
+        let held = Ok(Lease::Held { until: None });
+        assert!(matches!(
+            plan.leased::<(), ()>("k", held, &counters),
+            Step::Wait(_)
+        ));
         assert_eq!(counters.snapshot(0).lease_waits, 1, "one wait per load");
         assert_eq!(plan.to_release(), None);
         assert!(matches!(
-            plan.leased("k", Ok(Lease::Acquired), &counters),
+            plan.leased::<(), ()>("k", Ok(Lease::Acquired), &counters),
             Step::Read
         ));
         assert!(
-            matches!(plan.not_found(), Step::Compute),
+            matches!(plan.not_found::<(), ()>(), Step::Compute),
             "read again, then compute"
         );
         assert_eq!(plan.to_release(), Some(plan.token));
 
         // No lease: compute at once; a store that does not coordinate: compute.
         assert!(matches!(
-            LeaderPlan::new(&Freshness::new(Duration::from_secs(1))).not_found(),
+            LeaderPlan::new(&Freshness::new(Duration::from_secs(1))).not_found::<(), ()>(),
             Step::Compute
         ));
         let mut plan = LeaderPlan::new(&f);
         assert!(matches!(
-            plan.leased("k", Ok(Lease::Uncoordinated), &counters),
+            plan.leased::<(), ()>("k", Ok(Lease::Uncoordinated), &counters),
             Step::Compute
         ));
         assert_eq!(plan.to_release(), None);

@@ -12,7 +12,7 @@ use super::{BrainCache, catch_panic};
 use crate::cache::LoadError;
 use crate::freshness::{
     AfterWait, Computed, Freshness, LeaderPlan, RefreshStart, Refreshed, Round, Step, delivered,
-    infallible, ran_twice, settle, unencodable,
+    infallible, settle, take, unencodable,
 };
 use crate::load::Role;
 use crate::log::warn_event;
@@ -121,7 +121,8 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         delivered(self.refresh_load(key, freshness, &mut Some(loader)).await)
     }
 
-    /// The machinery of `get_or_refresh`; `f` is taken only when it runs (here or in a task).
+    /// The machinery of `get_or_refresh` (see the sync face's); `f` is taken only when it runs
+    /// (here or in a task).
     async fn refresh_load<T, E, F, Fut>(
         &self,
         key: &str,
@@ -140,37 +141,19 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
             .get_async(key)
             .await
             .map_err(|e| sync.failed(e))?;
-        match sync.serve(key, freshness, record)? {
-            Some((value, refresh)) => {
-                if let Some(round) = refresh {
-                    self.refresh_in_background(key, freshness, round, f);
-                }
-                Ok(Loaded {
-                    value,
-                    store_error: None,
-                })
+        if let Some((value, refresh)) = sync.serve(key, freshness, record)? {
+            if let Some(round) = refresh {
+                self.refresh_in_background(key, freshness, round, f);
             }
-            None => self.load_leased(key, freshness, f).await,
+            return Ok(Loaded {
+                value,
+                store_error: None,
+            });
         }
-    }
-
-    /// A miss: one computation per key in this process (the others await its value) and, with
-    /// a lease, across processes: the leader drives [`LeaderPlan`], waiting for another
-    /// process's lease with `tokio::time`. A leader whose future is dropped abandons its slot
-    /// (its guard's `Drop`) and one waiter computes instead.
-    async fn load_leased<T, E, F, Fut>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> std::result::Result<Loaded<T>, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned,
-        E: Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-    {
-        let sync = self.sync_face();
+        // A miss: one computation per key in this process (the others await its value) and,
+        // with a lease, across processes: the leader drives `LeaderPlan`, waiting for another
+        // process's lease with `tokio::time`. A leader whose future is dropped abandons its
+        // slot (its guard's `Drop`) and one waiter computes instead.
         let inner = sync.inner();
         loop {
             // The role is taken and the slot awaited with no other `.await` in between.
@@ -181,7 +164,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
                     match sync.after_wait(key, outcome, || AfterWait::Done(Err(panicked(key)))) {
                         AfterWait::Done(r) => return r,
                         AfterWait::Compute => {
-                            let computed = self.compute_and_store(key, freshness, f).await;
+                            let computed = self.compute_and_store(key, freshness, take(f)?).await;
                             return computed.map(|(l, _)| l);
                         }
                         AfterWait::Again => continue,
@@ -192,14 +175,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
             let mut step = Step::Read;
             let result = loop {
                 step = match step {
-                    Step::Read => match self.backend_arc().get_async(key).await {
-                        Err(e) => break Err(sync.failed(e).into()),
-                        Ok(record) => match sync.fresh_found(key, record) {
-                            Ok(None) => plan.not_found(),
-                            Ok(Some(found)) => break Ok(found),
-                            Err(e) => break Err(e),
-                        },
-                    },
+                    Step::Read => plan.read(sync, key, self.backend_arc().get_async(key).await),
                     Step::TryLease(d) => {
                         let taken = self.try_lease(key, plan.token, d).await;
                         plan.leased(key, taken, &inner.counters)
@@ -208,7 +184,11 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
                         tokio::time::sleep(d).await;
                         Step::Read
                     }
-                    Step::Compute => break self.compute_and_store(key, freshness, f).await,
+                    Step::Compute => Step::Done(match take(f) {
+                        Ok(c) => self.compute_and_store(key, freshness, c).await,
+                        Err(e) => Err(e),
+                    }),
+                    Step::Done(result) => break result,
                 };
             };
             if let Some(token) = plan.to_release() {
@@ -247,19 +227,16 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     }
 
     /// Runs the loader in this task and stores its value with the freshness fields.
-    async fn compute_and_store<T, E, F, Fut>(
+    async fn compute_and_store<T: Serialize, E, Fut>(
         &self,
         key: &str,
         freshness: &Freshness,
-        f: &mut Option<F>,
+        compute: impl FnOnce() -> Fut,
     ) -> std::result::Result<Computed<T>, LoadError<E>>
     where
-        T: Serialize,
-        F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
         let sync = self.sync_face();
-        let compute = f.take().ok_or_else(ran_twice)?;
         let started = Instant::now();
         let value = compute().await.map_err(|e| LoadError::Init(Arc::new(e)))?;
         let took = started.elapsed();
@@ -313,7 +290,10 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
                 if let RefreshStart::Skip { until } = start {
                     return Refreshed::Skipped { until };
                 }
-                let computed = cache.compute_and_store(&key, &freshness, &mut f).await;
+                let computed = match take(&mut f) {
+                    Ok(c) => cache.compute_and_store(&key, &freshness, c).await,
+                    Err(e) => Err(e),
+                };
                 if let RefreshStart::Leased = start {
                     cache.release_lease(&key, token).await;
                 }
