@@ -128,6 +128,11 @@ impl Freshness {
         self.ttl
     }
 
+    /// True when values may be refreshed in the background (a stale window or early refresh).
+    pub(crate) fn refreshes(&self) -> bool {
+        !self.window.is_zero() || self.beta > 0.0
+    }
+
     /// True when XFetch says a caller finding `record` fresh at `now` should refresh it.
     pub(crate) fn refresh_early(&self, record: &Record, now: Timestamp) -> bool {
         if self.beta <= 0.0 {
@@ -725,6 +730,11 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                 value,
                 store_error: None,
             });
+        }
+        if freshness.refreshes() {
+            // Started now, with the value's first load, so that the first stale read does not
+            // pay for starting the pool's threads (about 0.1 ms).
+            refresh_pool();
         }
         // A miss: one computation per key in this process (the others wait for its value)
         // and, with a lease, across processes: the leader drives `LeaderPlan`.
