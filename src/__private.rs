@@ -20,7 +20,9 @@ pub use serde;
 use crate::BrainCache;
 use crate::cache::LoadError;
 use crate::log::warn_event;
-use crate::memo::{Loaded, memoize, memoize_result, memoize_some, store, unreachable_after_run};
+use crate::memo::{
+    Fallible, KeyPlan, Loaded, Optional, Plain, Policy, memoize, store, unreachable_after_run,
+};
 use crate::stats::Counters;
 use braincache_core::{Backend, Codec, CodecError, Error, Operation, Postcard};
 use serde::Serialize;
@@ -72,23 +74,8 @@ mod no_async {
         std::future::pending()
     }
 
-    pub fn call_result_async<X: AsyncFeatureEnabled, K, T, F>(
-        _: X,
-        _: K,
-        _: Option<Duration>,
-        _: F,
-    ) -> std::future::Pending<T> {
-        std::future::pending()
-    }
-
-    pub fn call_option_async<X: AsyncFeatureEnabled, K, T, F>(
-        _: X,
-        _: K,
-        _: Option<Duration>,
-        _: F,
-    ) -> std::future::Pending<T> {
-        std::future::pending()
-    }
+    pub use call_async as call_option_async;
+    pub use call_async as call_result_async;
 
     /// No bound: the function's own call already says the feature is missing, once.
     pub fn invalidate_async<X, K>(_: X, _: K) -> std::future::Pending<crate::Result<bool>> {
@@ -200,6 +187,18 @@ impl Key {
         }
     }
 
+    /// What a `call*` helper does with this key: memoize under it, refresh it (a `<fn>_refresh`
+    /// companion), or run the function uncached (counted and logged) when the arguments could
+    /// not be encoded.
+    pub(crate) fn plan<B: Backend, C: Codec>(self, cache: &BrainCache<B, C>) -> KeyPlan {
+        let refresh = self.refresh;
+        match self.usable(cache) {
+            Some(key) if refresh => KeyPlan::Refresh(key),
+            Some(key) => KeyPlan::Memoize(key),
+            None => KeyPlan::Uncached,
+        }
+    }
+
     /// The key string, if the arguments could be encoded.
     #[must_use]
     pub fn as_str(&self) -> Option<&str> {
@@ -307,16 +306,7 @@ where
     T: CacheValue,
     F: FnOnce() -> T,
 {
-    let refresh = key.refresh;
-    match key.usable(cache) {
-        Some(key) if refresh => {
-            let value = f();
-            store(cache, &key, ttl, &value);
-            value
-        }
-        Some(key) => memoize(cache, &key, ttl, f),
-        None => f(),
-    }
+    run::<Plain<T>, B, C>(cache, key, ttl, f)
 }
 
 /// The generated body of a `#[cache]` function returning `Result`: only `Ok` is stored.
@@ -332,18 +322,7 @@ where
     T: CacheValue,
     F: FnOnce() -> Result<T, E>,
 {
-    let refresh = key.refresh;
-    match key.usable(cache) {
-        Some(key) if refresh => {
-            let result = f();
-            if let Ok(value) = &result {
-                store(cache, &key, ttl, value);
-            }
-            result
-        }
-        Some(key) => memoize_result(cache, &key, ttl, f),
-        None => f(),
-    }
+    run::<Fallible<T, E>, B, C>(cache, key, ttl, f)
 }
 
 /// The generated body of a `#[cache(skip_none)]` function: `Some` is stored (as an
@@ -360,18 +339,26 @@ where
     T: CacheValue,
     F: FnOnce() -> Option<T>,
 {
-    let refresh = key.refresh;
-    match key.usable(cache) {
-        Some(key) if refresh => {
-            let value = f();
-            if value.is_some() {
-                // The same `Option<T>` bytes `memoize_some` stores.
-                store(cache, &key, ttl, &value);
+    run::<Optional<T>, B, C>(cache, key, ttl, f)
+}
+
+/// The `call*` helpers' body: the key's plan, then the policy `P`.
+fn run<P: Policy, B: Backend, C: Codec>(
+    cache: &BrainCache<B, C>,
+    key: Key,
+    ttl: Option<Duration>,
+    f: impl FnOnce() -> P::Out,
+) -> P::Out {
+    match key.plan(cache) {
+        KeyPlan::Memoize(key) => memoize::<P, B, C>(cache, &key, ttl, f),
+        KeyPlan::Refresh(key) => {
+            let out = f();
+            if let Some(value) = P::storable(&out) {
+                store(cache, &key, ttl, value);
             }
-            value
+            out
         }
-        Some(key) => memoize_some(cache, &key, ttl, f),
-        None => f(),
+        KeyPlan::Uncached => f(),
     }
 }
 

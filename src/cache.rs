@@ -3,7 +3,7 @@
 use crate::cleaner::WakeHub;
 use crate::load::{Loads, NoSharing, Sharing};
 use crate::log::{debug_event, warn_event};
-use crate::memo::{Loaded, SkipNone};
+use crate::memo::{SkipNone, strict, strict_infallible, strict_optional};
 use crate::stats::{Counters, Stats};
 use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp, Ttl};
 use serde::Serialize;
@@ -164,18 +164,22 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     }
 
     pub(crate) fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let now = self.inner.now();
-        let deadline = ttl.map(|t| now + t);
+        let (record, now) = self.new_record(bytes, ttl);
+        let deadline = record.expires_at;
         self.inner
             .backend
-            .set_at(
-                key,
-                Record::new(bytes, deadline).with_codec(Some(C::ID)),
-                now,
-            )
+            .set_at(key, record, now)
             .map_err(|e| self.failed(e))?;
         self.stored(key, deadline);
         Ok(())
+    }
+
+    /// The record that stores `bytes` for `ttl` from now on this cache's clock, tagged with its
+    /// codec, and that now.
+    pub(crate) fn new_record(&self, bytes: Vec<u8>, ttl: Option<Duration>) -> (Record, Timestamp) {
+        let now = self.inner.now();
+        let deadline = ttl.map(|t| now + t);
+        (Record::new(bytes, deadline).with_codec(Some(C::ID)), now)
     }
 
     /// Counts a successful set and tells the cleaners about its deadline.
@@ -382,15 +386,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> T,
     {
         let mut f = Some(|| Ok::<T, std::convert::Infallible>(f()));
-        match self.load::<T, _, _, NoSharing>(key, ttl.into().duration(), &mut f) {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(e),
-            Ok(loaded) => Ok(loaded.value),
-            Err(LoadError::Cache(e)) => Err(e),
-            Err(LoadError::Init(never)) => match *never {},
-        }
+        strict_infallible(self.load::<T, _, _, NoSharing>(key, ttl.into().duration(), &mut f))
     }
 
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible computation: only
@@ -418,15 +414,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         E: Send + Sync + 'static,
         F: FnOnce() -> std::result::Result<T, E>,
     {
-        let mut f = Some(f);
-        match self.load::<T, E, F, Sharing>(key, ttl.into().duration(), &mut f) {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(LoadError::Cache(e)),
-            Ok(loaded) => Ok(loaded.value),
-            Err(e) => Err(e),
-        }
+        strict(self.load::<T, E, F, Sharing>(key, ttl.into().duration(), &mut Some(f)))
     }
 
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a computation that may find
@@ -461,15 +449,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         // `f`'s `None` goes to `load` as an error, so that it is not stored and is shared with
         // the callers waiting on this computation.
         let mut f = Some(move || f().ok_or(SkipNone));
-        match self.load::<T, SkipNone, _, Sharing>(key, ttl.into().duration(), &mut f) {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(e),
-            Ok(loaded) => Ok(Some(loaded.value)),
-            Err(LoadError::Init(_)) => Ok(None),
-            Err(LoadError::Cache(e)) => Err(e),
-        }
+        strict_optional(self.load::<T, SkipNone, _, Sharing>(key, ttl.into().duration(), &mut f))
     }
 
     /// Counts and logs an error on its way to the caller.
@@ -489,7 +469,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 ///
 /// ```
 /// use braincache::{BrainCache, backend::MemoryBackend};
-/// use braincache::core::{Json, ManualClock};
+/// use braincache::base::{Json, ManualClock};
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::starting_now();

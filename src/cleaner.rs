@@ -195,7 +195,7 @@ impl CacheCleaner {
                     hub: &cache.inner().wake,
                     id,
                 };
-                run(&cache, interval.max(MIN_SLEEP), &plan, &rx);
+                run(&cache, interval, &plan, &rx);
             },
             move || {
                 let _ = stop.send(Msg::Stop);
@@ -266,8 +266,142 @@ impl fmt::Debug for CacheCleaner {
     }
 }
 
-/// The cleaner's loop. `due` is the real time of the next purge: a wake-up may move it earlier,
-/// never later, so a stream of sets cannot postpone purging.
+/// When a cleaner wakes and what it makes of a wake-up or a purge, without I/O: the thread
+/// (`start`, below) and the task (`spawn`, `future::cleaner`) each feed it their clock readings
+/// and results, and do only the waiting and the calls.
+pub(crate) struct Schedule {
+    interval: Duration,
+    /// The least time between two purges.
+    gap: Duration,
+    /// The last purge failed: back off to the interval rather than retrying at once.
+    backing_off: bool,
+    last_purge: Option<Instant>,
+    /// The real time of the next purge: a wake-up may move it earlier, never later, so a
+    /// stream of sets cannot postpone purging.
+    due: Option<Instant>,
+}
+
+/// What a cleaner does after its wait.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// Purge now.
+    Purge,
+    /// Plan again (an earlier deadline arrived before the purge is due).
+    Replan,
+    /// End.
+    Stop,
+}
+
+impl Schedule {
+    pub(crate) fn new(interval: Duration) -> Self {
+        let interval = interval.max(MIN_SLEEP);
+        Schedule {
+            interval,
+            gap: (interval / 100).clamp(MIN_SLEEP, MAX_PURGE_GAP),
+            backing_off: false,
+            last_purge: None,
+            due: None,
+        }
+    }
+
+    /// Whether to ask the backend for its next deadline before planning (not while backing
+    /// off after a failed purge).
+    pub(crate) fn wants_next_expiry(&self) -> bool {
+        !self.backing_off
+    }
+
+    /// What `next_expiry` answered: the deadline to plan for, and the error to count, if any.
+    /// A store that expires by itself and cannot list deadlines (memcached) is no error.
+    pub(crate) fn next_expiry(
+        answer: braincache_core::Result<Option<Timestamp>>,
+    ) -> (Option<Timestamp>, Option<braincache_core::Error>) {
+        match answer {
+            Ok(deadline) => (deadline, None),
+            Err(e) if e.is_unsupported() => (None, None),
+            Err(e) => (None, Some(e)),
+        }
+    }
+
+    /// The real time to wake at, planned at `started` (`now` on the cache's clock) for the next
+    /// `deadline`, and that time on the cache's clock (for the wake hub).
+    pub(crate) fn plan(
+        &mut self,
+        deadline: Option<Timestamp>,
+        now: Timestamp,
+        started: Instant,
+    ) -> (Instant, Timestamp) {
+        let sleep = deadline.map_or(self.interval, |d| {
+            d.saturating_duration_since(now).min(self.interval)
+        });
+        let mut target = started + sleep.max(MIN_SLEEP);
+        if let Some(last) = self.last_purge {
+            target = target.max(last + self.gap);
+        }
+        let wake = self.due.map_or(target, |d| d.min(target));
+        self.due = Some(wake);
+        (wake, now + wake.saturating_duration_since(started))
+    }
+
+    /// Plans the next wake-up of the cleaner registered as `plan` in `cache`'s hub, planning
+    /// since `now`, with the backend's `answer` to `next_expiry` (`None`: not asked); counts and
+    /// logs an error answer. Returns the real time to wake at.
+    pub(crate) fn plan_wake<B: Backend, C: Codec>(
+        &mut self,
+        cache: &BrainCache<B, C>,
+        plan: &AtomicU64,
+        now: Timestamp,
+        answer: Option<braincache_core::Result<Option<Timestamp>>>,
+    ) -> Instant {
+        let (deadline, error) = answer.map_or((None, None), Schedule::next_expiry);
+        if let Some(e) = error {
+            let _ = cache.failed(e);
+        }
+        let (wake, wake_on_clock) = self.plan(deadline, now, Instant::now());
+        cache.inner().wake.plan(plan, wake_on_clock);
+        wake
+    }
+
+    /// The wait for `wake` ended at `at`: with a message (`Some`), or at its time (`None`).
+    pub(crate) fn woken(&mut self, msg: Option<Msg>, wake: Instant, at: Instant) -> Woken {
+        match msg {
+            Some(Msg::Stop) => Woken::Stop,
+            // Re-plan with the new deadline, unless the purge is due already.
+            Some(Msg::Wake) if at < wake => {
+                self.backing_off = false;
+                Woken::Replan
+            }
+            Some(Msg::Wake) | None => {
+                self.due = None;
+                self.last_purge = Some(at);
+                Woken::Purge
+            }
+        }
+    }
+
+    /// The purge ended: with a count, an error (already counted and logged by
+    /// `purge_expired`), or a panic (counted and logged here). `who` names the cleaner in logs.
+    pub(crate) fn purged(
+        &mut self,
+        result: std::thread::Result<braincache_core::Result<usize>>,
+        counters: &Counters,
+        who: &str,
+    ) {
+        self.backing_off = match result {
+            Ok(Ok(n)) => {
+                debug_event!("{who} purged {n} entries");
+                false
+            }
+            Ok(Err(_)) => true,
+            Err(_) => {
+                Counters::bump(&counters.errors, 1);
+                warn_event!("braincache {who}: a purge panicked; the cleaner keeps running");
+                true
+            }
+        };
+    }
+}
+
+/// The cleaner thread's loop.
 fn run<B: Backend, C: Codec>(
     cache: &BrainCache<B, C>,
     interval: Duration,
@@ -275,61 +409,103 @@ fn run<B: Backend, C: Codec>(
     rx: &Receiver<Msg>,
 ) {
     let inner = cache.inner();
-    let gap = (interval / 100).clamp(MIN_SLEEP, MAX_PURGE_GAP);
-    let mut last_failed = false;
-    let mut last_purge: Option<Instant> = None;
-    let mut due: Option<Instant> = None;
+    let mut schedule = Schedule::new(interval);
     loop {
         inner.wake.planning(plan);
         let now = inner.now();
-        let sleep = if last_failed {
-            // Back off to the interval after an error, rather than retrying at once.
-            interval
-        } else {
-            match inner.backend().next_expiry() {
-                Ok(Some(deadline)) => deadline.saturating_duration_since(now).min(interval),
-                Ok(None) => interval,
-                // A store that expires by itself and cannot list deadlines (memcached).
-                Err(e) if e.is_unsupported() => interval,
-                Err(e) => {
-                    let _ = cache.failed(e);
-                    interval
-                }
-            }
+        let answer = schedule
+            .wants_next_expiry()
+            .then(|| inner.backend().next_expiry());
+        let wake = schedule.plan_wake(cache, plan, now, answer);
+        let msg = match rx.recv_deadline(wake) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Disconnected) => Some(Msg::Stop),
+            Err(RecvTimeoutError::Timeout) => None,
         };
-        let started = Instant::now();
-        let mut target = started + sleep.max(MIN_SLEEP);
-        if let Some(last) = last_purge {
-            target = target.max(last + gap);
+        match schedule.woken(msg, wake, Instant::now()) {
+            Woken::Stop => return,
+            Woken::Replan => continue,
+            Woken::Purge => {}
         }
-        let wake = due.map_or(target, |d| d.min(target));
-        due = Some(wake);
-        inner
-            .wake
-            .plan(plan, now + wake.saturating_duration_since(started));
-        match rx.recv_deadline(wake) {
-            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            // Re-plan with the new deadline, unless the purge is due already.
-            Ok(Msg::Wake) if Instant::now() < wake => {
-                last_failed = false;
-                continue;
-            }
-            Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
-        }
-        due = None;
-        last_purge = Some(Instant::now());
-        last_failed = match catch_unwind(AssertUnwindSafe(|| cache.purge_expired())) {
-            Ok(Ok(n)) => {
-                debug_event!("cleaner purged {n} entries");
-                false
-            }
-            // Already counted and logged by `purge_expired`.
-            Ok(Err(_)) => true,
-            Err(_) => {
-                Counters::bump(&inner.counters.errors, 1);
-                warn_event!("braincache cleaner: a purge panicked; the cleaner keeps running");
-                true
-            }
-        };
+        let result = catch_unwind(AssertUnwindSafe(|| cache.purge_expired()));
+        schedule.purged(result, &inner.counters, "cleaner");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(base: Instant, ms: u64) -> Instant {
+        base + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn sleeps_until_the_earlier_of_the_interval_and_the_deadline() {
+        let now = Timestamp::from_unix_millis(1_000);
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(10));
+        let (wake, on_clock) = s.plan(Some(now + Duration::from_secs(2)), now, t0);
+        assert_eq!(wake, at(t0, 2_000));
+        assert_eq!(on_clock, now + Duration::from_secs(2));
+        let mut s = Schedule::new(Duration::from_secs(10));
+        assert_eq!(s.plan(None, now, t0).0, at(t0, 10_000));
+        // A deadline already past still sleeps the least time, never zero.
+        let mut s = Schedule::new(Duration::from_secs(10));
+        assert_eq!(s.plan(Some(now), now, t0).0, t0 + MIN_SLEEP);
+    }
+
+    #[test]
+    fn a_wake_up_brings_the_purge_forward_never_later() {
+        let now = Timestamp::from_unix_millis(0);
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(10));
+        let (wake, _) = s.plan(None, now, t0);
+        assert_eq!(s.woken(Some(Msg::Wake), wake, at(t0, 5)), Woken::Replan);
+        // A later deadline does not postpone the planned purge.
+        assert_eq!(s.plan(None, now, at(t0, 5)).0, wake);
+        let (wake, _) = s.plan(Some(Timestamp::from_unix_millis(100)), now, at(t0, 5));
+        assert_eq!(wake, at(t0, 105));
+        // A wake-up arriving once the purge is due purges.
+        assert_eq!(s.woken(Some(Msg::Wake), wake, wake), Woken::Purge);
+        assert_eq!(s.woken(Some(Msg::Stop), wake, t0), Woken::Stop);
+    }
+
+    #[test]
+    fn purges_are_a_gap_apart_and_a_failure_backs_off_to_the_interval() {
+        let now = Timestamp::from_unix_millis(0);
+        let t0 = Instant::now();
+        let counters = Counters::default();
+        let mut s = Schedule::new(Duration::from_secs(10)); // gap: 100 ms
+        let (wake, _) = s.plan(Some(now), now, t0);
+        assert_eq!(s.woken(None, wake, wake), Woken::Purge);
+        s.purged(Ok(Ok(3)), &counters, "test");
+        assert!(s.wants_next_expiry());
+        // Another deadline at once waits for the gap since the last purge.
+        assert_eq!(
+            s.plan(Some(now), now, wake).0,
+            wake + Duration::from_millis(100)
+        );
+        let (wake, _) = s.plan(Some(now), now, wake);
+        assert_eq!(s.woken(None, wake, wake), Woken::Purge);
+        s.purged(Err(Box::new("boom")), &counters, "test");
+        assert!(!s.wants_next_expiry());
+        assert_eq!(counters.snapshot(0).errors, 1);
+        // A wake-up (a new deadline) ends the back-off.
+        let (wake, _) = s.plan(None, now, wake);
+        assert_eq!(s.woken(Some(Msg::Wake), wake, t0), Woken::Replan);
+        assert!(s.wants_next_expiry());
+    }
+
+    #[test]
+    fn an_unsupported_next_expiry_is_no_error() {
+        let unsupported =
+            braincache_core::Error::unsupported(braincache_core::Operation::Len, "test", "no");
+        assert!(matches!(
+            Schedule::next_expiry(Err(unsupported)),
+            (None, None)
+        ));
+        let t = Timestamp::from_unix_millis(5);
+        assert!(matches!(Schedule::next_expiry(Ok(Some(t))), (Some(d), None) if d == t));
     }
 }

@@ -506,7 +506,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     ///
     /// ```
     /// use braincache::{BrainCache, Freshness};
-    /// use braincache::core::ManualClock;
+    /// use braincache::base::ManualClock;
     /// use braincache::backend::MemoryBackend;
     /// use std::time::Duration;
     ///

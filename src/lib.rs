@@ -31,13 +31,13 @@
 //! ```
 //!
 //! # Architecture
-//! The front end ([`BrainCache`]) encodes values with a [`Codec`](core::Codec) into a
-//! [`Record`](core::Record) (bytes, a deadline and the codec's id) and hands it to a
-//! [`Backend`](core::Backend); reads go the other way and the front end drops expired
+//! The front end ([`BrainCache`]) encodes values with a [`Codec`](base::Codec) into a
+//! [`Record`](backend::Record) (bytes, a deadline and the codec's id) and hands it to a
+//! [`Backend`](backend::Backend); reads go the other way and the front end drops expired
 //! records and refuses records of another codec. The default codec is
-//! [`MsgPack`](core::MsgPack) (self-describing: the whole serde data model round-trips) for
-//! memory, redb and Redis, and [`Json`](core::Json) for the file backend;
-//! [`Postcard`](core::Postcard) is opt-in (`BrainCache::builder(backend).codec(Postcard)`). Backends never see your types. Each backend is its own crate, re-exported here under
+//! [`MsgPack`](base::MsgPack) (self-describing: the whole serde data model round-trips) for
+//! memory, redb and Redis, and [`Json`](base::Json) for the file backend;
+//! [`Postcard`](base::Postcard) is opt-in (`BrainCache::builder(backend).codec(Postcard)`). Backends never see your types. Each backend is its own crate, re-exported here under
 //! [`backend`] when its feature is on.
 //!
 //! Where each concern lives in this crate (private modules; the names are for contributors):
@@ -47,7 +47,14 @@
 //! be skipped); `load` the per-key flight table; `cleaner` [`CacheCleaner`]; `stats` [`Stats`];
 //! `future` the async face; `__private` only what the macro's expansion names. Shared building
 //! blocks for backends (the expiry index, a background worker, sidecar paths) are in
-//! [`core`].
+//! [`base`].
+//!
+//! # One path per item
+//! Each public item has one path: the front end's types at the root ([`BrainCache`],
+//! [`Error`], [`Result`], [`Timestamp`], ...), the [`Backend`](backend::Backend) trait, its
+//! [`Record`](backend::Record) and every backend under [`backend`], and the codecs, clocks and
+//! backend building blocks of the `braincache-core` crate under [`base`]. No module is named
+//! after a built-in crate, so `use braincache::*;` leaves `core` and `std` alone.
 //!
 //! # Crate features
 //! - `memory` (default): [`backend::MemoryBackend`], and `BrainCache::default()`.
@@ -57,7 +64,7 @@
 //! - `redis`: the Redis backend (one server, or a Redis Cluster).
 //! - `memcached`: the Memcached backend (one or more memcached servers).
 //! - `bincode`: a `Bincode` codec (bincode 2.0.1; unmaintained upstream).
-//! - `async`: [`future::BrainCache`], the async front end, `CacheCleaner::spawn` and
+//! - `async`: `future::BrainCache`, the async front end, `CacheCleaner::spawn` and
 //!   `#[cache]` on `async fn` (tokio).
 //! - `tracing`: debug events for operations and a warning for each error.
 
@@ -83,25 +90,35 @@ pub use cleaner::CacheCleaner;
 pub use freshness::Freshness;
 pub use stats::Stats;
 
-/// The core traits and types, for choosing codecs and clocks or writing a backend: the one path
-/// to [`Backend`](core::Backend), [`Record`](core::Record), the codecs and the clocks. (The few
-/// items also at the crate root, such as [`Error`] and [`Timestamp`], are the same items.)
-///
-/// `use braincache::*` brings this module in under the name `core`, over the standard library's
-/// `core` crate: write `::core::...` for the latter in such a file, or import names one by one.
-pub mod core {
+/// The codecs, the clocks and the building blocks for writing a backend, from the
+/// `braincache-core` crate. The [`Backend`](backend::Backend) trait and its
+/// [`Record`](backend::Record) are under [`backend`], and the types the front end's signatures
+/// use ([`Error`], [`Operation`], [`Result`], [`Timestamp`], [`Ttl`]) at the crate root: each item
+/// has one path. (A backend crate that depends on `braincache-core` alone finds all of them at
+/// that crate's root.)
+pub mod base {
+    #[cfg(feature = "bincode")]
     #[doc(inline)]
-    pub use braincache_core::*;
+    pub use braincache_core::Bincode;
+    #[cfg(feature = "async")]
+    #[doc(inline)]
+    pub use braincache_core::run_blocking;
+    #[doc(inline)]
+    pub use braincache_core::wire;
+    #[doc(inline)]
+    pub use braincache_core::{
+        Clock, Codec, CodecError, CodecId, ExpiryIndex, Json, Lease, LeaseToken, ManualClock,
+        MsgPack, Postcard, SystemClock, Worker, in_step, sidecar,
+    };
 }
 
-/// The backends, each behind its cargo feature.
+/// The [`Backend`](backend::Backend) trait with its [`Record`](backend::Record), and the
+/// backends, each behind its cargo feature.
 pub mod backend {
-    // The same items as `braincache::core::{AsyncBackend, Backend, Record}`, their documented
-    // path; kept here, out of the docs, so code written against this path still compiles.
     #[cfg(feature = "async")]
-    #[doc(hidden)]
+    #[doc(inline)]
     pub use braincache_core::AsyncBackend;
-    #[doc(hidden)]
+    #[doc(inline)]
     pub use braincache_core::{Backend, Record};
     #[cfg(feature = "file")]
     #[doc(inline)]

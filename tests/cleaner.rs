@@ -2,8 +2,11 @@
 //! failing purges, and stops promptly (the Python original's `stop()` did not wait, and its
 //! cleaner read every key).
 
+mod support;
+
+use braincache::Timestamp;
 use braincache::backend::{Backend, MemoryBackend, Record};
-use braincache::core::{ManualClock, Postcard, Timestamp};
+use braincache::base::{ManualClock, Postcard};
 use braincache::{BrainCache, CacheCleaner, Result};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,10 +86,7 @@ impl Backend for Counting {
 
 #[test]
 fn cleaner_removes_expired_entries_without_reading_any() {
-    let clock = ManualClock::starting_now();
-    let cache = BrainCache::builder(Counting::default())
-        .clock(clock.clone())
-        .build();
+    let (cache, clock) = support::with_manual_clock(Counting::default());
     for i in 0..100 {
         cache
             .set(&format!("k{i}"), &i, Duration::from_secs(30))
@@ -186,10 +186,7 @@ fn failing_and_panicking_purges_are_counted_and_the_cleaner_keeps_running() {
 /// is the worst case of that stream, deterministically.
 #[test]
 fn wake_ups_cannot_postpone_a_due_purge() {
-    let clock = ManualClock::starting_now();
-    let cache = BrainCache::builder(Counting::default())
-        .clock(clock.clone())
-        .build();
+    let (cache, clock) = support::with_manual_clock(Counting::default());
     let (writer, writer_clock) = (cache.clone(), clock.clone());
     let n = AtomicUsize::new(0);
     let hook: Box<dyn Fn() + Send + Sync> = Box::new(move || {
@@ -221,7 +218,7 @@ trait NowNanos {
 
 impl NowNanos for ManualClock {
     fn now_nanos(&self) -> u64 {
-        braincache::core::Clock::now(self).as_unix_nanos()
+        braincache::base::Clock::now(self).as_unix_nanos()
     }
 }
 

@@ -7,7 +7,7 @@
 
 use braincache::BrainCache;
 use braincache::backend::{Backend, FileBackend, MemoryBackend, Record, RedbBackend};
-use braincache::core::{Codec, CodecId, MsgPack, Postcard};
+use braincache::base::{Codec, CodecId, MsgPack, Postcard};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -163,21 +163,20 @@ fn full_table<B: Backend, C: Codec>(
     );
 }
 
+/// The user every test stores under `"user"`.
+fn user_a() -> User {
+    User {
+        id: 1,
+        name: "a".into(),
+    }
+}
+
 /// Reads as another type are errors, never another value.
 fn wrong_types<B: Backend, C: Codec>(cache: &BrainCache<B, C>) {
     cache.set("string", "text", None).unwrap();
     let e = cache.get::<Vec<u8>>("string").unwrap_err();
     assert!(e.is_decode(), "{e}");
-    cache
-        .set(
-            "user",
-            &User {
-                id: 1,
-                name: "a".into(),
-            },
-            None,
-        )
-        .unwrap();
+    cache.set("user", &user_a(), None).unwrap();
     let e = cache.get::<(u32, String)>("user").unwrap_err();
     assert!(e.is_decode(), "{e}");
     cache.set("u32", &1234u32, None).unwrap();
@@ -210,6 +209,28 @@ fn wrong_codec<B: Backend, C: Codec, D: Codec>(
     assert_eq!(written.get::<u8>("other-codec").unwrap(), Some(7));
 }
 
+/// `name` in a fresh temporary folder, removed when the `TempDir` drops.
+fn temp_path(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// A durable backend: `table` written through one handle and read back through fresh ones
+/// (`open` opens the store again), reads as another type refused, and a handle with the `other`
+/// codec refused both ways.
+fn across_handles<B: Backend, D: Codec>(
+    open: impl Fn() -> B,
+    table: impl FnOnce(&BrainCache<B>, &dyn Fn() -> BrainCache<B>),
+    other: D,
+) {
+    let cache = BrainCache::new(open());
+    table(&cache, &|| BrainCache::new(open()));
+    wrong_types(&cache);
+    let other = BrainCache::builder(open()).codec(other).build();
+    wrong_codec(&other, &cache);
+}
+
 #[test]
 fn memory_holds_the_whole_data_model() {
     let cache = BrainCache::new(MemoryBackend::new());
@@ -238,32 +259,16 @@ fn memory_refuses_records_of_another_codec() {
 
 #[test]
 fn redb_holds_the_whole_data_model_across_handles() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.redb");
-    let cache = BrainCache::new(RedbBackend::open(&path).unwrap());
-    full_table(&cache, || {
-        BrainCache::new(RedbBackend::open(&path).unwrap())
-    });
-    wrong_types(&cache);
-    let postcard = BrainCache::builder(RedbBackend::open(&path).unwrap())
-        .codec(Postcard)
-        .build();
-    wrong_codec(&postcard, &cache);
+    let (_dir, path) = temp_path("cache.redb");
+    let open = || RedbBackend::open(&path).unwrap();
+    across_handles(open, |cache, reader| full_table(cache, reader), Postcard);
 }
 
 #[test]
 fn file_holds_the_json_data_model_with_its_default_codec() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.json");
-    let cache = BrainCache::new(FileBackend::open(&path).unwrap());
-    json_table(&cache, || {
-        BrainCache::new(FileBackend::open(&path).unwrap())
-    });
-    wrong_types(&cache);
-    let msgpack = BrainCache::builder(FileBackend::open(&path).unwrap())
-        .codec(MsgPack)
-        .build();
-    wrong_codec(&msgpack, &cache);
+    let (_dir, path) = temp_path("cache.json");
+    let open = || FileBackend::open(&path).unwrap();
+    across_handles(open, |cache, reader| json_table(cache, reader), MsgPack);
 }
 
 #[test]
@@ -291,23 +296,8 @@ fn postcard_stays_available_as_an_opt_in_codec() {
     let cache = BrainCache::builder(RedbBackend::open(&path).unwrap())
         .codec(Postcard)
         .build();
-    cache
-        .set(
-            "user",
-            &User {
-                id: 1,
-                name: "a".into(),
-            },
-            None,
-        )
-        .unwrap();
-    assert_eq!(
-        cache.get::<User>("user").unwrap(),
-        Some(User {
-            id: 1,
-            name: "a".into()
-        })
-    );
+    cache.set("user", &user_a(), None).unwrap();
+    assert_eq!(cache.get::<User>("user").unwrap(), Some(user_a()));
     let stored = cache.backend().get("user").unwrap().unwrap();
     assert_eq!(stored.codec, Some(CodecId::POSTCARD));
     assert_eq!(Postcard.decode::<User>(&stored.value).unwrap().id, 1);
@@ -423,25 +413,12 @@ fn redis_holds_the_whole_data_model_across_connections() {
         return;
     };
     let open = || {
-        BrainCache::new(
-            RedisBackend::builder(&server.url())
-                .key_prefix("codec:")
-                .build()
-                .unwrap(),
-        )
-    };
-    let cache = open();
-    full_table(&cache, open);
-    wrong_types(&cache);
-    let postcard = BrainCache::builder(
         RedisBackend::builder(&server.url())
             .key_prefix("codec:")
             .build()
-            .unwrap(),
-    )
-    .codec(Postcard)
-    .build();
-    wrong_codec(&postcard, &cache);
+            .unwrap()
+    };
+    across_handles(open, |cache, reader| full_table(cache, reader), Postcard);
 }
 
 /// `e` and its causes, as `anyhow`'s `{:#}` prints them: each level's `Display` says its own

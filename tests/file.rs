@@ -6,8 +6,9 @@
 //! `BRAINCACHE_FILE_ROLE` variable naming it; without the variable those tests return at once.
 #![cfg(feature = "file")]
 
+use braincache::Timestamp;
 use braincache::backend::FileBackend;
-use braincache::core::{ManualClock, Timestamp};
+use braincache::base::ManualClock;
 use braincache::{BrainCache, CacheCleaner};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};

@@ -2,7 +2,7 @@
 //! refresh, early refresh (XFetch), and what plain `get` and the purge make of stale records.
 
 use braincache::backend::MemoryBackend;
-use braincache::core::{Clock, ManualClock};
+use braincache::base::{Clock, ManualClock};
 use braincache::{BrainCache, Freshness, LoadError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -196,8 +196,9 @@ fn early_refresh_starts_few_refreshes_before_the_deadline() {
 /// `entry['expire_at']`) ignores; a stale entry stays in the file for its window.
 #[test]
 fn the_json_file_keeps_the_python_shape_with_freshness_fields_and_leases() {
+    use braincache::backend::Backend;
     use braincache::backend::FileBackend;
-    use braincache::core::{Backend, Lease, LeaseToken};
+    use braincache::base::{Lease, LeaseToken};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.json");
     let clock = ManualClock::starting_now();

@@ -1,18 +1,16 @@
 //! Front-end behaviour on the memory backend: the Python original's faults, each as a test.
 
-use braincache::backend::MemoryBackend;
-use braincache::core::{Backend, ManualClock};
+mod support;
+
+use braincache::backend::{Backend, MemoryBackend};
+use braincache::base::ManualClock;
 use braincache::{BrainCache, LoadError};
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::{slow, together, together_results};
 
 fn cache_with_clock() -> (BrainCache<MemoryBackend>, ManualClock) {
-    let clock = ManualClock::starting_now();
-    let cache = BrainCache::builder(MemoryBackend::new())
-        .clock(clock.clone())
-        .build();
-    (cache, clock)
+    support::with_manual_clock(MemoryBackend::new())
 }
 
 #[test]
@@ -160,23 +158,13 @@ fn stats_count_hits_misses_sets_and_evictions() {
 fn get_or_insert_with_computes_once_for_eight_concurrent_callers() {
     let cache = BrainCache::default();
     let calls = AtomicUsize::new(0);
-    let barrier = Barrier::new(8);
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                barrier.wait();
-                let v: String = cache
-                    .get_or_insert_with("slow", Duration::from_secs(60), || {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        // Long enough that every thread arrives while it runs.
-                        std::thread::sleep(Duration::from_millis(200));
-                        "computed".to_string()
-                    })
-                    .unwrap();
-                assert_eq!(v, "computed");
-            });
-        }
+    let got = together(8, || {
+        let computed = slow(&calls, 200, "computed".to_string());
+        cache
+            .get_or_insert_with("slow", Duration::from_secs(60), computed)
+            .unwrap()
     });
+    assert_eq!(got, vec!["computed"; 8]);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -185,22 +173,13 @@ fn waiters_receive_the_value_even_with_a_zero_ttl() {
     // The value is already expired in the cache, so waiters must get it from the leader.
     let cache = BrainCache::default();
     let calls = AtomicUsize::new(0);
-    let barrier = Barrier::new(4);
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                barrier.wait();
-                let v: u32 = cache
-                    .get_or_insert_with("z", Duration::ZERO, || {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(200));
-                        7
-                    })
-                    .unwrap();
-                assert_eq!(v, 7);
-            });
-        }
+    let got = together(4, || {
+        let seven = slow(&calls, 200, 7u32);
+        cache
+            .get_or_insert_with("z", Duration::ZERO, seven)
+            .unwrap()
     });
+    assert_eq!(got, [7; 4]);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -208,25 +187,16 @@ fn waiters_receive_the_value_even_with_a_zero_ttl() {
 fn a_panicking_computation_does_not_wedge_the_waiters() {
     let cache = BrainCache::default();
     let calls = AtomicUsize::new(0);
-    let barrier = Barrier::new(4);
-    let results: Vec<std::thread::Result<u32>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
-                    barrier.wait();
-                    cache
-                        .get_or_insert_with("p", None, || {
-                            // The first computation panics; the next one succeeds.
-                            let n = calls.fetch_add(1, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(100));
-                            assert!(n > 0, "first computation fails");
-                            9u32
-                        })
-                        .unwrap()
-                })
+    let results: Vec<std::thread::Result<u32>> = together_results(4, || {
+        cache
+            .get_or_insert_with("p", None, || {
+                // The first computation panics; the next one succeeds.
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
+                assert!(n > 0, "first computation fails");
+                9u32
             })
-            .collect();
-        handles.into_iter().map(|h| h.join()).collect()
+            .unwrap()
     });
     let panicked = results.iter().filter(|r| r.is_err()).count();
     assert_eq!(panicked, 1, "only the panicking leader fails");
@@ -243,25 +213,20 @@ fn a_panicking_computation_does_not_wedge_the_waiters() {
 fn try_get_or_insert_with_shares_errors_and_does_not_cache_them() {
     let cache = BrainCache::default();
     let calls = AtomicUsize::new(0);
-    let barrier = Barrier::new(4);
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                barrier.wait();
-                let r = cache.try_get_or_insert_with::<u32, _, _>("e", None, || {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(200));
-                    Err(std::io::Error::other("backend of record is down"))
-                });
-                match r {
-                    Err(LoadError::Init(e)) => {
-                        assert_eq!(e.to_string(), "backend of record is down")
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
-            });
-        }
+    let results = together(4, || {
+        let down = slow(
+            &calls,
+            200,
+            Err(std::io::Error::other("backend of record is down")),
+        );
+        cache.try_get_or_insert_with::<u32, _, _>("e", None, down)
     });
+    for r in results {
+        match r {
+            Err(LoadError::Init(e)) => assert_eq!(e.to_string(), "backend of record is down"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(!cache.has("e").unwrap());
     let v = cache.try_get_or_insert_with::<u32, std::io::Error, _>("e", None, || Ok(5));
@@ -270,7 +235,7 @@ fn try_get_or_insert_with_shares_errors_and_does_not_cache_them() {
 
 #[test]
 fn unencodable_values_are_typed_errors() {
-    use braincache::core::Json;
+    use braincache::base::Json;
     let cache = BrainCache::builder(MemoryBackend::new())
         .codec(Json)
         .build();
@@ -324,15 +289,8 @@ fn waiters_of_a_failed_unshared_computation_compute_concurrently() {
         Err(format!("no value for {x}"))
     }
 
-    let barrier = Barrier::new(6);
-    std::thread::scope(|s| {
-        for _ in 0..6 {
-            s.spawn(|| {
-                barrier.wait();
-                assert_eq!(always_fails(3), Err("no value for 3".to_string()));
-            });
-        }
-    });
+    let got = together(6, || always_fails(3));
+    assert_eq!(got, vec![Err("no value for 3".to_string()); 6]);
     assert_eq!(
         CALLS.load(Ordering::SeqCst),
         6,
@@ -360,22 +318,13 @@ fn optionally_get_or_insert_with_stores_some_and_shares_none() {
     assert!(!cache.has("k").unwrap());
     // Waiters on a computation that finds nothing get `None` without computing themselves.
     let shared_calls = AtomicUsize::new(0);
-    let barrier = Barrier::new(4);
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                barrier.wait();
-                let v = cache
-                    .optionally_get_or_insert_with::<u32, _>("shared", None, || {
-                        shared_calls.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(200));
-                        None
-                    })
-                    .unwrap();
-                assert_eq!(v, None);
-            });
-        }
+    let got = together(4, || {
+        let nothing = slow(&shared_calls, 200, None);
+        cache
+            .optionally_get_or_insert_with::<u32, _>("shared", None, nothing)
+            .unwrap()
     });
+    assert_eq!(got, [None; 4]);
     assert_eq!(shared_calls.load(Ordering::SeqCst), 1);
     assert!(!cache.has("shared").unwrap());
     assert_eq!(calls.load(Ordering::SeqCst), 1);

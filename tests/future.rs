@@ -8,7 +8,7 @@
 #![cfg(feature = "async")]
 
 use braincache::backend::{AsyncBackend, FileBackend, MemoryBackend, RedbBackend};
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use braincache::future::BrainCache;
 use braincache::{CacheCleaner, Error, LoadError};
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,55 @@ struct User {
     id: u64,
     name: String,
     tags: Vec<String>,
+}
+
+/// Spawns `n` tasks, each running a future `make` returns.
+fn spawn_each<Fut>(n: usize, make: impl Fn() -> Fut) -> Vec<tokio::task::JoinHandle<Fut::Output>>
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    (0..n).map(|_| tokio::spawn(make())).collect()
+}
+
+/// Spawns `n` tasks that each get `key` from `cache`, computing it with a [`counted`] loader.
+fn spawn_loads<B, T>(
+    n: usize,
+    cache: &BrainCache<B>,
+    runs: &Arc<AtomicUsize>,
+    key: &'static str,
+    pause_ms: u64,
+    value: T,
+) -> Vec<tokio::task::JoinHandle<T>>
+where
+    B: AsyncBackend,
+    T: Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
+{
+    spawn_each(n, || {
+        let (cache, runs, value) = (cache.clone(), Arc::clone(runs), value.clone());
+        async move {
+            let loader = || counted(runs, pause_ms, value);
+            cache.get_or_insert_with(key, HOUR, loader).await.unwrap()
+        }
+    })
+}
+
+/// What the tasks returned, in order (a task's panic fails the test).
+async fn outputs<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// A loader's body: counts its run in `runs`, takes `pause_ms` (none for 0), returns `value`.
+async fn counted<T>(runs: Arc<AtomicUsize>, pause_ms: u64, value: T) -> T {
+    runs.fetch_add(1, Ordering::SeqCst);
+    if pause_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+    }
+    value
 }
 
 /// The front end's promises, through the async API, on one backend. `clock` drives the cache.
@@ -186,26 +235,7 @@ mod redis {
         let (cache, clock) = with_clock(backend(&server, "async-ct:"));
         behaviour(&cache, &clock).await;
         // 64 tasks, one loader run, on Redis too.
-        let runs = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..64)
-            .map(|_| {
-                let (cache, runs) = (cache.clone(), Arc::clone(&runs));
-                tokio::spawn(async move {
-                    cache
-                        .get_or_insert_with("once", HOUR, async || {
-                            runs.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            9u8
-                        })
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        for t in tasks {
-            assert_eq!(t.await.unwrap(), 9);
-        }
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        sixty_four_tasks_run_one_loader(&cache, "once", 20, 9).await;
     }
 }
 
@@ -224,39 +254,27 @@ async fn the_two_faces_share_store_and_counters() {
     assert_eq!(cache.stats().hits, 3);
 }
 
-/// 64 tasks ask for one missing key: one loader run; all get its value.
-async fn sixty_four_tasks_run_one_loader() {
-    let cache = BrainCache::default();
+/// 64 tasks ask for the missing `key`: one loader run (taking `pause_ms`); all get its `value`.
+async fn sixty_four_tasks_run_one_loader<B: AsyncBackend>(
+    cache: &BrainCache<B>,
+    key: &'static str,
+    pause_ms: u64,
+    value: u64,
+) {
     let runs = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let cache = cache.clone();
-        let runs = Arc::clone(&runs);
-        tasks.push(tokio::spawn(async move {
-            cache
-                .get_or_insert_with("k", HOUR, async || {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    42u64
-                })
-                .await
-                .unwrap()
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 42);
-    }
+    let tasks = spawn_loads(64, cache, &runs, key, pause_ms, value);
+    assert_eq!(outputs(tasks).await, [value; 64]);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_flight_64_tasks_multi_thread() {
-    sixty_four_tasks_run_one_loader().await;
+    sixty_four_tasks_run_one_loader(&BrainCache::default(), "k", 50, 42).await;
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn single_flight_64_tasks_current_thread() {
-    sixty_four_tasks_run_one_loader().await;
+    sixty_four_tasks_run_one_loader(&BrainCache::default(), "k", 50, 42).await;
 }
 
 /// The leader is cancelled after its loader started: a waiter takes over, every waiter gets a
@@ -281,21 +299,7 @@ async fn a_cancelled_leader_hands_over() {
         })
     };
     started_rx.await.unwrap();
-    let mut waiters = Vec::new();
-    for _ in 0..16 {
-        let cache = cache.clone();
-        let runs = Arc::clone(&runs);
-        waiters.push(tokio::spawn(async move {
-            cache
-                .get_or_insert_with("k", HOUR, async || {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    7u64
-                })
-                .await
-                .unwrap()
-        }));
-    }
+    let waiters = spawn_loads(16, &cache, &runs, "k", 10, 7u64);
     // Let the waiters join the leader's slot, then cancel the leader.
     tokio::time::sleep(Duration::from_millis(20)).await;
     leader.abort();
@@ -340,15 +344,14 @@ async fn a_panicking_loader_fails_its_waiters() {
         })
     };
     started_rx.await.unwrap();
-    let mut waiters = Vec::new();
-    for _ in 0..8 {
+    let waiters = spawn_each(8, || {
         let cache = cache.clone();
-        waiters.push(tokio::spawn(async move {
+        async move {
             cache
                 .get_or_insert_with("k", HOUR, async || -> u64 { unreachable!() })
                 .await
-        }));
-    }
+        }
+    });
     tokio::time::sleep(Duration::from_millis(20)).await;
     go_tx.send(()).unwrap();
     assert!(leader.await.unwrap_err().is_panic());
@@ -384,22 +387,17 @@ async fn panicking_loader_current_thread() {
 async fn try_get_or_insert_with_shares_errors_and_stores_only_ok() {
     let cache = BrainCache::default();
     let runs = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let cache = cache.clone();
-        let runs = Arc::clone(&runs);
-        tasks.push(tokio::spawn(async move {
+    let tasks = spawn_each(16, || {
+        let (cache, runs) = (cache.clone(), Arc::clone(&runs));
+        async move {
+            let offline = || counted(runs, 30, Err("offline".to_string()));
             cache
-                .try_get_or_insert_with::<u32, String, _>("k", HOUR, || async move {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(30)).await;
-                    Err("offline".to_string())
-                })
+                .try_get_or_insert_with::<u32, String, _>("k", HOUR, offline)
                 .await
-        }));
-    }
-    for t in tasks {
-        match t.await.unwrap() {
+        }
+    });
+    for r in outputs(tasks).await {
+        match r {
             Err(LoadError::Init(e)) => assert_eq!(*e, "offline"),
             other => panic!("{other:?}"),
         }
@@ -436,25 +434,10 @@ async fn sync_and_async_callers_coalesce() {
     tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
         .await
         .unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let cache = cache.clone();
-        let runs = Arc::clone(&runs);
-        tasks.push(tokio::spawn(async move {
-            cache
-                .get_or_insert_with("k", HOUR, async || {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    0u32
-                })
-                .await
-                .unwrap()
-        }));
-    }
+    let tasks = spawn_loads(8, &cache, &runs, "k", 0, 0u32);
     tokio::time::sleep(Duration::from_millis(20)).await;
     go_tx.send(()).unwrap();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 11);
-    }
+    assert_eq!(outputs(tasks).await, [11; 8]);
     assert_eq!(thread.join().unwrap(), 11);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }

@@ -5,7 +5,7 @@
 #![cfg(feature = "async")]
 
 use braincache::backend::MemoryBackend;
-use braincache::core::{Clock, ManualClock};
+use braincache::base::{Clock, ManualClock};
 use braincache::future::BrainCache;
 use braincache::{Freshness, LoadError};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -230,8 +230,9 @@ async fn no_early_refresh_without_beta() {
 #[cfg(feature = "redb")]
 #[tokio::test(flavor = "current_thread")]
 async fn a_held_lease_is_awaited_without_blocking_the_runtime() {
+    use braincache::backend::Backend;
     use braincache::backend::RedbBackend;
-    use braincache::core::{Backend, Lease, LeaseToken};
+    use braincache::base::{Lease, LeaseToken};
 
     let dir = tempfile::tempdir().unwrap();
     let cache = BrainCache::new(RedbBackend::open(dir.path().join("leases.redb")).unwrap());
@@ -277,7 +278,7 @@ async fn a_held_lease_is_awaited_without_blocking_the_runtime() {
 mod macro_on_async_fn {
     use super::{TTL, WINDOW, wait_for};
     use braincache::backend::MemoryBackend;
-    use braincache::core::ManualClock;
+    use braincache::base::ManualClock;
     use braincache::future::BrainCache;
     use std::sync::LazyLock;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,28 +6,22 @@
 //! The processes are this test binary run again with `BRAINCACHE_ASYNC_LEASE_CHILD` set.
 #![cfg(all(feature = "async", feature = "redb"))]
 
+mod support;
+
 use braincache::Freshness;
 use braincache::backend::RedbBackend;
 use braincache::future::BrainCache;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Child;
+use std::time::{Duration, Instant};
+use support::procs::{
+    assert_loader_ran_once, print_results, record_run, results, spawn_test, unix_millis, until,
+};
 
 const PROCESSES: usize = 3;
 const TASKS: usize = 4;
 const LOADER: Duration = Duration::from_millis(300);
 const KEY: &str = "hot";
-
-fn unix_millis() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// Runs in a child process: 4 tasks at the agreed wall-clock time, one `got <value> <ms>` line
 /// per task.
@@ -43,10 +37,7 @@ async fn async_child() {
         .unwrap();
     let cache = BrainCache::new(RedbBackend::open(&target).unwrap());
     let freshness = Freshness::new(Duration::from_secs(600)).lease(Duration::from_secs(10));
-    let now = unix_millis();
-    if start_at > now {
-        tokio::time::sleep(Duration::from_millis(start_at - now)).await;
-    }
+    tokio::time::sleep(until(start_at)).await;
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
             let (cache, freshness, runs) = (cache.clone(), freshness.clone(), runs.clone());
@@ -54,14 +45,9 @@ async fn async_child() {
                 let started = Instant::now();
                 let v: String = cache
                     .get_or_refresh(KEY, &freshness, move || async move {
-                        let mut f = std::fs::OpenOptions::new()
-                            .append(true)
-                            .create(true)
-                            .open(&runs)
-                            .unwrap();
-                        writeln!(f, "{}", std::process::id()).unwrap();
+                        let v = record_run(&runs);
                         tokio::time::sleep(LOADER).await;
-                        format!("computed by {}", std::process::id())
+                        v
                     })
                     .await
                     .unwrap();
@@ -73,48 +59,18 @@ async fn async_child() {
     for t in tasks {
         out.push(t.await.unwrap());
     }
-    let mut stdout = std::io::stdout().lock();
-    for (v, took) in out {
-        writeln!(stdout, "got {v:?} {}", took.as_millis()).unwrap();
-    }
-    writeln!(stdout, "stats {:?}", cache.stats()).unwrap();
+    print_results(out, cache.stats());
 }
 
 fn spawn(target: &Path, runs: &Path, start_at: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "async_child",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("BRAINCACHE_ASYNC_LEASE_CHILD", target)
-        .env("BRAINCACHE_ASYNC_LEASE_RUNS", runs)
-        .env("BRAINCACHE_ASYNC_LEASE_START", start_at.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-fn results(child: Child) -> Vec<(String, u64)> {
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "child failed: {:?}", out.status);
-    BufReader::new(&out.stdout[..])
-        .lines()
-        .map(Result::unwrap)
-        .inspect(|l| {
-            if l.contains("stats Stats") {
-                eprintln!("{l}");
-            }
-        })
-        .filter_map(|l| {
-            let rest = &l[l.find("got \"")? + 4..];
-            let (v, ms) = rest.rsplit_once(' ')?;
-            Some((v.to_owned(), ms.parse().unwrap()))
-        })
-        .collect()
+    spawn_test(
+        "async_child",
+        &[
+            ("BRAINCACHE_ASYNC_LEASE_CHILD", target.display().to_string()),
+            ("BRAINCACHE_ASYNC_LEASE_RUNS", runs.display().to_string()),
+            ("BRAINCACHE_ASYNC_LEASE_START", start_at.to_string()),
+        ],
+    )
 }
 
 #[test]
@@ -131,16 +87,5 @@ fn redb_one_async_computation_across_processes() {
         .map(|_| spawn(&path, &runs, start_at))
         .collect();
     let got: Vec<(String, u64)> = children.into_iter().flat_map(results).collect();
-    let lines: Vec<String> = std::fs::read_to_string(&runs)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(lines.len(), 1, "the loader ran {} times", lines.len());
-    let expected = format!("\"computed by {}\"", lines[0]);
-    assert_eq!(got.len(), PROCESSES * TASKS);
-    assert!(got.iter().all(|(v, _)| *v == expected), "{got:?}");
-    let mut ms: Vec<u64> = got.iter().map(|g| g.1).collect();
-    ms.sort_unstable();
-    eprintln!("async redb lease: loader ran once; call times (ms, sorted): {ms:?}");
+    assert_loader_ran_once("async redb lease", &runs, &got, PROCESSES * TASKS);
 }

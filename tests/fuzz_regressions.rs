@@ -45,8 +45,8 @@ fn scratch() -> tempfile::TempDir {
 mod redb {
     use super::*;
     use braincache::Error;
+    use braincache::Timestamp;
     use braincache::backend::{Backend, Record, RedbBackend};
-    use braincache::core::Timestamp;
     use std::process::Command;
     use std::time::Duration;
 

@@ -7,35 +7,30 @@
 //! The processes are this test binary run again with `BRAINCACHE_LEASE_CHILD` set (see
 //! [`child`]).
 
+mod support;
+
 #[cfg(feature = "redis")]
 #[path = "../crates/braincache-redis/tests/support/mod.rs"]
-mod support;
+mod redis_support;
 
 #[cfg(feature = "memcached")]
 #[path = "../crates/braincache-memcached/tests/support/mod.rs"]
 mod memcached_support;
 
-use braincache::core::Backend;
+use braincache::backend::Backend;
 use braincache::{BrainCache, Freshness};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Child;
+use std::time::{Duration, Instant};
+use support::procs::{
+    assert_loader_ran_once, print_results, record_run, results, run_lines, spawn_test, unix_millis,
+    until,
+};
 
 const PROCESSES: usize = 4;
 const THREADS: usize = 4;
 const LOADER: Duration = Duration::from_millis(300);
 const KEY: &str = "hot";
-
-fn unix_millis() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// Runs in a child process: opens the store named by the environment, starts 4 threads at the
 /// agreed wall-clock time, and prints one `got <value> <ms>` line per thread.
@@ -88,13 +83,10 @@ fn child() {
 
 fn run_child<B: Backend>(cache: BrainCache<B>, freshness: &Freshness, runs: &Path, start_at: u64)
 where
-    B::Codec: braincache::core::Codec,
+    B::Codec: braincache::base::Codec,
 {
     // All processes start together: sleep until the agreed time.
-    let now = unix_millis();
-    if start_at > now {
-        std::thread::sleep(Duration::from_millis(start_at - now));
-    }
+    std::thread::sleep(until(start_at));
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
             let (cache, freshness, runs) = (cache.clone(), freshness.clone(), runs.to_owned());
@@ -102,69 +94,30 @@ where
                 let started = Instant::now();
                 let v: String = cache
                     .get_or_refresh(KEY, &freshness, move || {
-                        let mut f = std::fs::OpenOptions::new()
-                            .append(true)
-                            .create(true)
-                            .open(&runs)
-                            .unwrap();
-                        writeln!(f, "{}", std::process::id()).unwrap();
+                        let v = record_run(&runs);
                         std::thread::sleep(LOADER);
-                        format!("computed by {}", std::process::id())
+                        v
                     })
                     .unwrap();
                 (v, started.elapsed())
             })
         })
         .collect();
-    let mut out = std::io::stdout().lock();
-    for t in threads {
-        let (v, took) = t.join().unwrap();
-        writeln!(out, "got {v:?} {}", took.as_millis()).unwrap();
-    }
-    writeln!(out, "stats {:?}", cache.stats()).unwrap();
+    let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    print_results(got, cache.stats());
 }
 
 fn spawn(kind: &str, target: &str, runs: &Path, start_at: u64, lease: Duration) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads", "1"])
-        .env("BRAINCACHE_LEASE_CHILD", kind)
-        .env("BRAINCACHE_LEASE_TARGET", target)
-        .env("BRAINCACHE_LEASE_RUNS", runs)
-        .env("BRAINCACHE_LEASE_START", start_at.to_string())
-        .env("BRAINCACHE_LEASE_MS", lease.as_millis().to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-/// The `got` lines of a child: (value, milliseconds the call took).
-fn results(child: Child) -> Vec<(String, u64)> {
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "child failed: {:?}", out.status);
-    BufReader::new(&out.stdout[..])
-        .lines()
-        .map(Result::unwrap)
-        .inspect(|l| {
-            if l.contains("stats Stats") {
-                eprintln!("{l}");
-            }
-        })
-        .filter_map(|l| {
-            // libtest's "test child ... " may precede the first line.
-            let rest = &l[l.find("got \"")? + 4..];
-            let (v, ms) = rest.rsplit_once(' ')?;
-            Some((v.to_owned(), ms.parse().unwrap()))
-        })
-        .collect()
-}
-
-fn run_lines(runs: &Path) -> Vec<String> {
-    std::fs::read_to_string(runs)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    spawn_test(
+        "child",
+        &[
+            ("BRAINCACHE_LEASE_CHILD", kind.to_owned()),
+            ("BRAINCACHE_LEASE_TARGET", target.to_owned()),
+            ("BRAINCACHE_LEASE_RUNS", runs.display().to_string()),
+            ("BRAINCACHE_LEASE_START", start_at.to_string()),
+            ("BRAINCACHE_LEASE_MS", lease.as_millis().to_string()),
+        ],
+    )
 }
 
 /// 16 callers in 4 processes: the loader runs once, everyone gets its value.
@@ -176,19 +129,7 @@ fn loader_runs_once(kind: &str, target: &str, dir: &Path) {
         .map(|_| spawn(kind, target, &runs, start_at, lease))
         .collect();
     let got: Vec<(String, u64)> = children.into_iter().flat_map(results).collect();
-    let lines = run_lines(&runs);
-    assert_eq!(
-        lines.len(),
-        1,
-        "{kind}: the loader ran {} times",
-        lines.len()
-    );
-    let expected = format!("\"computed by {}\"", lines[0]);
-    assert_eq!(got.len(), PROCESSES * THREADS);
-    assert!(got.iter().all(|(v, _)| *v == expected), "{kind}: {got:?}");
-    let mut ms: Vec<u64> = got.iter().map(|g| g.1).collect();
-    ms.sort_unstable();
-    eprintln!("{kind}: loader ran once; call times (ms, sorted): {ms:?}");
+    assert_loader_ran_once(kind, &runs, &got, PROCESSES * THREADS);
 }
 
 /// The leader is killed during its load: after its lease ends another process computes, and
@@ -234,6 +175,15 @@ fn leader_killed(kind: &str, target: &str, dir: &Path) {
     );
 }
 
+/// Both scenarios on the server at `url`, emptied by `clear` between them.
+#[cfg(any(feature = "redis", feature = "memcached"))]
+fn on_a_server(kind: &str, url: &str, clear: impl FnOnce()) {
+    let dir = tempfile::tempdir().unwrap();
+    loader_runs_once(kind, url, dir.path());
+    clear();
+    leader_killed(kind, url, dir.path());
+}
+
 #[test]
 fn redb_one_computation_across_processes() {
     if std::env::var_os("BRAINCACHE_LEASE_CHILD").is_some() {
@@ -266,14 +216,14 @@ fn redis_one_computation_across_processes() {
     if std::env::var_os("BRAINCACHE_LEASE_CHILD").is_some() {
         return;
     }
-    let Some(server) = support::RedisServer::start_or_skip() else {
+    let Some(server) = redis_support::RedisServer::start_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    loader_runs_once("redis", &server.url(), dir.path());
-    let cache = BrainCache::new(braincache::backend::RedisBackend::connect(&server.url()).unwrap());
-    cache.clear().unwrap();
-    leader_killed("redis", &server.url(), dir.path());
+    on_a_server("redis", &server.url(), || {
+        BrainCache::new(braincache::backend::RedisBackend::connect(&server.url()).unwrap())
+            .clear()
+            .unwrap();
+    });
 }
 
 #[cfg(feature = "memcached")]
@@ -285,10 +235,9 @@ fn memcached_one_computation_across_processes() {
     let Some(server) = memcached_support::MemcachedServer::start_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    loader_runs_once("memcached", &server.url(), dir.path());
-    let cache =
-        BrainCache::new(braincache::backend::MemcachedBackend::connect(&server.url()).unwrap());
-    cache.clear().unwrap();
-    leader_killed("memcached", &server.url(), dir.path());
+    on_a_server("memcached", &server.url(), || {
+        BrainCache::new(braincache::backend::MemcachedBackend::connect(&server.url()).unwrap())
+            .clear()
+            .unwrap();
+    });
 }

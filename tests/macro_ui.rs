@@ -10,7 +10,7 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
-    // `async fn` misuse: refused for the same reasons as sync functions. `type_errors.rs` is in
+    // `async fn` misuse: refused for the same reasons as sync functions. `wrong_cache.rs` is in
     // both folders: with the feature, rustc names `braincache::BrainCache` in full (there is a
     // `braincache::future::BrainCache` too).
     #[cfg(feature = "async")]

@@ -8,8 +8,8 @@
 #![cfg(feature = "macros")]
 
 use braincache::backend::MemoryBackend;
+use braincache::base::ManualClock;
 use braincache::cache;
-use braincache::core::ManualClock;
 use braincache::{BrainCache, Error, Operation, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
@@ -691,7 +691,7 @@ impl Flaky {
 }
 
 impl braincache::backend::Backend for Flaky {
-    type Codec = braincache::core::Postcard;
+    type Codec = braincache::base::Postcard;
     fn get(&self, key: &str) -> Result<Option<braincache::backend::Record>> {
         self.check(Operation::Get)?;
         self.inner.get(key)

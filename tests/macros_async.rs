@@ -229,3 +229,22 @@ mod on_redb {
         assert_eq!(DISK.len().await.unwrap(), 1);
     }
 }
+
+static VERSION: AtomicUsize = AtomicUsize::new(1);
+
+#[cache(cache = CACHE)]
+async fn page(id: u32) -> String {
+    tokio::task::yield_now().await;
+    format!("page {id} v{}", VERSION.load(Ordering::SeqCst))
+}
+
+/// `f_refresh` of an `async fn` runs the body and stores its result without looking the key up,
+/// as for a sync function (it used to return the cached value).
+#[tokio::test(flavor = "current_thread")]
+async fn refresh_companion_recomputes_and_stores() {
+    assert_eq!(page(1).await, "page 1 v1");
+    VERSION.store(2, Ordering::SeqCst);
+    assert_eq!(page(1).await, "page 1 v1", "served from the cache");
+    assert_eq!(page_refresh(1).await, "page 1 v2", "the refresh recomputes");
+    assert_eq!(page(1).await, "page 1 v2", "and stores what it computed");
+}

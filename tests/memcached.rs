@@ -10,7 +10,7 @@ mod support;
 
 use braincache::BrainCache;
 use braincache::backend::{Backend, MemcachedBackend};
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use std::time::Duration;
 use support::MemcachedServer;
 

@@ -9,7 +9,7 @@
 //! tmpfs (`/dev/shm`) where there is one, so the fsyncs of durable writes cost little.
 
 use braincache::backend::MemoryBackend;
-use braincache::core::testkit::{Op, check_against_model, strategy};
+use braincache_core::testkit::{Op, check_against_model, strategy};
 use proptest::prelude::*;
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
@@ -37,7 +37,7 @@ type Answers = (
 fn answers<B: braincache::backend::Backend>(b: &B) -> Result<Answers, TestCaseError> {
     let fail = |e: braincache::Error| TestCaseError::fail(e.to_string());
     Ok((
-        b.get_many(&braincache::core::testkit::MODEL_KEYS)
+        b.get_many(&braincache_core::testkit::MODEL_KEYS)
             .map_err(fail)?,
         b.len().map_err(fail)?,
         b.next_expiry().map_err(fail)?,

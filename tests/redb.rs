@@ -2,41 +2,17 @@
 //! The redb backend through the facade: typed values, TTL on a manual clock, the cleaner,
 //! persistence across opens, and a second process sharing the file.
 
+mod support;
+
 use braincache::backend::RedbBackend;
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use braincache::{BrainCache, CacheCleaner, Error};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct User {
-    id: u64,
-    name: String,
-    tags: Vec<String>,
-    manager: Option<Box<User>>,
-}
-
-fn ann() -> User {
-    User {
-        id: 7,
-        name: "Ann".into(),
-        tags: vec!["admin".into(), String::new()],
-        manager: Some(Box::new(User {
-            id: 1,
-            name: "Bo".into(),
-            tags: vec![],
-            manager: None,
-        })),
-    }
-}
+use support::{User, ann};
 
 fn cache_with_clock(path: &Path) -> (BrainCache<RedbBackend>, ManualClock) {
-    let clock = ManualClock::starting_now();
-    let cache = BrainCache::builder(RedbBackend::open(path).unwrap())
-        .clock(clock.clone())
-        .build();
-    (cache, clock)
+    support::with_manual_clock(RedbBackend::open(path).unwrap())
 }
 
 #[test]

@@ -7,15 +7,16 @@
 #![cfg(feature = "redis")]
 
 #[path = "../crates/braincache-redis/tests/support/mod.rs"]
+mod redis_support;
 mod support;
 
 use braincache::backend::RedisBackend;
 use braincache::{BrainCache, CacheCleaner, Error, Operation};
-use serde::{Deserialize, Serialize};
+use redis_support::RedisServer;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{User, ann};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -37,40 +38,18 @@ fn cache(server: &RedisServer, prefix: &str) -> BrainCache<RedisBackend> {
     )
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct User {
-    id: u64,
-    name: String,
-    tags: Vec<String>,
-    manager: Option<Box<User>>,
-}
-
-fn alice() -> User {
-    User {
-        id: 7,
-        name: "Alice".into(),
-        tags: vec!["admin".into(), "ops".into()],
-        manager: Some(Box::new(User {
-            id: 1,
-            name: "Bob".into(),
-            tags: vec![],
-            manager: None,
-        })),
-    }
-}
-
 #[test]
 fn typed_values_round_trip_falsy_ones_included() {
     let server = server!();
     let cache = BrainCache::new(RedisBackend::connect(&server.url()).unwrap());
-    cache.set("user", &alice(), HOUR).unwrap();
+    cache.set("user", &ann(), HOUR).unwrap();
     cache.set("zero", &0u32, None).unwrap();
     cache.set("empty", "", None).unwrap();
     cache.set("none", &None::<u32>, None).unwrap();
     cache.set("false", &false, HOUR).unwrap();
     cache.set("list", &Vec::<u8>::new(), None).unwrap();
 
-    assert_eq!(cache.get::<User>("user").unwrap(), Some(alice()));
+    assert_eq!(cache.get::<User>("user").unwrap(), Some(ann()));
     assert_eq!(cache.get::<u32>("zero").unwrap(), Some(0));
     assert_eq!(cache.get::<String>("empty").unwrap(), Some(String::new()));
     assert_eq!(cache.get::<Option<u32>>("none").unwrap(), Some(None));
@@ -216,7 +195,7 @@ const KEYS: u32 = 100;
 fn two_processes_share_one_redis() {
     let server = server!();
     let cache = BrainCache::new(RedisBackend::connect(&server.url()).unwrap());
-    cache.set("from_parent", &alice(), HOUR).unwrap();
+    cache.set("from_parent", &ann(), HOUR).unwrap();
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -260,7 +239,7 @@ fn two_processes_child() {
         return;
     };
     let cache = BrainCache::new(RedisBackend::connect(&url).unwrap());
-    assert_eq!(cache.get::<User>("from_parent").unwrap(), Some(alice()));
+    assert_eq!(cache.get::<User>("from_parent").unwrap(), Some(ann()));
     for i in 0..KEYS {
         cache.set(&format!("c{i}"), &(i, "child"), HOUR).unwrap();
     }
@@ -452,7 +431,7 @@ fn the_ttl_sent_to_redis_follows_the_cache_clock_not_the_system_clock() {
         braincache::Timestamp::from_unix_millis(1_000_000),
         braincache::Timestamp::now() + Duration::from_secs(10 * 365 * 24 * 3600),
     ] {
-        let clock = braincache::core::ManualClock::new(start);
+        let clock = braincache::base::ManualClock::new(start);
         let cache = BrainCache::builder(
             RedisBackend::builder(&server.url())
                 .key_prefix("clock:")

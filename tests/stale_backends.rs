@@ -1,8 +1,9 @@
 //! Backends keep a stale record for its stale-while-revalidate window: redb's purge (and so the
 //! cleaner) follows the backend deadline (TTL + window), and Redis's `PX` is TTL + window.
 
+use braincache::backend::Backend;
 use braincache::backend::RedbBackend;
-use braincache::core::{Backend, ManualClock};
+use braincache::base::ManualClock;
 use braincache::{BrainCache, Freshness};
 use std::time::Duration;
 

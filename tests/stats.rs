@@ -1,8 +1,9 @@
 //! `stats()` counts each call once (issue 13, item 3): a scripted sequence of every operation,
 //! with every counter checked after each step.
 
+mod support;
+
 use braincache::backend::MemoryBackend;
-use braincache::core::ManualClock;
 use braincache::{BrainCache, LoadError, Stats};
 use std::time::Duration;
 
@@ -13,10 +14,7 @@ fn counters(s: Stats) -> (u64, u64, u64, u64, u64, u64) {
 
 #[test]
 fn r13_every_counter_after_every_operation() {
-    let clock = ManualClock::starting_now();
-    let cache = BrainCache::builder(MemoryBackend::new())
-        .clock(clock.clone())
-        .build();
+    let (cache, clock) = support::with_manual_clock(MemoryBackend::new());
     let step = |what: &str, want: (u64, u64, u64, u64, u64, u64)| {
         assert_eq!(
             counters(cache.stats()),

@@ -3,22 +3,20 @@
 //! integer type, a negative number (already expired) and `Ttl` itself, on `set`,
 //! `get_or_insert_with` and `try_get_or_insert_with`.
 
+mod support;
+
 use braincache::backend::MemoryBackend;
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use braincache::{BrainCache, Ttl};
 use std::time::Duration;
 
 fn cache() -> (BrainCache<MemoryBackend>, ManualClock) {
-    let clock = ManualClock::starting_now();
-    let cache = BrainCache::builder(MemoryBackend::new())
-        .clock(clock.clone())
-        .build();
-    (cache, clock)
+    support::with_manual_clock(MemoryBackend::new())
 }
 
 /// Seconds from now until the only deadline in `cache`; `None`: nothing expires.
 fn ttl_secs(cache: &BrainCache<MemoryBackend>, clock: &ManualClock) -> Option<u64> {
-    use braincache::core::Clock;
+    use braincache::base::Clock;
     cache
         .next_expiry()
         .unwrap()

@@ -7,9 +7,7 @@
 
 use super::{BrainCache, catch_panic};
 use crate::CacheCleaner;
-use crate::cleaner::{MAX_PURGE_GAP, MIN_SLEEP, Msg, Notifier};
-use crate::log::{debug_event, warn_event};
-use crate::stats::Counters;
+use crate::cleaner::{Msg, Notifier, Schedule, Woken};
 use braincache_core::{AsyncBackend, Codec};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -59,7 +57,7 @@ impl CacheCleaner {
             id,
         };
         let task = tokio::spawn(async move {
-            run(&registration.cache, interval.max(MIN_SLEEP), &plan, rx).await;
+            run(&registration.cache, interval, &plan, rx).await;
             drop(registration);
         });
         CacheCleaner::from_task(tx, task)
@@ -78,6 +76,8 @@ impl<B: AsyncBackend, C: Codec> Drop for Registration<B, C> {
     }
 }
 
+/// The cleaner task's loop: the thread's (`src/cleaner.rs`) with tokio's timer and the async
+/// backend calls.
 async fn run<B: AsyncBackend, C: Codec>(
     cache: &BrainCache<B, C>,
     interval: Duration,
@@ -85,54 +85,25 @@ async fn run<B: AsyncBackend, C: Codec>(
     mut rx: UnboundedReceiver<Msg>,
 ) {
     let inner = cache.sync_face().inner();
-    let gap = (interval / 100).clamp(MIN_SLEEP, MAX_PURGE_GAP);
-    let mut last_failed = false;
-    let mut last_purge: Option<Instant> = None;
-    let mut due: Option<Instant> = None;
+    let mut schedule = Schedule::new(interval);
     loop {
         inner.wake.planning(plan);
         let now = inner.now();
-        let sleep = if last_failed {
-            interval
-        } else {
-            match cache.next_expiry().await {
-                Ok(Some(deadline)) => deadline.saturating_duration_since(now).min(interval),
-                Ok(None) => interval,
-                // Counted and logged by `next_expiry`.
-                Err(_) => interval,
-            }
+        let answer = match schedule.wants_next_expiry() {
+            true => Some(cache.backend_arc().next_expiry_async().await),
+            false => None,
         };
-        let started = Instant::now();
-        let mut target = started + sleep.max(MIN_SLEEP);
-        if let Some(last) = last_purge {
-            target = target.max(last + gap);
-        }
-        let wake = due.map_or(target, |d| d.min(target));
-        due = Some(wake);
-        inner
-            .wake
-            .plan(plan, now + wake.saturating_duration_since(started));
-        match tokio::time::timeout_at(wake.into(), rx.recv()).await {
-            Ok(Some(Msg::Stop) | None) => return,
-            Ok(Some(Msg::Wake)) if Instant::now() < wake => {
-                last_failed = false;
-                continue;
-            }
-            Ok(Some(Msg::Wake)) | Err(_) => {}
-        }
-        due = None;
-        last_purge = Some(Instant::now());
-        last_failed = match catch_panic(|| cache.purge_expired()).await {
-            Ok(Ok(n)) => {
-                debug_event!("cleaner task purged {n} entries");
-                false
-            }
-            Ok(Err(_)) => true,
-            Err(_) => {
-                Counters::bump(&inner.counters.errors, 1);
-                warn_event!("braincache cleaner task: a purge panicked; the cleaner keeps running");
-                true
-            }
+        let wake = schedule.plan_wake(cache.sync_face(), plan, now, answer);
+        let msg = match tokio::time::timeout_at(wake.into(), rx.recv()).await {
+            Ok(msg) => Some(msg.unwrap_or(Msg::Stop)),
+            Err(_) => None,
         };
+        match schedule.woken(msg, wake, Instant::now()) {
+            Woken::Stop => return,
+            Woken::Replan => continue,
+            Woken::Purge => {}
+        }
+        let result = catch_panic(|| cache.purge_expired()).await;
+        schedule.purged(result, &inner.counters, "cleaner task");
     }
 }

@@ -43,7 +43,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// ```
     /// use braincache::Freshness;
     /// use braincache::backend::MemoryBackend;
-    /// use braincache::core::ManualClock;
+    /// use braincache::base::ManualClock;
     /// use std::time::Duration;
     ///
     /// # #[tokio::main(flavor = "current_thread")]

@@ -8,11 +8,10 @@
 
 use super::BrainCache;
 use crate::cache::LoadError;
-use crate::load::{NoSharing, Sharing};
-use crate::memo::{Loaded, SkipNone, unreachable_after_run};
-use braincache_core::{AsyncBackend, Codec, Error};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use crate::memo::{
+    Fallible, KeyPlan, Optional, Plain, Policy, repair_value, unreachable_after_run,
+};
+use braincache_core::{AsyncBackend, Codec};
 use std::time::Duration;
 
 pub use super::freshness::call_fresh_async;
@@ -46,26 +45,7 @@ where
     T: CacheValue,
     F: AsyncFnOnce() -> T,
 {
-    let Some(key) = key.usable(cache.sync_face()) else {
-        return f().await;
-    };
-    let mut g = Some(move || async move { Ok::<T, std::convert::Infallible>(f().await) });
-    match cache.load::<T, _, _, _, NoSharing>(&key, ttl, &mut g).await {
-        Ok(Loaded { value, .. }) => value,
-        Err(LoadError::Init(never)) => match *never {},
-        // Already counted and logged; the cache failed before the function ran (or the
-        // computation this call waited for panicked).
-        Err(LoadError::Cache(e)) => match g.take() {
-            Some(g) => match g().await {
-                Ok(value) => {
-                    repair(cache, &key, ttl, &e, &value).await;
-                    value
-                }
-                Err(never) => match never {},
-            },
-            None => unreachable_after_run(),
-        },
-    }
+    run::<Plain<T>, B, C>(cache, key, ttl, f).await
 }
 
 /// The generated body of an async `#[cache]` function returning `Result`: only `Ok` is stored.
@@ -81,28 +61,7 @@ where
     T: CacheValue,
     F: AsyncFnOnce() -> Result<T, E>,
 {
-    let Some(key) = key.usable(cache.sync_face()) else {
-        return f().await;
-    };
-    let mut g = Some(move || f());
-    match cache.load::<T, E, _, _, NoSharing>(&key, ttl, &mut g).await {
-        Ok(Loaded { value, .. }) => Ok(value),
-        Err(LoadError::Init(e)) => match std::sync::Arc::try_unwrap(e) {
-            Ok(e) => Err(e),
-            // `load` keeps no other reference when the error is not shared.
-            Err(_) => unreachable_after_run(),
-        },
-        Err(LoadError::Cache(e)) => match g.take() {
-            Some(g) => {
-                let result = g().await;
-                if let Ok(value) = &result {
-                    repair(cache, &key, ttl, &e, value).await;
-                }
-                result
-            }
-            None => unreachable_after_run(),
-        },
-    }
+    run::<Fallible<T, E>, B, C>(cache, key, ttl, f).await
 }
 
 /// The generated body of an async `#[cache(skip_none)]` function.
@@ -118,43 +77,50 @@ where
     T: CacheValue,
     F: AsyncFnOnce() -> Option<T>,
 {
-    let Some(key) = key.usable(cache.sync_face()) else {
-        return f().await;
-    };
-    let mut g = Some(move || async move { f().await.map(Some).ok_or(SkipNone) });
-    match cache
-        .load::<Option<T>, SkipNone, _, _, Sharing>(&key, ttl, &mut g)
-        .await
-    {
-        Ok(Loaded { value, .. }) => value,
-        Err(LoadError::Init(_)) => None,
-        Err(LoadError::Cache(e)) => match g.take() {
-            Some(g) => {
-                let value = g().await.ok().flatten();
-                if value.is_some() {
-                    repair(cache, &key, ttl, &e, &value).await;
-                }
-                value
-            }
-            None => unreachable_after_run(),
-        },
-    }
+    run::<Optional<T>, B, C>(cache, key, ttl, f).await
 }
 
-/// As the sync `repair`: a stored value that no longer decodes is replaced by the fresh one.
-async fn repair<B, C, T>(
+/// The `call*_async` helpers' body: the sync `__private::run` and `memo::memoize` with
+/// `.await`s; the decisions (the key's plan, the policy `P`, what to repair) are theirs.
+async fn run<P, B, C>(
     cache: &BrainCache<B, C>,
-    key: &str,
+    key: Key,
     ttl: Option<Duration>,
-    e: &Error,
-    value: &T,
-) where
+    f: impl AsyncFnOnce() -> P::Out,
+) -> P::Out
+where
+    P: Policy,
     B: AsyncBackend,
     C: Codec,
-    T: Serialize + DeserializeOwned,
 {
-    if matches!(e, Error::Decode { .. }) {
-        let _ = cache.set(key, value, ttl).await;
+    let key = match key.plan(cache.sync_face()) {
+        KeyPlan::Memoize(key) => key,
+        KeyPlan::Refresh(key) => {
+            let out = f().await;
+            if let Some(value) = P::storable(&out) {
+                // A failure is counted and logged by `set`; the result stands.
+                let _ = cache.set(&key, value, ttl).await;
+            }
+            return out;
+        }
+        KeyPlan::Uncached => return f().await,
+    };
+    let mut g = Some(move || async move { P::split(f().await) });
+    match cache
+        .load::<P::Stored, P::Miss, _, _, P::Sharing>(&key, ttl, &mut g)
+        .await
+    {
+        Ok(loaded) => P::value(loaded.value),
+        Err(LoadError::Init(miss)) => P::miss(miss),
+        // Already counted and logged; the cache failed before the function ran (or the
+        // computation this call waited for panicked).
+        Err(LoadError::Cache(e)) => {
+            let out = P::join(g.take().unwrap_or_else(|| unreachable_after_run())().await);
+            if let Some(value) = repair_value::<P>(&e, &out) {
+                let _ = cache.set(&key, value, ttl).await;
+            }
+            out
+        }
     }
 }
 

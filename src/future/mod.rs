@@ -40,6 +40,8 @@
 //! A future dropped before it completes (a cancelled request) may or may not have applied its
 //! write, as a killed thread's call; it never damages the store. A `get_or_insert_with` leader
 //! that is cancelled hands the computation to one of its waiters.
+//!
+//! [`AsyncBackend`]: crate::backend::AsyncBackend
 
 mod cleaner;
 mod freshness;
@@ -47,21 +49,20 @@ mod freshness;
 pub mod macro_support;
 
 use crate::cache::LoadError;
-use crate::load::{ErrorSharing, LeaderGuard, NoSharing, Outcome, Role, Sharing};
-use crate::memo::Loaded;
+use crate::load::{ErrorSharing, NoSharing, Sharing};
+use crate::memo::{Computed, Loaded, OnPanic, SingleFlight, Step, strict, strict_infallible};
 use crate::stats::Stats;
-use braincache_core::{Backend, Clock, Codec, Error, Operation, Record, Result, Timestamp, Ttl};
+#[cfg(doc)]
+use braincache_core::Error;
+use braincache_core::{AsyncBackend, Backend, Clock, Codec, Record, Result, Timestamp, Ttl};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-
-#[doc(inline)]
-pub use braincache_core::AsyncBackend;
 
 /// A typed cache with per-entry TTL over a [`Backend`], with `async` methods: the async face of
 /// [`crate::BrainCache`].
@@ -75,6 +76,8 @@ pub use braincache_core::AsyncBackend;
 ///
 /// The backend must implement [`AsyncBackend`] (every backend of this crate does; a
 /// third-party backend opts in with `impl AsyncBackend for MyBackend {}`).
+///
+/// [`AsyncBackend`]: crate::backend::AsyncBackend
 ///
 /// ```
 /// use braincache::backend::RedbBackend;
@@ -159,8 +162,13 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         self.sync.clone()
     }
 
-    fn backend_arc(&self) -> &Arc<B> {
+    pub(crate) fn backend_arc(&self) -> &Arc<B> {
         self.sync.inner().shared_backend()
+    }
+
+    /// A backend call's result, its error counted and logged on the way to the caller.
+    async fn counted<R>(&self, call: impl Future<Output = Result<R>>) -> Result<R> {
+        call.await.map_err(|e| self.sync.failed(e))
     }
 
     /// Stores `value` under `key` for `ttl` (`None`: forever; `Some(Duration::ZERO)`: already
@@ -182,16 +190,10 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     }
 
     async fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let now = self.sync.inner().now();
-        let deadline = ttl.map(|t| now + t);
-        self.backend_arc()
-            .set_at_async(
-                key,
-                Record::new(bytes, deadline).with_codec(Some(C::ID)),
-                now,
-            )
-            .await
-            .map_err(|e| self.sync.failed(e))?;
+        let (record, now) = self.sync.new_record(bytes, ttl);
+        let deadline = record.expires_at;
+        self.counted(self.backend_arc().set_at_async(key, record, now))
+            .await?;
         self.sync.stored(key, deadline);
         Ok(())
     }
@@ -214,11 +216,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     }
 
     async fn live_record(&self, key: &str, count: bool) -> Result<Option<Record>> {
-        let record = self
-            .backend_arc()
-            .get_async(key)
-            .await
-            .map_err(|e| self.sync.failed(e))?;
+        let record = self.counted(self.backend_arc().get_async(key)).await?;
         Ok(self.sync.live(key, record, count))
     }
 
@@ -235,10 +233,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.backend_arc()
-            .delete_async(key)
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().delete_async(key)).await
     }
 
     /// Removes every entry of this cache.
@@ -246,10 +241,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn clear(&self) -> Result<()> {
-        self.backend_arc()
-            .clear_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().clear_async()).await
     }
 
     /// The number of stored entries, expired-but-unpurged ones included.
@@ -257,10 +249,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn len(&self) -> Result<usize> {
-        self.backend_arc()
-            .len_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().len_async()).await
     }
 
     /// True when no entry is stored.
@@ -268,10 +257,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn is_empty(&self) -> Result<bool> {
-        self.backend_arc()
-            .is_empty_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().is_empty_async()).await
     }
 
     /// Removes every expired entry now (what a cleaner does on each wake-up); returns how many
@@ -282,10 +268,8 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     pub async fn purge_expired(&self) -> Result<usize> {
         let now = self.sync.inner().now();
         let n = self
-            .backend_arc()
-            .purge_expired_async(now)
-            .await
-            .map_err(|e| self.sync.failed(e))?;
+            .counted(self.backend_arc().purge_expired_async(now))
+            .await?;
         self.sync.purged(n);
         Ok(n)
     }
@@ -295,10 +279,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn next_expiry(&self) -> Result<Option<Timestamp>> {
-        self.backend_arc()
-            .next_expiry_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().next_expiry_async()).await
     }
 
     /// Writes out whatever the backend buffers (see the backend's docs).
@@ -306,10 +287,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub async fn flush(&self) -> Result<()> {
-        self.backend_arc()
-            .flush_async()
-            .await
-            .map_err(|e| self.sync.failed(e))
+        self.counted(self.backend_arc().flush_async()).await
     }
 
     /// The counters since the cache was created (shared with the sync face).
@@ -370,18 +348,8 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         F: AsyncFnOnce() -> T,
     {
         let mut f = Some(move || async move { Ok::<T, std::convert::Infallible>(loader().await) });
-        match self
-            .load::<T, _, _, _, NoSharing>(key, ttl.into().duration(), &mut f)
-            .await
-        {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(e),
-            Ok(loaded) => Ok(loaded.value),
-            Err(LoadError::Cache(e)) => Err(e),
-            Err(LoadError::Init(never)) => match *never {},
-        }
+        let ttl = ttl.into().duration();
+        strict_infallible(self.load::<T, _, _, _, NoSharing>(key, ttl, &mut f).await)
     }
 
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible loader: only `Ok`
@@ -415,21 +383,15 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         F: AsyncFnOnce() -> std::result::Result<T, E>,
     {
         let mut f = Some(move || loader());
-        match self
-            .load::<T, E, _, _, Sharing>(key, ttl.into().duration(), &mut f)
-            .await
-        {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(LoadError::Cache(e)),
-            Ok(loaded) => Ok(loaded.value),
-            Err(e) => Err(e),
-        }
+        strict(
+            self.load::<T, E, _, _, Sharing>(key, ttl.into().duration(), &mut f)
+                .await,
+        )
     }
 
-    /// The async twin of the sync front end's `load` (see `src/load.rs`): `f` is taken only
-    /// when this caller computes.
+    /// The single flight, async: the sync face's `load` (`src/memo.rs`) with `.await`s, and a
+    /// panic in the loader caught so that the tasks waiting for it fail instead of computing
+    /// again.
     pub(crate) async fn load<T, E, F, Fut, S>(
         &self,
         key: &str,
@@ -443,104 +405,34 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         S: ErrorSharing<E>,
     {
         let loads = self.sync.inner().loads();
-        // One call counts one hit or one miss: the first lookup decides (as in the sync load).
-        let mut first_lookup = true;
-        let leader = loop {
-            let found = self.lookup::<T>(key, first_lookup).await?;
-            first_lookup = false;
-            if let Some(value) = found {
-                return Ok(Loaded {
-                    value,
-                    store_error: None,
-                });
-            }
-            // The role is taken and, for a waiter, the slot awaited, with no other `.await`
-            // in between: a leader's guard lives in this future, so dropping the future
-            // abandons the slot.
-            let slot = match loads.join(key) {
-                Role::Leader(guard) => break Some(guard),
-                Role::Waiter(slot) => slot,
-            };
-            match slot.wait_async().await {
-                Outcome::Value(bytes) => {
-                    return Ok(Loaded {
-                        value: self.sync.decode(key, &bytes)?,
-                        store_error: None,
-                    });
+        // A leader's guard lives in `flight`, in this future: dropping the future abandons the
+        // flight. A waiter awaits its slot with no other `.await` between joining and waiting.
+        let mut flight = SingleFlight::<E, S>::new(loads, key, OnPanic::Fail);
+        let mut step = flight.start();
+        let lead = loop {
+            step = match step {
+                Step::Lookup { count } => match self.lookup::<T>(key, count).await? {
+                    Some(value) => return Ok(Loaded::found(value)),
+                    None => flight.missed(),
+                },
+                Step::Wait(slot) => flight.waited(slot.wait_async().await),
+                Step::Received(bytes) => {
+                    return Ok(Loaded::found(self.sync.decode(key, &bytes)?));
                 }
-                Outcome::Failed(err) => {
-                    if let Some(e) = S::receive(err) {
-                        return Err(LoadError::Init(e));
-                    }
-                    break None;
-                }
-                Outcome::ComputeAlone => break None,
-                Outcome::Abandoned => {}
-                Outcome::Panicked => {
-                    return Err(LoadError::Cache(
-                        self.sync.failed(Error::Task {
-                            op: Operation::Get,
-                            key: Some(key.to_owned()),
-                            detail: "the loader computing this value panicked in another caller \
-                                 (the next call computes it again)"
-                                .into(),
-                        }),
-                    ));
-                }
+                Step::Fail(e) => return Err(self.sync.failed_load(e)),
+                Step::Compute(lead) => break lead,
             }
         };
-        let finish = |leader: Option<LeaderGuard<'_>>, outcome: Outcome| {
-            if let Some(leader) = leader {
-                leader.finish(outcome);
-            }
-        };
-        if leader.is_some()
-            && let Some(value) = self.lookup::<T>(key, false).await?
-        {
-            finish(leader, Outcome::Abandoned);
-            return Ok(Loaded {
-                value,
-                store_error: None,
-            });
-        }
-        let Some(compute) = f.take() else {
-            // Unreachable: `f` is taken only here, and this point is reached once.
-            return Err(LoadError::Cache(Error::Closed {
-                op: Operation::Set,
-                backend: "front end",
-            }));
-        };
+        let compute = lead.take(f)?;
         let computed = match catch_panic(compute).await {
-            Ok(r) => r,
-            Err(panic) => {
-                finish(leader, Outcome::Panicked);
-                resume_unwind(panic);
-            }
+            Ok(computed) => computed,
+            Err(panic) => lead.panicked(panic),
         };
-        match computed {
-            Ok(value) => match self.sync.encode(key, &value) {
-                Ok(bytes) => {
-                    let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
-                    let store_error = self.set_bytes(key, bytes, ttl).await.err();
-                    finish(leader, Outcome::Value(shared));
-                    Ok(Loaded { value, store_error })
-                }
-                Err(e) => {
-                    finish(leader, Outcome::ComputeAlone);
-                    Ok(Loaded {
-                        value,
-                        store_error: Some(e),
-                    })
-                }
-            },
-            Err(e) => {
-                let e = Arc::new(e);
-                finish(
-                    leader,
-                    S::share(&e).map_or(Outcome::ComputeAlone, Outcome::Failed),
-                );
-                Err(LoadError::Init(e))
+        match lead.computed::<T, E, S>(computed, |v| self.sync.encode(key, v)) {
+            Computed::Store(storing, bytes) => {
+                Ok(storing.stored(self.set_bytes(key, bytes, ttl).await))
             }
+            Computed::Done(result) => result,
         }
     }
 

@@ -4,7 +4,7 @@
 use crate::Config;
 use crate::report::{Better, Row};
 use crate::stats::paired;
-use braincache::core::{Codec, MsgPack, Postcard};
+use braincache::base::{Codec, MsgPack, Postcard};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;

@@ -5,7 +5,7 @@ use crate::report::{Better, Row};
 use crate::stats::{latencies, median_of};
 use braincache::BrainCache;
 use braincache::backend::MemoryBackend;
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use std::io::Write;
 use std::time::{Duration, Instant};
 

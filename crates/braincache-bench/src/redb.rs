@@ -5,7 +5,7 @@ use crate::report::{Better, Row};
 use crate::stats::{median_of, paired, throughput};
 use braincache::BrainCache;
 use braincache::backend::RedbBackend;
-use braincache::core::ManualClock;
+use braincache::base::ManualClock;
 use cached::ConcurrentCached;
 use redb::{ConcurrencyMode, Database, Durability, ReadableDatabase, TableDefinition};
 use std::path::Path;
@@ -121,7 +121,7 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
         let records = chunk
             .iter()
             .map(|(k, v)| {
-                use braincache::core::{Codec, MsgPack};
+                use braincache::base::{Codec, MsgPack};
                 let bytes = MsgPack.encode(v).expect("encode");
                 let record =
                     braincache::backend::Record::new(bytes, None).with_codec(Some(MsgPack::ID));
@@ -517,6 +517,6 @@ trait NowForBench {
 
 impl NowForBench for ManualClock {
     fn now_for_bench(&self) -> braincache::Timestamp {
-        braincache::core::Clock::now(self)
+        braincache::base::Clock::now(self)
     }
 }

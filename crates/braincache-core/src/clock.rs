@@ -32,7 +32,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use braincache::Timestamp;
-/// use braincache::core::{Clock, ManualClock};
+/// use braincache::base::{Clock, ManualClock};
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new(Timestamp::from_unix_millis(0));

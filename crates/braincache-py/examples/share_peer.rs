@@ -8,7 +8,7 @@
 
 use braincache::BrainCache;
 use braincache::backend::{Backend, FileBackend, RedbBackend};
-use braincache::core::{Codec, Json};
+use braincache::base::{Codec, Json};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

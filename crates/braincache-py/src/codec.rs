@@ -1,7 +1,7 @@
 //! Which codec Python values are stored with: the backend's own, when it can carry them.
 
 use crate::value::PyValue;
-use braincache::core::Codec;
+use braincache::base::Codec;
 
 /// True when `C::default()` can store Python values: it decodes a value without being told its
 /// type (it is self-describing), so a value of every shape round-trips.
@@ -59,7 +59,7 @@ fn round_trips<C: Codec>(codec: &C, probe: &PyValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use braincache::core::{Json, Postcard};
+    use braincache::base::{Json, Postcard};
 
     #[test]
     fn json_carries_python_values_and_postcard_does_not() {

@@ -3,7 +3,7 @@
 use crate::codec::{carries_non_finite, carries_python_values};
 use braincache::BrainCache;
 use braincache::backend::{Backend, FileBackend, MemoryBackend, RedbBackend, RedisBackend};
-use braincache::core::{Codec, Json};
+use braincache::base::{Codec, Json};
 use pyo3::PyErr;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;

@@ -301,7 +301,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use braincache::core::{Codec, Json};
+    use braincache::base::{Codec, Json};
 
     #[test]
     fn json_shape_is_plain_json() {

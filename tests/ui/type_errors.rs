@@ -32,11 +32,4 @@ impl Pool {
     }
 }
 
-static NOT_A_CACHE: u32 = 5;
-
-#[cache(cache = NOT_A_CACHE)]
-fn wrong_cache(x: u32) -> u32 {
-    x
-}
-
 fn main() {}
