@@ -310,12 +310,12 @@ struct LeasedElsewhere {
     tries: AtomicUsize,
 }
 
-impl braincache::core::Backend for LeasedElsewhere {
-    type Codec = braincache::core::Postcard;
-    fn get(&self, key: &str) -> braincache::Result<Option<braincache::core::Record>> {
+impl braincache::backend::Backend for LeasedElsewhere {
+    type Codec = braincache::base::Postcard;
+    fn get(&self, key: &str) -> braincache::Result<Option<braincache::backend::Record>> {
         self.inner.get(key)
     }
-    fn set(&self, key: &str, record: braincache::core::Record) -> braincache::Result<()> {
+    fn set(&self, key: &str, record: braincache::backend::Record) -> braincache::Result<()> {
         self.inner.set(key, record)
     }
     fn delete(&self, key: &str) -> braincache::Result<bool> {
@@ -336,11 +336,11 @@ impl braincache::core::Backend for LeasedElsewhere {
     fn try_lease(
         &self,
         _key: &str,
-        _token: braincache::core::LeaseToken,
+        _token: braincache::base::LeaseToken,
         _ttl: Duration,
         now: braincache::Timestamp,
-    ) -> braincache::Result<braincache::core::Lease> {
-        use braincache::core::Lease;
+    ) -> braincache::Result<braincache::base::Lease> {
+        use braincache::base::Lease;
         self.tries.fetch_add(1, Ordering::SeqCst);
         let until = *self.held_until.lock().unwrap();
         Ok(match until {
