@@ -23,7 +23,7 @@
 use crate::cache::{BrainCache, LoadError};
 use crate::load::{ErrorSharing, LeaderGuard, Outcome, Role, Sharing};
 use crate::log::{debug_event, warn_event};
-use crate::memo::Loaded;
+use crate::memo::{Loaded, strict, strict_infallible};
 use crate::stats::Counters;
 use braincache_core::{Backend, Codec, Error, Lease, LeaseToken, Operation, Record, Timestamp};
 use serde::Serialize;
@@ -446,25 +446,6 @@ pub(crate) fn settle<T, E: Send + Sync + 'static>(
     });
 }
 
-/// A memoizing call's public result: a value that could not be stored is the cache's error.
-pub(crate) fn delivered<T, E>(r: Result<Loaded<T>, LoadError<E>>) -> Result<T, LoadError<E>> {
-    match r? {
-        Loaded {
-            store_error: Some(e),
-            ..
-        } => Err(LoadError::Cache(e)),
-        loaded => Ok(loaded.value),
-    }
-}
-
-/// [`delivered`] for a loader that cannot fail.
-pub(crate) fn infallible<T>(r: Result<T, LoadError<Infallible>>) -> crate::Result<T> {
-    r.map_err(|e| match e {
-        LoadError::Cache(e) => e,
-        LoadError::Init(never) => match *never {},
-    })
-}
-
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Threads that run background refreshes of sync loaders, shared by every cache of the process.
@@ -536,7 +517,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> T + Send + 'static,
     {
         let mut f = Some(move || Ok::<T, Infallible>(loader()));
-        infallible(delivered(self.refresh_load(key, freshness, &mut f)))
+        strict_infallible(self.refresh_load(key, freshness, &mut f))
     }
 
     /// Like [`get_or_refresh`](Self::get_or_refresh) for a fallible loader: only `Ok` values are
@@ -566,7 +547,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         E: Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        delivered(self.refresh_load(key, freshness, &mut Some(loader)))
+        strict(self.refresh_load(key, freshness, &mut Some(loader)))
     }
 
     /// The first read's record judged, counted and decoded (both faces): `Some` is the value to

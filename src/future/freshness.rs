@@ -11,12 +11,12 @@
 use super::{BrainCache, catch_panic};
 use crate::cache::LoadError;
 use crate::freshness::{
-    AfterWait, Computed, Freshness, LeaderPlan, RefreshStart, Refreshed, Round, Step, delivered,
-    infallible, settle, take, unencodable,
+    AfterWait, Computed, Freshness, LeaderPlan, RefreshStart, Refreshed, Round, Step, settle, take,
+    unencodable,
 };
 use crate::load::Role;
 use crate::log::warn_event;
-use crate::memo::Loaded;
+use crate::memo::{Loaded, strict, strict_infallible};
 use braincache_core::{AsyncBackend, Codec, Error, Lease, LeaseToken, Operation, run_blocking};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -80,7 +80,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         Fut: Future<Output = T> + Send + 'static,
     {
         let mut f = Some(move || async move { Ok::<T, std::convert::Infallible>(loader().await) });
-        infallible(delivered(self.refresh_load(key, freshness, &mut f).await))
+        strict_infallible(self.refresh_load(key, freshness, &mut f).await)
     }
 
     /// Like [`get_or_refresh`](Self::get_or_refresh) for a fallible loader: only `Ok` values are
@@ -118,7 +118,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
-        delivered(self.refresh_load(key, freshness, &mut Some(loader)).await)
+        strict(self.refresh_load(key, freshness, &mut Some(loader)).await)
     }
 
     /// The machinery of `get_or_refresh` (see the sync face's); `f` is taken only when it runs
