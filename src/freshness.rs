@@ -16,14 +16,14 @@
 //! The decisions live here once, without I/O, and both faces drive them — this module with
 //! blocking calls and a thread pool, `future::freshness` with `.await` and spawned tasks:
 //! [`Freshness::verdict`] (fresh, early refresh, stale or miss, XFetch's draw), [`LeaderPlan`]
-//! (the leader's lease: read, take, wait, compute), [`RefreshStart`] / [`Refreshing`] (whether a
-//! background refresh runs, and which process runs it) and the single flight's hand-over
-//! ([`settle`], [`BrainCache::after_wait`]).
+//! (the leader's lease: read, take, wait, compute) and [`RefreshStart`] / [`Refreshing`]
+//! (whether a background refresh runs, and which process runs it). A miss goes through the
+//! single flight of `memo` (`SingleFlight`, `Lead`), as `get_or_insert_with` does.
 
 use crate::cache::{BrainCache, LoadError};
-use crate::load::{ErrorSharing, LeaderGuard, Outcome, Role, Sharing};
+use crate::load::Sharing;
 use crate::log::{debug_event, warn_event};
-use crate::memo::{Loaded, strict, strict_infallible};
+use crate::memo::{self, Lead, Loaded, OnPanic, SingleFlight, strict, strict_infallible};
 use crate::stats::Counters;
 use braincache_core::{Backend, Codec, Error, Lease, LeaseToken, Operation, Record, Timestamp};
 use serde::Serialize;
@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How `get_or_refresh` keeps a value fresh: its TTL, and optionally a stale-while-revalidate
@@ -300,23 +300,15 @@ pub(crate) enum Refreshed {
 }
 
 impl Refreshed {
-    /// The outcome of a refresh's computation and store.
-    pub(crate) fn of<T, E>(computed: &Result<Computed<T>, LoadError<E>>) -> Refreshed {
-        match computed {
-            Ok((
-                Loaded {
-                    store_error: None, ..
-                },
-                _,
-            )) => Refreshed::Stored,
-            _ => Refreshed::Failed,
+    /// A refresh that computed a value and stored it, or not.
+    pub(crate) fn of(stored: bool) -> Refreshed {
+        if stored {
+            Refreshed::Stored
+        } else {
+            Refreshed::Failed
         }
     }
 }
-
-/// A computed value and its encoded bytes for the waiters of this process (`None` when the
-/// codec could not encode it).
-pub(crate) type Computed<T> = (Loaded<T>, Option<Arc<[u8]>>);
 
 /// The next step of a process's leader on a miss: the state machine of the lease, driven by the
 /// sync face with blocking calls and by the async face with `.await`s.
@@ -330,7 +322,7 @@ pub(crate) enum Step<T, E> {
     /// Compute the value and store it (then release the lease, if taken).
     Compute,
     /// The load's result (then release the lease, if taken).
-    Done(Result<Computed<T>, LoadError<E>>),
+    Done(Result<Loaded<T>, LoadError<E>>),
 }
 
 /// The leader's lease: taken or not, how long to poll another holder, when to give up.
@@ -370,16 +362,16 @@ impl LeaderPlan {
         key: &str,
         read: crate::Result<Option<Record>>,
     ) -> Step<T, E> {
-        let read = read.map_err(|e| cache.failed(e).into());
-        match read.and_then(|record| cache.fresh_found(key, record)) {
+        let read = read.map_err(|e| cache.failed(e));
+        match read.and_then(|record| cache.fresh_value(key, record)) {
             Ok(None) => self.not_found(),
-            Ok(Some(found)) => Step::Done(Ok(found)),
-            Err(e) => Step::Done(Err(e)),
+            Ok(Some(value)) => Step::Done(Ok(Loaded::found(value))),
+            Err(e) => Step::Done(Err(e.into())),
         }
     }
 
     /// After a read that found no fresh value.
-    fn not_found<T, E>(&self) -> Step<T, E> {
+    pub(crate) fn not_found<T, E>(&self) -> Step<T, E> {
         match self.lease {
             // With the lease taken, that read was the look after taking it: the previous holder
             // may have stored the value and released between our first read and our lease.
@@ -421,29 +413,6 @@ impl LeaderPlan {
     pub(crate) fn to_release(&self) -> Option<LeaseToken> {
         self.acquired.then_some(self.token)
     }
-}
-
-/// What a waiter of this process's single flight does with the leader's outcome.
-pub(crate) enum AfterWait<T, E> {
-    Done(Result<Loaded<T>, LoadError<E>>),
-    /// Compute by itself, without leading.
-    Compute,
-    /// The leader went away: join again (one waiter leads).
-    Again,
-}
-
-/// Publishes the leader's result to this process's waiters.
-pub(crate) fn settle<T, E: Send + Sync + 'static>(
-    guard: LeaderGuard<'_>,
-    result: &Result<Computed<T>, LoadError<E>>,
-) {
-    guard.finish(match result {
-        Ok((_, Some(bytes))) => Outcome::Value(Arc::clone(bytes)),
-        Err(LoadError::Init(e)) => {
-            <Sharing as ErrorSharing<E>>::share(e).map_or(Outcome::ComputeAlone, Outcome::Failed)
-        }
-        Ok((_, None)) | Err(_) => Outcome::ComputeAlone,
-    });
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -576,85 +545,34 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         Ok(Some((value, refresh)))
     }
 
-    /// The stored record under `key` when it is fresh: its value decoded, with its bytes for
-    /// this process's waiters (both faces; `record` is what the leader just read).
-    pub(crate) fn fresh_found<T: DeserializeOwned, E>(
+    /// The value of `record` when it is fresh, decoded (both faces: the single flight's and the
+    /// leader's looks at the store).
+    pub(crate) fn fresh_value<T: DeserializeOwned>(
         &self,
         key: &str,
         record: Option<Record>,
-    ) -> Result<Option<Computed<T>>, LoadError<E>> {
+    ) -> crate::Result<Option<T>> {
         let now = self.inner().now();
-        match record.filter(|r| !r.is_stale(now)) {
-            Some(r) => {
-                let value = self.decode_record(key, &r)?;
-                let loaded = Loaded {
-                    value,
-                    store_error: None,
-                };
-                Ok(Some((loaded, Some(Arc::from(r.value.as_slice())))))
-            }
-            None => Ok(None),
-        }
+        record
+            .filter(|r| !r.is_stale(now))
+            .map(|r| self.decode_record(key, &r))
+            .transpose()
     }
 
-    /// What a waiter does with the leader's `outcome` (both faces). `panicked` is the answer to
-    /// a leader whose loader panicked: the async face fails, the sync face leads again.
-    pub(crate) fn after_wait<T: DeserializeOwned, E: Send + Sync + 'static>(
+    /// The result of storing a computed value's record (both faces): counted either way.
+    pub(crate) fn after_store(
         &self,
         key: &str,
-        outcome: Outcome,
-        panicked: impl FnOnce() -> AfterWait<T, E>,
-    ) -> AfterWait<T, E> {
-        match outcome {
-            Outcome::Value(bytes) => AfterWait::Done(
-                self.decode(key, &bytes)
-                    .map(|value| Loaded {
-                        value,
-                        store_error: None,
-                    })
-                    .map_err(LoadError::Cache),
-            ),
-            Outcome::Failed(shared) => match <Sharing as ErrorSharing<E>>::receive(shared) {
-                Some(e) => AfterWait::Done(Err(LoadError::Init(e))),
-                None => AfterWait::Compute,
-            },
-            Outcome::ComputeAlone => AfterWait::Compute,
-            Outcome::Abandoned => AfterWait::Again,
-            Outcome::Panicked => panicked(),
-        }
-    }
-
-    /// Encodes a value computed in `took` into the record to store (both faces). The error is
-    /// the codec's; the value is still good then.
-    pub(crate) fn prepare_store<T: Serialize>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        value: &T,
-        took: Duration,
-    ) -> crate::Result<(Record, Arc<[u8]>)> {
-        let bytes = self.encode(key, value)?;
-        let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
-        Ok((self.fresh_record(freshness, bytes, took), shared))
-    }
-
-    /// The result of storing a value's record (both faces): counted, and its bytes kept for
-    /// the waiters. A store that failed leaves the value good: it is returned with the error.
-    pub(crate) fn after_store<T>(
-        &self,
-        key: &str,
-        value: T,
-        (bytes, deadline): (Arc<[u8]>, Option<Timestamp>),
+        deadline: Option<Timestamp>,
         stored: crate::Result<()>,
-    ) -> Computed<T> {
-        let store_error = match stored {
+    ) -> crate::Result<()> {
+        match stored {
             Ok(()) => {
                 self.stored(key, deadline);
-                None
+                Ok(())
             }
-            Err(e) => Some(self.failed(e)),
-        };
-        (Loaded { value, store_error }, Some(bytes))
+            Err(e) => Err(self.failed(e)),
+        }
     }
 
     /// The record of a value computed now in `took`: fresh for the TTL, kept by the backend for
@@ -717,75 +635,101 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             // pay for starting the pool's threads (about 0.1 ms).
             refresh_pool();
         }
-        // A miss: one computation per key in this process (the others wait for its value)
-        // and, with a lease, across processes: the leader drives `LeaderPlan`.
-        // Each round either returns or follows a leader that panicked; `Loads` guarantees some
-        // caller leads each round, so this ends.
-        loop {
-            let guard = match inner.loads.join(key) {
-                Role::Leader(guard) => guard,
-                Role::Waiter(slot) => {
-                    match self.after_wait(key, slot.wait(), || AfterWait::Again) {
-                        AfterWait::Done(r) => return r,
-                        AfterWait::Compute => {
-                            return self
-                                .compute_and_store(key, freshness, take(f)?)
-                                .map(|(l, _)| l);
-                        }
-                        AfterWait::Again => continue,
+        // A miss: one computation per key in this process (memo's single flight: the others
+        // wait for its value) and, with a lease, across processes (the leader drives
+        // `LeaderPlan`). The first look counted; the flight's looks do not.
+        let mut flight = SingleFlight::<E, Sharing>::new(inner.loads(), key, OnPanic::TakeOver);
+        let mut step = flight.missed();
+        let lead = loop {
+            step = match step {
+                memo::Step::Lookup { .. } => {
+                    let record = inner.backend().get(key).map_err(|e| self.failed(e))?;
+                    match self.fresh_value(key, record)? {
+                        Some(value) => return Ok(Loaded::found(value)),
+                        None => flight.missed(),
                     }
                 }
+                memo::Step::Wait(slot) => flight.waited(slot.wait()),
+                memo::Step::Received(bytes) => {
+                    return Ok(Loaded::found(self.decode(key, &bytes)?));
+                }
+                memo::Step::Fail(e) => return Err(self.failed_load(e)),
+                memo::Step::Compute(lead) => break lead,
             };
-            let mut plan = LeaderPlan::new(freshness);
-            let mut step = Step::Read;
-            let result = loop {
-                step = match step {
-                    Step::Read => plan.read(self, key, inner.backend().get(key)),
-                    Step::TryLease(d) => {
-                        let taken = inner.backend().try_lease(key, plan.token, d, inner.now());
-                        plan.leased(key, taken, &inner.counters)
-                    }
-                    Step::Wait(d) => {
-                        std::thread::sleep(d);
-                        Step::Read
-                    }
-                    Step::Compute => {
-                        Step::Done(take(f).and_then(|c| self.compute_and_store(key, freshness, c)))
-                    }
-                    Step::Done(result) => break result,
-                };
+        };
+        // A value another process stores meanwhile ends the load: `lead` is dropped unused,
+        // and this process's waiters look again and find it.
+        let mut lead = Some(lead);
+        let mut plan = LeaderPlan::new(freshness);
+        let mut step = plan.not_found();
+        let result = loop {
+            step = match step {
+                Step::Read => plan.read(self, key, inner.backend().get(key)),
+                Step::TryLease(d) => {
+                    let taken = inner.backend().try_lease(key, plan.token, d, inner.now());
+                    plan.leased(key, taken, &inner.counters)
+                }
+                Step::Wait(d) => {
+                    std::thread::sleep(d);
+                    Step::Read
+                }
+                Step::Compute => Step::Done(match lead.take() {
+                    Some(lead) => self.lead_compute(key, freshness, lead, f),
+                    None => Err(ran_twice()),
+                }),
+                Step::Done(result) => break result,
             };
-            if let Some(token) = plan.to_release()
-                && let Err(e) = inner.backend().release_lease(key, token)
-            {
-                // It ends by itself when its duration has passed.
-                warn_event!("braincache: lease on {key:?} not released: {e}");
-            }
-            settle(guard, &result);
-            return result.map(|(l, _)| l);
+        };
+        if let Some(token) = plan.to_release()
+            && let Err(e) = inner.backend().release_lease(key, token)
+        {
+            // It ends by itself when its duration has passed.
+            warn_event!("braincache: lease on {key:?} not released: {e}");
         }
+        result
     }
 
-    /// Runs the loader on this thread and stores its value with the freshness fields.
-    fn compute_and_store<T: Serialize, E>(
+    /// The leader computes on this thread and stores the value with the freshness fields; its
+    /// waiters receive the value (or its error) through `lead`.
+    fn lead_compute<T, E, F>(
         &self,
         key: &str,
         freshness: &Freshness,
-        compute: impl FnOnce() -> Result<T, E>,
-    ) -> Result<Computed<T>, LoadError<E>> {
+        lead: Lead<'_>,
+        f: &mut Option<F>,
+    ) -> Result<Loaded<T>, LoadError<E>>
+    where
+        T: Serialize,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Result<T, E>,
+    {
+        let compute = lead.take(f)?;
         let started = Instant::now();
-        let value = compute().map_err(|e| LoadError::Init(Arc::new(e)))?;
+        let computed = compute();
         let took = started.elapsed();
-        Ok(match self.prepare_store(key, freshness, &value, took) {
-            Ok((record, bytes)) => {
-                let deadline = record.expires_at;
-                // The time the record was made at: its TTL counts from there.
-                let now = record.computed_at.unwrap_or_else(|| self.inner().now());
-                let stored = self.inner().backend().set_at(key, record, now);
-                self.after_store(key, value, (bytes, deadline), stored)
+        match lead.computed::<T, E, Sharing>(computed, |v| self.encode(key, v)) {
+            memo::Computed::Store(storing, bytes) => {
+                Ok(storing.stored(self.store_fresh(key, freshness, bytes, took)))
             }
-            Err(e) => unencodable(value, e),
-        })
+            memo::Computed::Done(result) => result,
+        }
+    }
+
+    /// Stores a value computed in `took`: fresh for the TTL, kept by the backend for TTL +
+    /// window.
+    fn store_fresh(
+        &self,
+        key: &str,
+        freshness: &Freshness,
+        bytes: Vec<u8>,
+        took: Duration,
+    ) -> crate::Result<()> {
+        let record = self.fresh_record(freshness, bytes, took);
+        let deadline = record.expires_at;
+        // The time the record was made at: its TTL counts from there.
+        let now = record.computed_at.unwrap_or_else(|| self.inner().now());
+        let stored = self.inner().backend().set_at(key, record, now);
+        self.after_store(key, deadline, stored)
     }
 
     /// Hands one refresh of `key` to the shared pool (none if one is running for it in this
@@ -828,9 +772,17 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                 if let RefreshStart::Skip { until } = start {
                     return Refreshed::Skipped { until };
                 }
-                let computed =
-                    take(&mut f).and_then(|c| cache.compute_and_store(&key, &freshness, c));
-                let outcome = Refreshed::of(&computed);
+                let started = Instant::now();
+                let outcome = match f.take().map(|compute| compute()) {
+                    Some(Ok(value)) => {
+                        let took = started.elapsed();
+                        let stored = cache
+                            .encode(&key, &value)
+                            .and_then(|bytes| cache.store_fresh(&key, &freshness, bytes, took));
+                        Refreshed::of(stored.is_ok())
+                    }
+                    _ => Refreshed::Failed,
+                };
                 if let RefreshStart::Leased = start
                     && let Err(e) = backend.release_lease(&key, token)
                 {
@@ -849,22 +801,12 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     }
 }
 
-/// A value the codec could not encode: returned, with the error, and nothing for the waiters.
-pub(crate) fn unencodable<T>(value: T, e: Error) -> Computed<T> {
-    let loaded = Loaded {
-        value,
-        store_error: Some(e),
-    };
-    (loaded, None)
-}
-
-/// The loader of a call, which runs at most once.
-pub(crate) fn take<F, E>(f: &mut Option<F>) -> Result<F, LoadError<E>> {
-    // `None` is unreachable: each call computes at most once.
-    f.take().ok_or(LoadError::Cache(Error::Closed {
+/// The error of a second computation in one call, which the code paths never make.
+pub(crate) fn ran_twice<E>() -> LoadError<E> {
+    LoadError::Cache(Error::Closed {
         op: Operation::Set,
         backend: "front end",
-    }))
+    })
 }
 
 #[cfg(test)]

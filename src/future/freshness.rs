@@ -10,18 +10,14 @@
 
 use super::{BrainCache, catch_panic};
 use crate::cache::LoadError;
-use crate::freshness::{
-    AfterWait, Computed, Freshness, LeaderPlan, RefreshStart, Refreshed, Round, Step, settle, take,
-    unencodable,
-};
-use crate::load::Role;
+use crate::freshness::{Freshness, LeaderPlan, RefreshStart, Refreshed, Round, Step, ran_twice};
+use crate::load::Sharing;
 use crate::log::warn_event;
-use crate::memo::{Loaded, strict, strict_infallible};
-use braincache_core::{AsyncBackend, Codec, Error, Lease, LeaseToken, Operation, run_blocking};
+use crate::memo::{self, Lead, Loaded, OnPanic, SingleFlight, strict, strict_infallible};
+use braincache_core::{AsyncBackend, Codec, Lease, LeaseToken, Operation, run_blocking};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
@@ -150,53 +146,109 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
                 store_error: None,
             });
         }
-        // A miss: one computation per key in this process (the others await its value) and,
-        // with a lease, across processes: the leader drives `LeaderPlan`, waiting for another
-        // process's lease with `tokio::time`. A leader whose future is dropped abandons its
-        // slot (its guard's `Drop`) and one waiter computes instead.
+        // A miss: one computation per key in this process (memo's single flight: the others
+        // await its value) and, with a lease, across processes (the leader drives
+        // `LeaderPlan`, waiting for another process's lease with `tokio::time`). A leader's
+        // guard lives in `flight`, then `lead`, in this future: dropping the future abandons
+        // the flight and one waiter computes instead.
         let inner = sync.inner();
-        loop {
-            // The role is taken and the slot awaited with no other `.await` in between.
-            let guard = match inner.loads().join(key) {
-                Role::Leader(guard) => guard,
-                Role::Waiter(slot) => {
-                    let outcome = slot.wait_async().await;
-                    match sync.after_wait(key, outcome, || AfterWait::Done(Err(panicked(key)))) {
-                        AfterWait::Done(r) => return r,
-                        AfterWait::Compute => {
-                            let computed = self.compute_and_store(key, freshness, take(f)?).await;
-                            return computed.map(|(l, _)| l);
-                        }
-                        AfterWait::Again => continue,
+        let mut flight = SingleFlight::<E, Sharing>::new(inner.loads(), key, OnPanic::Fail);
+        let mut step = flight.missed();
+        let lead = loop {
+            step = match step {
+                memo::Step::Lookup { .. } => {
+                    let record = self
+                        .backend_arc()
+                        .get_async(key)
+                        .await
+                        .map_err(|e| sync.failed(e))?;
+                    match sync.fresh_value(key, record)? {
+                        Some(value) => return Ok(Loaded::found(value)),
+                        None => flight.missed(),
                     }
                 }
+                memo::Step::Wait(slot) => flight.waited(slot.wait_async().await),
+                memo::Step::Received(bytes) => {
+                    return Ok(Loaded::found(sync.decode(key, &bytes)?));
+                }
+                memo::Step::Fail(e) => return Err(sync.failed_load(e)),
+                memo::Step::Compute(lead) => break lead,
             };
-            let mut plan = LeaderPlan::new(freshness);
-            let mut step = Step::Read;
-            let result = loop {
-                step = match step {
-                    Step::Read => plan.read(sync, key, self.backend_arc().get_async(key).await),
-                    Step::TryLease(d) => {
-                        let taken = self.try_lease(key, plan.token, d).await;
-                        plan.leased(key, taken, &inner.counters)
-                    }
-                    Step::Wait(d) => {
-                        tokio::time::sleep(d).await;
-                        Step::Read
-                    }
-                    Step::Compute => Step::Done(match take(f) {
-                        Ok(c) => self.compute_and_store(key, freshness, c).await,
-                        Err(e) => Err(e),
-                    }),
-                    Step::Done(result) => break result,
-                };
+        };
+        // A value another process stores meanwhile ends the load: `lead` is dropped unused,
+        // and this process's waiters look again and find it.
+        let mut lead = Some(lead);
+        let mut plan = LeaderPlan::new(freshness);
+        let mut step = plan.not_found();
+        let result = loop {
+            step = match step {
+                Step::Read => plan.read(sync, key, self.backend_arc().get_async(key).await),
+                Step::TryLease(d) => {
+                    let taken = self.try_lease(key, plan.token, d).await;
+                    plan.leased(key, taken, &inner.counters)
+                }
+                Step::Wait(d) => {
+                    tokio::time::sleep(d).await;
+                    Step::Read
+                }
+                Step::Compute => Step::Done(match lead.take() {
+                    Some(lead) => self.lead_compute(key, freshness, lead, f).await,
+                    None => Err(ran_twice()),
+                }),
+                Step::Done(result) => break result,
             };
-            if let Some(token) = plan.to_release() {
-                self.release_lease(key, token).await;
-            }
-            settle(guard, &result);
-            return result.map(|(l, _)| l);
+        };
+        if let Some(token) = plan.to_release() {
+            self.release_lease(key, token).await;
         }
+        result
+    }
+
+    /// The leader computes in this task and stores the value with the freshness fields; its
+    /// waiters receive the value, its error or its panic through `lead`.
+    async fn lead_compute<T, E, F, Fut>(
+        &self,
+        key: &str,
+        freshness: &Freshness,
+        lead: Lead<'_>,
+        f: &mut Option<F>,
+    ) -> std::result::Result<Loaded<T>, LoadError<E>>
+    where
+        T: Serialize,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        let compute = lead.take(f)?;
+        let started = Instant::now();
+        let computed = match catch_panic(compute).await {
+            Ok(computed) => computed,
+            Err(panic) => lead.panicked(panic),
+        };
+        let took = started.elapsed();
+        let sync = self.sync_face();
+        match lead.computed::<T, E, Sharing>(computed, |v| sync.encode(key, v)) {
+            memo::Computed::Store(storing, bytes) => {
+                Ok(storing.stored(self.store_fresh(key, freshness, bytes, took).await))
+            }
+            memo::Computed::Done(result) => result,
+        }
+    }
+
+    /// Stores a value computed in `took`: fresh for the TTL, kept by the backend for TTL +
+    /// window.
+    async fn store_fresh(
+        &self,
+        key: &str,
+        freshness: &Freshness,
+        bytes: Vec<u8>,
+        took: Duration,
+    ) -> braincache_core::Result<()> {
+        let sync = self.sync_face();
+        let record = sync.fresh_record(freshness, bytes, took);
+        let deadline = record.expires_at;
+        let stored = self.backend_arc().set_async(key, record).await;
+        sync.after_store(key, deadline, stored)
     }
 
     /// Takes the lease on the blocking pool.
@@ -224,30 +276,6 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         {
             warn_event!("braincache: lease on {key:?} not released: {e}");
         }
-    }
-
-    /// Runs the loader in this task and stores its value with the freshness fields.
-    async fn compute_and_store<T: Serialize, E, Fut>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        compute: impl FnOnce() -> Fut,
-    ) -> std::result::Result<Computed<T>, LoadError<E>>
-    where
-        Fut: Future<Output = std::result::Result<T, E>>,
-    {
-        let sync = self.sync_face();
-        let started = Instant::now();
-        let value = compute().await.map_err(|e| LoadError::Init(Arc::new(e)))?;
-        let took = started.elapsed();
-        Ok(match sync.prepare_store(key, freshness, &value, took) {
-            Ok((record, bytes)) => {
-                let deadline = record.expires_at;
-                let stored = self.backend_arc().set_async(key, record).await;
-                sync.after_store(key, value, (bytes, deadline), stored)
-            }
-            Err(e) => unencodable(value, e),
-        })
     }
 
     /// Spawns one refresh task for `key` (none if one is running for it in this cache, another
@@ -290,31 +318,33 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
                 if let RefreshStart::Skip { until } = start {
                     return Refreshed::Skipped { until };
                 }
-                let computed = match take(&mut f) {
-                    Ok(c) => cache.compute_and_store(&key, &freshness, c).await,
-                    Err(e) => Err(e),
+                let started = Instant::now();
+                let stored = match f.take() {
+                    Some(compute) => match compute().await {
+                        Ok(value) => {
+                            let took = started.elapsed();
+                            match cache.sync_face().encode(&key, &value) {
+                                Ok(bytes) => cache
+                                    .store_fresh(&key, &freshness, bytes, took)
+                                    .await
+                                    .is_ok(),
+                                Err(_) => false,
+                            }
+                        }
+                        Err(_) => false,
+                    },
+                    None => false,
                 };
                 if let RefreshStart::Leased = start {
                     cache.release_lease(&key, token).await;
                 }
-                Refreshed::of(&computed)
+                Refreshed::of(stored)
             })
             .await
             .unwrap_or(Refreshed::Failed);
             cache.sync_face().refresh_done(&key, round, outcome);
         });
     }
-}
-
-/// The error of a waiter whose leader's loader panicked (async waiters do not lead again).
-fn panicked<E>(key: &str) -> LoadError<E> {
-    LoadError::Cache(Error::Task {
-        op: Operation::Get,
-        key: Some(key.to_owned()),
-        detail: "the loader computing this value panicked in another caller \
-                 (the next call computes it again)"
-            .into(),
-    })
 }
 
 /// The generated body of an async `#[cache]` function with `stale`, `early_refresh` or `lease`:
