@@ -101,7 +101,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     ///
     /// # Errors
     /// [`LoadError::Init`] with the loader's error, [`LoadError::Cache`] for cache errors
-    /// (and [`Error::Task`] when the loader this call waited for panicked).
+    /// (and [`Error::Task`](crate::Error::Task) when the loader this call waited for panicked).
     pub async fn try_get_or_refresh<T, E, F, Fut>(
         &self,
         key: &str,
