@@ -12,19 +12,27 @@
 //! The backend only knows `expires_at` (= computed + ttl + window), so it keeps a stale record
 //! (purge, Redis `PX`, memcached expiry all follow it); `fresh_until` travels in the record
 //! (the wire header, or an extra field of the JSON entry) and only the front end reads it.
+//!
+//! The decisions live here once, without I/O, and both faces drive them — this module with
+//! blocking calls and a thread pool, `future::freshness` with `.await` and spawned tasks:
+//! [`Freshness::verdict`] (fresh, early refresh, stale or miss, XFetch's draw), [`LeaderPlan`]
+//! (the leader's lease: read, take, wait, compute) and [`RefreshStart`] / [`Refreshing`]
+//! (whether a background refresh runs, and which process runs it). A miss goes through the
+//! single flight of `memo` (`SingleFlight`, `Lead`), as `get_or_insert_with` does.
 
 use crate::cache::{BrainCache, LoadError};
-use crate::load::{ErrorSharing, Outcome, Role, Sharing};
+use crate::load::Sharing;
 use crate::log::{debug_event, warn_event};
-use crate::memo::Loaded;
+use crate::memo::{self, Lead, Loaded, OnPanic, SingleFlight, strict, strict_infallible};
 use crate::stats::Counters;
 use braincache_core::{Backend, Codec, Error, Lease, LeaseToken, Operation, Record, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How `get_or_refresh` keeps a value fresh: its TTL, and optionally a stale-while-revalidate
@@ -120,6 +128,11 @@ impl Freshness {
         self.ttl
     }
 
+    /// True when values may be refreshed in the background (a stale window or early refresh).
+    pub(crate) fn refreshes(&self) -> bool {
+        !self.window.is_zero() || self.beta > 0.0
+    }
+
     /// True when XFetch says a caller finding `record` fresh at `now` should refresh it.
     pub(crate) fn refresh_early(&self, record: &Record, now: Timestamp) -> bool {
         if self.beta <= 0.0 {
@@ -167,27 +180,238 @@ impl fmt::Debug for Freshness {
     }
 }
 
-/// The keys a background refresh is running for, per cache: one at a time per key.
+/// What a `get_or_refresh` caller does with the record it read: the decision both faces (sync
+/// and async) take, without I/O.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Fresh: return it.
+    Fresh,
+    /// Fresh, and XFetch drew an early refresh: return it and refresh in the background.
+    RefreshEarly,
+    /// Past its fresh deadline, within the stale window: return it at once and refresh in the
+    /// background.
+    Stale,
+    /// Absent, or past the window: compute it (under the single flight and the lease).
+    Miss,
+}
+
+impl Freshness {
+    /// The [`Verdict`] on `record` at `now`.
+    pub(crate) fn verdict(&self, record: Option<&Record>, now: Timestamp) -> Verdict {
+        match record {
+            Some(r) if r.is_expired(now) => Verdict::Miss,
+            Some(r) if r.is_stale(now) => Verdict::Stale,
+            Some(r) if self.refresh_early(r, now) => Verdict::RefreshEarly,
+            Some(_) => Verdict::Fresh,
+            None => Verdict::Miss,
+        }
+    }
+}
+
+/// Which value a background refresh replaces: the fresh deadline of the record it was started
+/// from. A lease held elsewhere holds back this process's refreshes only for the same round.
+pub(crate) type Round = Option<Timestamp>;
+
+/// Per key, a background refresh running in this process, or another process refreshing it.
+enum Refresh {
+    Running,
+    /// Another process held the lease when this round's refresh tried to take it; until the
+    /// lease ends, no caller here starts another refresh of the same round (each try would be
+    /// a write transaction, a file lock or a round trip, only to find the lease held again).
+    Elsewhere {
+        round: Round,
+        until: Timestamp,
+    },
+}
+
+/// The keys a background refresh is running for, per cache: one at a time per key, and none
+/// while another process holds the key's lease for the same round.
 #[derive(Default)]
 pub(crate) struct Refreshing {
-    keys: Mutex<HashSet<String>>,
+    keys: Mutex<HashMap<String, Refresh>>,
 }
 
 impl Refreshing {
-    pub(crate) fn start(&self, key: &str) -> bool {
+    /// True when the caller should start a refresh of `key` (and is now the one running it).
+    pub(crate) fn start(&self, key: &str, round: Round, now: Timestamp) -> bool {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        if keys.contains(key) {
-            false
-        } else {
-            keys.insert(key.to_owned())
+        match keys.get(key) {
+            Some(Refresh::Running) => false,
+            Some(Refresh::Elsewhere { round: r, until }) if *r == round && now < *until => false,
+            _ => {
+                keys.insert(key.to_owned(), Refresh::Running);
+                true
+            }
         }
     }
 
+    /// The refresh of `key` ended; the next caller to find it stale may start another.
     pub(crate) fn finish(&self, key: &str) {
         self.keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+    }
+
+    /// The refresh of `key` found its lease held by another process until `until`.
+    fn elsewhere(&self, key: &str, round: Round, until: Timestamp) {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), Refresh::Elsewhere { round, until });
+    }
+}
+
+/// How a background refresh starts, given its attempt at the lease (none without one).
+pub(crate) enum RefreshStart {
+    /// Compute and store, then release the lease.
+    Leased,
+    /// Compute and store: no lease asked, or the store does not coordinate (or failed to).
+    Unleased,
+    /// Another process holds the lease until `until`: it is refreshing.
+    Skip { until: Timestamp },
+}
+
+impl RefreshStart {
+    /// The decision on `taken`, the answer of `try_lease` for `duration` asked at `now`.
+    pub(crate) fn from_lease(
+        taken: Option<crate::Result<Lease>>,
+        now: Timestamp,
+        duration: Duration,
+    ) -> RefreshStart {
+        match taken {
+            Some(Ok(Lease::Acquired)) => RefreshStart::Leased,
+            Some(Ok(Lease::Held { until })) => RefreshStart::Skip {
+                until: until.unwrap_or_else(|| now.saturating_add(duration)),
+            },
+            _ => RefreshStart::Unleased,
+        }
+    }
+}
+
+/// What one background refresh did.
+pub(crate) enum Refreshed {
+    Stored,
+    Failed,
+    /// Another process holds the key's lease: it is refreshing.
+    Skipped {
+        until: Timestamp,
+    },
+}
+
+impl Refreshed {
+    /// A refresh that computed a value and stored it, or not.
+    pub(crate) fn of(stored: bool) -> Refreshed {
+        if stored {
+            Refreshed::Stored
+        } else {
+            Refreshed::Failed
+        }
+    }
+}
+
+/// The next step of a process's leader on a miss: the state machine of the lease, driven by the
+/// sync face with blocking calls and by the async face with `.await`s.
+pub(crate) enum Step<T, E> {
+    /// Read the store: a fresh value there ends the load.
+    Read,
+    /// Try to take the lease for this duration.
+    TryLease(Duration),
+    /// Another process holds the lease: wait this long, then read again.
+    Wait(Duration),
+    /// Compute the value and store it (then release the lease, if taken).
+    Compute,
+    /// The load's result (then release the lease, if taken).
+    Done(Result<Loaded<T>, LoadError<E>>),
+}
+
+/// The leader's lease: taken or not, how long to poll another holder, when to give up.
+pub(crate) struct LeaderPlan {
+    lease: Option<Duration>,
+    pub(crate) token: LeaseToken,
+    acquired: bool,
+    /// Counted once per load, however often it polls.
+    waited: bool,
+    /// A bound in real time, for clocks that do not move (a manual clock): past it the leader
+    /// computes whatever the store says.
+    give_up: Instant,
+    poll: Duration,
+}
+
+impl LeaderPlan {
+    pub(crate) fn new(freshness: &Freshness) -> LeaderPlan {
+        let lease = freshness.lease;
+        LeaderPlan {
+            lease,
+            token: LeaseToken(fastrand::u64(..)),
+            acquired: false,
+            waited: false,
+            give_up: Instant::now()
+                + lease.unwrap_or_default().saturating_mul(2)
+                + Duration::from_secs(1),
+            poll: lease.map_or(Duration::ZERO, |d| {
+                (d / 50).clamp(Duration::from_millis(2), Duration::from_millis(25))
+            }),
+        }
+    }
+
+    /// After the leader's read of the store: a fresh value ends the load (as does an error).
+    pub(crate) fn read<B: Backend, C: Codec, T: DeserializeOwned, E>(
+        &self,
+        cache: &BrainCache<B, C>,
+        key: &str,
+        read: crate::Result<Option<Record>>,
+    ) -> Step<T, E> {
+        let read = read.map_err(|e| cache.failed(e));
+        match read.and_then(|record| cache.fresh_value(key, record)) {
+            Ok(None) => self.not_found(),
+            Ok(Some(value)) => Step::Done(Ok(Loaded::found(value))),
+            Err(e) => Step::Done(Err(e.into())),
+        }
+    }
+
+    /// After a read that found no fresh value.
+    pub(crate) fn not_found<T, E>(&self) -> Step<T, E> {
+        match self.lease {
+            // With the lease taken, that read was the look after taking it: the previous holder
+            // may have stored the value and released between our first read and our lease.
+            Some(duration) if !self.acquired => Step::TryLease(duration),
+            _ => Step::Compute,
+        }
+    }
+
+    /// After `try_lease` answered `taken`; counts the first wait in `counters`.
+    pub(crate) fn leased<T, E>(
+        &mut self,
+        key: &str,
+        taken: crate::Result<Lease>,
+        counters: &Counters,
+    ) -> Step<T, E> {
+        let taken = taken.unwrap_or_else(|e| {
+            // Coordination is an optimization: compute rather than fail the call.
+            warn_event!("braincache: lease on {key:?} not taken, computing anyway: {e}");
+            Lease::Uncoordinated
+        });
+        match taken {
+            Lease::Held { .. } if Instant::now() < self.give_up => {
+                if !self.waited {
+                    self.waited = true;
+                    Counters::bump(&counters.lease_waits, 1);
+                    debug_event!("get_or_refresh {key:?}: waiting for another process's lease");
+                }
+                Step::Wait(self.poll)
+            }
+            Lease::Acquired => {
+                self.acquired = true;
+                Step::Read
+            }
+            _ => Step::Compute,
+        }
+    }
+
+    /// The token to release when the load ends, if the lease was taken.
+    pub(crate) fn to_release(&self) -> Option<LeaseToken> {
+        self.acquired.then_some(self.token)
     }
 }
 
@@ -219,14 +443,6 @@ fn refresh_pool() -> Option<&'static crossbeam_channel::Sender<Job>> {
     .as_ref()
 }
 
-/// What one background refresh did.
-enum Refreshed {
-    Stored,
-    Failed,
-    /// Another process holds the key's lease: it is refreshing.
-    Skipped,
-}
-
 impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// The value under `key` as `freshness` keeps it: fresh, it is returned; stale (within the
     /// stale-while-revalidate window), it is returned at once and refreshed in the background;
@@ -234,7 +450,9 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// across processes with a [lease](Freshness::lease)), it is stored and returned.
     ///
     /// The loader runs on a thread of a small shared pool when it refreshes in the background,
-    /// hence `Send + 'static`. A background refresh that panics counts as a failed refresh.
+    /// hence `Send + 'static`. A caller that finds a stale value only reads and hands the
+    /// refresh to the pool: taking the lease, the loader and the write all happen there. A
+    /// background refresh that panics counts as a failed refresh.
     ///
     /// ```
     /// use braincache::{BrainCache, Freshness};
@@ -267,16 +485,8 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         T: Serialize + DeserializeOwned + Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let mut f = Some(move || Ok::<T, std::convert::Infallible>(loader()));
-        match self.refresh_load(key, freshness, &mut f) {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(e),
-            Ok(loaded) => Ok(loaded.value),
-            Err(LoadError::Cache(e)) => Err(e),
-            Err(LoadError::Init(never)) => match *never {},
-        }
+        let mut f = Some(move || Ok::<T, Infallible>(loader()));
+        strict_infallible(self.refresh_load(key, freshness, &mut f))
     }
 
     /// Like [`get_or_refresh`](Self::get_or_refresh) for a fallible loader: only `Ok` values are
@@ -306,269 +516,67 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         E: Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        let mut f = Some(loader);
-        match self.refresh_load(key, freshness, &mut f) {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(LoadError::Cache(e)),
-            Ok(loaded) => Ok(loaded.value),
-            Err(e) => Err(e),
-        }
+        strict(self.refresh_load(key, freshness, &mut Some(loader)))
     }
 
-    /// The machinery of `get_or_refresh`. `f` is taken only when it runs (here or in the
-    /// background), so a caller that gets a cache error before that still has it.
-    pub(crate) fn refresh_load<T, E, F>(
+    /// The first read's record judged, counted and decoded (both faces): `Some` is the value to
+    /// return at once, with the round to refresh in the background if it needs one; `None` is
+    /// a miss, for the caller to load.
+    pub(crate) fn serve<T: DeserializeOwned>(
         &self,
         key: &str,
         freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> Result<Loaded<T>, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-        E: Send + Sync + 'static,
-        F: FnOnce() -> Result<T, E> + Send + 'static,
-    {
+        record: Option<Record>,
+    ) -> crate::Result<Option<(T, Option<Round>)>> {
         let inner = self.inner();
-        let record = inner.backend().get(key).map_err(|e| self.failed(e))?;
-        let now = inner.now();
-        if let Some(r) = record.filter(|r| !r.is_expired(now)) {
-            let value = self.decode_record(key, &r)?;
-            if r.is_stale(now) {
-                Counters::bump(&inner.counters.stale_served, 1);
-                debug_event!("get_or_refresh {key:?}: stale, refreshing");
-                self.refresh_in_background(key, freshness, f);
-            } else {
-                Counters::bump(&inner.counters.hits, 1);
-                if freshness.refresh_early(&r, now) {
-                    debug_event!("get_or_refresh {key:?}: early refresh");
-                    self.refresh_in_background(key, freshness, f);
-                }
-            }
-            return Ok(Loaded {
-                value,
-                store_error: None,
-            });
-        }
-        Counters::bump(&inner.counters.misses, 1);
-        self.load_leased(key, freshness, f)
-    }
-
-    /// A miss: one computation per key in this process (the others wait for its value) and,
-    /// with a lease, across processes.
-    fn load_leased<T, E, F>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> Result<Loaded<T>, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-        E: Send + Sync + 'static,
-        F: FnOnce() -> Result<T, E> + Send + 'static,
-    {
-        // Each round either returns or follows a leader that panicked; `Loads` guarantees some
-        // caller leads each round, so this ends.
-        loop {
-            match self.inner().loads.join(key) {
-                Role::Waiter(slot) => match slot.wait() {
-                    Outcome::Value(bytes) => {
-                        return Ok(Loaded {
-                            value: self.decode(key, &bytes)?,
-                            store_error: None,
-                        });
-                    }
-                    Outcome::Failed(shared) => {
-                        if let Some(e) = <Sharing as ErrorSharing<E>>::receive(shared) {
-                            return Err(LoadError::Init(e));
-                        }
-                        return self.compute_and_store(key, freshness, f).map(|(l, _)| l);
-                    }
-                    Outcome::ComputeAlone => {
-                        return self.compute_and_store(key, freshness, f).map(|(l, _)| l);
-                    }
-                    Outcome::Abandoned | Outcome::Panicked => {}
-                },
-                Role::Leader(guard) => {
-                    return match self.lead(key, freshness, f) {
-                        Ok((loaded, Some(bytes))) => {
-                            guard.finish(Outcome::Value(bytes));
-                            Ok(loaded)
-                        }
-                        Ok((loaded, None)) => {
-                            guard.finish(Outcome::ComputeAlone);
-                            Ok(loaded)
-                        }
-                        Err(LoadError::Init(e)) => {
-                            let shared = <Sharing as ErrorSharing<E>>::share(&e);
-                            guard.finish(shared.map_or(Outcome::ComputeAlone, Outcome::Failed));
-                            Err(LoadError::Init(e))
-                        }
-                        Err(e) => {
-                            guard.finish(Outcome::ComputeAlone);
-                            Err(e)
-                        }
-                    };
-                }
-            }
-        }
-    }
-
-    /// The leader of this process: takes the lease (or waits for the process holding it), then
-    /// computes. Returns the encoded value for this process's waiters.
-    #[allow(clippy::type_complexity)]
-    fn lead<T, E, F>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> Result<(Loaded<T>, Option<Arc<[u8]>>), LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Result<T, E>,
-    {
-        let inner = self.inner();
-        let token = LeaseToken(fastrand::u64(..));
-        let lease = freshness.lease;
-        // A safety bound in real time, for clocks that do not move (a manual clock): past it the
-        // leader computes whatever the store says.
-        let give_up =
-            Instant::now() + lease.unwrap_or_default().saturating_mul(2) + Duration::from_secs(1);
-        let poll = lease.map_or(Duration::ZERO, |d| {
-            (d / 50).clamp(Duration::from_millis(2), Duration::from_millis(25))
-        });
-        let mut waited = false;
-        loop {
-            // Another process (or an earlier leader here) may have stored it meanwhile.
-            let now = inner.now();
-            let record = inner.backend().get(key).map_err(|e| self.failed(e))?;
-            if let Some(r) = record.filter(|r| !r.is_stale(now)) {
-                let value = self.decode_record(key, &r)?;
-                return Ok((
-                    Loaded {
-                        value,
-                        store_error: None,
-                    },
-                    Some(Arc::from(r.value.as_slice())),
-                ));
-            }
-            let Some(duration) = lease else {
-                return self.compute_and_store(key, freshness, f);
-            };
-            let taken = inner
-                .backend()
-                .try_lease(key, token, duration, now)
-                .unwrap_or_else(|e| {
-                    // Coordination is an optimization: compute rather than fail the call.
-                    warn_event!("braincache: lease on {key:?} not taken, computing anyway: {e}");
-                    Lease::Uncoordinated
-                });
-            match taken {
-                Lease::Held { .. } if Instant::now() < give_up => {
-                    if !waited {
-                        waited = true;
-                        Counters::bump(&inner.counters.lease_waits, 1);
-                        debug_event!("get_or_refresh {key:?}: waiting for another process's lease");
-                    }
-                    std::thread::sleep(poll);
-                }
-                Lease::Acquired => {
-                    // The previous holder may have stored the value and released its lease
-                    // between our read and our lease: look once more before computing.
-                    let now = inner.now();
-                    let record = match inner.backend().get(key) {
-                        Ok(r) => r.filter(|r| !r.is_stale(now)),
-                        Err(e) => {
-                            let _ = inner.backend().release_lease(key, token);
-                            return Err(self.failed(e).into());
-                        }
-                    };
-                    if let Some(r) = record {
-                        let _ = inner.backend().release_lease(key, token);
-                        let value = self.decode_record(key, &r)?;
-                        return Ok((
-                            Loaded {
-                                value,
-                                store_error: None,
-                            },
-                            Some(Arc::from(r.value.as_slice())),
-                        ));
-                    }
-                    let out = self.compute_and_store(key, freshness, f);
-                    if let Err(e) = inner.backend().release_lease(key, token) {
-                        // It ends by itself when its duration has passed.
-                        warn_event!("braincache: lease on {key:?} not released: {e}");
-                    }
-                    return out;
-                }
-                _ => return self.compute_and_store(key, freshness, f),
-            }
-        }
-    }
-
-    /// Runs the loader on this thread and stores its value with the freshness fields.
-    #[allow(clippy::type_complexity)]
-    fn compute_and_store<T, E, F>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> Result<(Loaded<T>, Option<Arc<[u8]>>), LoadError<E>>
-    where
-        T: Serialize,
-        F: FnOnce() -> Result<T, E>,
-    {
-        let Some(compute) = f.take() else {
-            // Unreachable: each call computes at most once.
-            return Err(LoadError::Cache(Error::Closed {
-                op: Operation::Set,
-                backend: "front end",
-            }));
+        let verdict = freshness.verdict(record.as_ref(), inner.now());
+        let counter = match verdict {
+            Verdict::Fresh | Verdict::RefreshEarly => &inner.counters.hits,
+            Verdict::Stale => &inner.counters.stale_served,
+            Verdict::Miss => &inner.counters.misses,
         };
-        let started = Instant::now();
-        let value = compute().map_err(|e| LoadError::Init(Arc::new(e)))?;
-        let took = started.elapsed();
-        match self.encode(key, &value) {
-            Ok(bytes) => {
-                let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
-                let store_error = self.store_fresh(key, freshness, bytes, took).err();
-                Ok((Loaded { value, store_error }, Some(shared)))
-            }
-            // The value is good even if the codec cannot store it: hand it back.
-            Err(e) => Ok((
-                Loaded {
-                    value,
-                    store_error: Some(e),
-                },
-                None,
-            )),
-        }
+        Counters::bump(counter, 1);
+        debug_event!("get_or_refresh {key:?}: {verdict:?}");
+        let Some(r) = record.filter(|_| verdict != Verdict::Miss) else {
+            return Ok(None);
+        };
+        let value = self.decode_record(key, &r)?;
+        let refresh = (verdict != Verdict::Fresh).then(|| r.fresh_deadline());
+        Ok(Some((value, refresh)))
     }
 
-    /// Stores a computed value: fresh for the TTL, kept by the backend for TTL + window.
-    fn store_fresh(
+    /// The value of `record` when it is fresh, decoded (both faces: the single flight's and the
+    /// leader's looks at the store).
+    pub(crate) fn fresh_value<T: DeserializeOwned>(
         &self,
         key: &str,
-        freshness: &Freshness,
-        bytes: Vec<u8>,
-        took: Duration,
+        record: Option<Record>,
+    ) -> crate::Result<Option<T>> {
+        let now = self.inner().now();
+        record
+            .filter(|r| !r.is_stale(now))
+            .map(|r| self.decode_record(key, &r))
+            .transpose()
+    }
+
+    /// The result of storing a computed value's record (both faces): counted either way.
+    pub(crate) fn after_store(
+        &self,
+        key: &str,
+        deadline: Option<Timestamp>,
+        stored: crate::Result<()>,
     ) -> crate::Result<()> {
-        let inner = self.inner();
-        let record = self.fresh_record(freshness, bytes, took);
-        let expires_at = record.expires_at;
-        // The time the record was made at: its TTL counts from there.
-        let now = record.computed_at.unwrap_or_else(|| inner.now());
-        inner
-            .backend()
-            .set_at(key, record, now)
-            .map_err(|e| self.failed(e))?;
-        self.stored(key, expires_at);
-        Ok(())
+        match stored {
+            Ok(()) => {
+                self.stored(key, deadline);
+                Ok(())
+            }
+            Err(e) => Err(self.failed(e)),
+        }
     }
 
     /// The record of a value computed now in `took`: fresh for the TTL, kept by the backend for
-    /// TTL + window (shared with the async front end).
+    /// TTL + window.
     pub(crate) fn fresh_record(
         &self,
         freshness: &Freshness,
@@ -584,16 +592,162 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             .with_computed(Some(now), Some(took))
     }
 
-    /// Starts one background refresh of `key` (none if one is running for it in this cache, or
-    /// the pool's queue is full).
-    fn refresh_in_background<T, E, F>(&self, key: &str, freshness: &Freshness, f: &mut Option<F>)
+    /// After a background refresh (both faces): count it, and let the next one start (or hold
+    /// the round back while another process refreshes it).
+    pub(crate) fn refresh_done(&self, key: &str, round: Round, outcome: Refreshed) {
+        let inner = self.inner();
+        match outcome {
+            Refreshed::Stored => Counters::bump(&inner.counters.refreshes, 1),
+            Refreshed::Failed => Counters::bump(&inner.counters.refresh_failures, 1),
+            Refreshed::Skipped { until } => return inner.refreshing.elsewhere(key, round, until),
+        }
+        inner.refreshing.finish(key);
+    }
+
+    /// The machinery of `get_or_refresh`: the stored value served (and refreshed in the
+    /// background when it needs it), or computed under the single flight and the lease. `f` is
+    /// taken only when it runs (here or in the background), so a caller that gets a cache
+    /// error before that still has it.
+    pub(crate) fn refresh_load<T, E, F>(
+        &self,
+        key: &str,
+        freshness: &Freshness,
+        f: &mut Option<F>,
+    ) -> Result<Loaded<T>, LoadError<E>>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         E: Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner();
-        if f.is_none() || !inner.refreshing.start(key) {
+        let record = inner.backend().get(key).map_err(|e| self.failed(e))?;
+        if let Some((value, refresh)) = self.serve(key, freshness, record)? {
+            if let Some(round) = refresh {
+                self.refresh_in_background(key, freshness, round, f);
+            }
+            return Ok(Loaded {
+                value,
+                store_error: None,
+            });
+        }
+        if freshness.refreshes() {
+            // Started now, with the value's first load, so that the first stale read does not
+            // pay for starting the pool's threads (about 0.1 ms).
+            refresh_pool();
+        }
+        // A miss: one computation per key in this process (memo's single flight: the others
+        // wait for its value) and, with a lease, across processes (the leader drives
+        // `LeaderPlan`). The first look counted; the flight's looks do not.
+        let mut flight = SingleFlight::<E, Sharing>::new(inner.loads(), key, OnPanic::TakeOver);
+        let mut step = flight.missed();
+        let lead = loop {
+            step = match step {
+                memo::Step::Lookup { .. } => {
+                    let record = inner.backend().get(key).map_err(|e| self.failed(e))?;
+                    match self.fresh_value(key, record)? {
+                        Some(value) => return Ok(Loaded::found(value)),
+                        None => flight.missed(),
+                    }
+                }
+                memo::Step::Wait(slot) => flight.waited(slot.wait()),
+                memo::Step::Received(bytes) => {
+                    return Ok(Loaded::found(self.decode(key, &bytes)?));
+                }
+                memo::Step::Fail(e) => return Err(self.failed_load(e)),
+                memo::Step::Compute(lead) => break lead,
+            };
+        };
+        // A value another process stores meanwhile ends the load: `lead` is dropped unused,
+        // and this process's waiters look again and find it.
+        let mut lead = Some(lead);
+        let mut plan = LeaderPlan::new(freshness);
+        let mut step = plan.not_found();
+        let result = loop {
+            step = match step {
+                Step::Read => plan.read(self, key, inner.backend().get(key)),
+                Step::TryLease(d) => {
+                    let taken = inner.backend().try_lease(key, plan.token, d, inner.now());
+                    plan.leased(key, taken, &inner.counters)
+                }
+                Step::Wait(d) => {
+                    std::thread::sleep(d);
+                    Step::Read
+                }
+                Step::Compute => Step::Done(match lead.take() {
+                    Some(lead) => self.lead_compute(key, freshness, lead, f),
+                    None => Err(ran_twice()),
+                }),
+                Step::Done(result) => break result,
+            };
+        };
+        if let Some(token) = plan.to_release()
+            && let Err(e) = inner.backend().release_lease(key, token)
+        {
+            // It ends by itself when its duration has passed.
+            warn_event!("braincache: lease on {key:?} not released: {e}");
+        }
+        result
+    }
+
+    /// The leader computes on this thread and stores the value with the freshness fields; its
+    /// waiters receive the value (or its error) through `lead`.
+    fn lead_compute<T, E, F>(
+        &self,
+        key: &str,
+        freshness: &Freshness,
+        lead: Lead<'_>,
+        f: &mut Option<F>,
+    ) -> Result<Loaded<T>, LoadError<E>>
+    where
+        T: Serialize,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Result<T, E>,
+    {
+        let compute = lead.take(f)?;
+        let started = Instant::now();
+        let computed = compute();
+        let took = started.elapsed();
+        match lead.computed::<T, E, Sharing>(computed, |v| self.encode(key, v)) {
+            memo::Computed::Store(storing, bytes) => {
+                Ok(storing.stored(self.store_fresh(key, freshness, bytes, took)))
+            }
+            memo::Computed::Done(result) => result,
+        }
+    }
+
+    /// Stores a value computed in `took`: fresh for the TTL, kept by the backend for TTL +
+    /// window.
+    fn store_fresh(
+        &self,
+        key: &str,
+        freshness: &Freshness,
+        bytes: Vec<u8>,
+        took: Duration,
+    ) -> crate::Result<()> {
+        let record = self.fresh_record(freshness, bytes, took);
+        let deadline = record.expires_at;
+        // The time the record was made at: its TTL counts from there.
+        let now = record.computed_at.unwrap_or_else(|| self.inner().now());
+        let stored = self.inner().backend().set_at(key, record, now);
+        self.after_store(key, deadline, stored)
+    }
+
+    /// Hands one refresh of `key` to the shared pool (none if one is running for it in this
+    /// cache, another process is refreshing this round, or the pool's queue is full). The
+    /// caller returns at once: the lease, the loader and the write all run on the pool.
+    fn refresh_in_background<T, E, F>(
+        &self,
+        key: &str,
+        freshness: &Freshness,
+        round: Round,
+        f: &mut Option<F>,
+    ) where
+        T: Serialize + Send + 'static,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+    {
+        let inner = self.inner();
+        if f.is_none() || !inner.refreshing.start(key, round, inner.now()) {
             return;
         }
         let Some(pool) = refresh_pool() else {
@@ -607,16 +761,37 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         let job: Job = Box::new(move || {
             let key = owned;
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                cache.refresh_now::<T, E, F>(&key, &freshness, &mut f)
+                let backend = cache.inner().backend();
+                let token = LeaseToken(fastrand::u64(..));
+                let now = cache.inner().now();
+                let taken = freshness
+                    .lease
+                    .map(|d| backend.try_lease(&key, token, d, now));
+                let start =
+                    RefreshStart::from_lease(taken, now, freshness.lease.unwrap_or_default());
+                if let RefreshStart::Skip { until } = start {
+                    return Refreshed::Skipped { until };
+                }
+                let started = Instant::now();
+                let outcome = match f.take().map(|compute| compute()) {
+                    Some(Ok(value)) => {
+                        let took = started.elapsed();
+                        let stored = cache
+                            .encode(&key, &value)
+                            .and_then(|bytes| cache.store_fresh(&key, &freshness, bytes, took));
+                        Refreshed::of(stored.is_ok())
+                    }
+                    _ => Refreshed::Failed,
+                };
+                if let RefreshStart::Leased = start
+                    && let Err(e) = backend.release_lease(&key, token)
+                {
+                    warn_event!("braincache: lease on {key:?} not released: {e}");
+                }
+                outcome
             }))
             .unwrap_or(Refreshed::Failed);
-            let inner = cache.inner();
-            inner.refreshing.finish(&key);
-            match outcome {
-                Refreshed::Stored => Counters::bump(&inner.counters.refreshes, 1),
-                Refreshed::Failed => Counters::bump(&inner.counters.refresh_failures, 1),
-                Refreshed::Skipped => {}
-            }
+            cache.refresh_done(&key, round, outcome);
         });
         if let Err(e) = pool.try_send(job) {
             // Dropping the job drops its clone of the cache; a later caller tries again.
@@ -624,35 +799,152 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             inner.refreshing.finish(key);
         }
     }
+}
 
-    /// One background refresh: under the lease when the freshness has one.
-    fn refresh_now<T, E, F>(&self, key: &str, freshness: &Freshness, f: &mut Option<F>) -> Refreshed
-    where
-        T: Serialize,
-        F: FnOnce() -> Result<T, E>,
-    {
-        let inner = self.inner();
-        let token = LeaseToken(fastrand::u64(..));
-        let leased = match freshness.lease {
-            None => false,
-            Some(d) => match inner.backend().try_lease(key, token, d, inner.now()) {
-                Ok(Lease::Held { .. }) => return Refreshed::Skipped,
-                Ok(Lease::Acquired) => true,
-                Ok(_) | Err(_) => false,
-            },
+/// The error of a second computation in one call, which the code paths never make.
+pub(crate) fn ran_twice<E>() -> LoadError<E> {
+    LoadError::Cache(Error::Closed {
+        op: Operation::Set,
+        backend: "front end",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_unix_nanos(secs * 1_000_000_000)
+    }
+
+    /// A record computed at 100 s in 1 s: fresh until 110 s, kept until 115 s.
+    fn record() -> Record {
+        Record::new(vec![1], Some(at(115)))
+            .with_fresh_until(Some(at(110)))
+            .with_computed(Some(at(100)), Some(Duration::from_secs(1)))
+    }
+
+    #[test]
+    fn verdicts_follow_the_record_s_age() {
+        let f =
+            Freshness::new(Duration::from_secs(10)).stale_while_revalidate(Duration::from_secs(5));
+        let r = record();
+        assert_eq!(f.verdict(None, at(100)), Verdict::Miss);
+        assert_eq!(f.verdict(Some(&r), at(105)), Verdict::Fresh);
+        assert_eq!(
+            f.verdict(Some(&r), at(110)),
+            Verdict::Stale,
+            "at the deadline"
+        );
+        assert_eq!(f.verdict(Some(&r), at(114)), Verdict::Stale);
+        assert_eq!(
+            f.verdict(Some(&r), at(115)),
+            Verdict::Miss,
+            "past the window"
+        );
+        // Without a window, the deadline is the end: a miss, never stale.
+        let plain = Record::new(vec![1], Some(at(110)));
+        assert_eq!(f.verdict(Some(&plain), at(110)), Verdict::Miss);
+    }
+
+    #[test]
+    fn xfetch_refreshes_early_only_near_the_deadline() {
+        let f = Freshness::new(Duration::from_secs(10))
+            .early_refresh(1.0)
+            .random_seed(7);
+        let r = record();
+        // 1 s of compute time: −ln(u) ≥ 9 (9 s before the deadline) has odds e^−9 per call.
+        let far = (0..1_000)
+            .filter(|_| f.verdict(Some(&r), at(101)) == Verdict::RefreshEarly)
+            .count();
+        // At the deadline's very edge every draw refreshes (the gap is 0).
+        let near = Timestamp::from_unix_nanos(110 * 1_000_000_000 - 1);
+        assert!(far <= 2, "{far} early refreshes 9 s before the deadline");
+        assert_eq!(f.verdict(Some(&r), near), Verdict::RefreshEarly);
+        // A record without its compute time never refreshes early.
+        let unknown = Record::new(vec![1], Some(at(110)));
+        assert_eq!(f.verdict(Some(&unknown), near), Verdict::Fresh);
+    }
+
+    #[test]
+    fn a_lease_held_elsewhere_holds_back_only_its_round_until_it_ends() {
+        let r = Refreshing::default();
+        let (round, next) = (Some(at(110)), Some(at(120)));
+        assert!(r.start("k", round, at(111)));
+        assert!(!r.start("k", round, at(111)), "one refresh at a time");
+        r.elsewhere("k", round, at(113));
+        assert!(!r.start("k", round, at(112)));
+        assert!(r.start("other", round, at(112)), "per key");
+        assert!(
+            r.start("k", next, at(112)),
+            "a newer value's round is not held back"
+        );
+        r.finish("k");
+        r.elsewhere("k", round, at(113));
+        assert!(r.start("k", round, at(113)), "the lease ended");
+    }
+
+    #[test]
+    fn a_refresh_skips_only_when_the_lease_is_held() {
+        let d = Duration::from_secs(3);
+        let start = |taken| RefreshStart::from_lease(taken, at(100), d);
+        assert!(matches!(start(None), RefreshStart::Unleased));
+        assert!(matches!(
+            start(Some(Ok(Lease::Acquired))),
+            RefreshStart::Leased
+        ));
+        assert!(matches!(
+            start(Some(Ok(Lease::Uncoordinated))),
+            RefreshStart::Unleased
+        ));
+        let held = start(Some(Ok(Lease::Held { until: None })));
+        assert!(matches!(held, RefreshStart::Skip { until } if until == at(103)));
+        let closed = Error::Closed {
+            op: Operation::Lease,
+            backend: "test",
         };
-        let outcome = match self.compute_and_store(key, freshness, f) {
-            Ok((
-                Loaded {
-                    store_error: None, ..
-                },
-                _,
-            )) => Refreshed::Stored,
-            Ok(_) | Err(_) => Refreshed::Failed,
-        };
-        if leased && let Err(e) = inner.backend().release_lease(key, token) {
-            warn_event!("braincache: lease on {key:?} not released: {e}");
-        }
-        outcome
+        assert!(matches!(start(Some(Err(closed))), RefreshStart::Unleased));
+    }
+
+    #[test]
+    fn the_leader_reads_takes_the_lease_reads_again_then_computes() {
+        let counters = Counters::default();
+        let f = Freshness::new(Duration::from_secs(10)).lease(Duration::from_secs(1));
+        let mut plan = LeaderPlan::new(&f);
+        assert!(
+            matches!(plan.not_found::<(), ()>(), Step::TryLease(d) if d == Duration::from_secs(1))
+        );
+        let held = Ok(Lease::Held { until: None });
+        assert!(
+            matches!(plan.leased::<(), ()>("k", held, &counters), Step::Wait(d) if d == Duration::from_millis(20))
+        );
+        let held = Ok(Lease::Held { until: None });
+        assert!(matches!(
+            plan.leased::<(), ()>("k", held, &counters),
+            Step::Wait(_)
+        ));
+        assert_eq!(counters.snapshot(0).lease_waits, 1, "one wait per load");
+        assert_eq!(plan.to_release(), None);
+        assert!(matches!(
+            plan.leased::<(), ()>("k", Ok(Lease::Acquired), &counters),
+            Step::Read
+        ));
+        assert!(
+            matches!(plan.not_found::<(), ()>(), Step::Compute),
+            "read again, then compute"
+        );
+        assert_eq!(plan.to_release(), Some(plan.token));
+
+        // No lease: compute at once; a store that does not coordinate: compute.
+        assert!(matches!(
+            LeaderPlan::new(&Freshness::new(Duration::from_secs(1))).not_found::<(), ()>(),
+            Step::Compute
+        ));
+        let mut plan = LeaderPlan::new(&f);
+        assert!(matches!(
+            plan.leased::<(), ()>("k", Ok(Lease::Uncoordinated), &counters),
+            Step::Compute
+        ));
+        assert_eq!(plan.to_release(), None);
     }
 }

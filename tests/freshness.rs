@@ -300,3 +300,104 @@ fn the_cache_attribute_serves_stale_values_and_refreshes_them() {
     assert_eq!(square(3), (9, 3), "past the window: computed by the caller");
     assert_eq!(MACRO_CACHE.stats().stale_served, 1);
 }
+
+/// A store whose lease another process holds (until `held_until`, once `elsewhere` is set);
+/// counts the attempts to take it.
+struct LeasedElsewhere {
+    inner: MemoryBackend,
+    elsewhere: std::sync::atomic::AtomicBool,
+    held_until: Mutex<Option<braincache::Timestamp>>,
+    tries: AtomicUsize,
+}
+
+impl braincache::backend::Backend for LeasedElsewhere {
+    type Codec = braincache::base::Postcard;
+    fn get(&self, key: &str) -> braincache::Result<Option<braincache::backend::Record>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, record: braincache::backend::Record) -> braincache::Result<()> {
+        self.inner.set(key, record)
+    }
+    fn delete(&self, key: &str) -> braincache::Result<bool> {
+        self.inner.delete(key)
+    }
+    fn clear(&self) -> braincache::Result<()> {
+        self.inner.clear()
+    }
+    fn len(&self) -> braincache::Result<usize> {
+        self.inner.len()
+    }
+    fn purge_expired(&self, now: braincache::Timestamp) -> braincache::Result<usize> {
+        self.inner.purge_expired(now)
+    }
+    fn next_expiry(&self) -> braincache::Result<Option<braincache::Timestamp>> {
+        self.inner.next_expiry()
+    }
+    fn try_lease(
+        &self,
+        _key: &str,
+        _token: braincache::base::LeaseToken,
+        _ttl: Duration,
+        now: braincache::Timestamp,
+    ) -> braincache::Result<braincache::base::Lease> {
+        use braincache::base::Lease;
+        self.tries.fetch_add(1, Ordering::SeqCst);
+        let until = *self.held_until.lock().unwrap();
+        Ok(match until {
+            Some(until) if self.elsewhere.load(Ordering::SeqCst) && now < until => {
+                Lease::Held { until: Some(until) }
+            }
+            _ => Lease::Acquired,
+        })
+    }
+}
+
+/// While another process holds the lease to refresh a stale value, the callers of this process
+/// that find it stale do not each try the lease again (on redb each try is a write transaction
+/// that queues behind the other process's commits; the stampede bench measured thousands of them
+/// per second before this): one try per round until that lease ends, then one more.
+#[test]
+fn a_lease_held_elsewhere_is_tried_once_per_round_until_it_ends() {
+    let clock = ManualClock::starting_now();
+    let backend = LeasedElsewhere {
+        inner: MemoryBackend::new(),
+        elsewhere: false.into(),
+        held_until: Mutex::new(None),
+        tries: AtomicUsize::new(0),
+    };
+    let cache = BrainCache::builder(backend).clock(clock.clone()).build();
+    let fresh = Freshness::new(TTL)
+        .stale_while_revalidate(WINDOW)
+        .lease(Duration::from_secs(3));
+    let _: u32 = cache.get_or_refresh("k", &fresh, || 1).unwrap();
+    let tries = || cache.backend().tries.load(Ordering::SeqCst);
+    assert_eq!(tries(), 1, "the first load takes the lease");
+
+    clock.advance(TTL + Duration::from_secs(1));
+    *cache.backend().held_until.lock().unwrap() = Some(clock.now() + Duration::from_secs(2));
+    cache.backend().elsewhere.store(true, Ordering::SeqCst);
+    // 200 stale reads, a real millisecond apart: the first starts a refresh that finds the lease
+    // held; none of the others tries again.
+    for _ in 0..200 {
+        let v: u32 = cache
+            .get_or_refresh("k", &fresh, || unreachable!("another process refreshes"))
+            .unwrap();
+        assert_eq!(v, 1);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(tries(), 2, "one try for this round");
+    let s = cache.stats();
+    assert_eq!(
+        (s.stale_served, s.refreshes, s.refresh_failures),
+        (200, 0, 0)
+    );
+
+    // The other process's lease ended without a new value (it died): the next stale read tries
+    // again, takes the lease and refreshes.
+    clock.advance(Duration::from_secs(2));
+    let v: u32 = cache.get_or_refresh("k", &fresh, || 2).unwrap();
+    assert_eq!(v, 1);
+    wait_for("the refresh", || cache.stats().refreshes == 1);
+    assert_eq!(tries(), 3);
+    assert_eq!(cache.get::<u32>("k").unwrap(), Some(2));
+}

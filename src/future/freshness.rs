@@ -3,34 +3,22 @@
 //! across processes, taken and released on tokio's blocking pool; waiting for another process's
 //! lease sleeps with `tokio::time`, never blocking a worker thread.
 //!
-//! The states of a record and the counters are those of `src/freshness.rs`; this module only
-//! replaces threads and `thread::sleep` by tasks and `.await`.
+//! The decisions (the verdict on a record, the leader's lease plan, whether a refresh runs, the
+//! single flight's hand-over) and the counters are those of `src/freshness.rs`, taken without
+//! I/O; this module only drives them with `.await` and tasks where the sync face blocks and
+//! uses threads.
 
 use super::{BrainCache, catch_panic};
 use crate::cache::LoadError;
-use crate::freshness::Freshness;
-use crate::load::{ErrorSharing, Outcome, Role, Sharing};
-use crate::log::{debug_event, warn_event};
-use crate::memo::Loaded;
-use crate::stats::Counters;
-use braincache_core::{
-    AsyncBackend, Codec, Error, Lease, LeaseToken, Operation, Record, run_blocking,
-};
+use crate::freshness::{Freshness, LeaderPlan, RefreshStart, Refreshed, Round, Step, ran_twice};
+use crate::load::Sharing;
+use crate::log::warn_event;
+use crate::memo::{self, Lead, Loaded, OnPanic, SingleFlight, strict, strict_infallible};
+use braincache_core::{AsyncBackend, Codec, Lease, LeaseToken, Operation, run_blocking};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What one background refresh did.
-enum Refreshed {
-    Stored,
-    Failed,
-    /// Another process holds the key's lease: it is refreshing.
-    Skipped,
-}
-
-type Computed<T> = (Loaded<T>, Option<Arc<[u8]>>);
 
 impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     /// The value under `key` as `freshness` keeps it — the async twin of
@@ -88,15 +76,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         Fut: Future<Output = T> + Send + 'static,
     {
         let mut f = Some(move || async move { Ok::<T, std::convert::Infallible>(loader().await) });
-        match self.refresh_load(key, freshness, &mut f).await {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(e),
-            Ok(loaded) => Ok(loaded.value),
-            Err(LoadError::Cache(e)) => Err(e),
-            Err(LoadError::Init(never)) => match *never {},
-        }
+        strict_infallible(self.refresh_load(key, freshness, &mut f).await)
     }
 
     /// Like [`get_or_refresh`](Self::get_or_refresh) for a fallible loader: only `Ok` values are
@@ -121,7 +101,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
     ///
     /// # Errors
     /// [`LoadError::Init`] with the loader's error, [`LoadError::Cache`] for cache errors
-    /// (and [`Error::Task`] when the loader this call waited for panicked).
+    /// (and [`Error::Task`](crate::Error::Task) when the loader this call waited for panicked).
     pub async fn try_get_or_refresh<T, E, F, Fut>(
         &self,
         key: &str,
@@ -134,18 +114,11 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
-        let mut f = Some(loader);
-        match self.refresh_load(key, freshness, &mut f).await {
-            Ok(Loaded {
-                store_error: Some(e),
-                ..
-            }) => Err(LoadError::Cache(e)),
-            Ok(loaded) => Ok(loaded.value),
-            Err(e) => Err(e),
-        }
+        strict(self.refresh_load(key, freshness, &mut Some(loader)).await)
     }
 
-    /// The machinery of `get_or_refresh`; `f` is taken only when it runs (here or in a task).
+    /// The machinery of `get_or_refresh` (see the sync face's); `f` is taken only when it runs
+    /// (here or in a task).
     async fn refresh_load<T, E, F, Fut>(
         &self,
         key: &str,
@@ -159,217 +132,138 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
         let sync = self.sync_face();
-        let inner = sync.inner();
         let record = self
             .backend_arc()
             .get_async(key)
             .await
             .map_err(|e| sync.failed(e))?;
-        let now = inner.now();
-        if let Some(r) = record.filter(|r| !r.is_expired(now)) {
-            let value = sync.decode_record(key, &r)?;
-            if r.is_stale(now) {
-                Counters::bump(&inner.counters.stale_served, 1);
-                debug_event!("get_or_refresh {key:?}: stale, refreshing in a task");
-                self.refresh_in_background(key, freshness, f);
-            } else {
-                Counters::bump(&inner.counters.hits, 1);
-                if freshness.refresh_early(&r, now) {
-                    debug_event!("get_or_refresh {key:?}: early refresh in a task");
-                    self.refresh_in_background(key, freshness, f);
-                }
+        if let Some((value, refresh)) = sync.serve(key, freshness, record)? {
+            if let Some(round) = refresh {
+                self.refresh_in_background(key, freshness, round, f);
             }
             return Ok(Loaded {
                 value,
                 store_error: None,
             });
         }
-        Counters::bump(&inner.counters.misses, 1);
-        self.load_leased(key, freshness, f).await
+        // A miss: one computation per key in this process (memo's single flight: the others
+        // await its value) and, with a lease, across processes (the leader drives
+        // `LeaderPlan`, waiting for another process's lease with `tokio::time`). A leader's
+        // guard lives in `flight`, then `lead`, in this future: dropping the future abandons
+        // the flight and one waiter computes instead.
+        let inner = sync.inner();
+        let mut flight = SingleFlight::<E, Sharing>::new(inner.loads(), key, OnPanic::Fail);
+        let mut step = flight.missed();
+        let lead = loop {
+            step = match step {
+                memo::Step::Lookup { .. } => {
+                    let record = self
+                        .backend_arc()
+                        .get_async(key)
+                        .await
+                        .map_err(|e| sync.failed(e))?;
+                    match sync.fresh_value(key, record)? {
+                        Some(value) => return Ok(Loaded::found(value)),
+                        None => flight.missed(),
+                    }
+                }
+                memo::Step::Wait(slot) => flight.waited(slot.wait_async().await),
+                memo::Step::Received(bytes) => {
+                    return Ok(Loaded::found(sync.decode(key, &bytes)?));
+                }
+                memo::Step::Fail(e) => return Err(sync.failed_load(e)),
+                memo::Step::Compute(lead) => break lead,
+            };
+        };
+        // A value another process stores meanwhile ends the load: `lead` is dropped unused,
+        // and this process's waiters look again and find it.
+        let mut lead = Some(lead);
+        let mut plan = LeaderPlan::new(freshness);
+        let mut step = plan.not_found();
+        let result = loop {
+            step = match step {
+                Step::Read => plan.read(sync, key, self.backend_arc().get_async(key).await),
+                Step::TryLease(d) => {
+                    let taken = self.try_lease(key, plan.token, d).await;
+                    plan.leased(key, taken, &inner.counters)
+                }
+                Step::Wait(d) => {
+                    tokio::time::sleep(d).await;
+                    Step::Read
+                }
+                Step::Compute => Step::Done(match lead.take() {
+                    Some(lead) => self.lead_compute(key, freshness, lead, f).await,
+                    None => Err(ran_twice()),
+                }),
+                Step::Done(result) => break result,
+            };
+        };
+        if let Some(token) = plan.to_release() {
+            self.release_lease(key, token).await;
+        }
+        result
     }
 
-    /// A miss: one computation per key in this process (the others await its value) and, with
-    /// a lease, across processes. A leader whose future is dropped abandons its slot (its
-    /// guard's `Drop`) and one waiter computes instead.
-    async fn load_leased<T, E, F, Fut>(
+    /// The leader computes in this task and stores the value with the freshness fields; its
+    /// waiters receive the value, its error or its panic through `lead`.
+    async fn lead_compute<T, E, F, Fut>(
         &self,
         key: &str,
         freshness: &Freshness,
+        lead: Lead<'_>,
         f: &mut Option<F>,
     ) -> std::result::Result<Loaded<T>, LoadError<E>>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize,
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
+        let compute = lead.take(f)?;
+        let started = Instant::now();
+        let computed = match catch_panic(compute).await {
+            Ok(computed) => computed,
+            Err(panic) => lead.panicked(panic),
+        };
+        let took = started.elapsed();
         let sync = self.sync_face();
-        loop {
-            // The role is taken and the slot awaited with no other `.await` in between.
-            let slot = match sync.inner().loads().join(key) {
-                Role::Waiter(slot) => slot,
-                Role::Leader(guard) => {
-                    return match self.lead(key, freshness, f).await {
-                        Ok((loaded, Some(bytes))) => {
-                            guard.finish(Outcome::Value(bytes));
-                            Ok(loaded)
-                        }
-                        Ok((loaded, None)) => {
-                            guard.finish(Outcome::ComputeAlone);
-                            Ok(loaded)
-                        }
-                        Err(LoadError::Init(e)) => {
-                            let shared = <Sharing as ErrorSharing<E>>::share(&e);
-                            guard.finish(shared.map_or(Outcome::ComputeAlone, Outcome::Failed));
-                            Err(LoadError::Init(e))
-                        }
-                        Err(e) => {
-                            guard.finish(Outcome::ComputeAlone);
-                            Err(e)
-                        }
-                    };
-                }
-            };
-            match slot.wait_async().await {
-                Outcome::Value(bytes) => {
-                    return Ok(Loaded {
-                        value: sync.decode(key, &bytes)?,
-                        store_error: None,
-                    });
-                }
-                Outcome::Failed(shared) => {
-                    if let Some(e) = <Sharing as ErrorSharing<E>>::receive(shared) {
-                        return Err(LoadError::Init(e));
-                    }
-                    return self
-                        .compute_and_store(key, freshness, f)
-                        .await
-                        .map(|(l, _)| l);
-                }
-                Outcome::ComputeAlone => {
-                    return self
-                        .compute_and_store(key, freshness, f)
-                        .await
-                        .map(|(l, _)| l);
-                }
-                Outcome::Abandoned => {}
-                Outcome::Panicked => {
-                    return Err(LoadError::Cache(
-                        sync.failed(Error::Task {
-                            op: Operation::Get,
-                            key: Some(key.to_owned()),
-                            detail: "the loader computing this value panicked in another caller \
-                                 (the next call computes it again)"
-                                .into(),
-                        }),
-                    ));
-                }
+        match lead.computed::<T, E, Sharing>(computed, |v| sync.encode(key, v)) {
+            memo::Computed::Store(storing, bytes) => {
+                Ok(storing.stored(self.store_fresh(key, freshness, bytes, took).await))
             }
+            memo::Computed::Done(result) => result,
         }
     }
 
-    /// The leader of this process: takes the lease (or waits, sleeping with `tokio::time`, for
-    /// the process holding it), then computes. Returns the encoded value for the waiters.
-    async fn lead<T, E, F, Fut>(
+    /// Stores a value computed in `took`: fresh for the TTL, kept by the backend for TTL +
+    /// window.
+    async fn store_fresh(
         &self,
         key: &str,
         freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> std::result::Result<Computed<T>, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-    {
+        bytes: Vec<u8>,
+        took: Duration,
+    ) -> braincache_core::Result<()> {
         let sync = self.sync_face();
-        let inner = sync.inner();
-        let token = LeaseToken(fastrand::u64(..));
-        let lease = freshness.lease;
-        // A bound in real time, for clocks that do not move (a manual clock), as in the sync
-        // leader: past it the leader computes whatever the store says.
-        let give_up =
-            Instant::now() + lease.unwrap_or_default().saturating_mul(2) + Duration::from_secs(1);
-        let poll = lease.map_or(Duration::ZERO, |d| {
-            (d / 50).clamp(Duration::from_millis(2), Duration::from_millis(25))
-        });
-        let mut waited = false;
-        loop {
-            // Another process (or an earlier leader here) may have stored it meanwhile.
-            if let Some(found) = self.fresh_stored(key).await? {
-                return Ok(found);
-            }
-            let Some(duration) = lease else {
-                return self.compute_and_store(key, freshness, f).await;
-            };
-            let taken = self.try_lease(key, token, duration).await;
-            match taken {
-                Lease::Held { .. } if Instant::now() < give_up => {
-                    if !waited {
-                        waited = true;
-                        Counters::bump(&inner.counters.lease_waits, 1);
-                        debug_event!("get_or_refresh {key:?}: waiting for another process's lease");
-                    }
-                    tokio::time::sleep(poll).await;
-                }
-                Lease::Acquired => {
-                    // The previous holder may have stored the value and released its lease
-                    // between our read and our lease: look once more before computing.
-                    let out = match self.fresh_stored(key).await {
-                        Ok(Some(found)) => Ok(found),
-                        Ok(None) => self.compute_and_store(key, freshness, f).await,
-                        Err(e) => Err(e),
-                    };
-                    self.release_lease(key, token).await;
-                    return out;
-                }
-                _ => return self.compute_and_store(key, freshness, f).await,
-            }
-        }
+        let record = sync.fresh_record(freshness, bytes, took);
+        let deadline = record.expires_at;
+        let stored = self.backend_arc().set_async(key, record).await;
+        sync.after_store(key, deadline, stored)
     }
 
-    /// The stored value under `key` if it is fresh, decoded, with its bytes.
-    async fn fresh_stored<T, E>(
+    /// Takes the lease on the blocking pool.
+    async fn try_lease(
         &self,
         key: &str,
-    ) -> std::result::Result<Option<Computed<T>>, LoadError<E>>
-    where
-        T: DeserializeOwned,
-    {
-        let sync = self.sync_face();
-        let record = self
-            .backend_arc()
-            .get_async(key)
-            .await
-            .map_err(|e| sync.failed(e))?;
-        let now = sync.inner().now();
-        match record.filter(|r| !r.is_expired(now) && !r.is_stale(now)) {
-            Some(r) => {
-                let value = sync.decode_record(key, &r)?;
-                Ok(Some((
-                    Loaded {
-                        value,
-                        store_error: None,
-                    },
-                    Some(Arc::from(r.value.as_slice())),
-                )))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Takes the lease on the blocking pool. Coordination is an optimization: an error
-    /// computes rather than fails the call.
-    async fn try_lease(&self, key: &str, token: LeaseToken, duration: Duration) -> Lease {
+        token: LeaseToken,
+        duration: Duration,
+    ) -> braincache_core::Result<Lease> {
         let now = self.sync_face().inner().now();
         let owned = key.to_owned();
         run_blocking(self.backend_arc(), Operation::Lease, move |b| {
             b.try_lease(&owned, token, duration, now)
         })
         .await
-        .unwrap_or_else(|e| {
-            warn_event!("braincache: lease on {key:?} not taken, computing anyway: {e}");
-            Lease::Uncoordinated
-        })
     }
 
     /// Releases the lease on the blocking pool; one not released ends by itself.
@@ -384,60 +278,14 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         }
     }
 
-    /// Runs the loader in this task and stores its value with the freshness fields.
-    async fn compute_and_store<T, E, F, Fut>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> std::result::Result<Computed<T>, LoadError<E>>
-    where
-        T: Serialize,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-    {
-        let sync = self.sync_face();
-        let Some(compute) = f.take() else {
-            // Unreachable: each call computes at most once.
-            return Err(LoadError::Cache(Error::Closed {
-                op: Operation::Set,
-                backend: "front end",
-            }));
-        };
-        let started = Instant::now();
-        let value = compute().await.map_err(|e| LoadError::Init(Arc::new(e)))?;
-        let took = started.elapsed();
-        match sync.encode(key, &value) {
-            Ok(bytes) => {
-                let shared: Arc<[u8]> = Arc::from(bytes.as_slice());
-                let record: Record = sync.fresh_record(freshness, bytes, took);
-                let expires_at = record.expires_at;
-                let store_error = match self.backend_arc().set_async(key, record).await {
-                    Ok(()) => {
-                        sync.stored(key, expires_at);
-                        None
-                    }
-                    Err(e) => Some(sync.failed(e)),
-                };
-                Ok((Loaded { value, store_error }, Some(shared)))
-            }
-            // The value is good even if the codec cannot store it: hand it back.
-            Err(e) => Ok((
-                Loaded {
-                    value,
-                    store_error: Some(e),
-                },
-                None,
-            )),
-        }
-    }
-
-    /// Spawns one refresh task for `key` (none if one is running for it in this cache, or no
-    /// tokio runtime is current).
+    /// Spawns one refresh task for `key` (none if one is running for it in this cache, another
+    /// process is refreshing this round, or no tokio runtime is current). The caller returns at
+    /// once: the lease, the loader and the write all run in the task.
     fn refresh_in_background<T, E, F, Fut>(
         &self,
         key: &str,
         freshness: &Freshness,
+        round: Round,
         f: &mut Option<F>,
     ) where
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -446,7 +294,7 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
         let inner = self.sync_face().inner();
-        if f.is_none() || !inner.refreshing.start(key) {
+        if f.is_none() || !inner.refreshing.start(key, round, inner.now()) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -458,54 +306,44 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
         let freshness = freshness.clone();
         let key = key.to_owned();
         runtime.spawn(async move {
-            let outcome =
-                catch_panic(|| cache.refresh_now::<T, E, F, Fut>(&key, &freshness, &mut f))
-                    .await
-                    .unwrap_or(Refreshed::Failed);
-            let inner = cache.sync_face().inner();
-            inner.refreshing.finish(&key);
-            match outcome {
-                Refreshed::Stored => Counters::bump(&inner.counters.refreshes, 1),
-                Refreshed::Failed => Counters::bump(&inner.counters.refresh_failures, 1),
-                Refreshed::Skipped => {}
-            }
+            let outcome = catch_panic(|| async {
+                let token = LeaseToken(fastrand::u64(..));
+                let now = cache.sync_face().inner().now();
+                let taken = match freshness.lease {
+                    Some(d) => Some(cache.try_lease(&key, token, d).await),
+                    None => None,
+                };
+                let start =
+                    RefreshStart::from_lease(taken, now, freshness.lease.unwrap_or_default());
+                if let RefreshStart::Skip { until } = start {
+                    return Refreshed::Skipped { until };
+                }
+                let started = Instant::now();
+                let stored = match f.take() {
+                    Some(compute) => match compute().await {
+                        Ok(value) => {
+                            let took = started.elapsed();
+                            match cache.sync_face().encode(&key, &value) {
+                                Ok(bytes) => cache
+                                    .store_fresh(&key, &freshness, bytes, took)
+                                    .await
+                                    .is_ok(),
+                                Err(_) => false,
+                            }
+                        }
+                        Err(_) => false,
+                    },
+                    None => false,
+                };
+                if let RefreshStart::Leased = start {
+                    cache.release_lease(&key, token).await;
+                }
+                Refreshed::of(stored)
+            })
+            .await
+            .unwrap_or(Refreshed::Failed);
+            cache.sync_face().refresh_done(&key, round, outcome);
         });
-    }
-
-    /// One background refresh: under the lease when the freshness has one.
-    async fn refresh_now<T, E, F, Fut>(
-        &self,
-        key: &str,
-        freshness: &Freshness,
-        f: &mut Option<F>,
-    ) -> Refreshed
-    where
-        T: Serialize,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-    {
-        let token = LeaseToken(fastrand::u64(..));
-        let leased = match freshness.lease {
-            None => false,
-            Some(d) => match self.try_lease(key, token, d).await {
-                Lease::Held { .. } => return Refreshed::Skipped,
-                Lease::Acquired => true,
-                _ => false,
-            },
-        };
-        let outcome = match self.compute_and_store(key, freshness, f).await {
-            Ok((
-                Loaded {
-                    store_error: None, ..
-                },
-                _,
-            )) => Refreshed::Stored,
-            Ok(_) | Err(_) => Refreshed::Failed,
-        };
-        if leased {
-            self.release_lease(key, token).await;
-        }
-        outcome
     }
 }
 
