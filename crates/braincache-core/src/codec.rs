@@ -157,12 +157,32 @@ impl Codec for MsgPack {
     const ID: CodecId = CodecId::MSGPACK;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::new();
-        let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
-        adapt::Wrap::new(value, adapt::NestedOption::default())
-            .serialize(&mut ser)
-            .map_err(|e| CodecError::new(Self::NAME, e))?;
-        Ok(out)
+        let write = |out: &mut Vec<u8>| {
+            let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
+            adapt::Wrap::new(value, adapt::NestedOption::default())
+                .serialize(&mut ser)
+                .map_err(|e| CodecError::new(Self::NAME, e))
+        };
+        // rmp-serde writes a byte or a few at a time: into a fresh `Vec` that is five
+        // reallocations for a 64-byte value. A buffer kept per thread grows once; the value is
+        // then copied out at its exact size (one allocation).
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                write(&mut buf)?;
+                let out = buf.to_vec();
+                if buf.capacity() > SCRATCH_KEPT {
+                    *buf = Vec::new();
+                }
+                Ok(out)
+            }
+            // An encode inside a value's `Serialize` (the buffer is in use): a fresh one.
+            Err(_) => {
+                let mut out = Vec::new();
+                write(&mut out)?;
+                Ok(out)
+            }
+        })
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
@@ -179,6 +199,14 @@ impl Codec for MsgPack {
         }
     }
 }
+
+thread_local! {
+    /// The buffer [`MsgPack::encode`] writes into before copying a value out.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The largest buffer kept between encodes (a larger one, grown by a large value, is freed).
+const SCRATCH_KEPT: usize = 64 << 10;
 
 /// [`MsgPack::decode`] as braincache did it before it had its own reader: rmp-serde's
 /// deserializer, wrapped in the nested-`None` adapter, then a check that no byte is left. The
@@ -711,6 +739,35 @@ mod msgpack_tests {
         );
         assert_eq!(value_len(&[0xd4, 0x01, 0x00]), Some(3));
         assert_eq!(value_len(&[0xd4, 0x42]), None);
+    }
+
+    #[test]
+    fn encodes_inside_a_serialize_and_after_a_large_value_are_whole() {
+        // A value whose `Serialize` encodes another value: the per-thread buffer is in use.
+        struct Encodes;
+        impl Serialize for Encodes {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let inner = MsgPack
+                    .encode(&vec![1u8, 2, 3])
+                    .map_err(serde::ser::Error::custom)?;
+                s.serialize_bytes(&inner)
+            }
+        }
+        let bytes = MsgPack.encode(&(1u8, Encodes, "x")).unwrap();
+        let (a, inner, c): (u8, Vec<u8>, String) = MsgPack.decode(&bytes).unwrap();
+        assert_eq!((a, c.as_str()), (1, "x"));
+        assert_eq!(MsgPack.decode::<Vec<u8>>(&inner).unwrap(), [1, 2, 3]);
+        // A value larger than the buffer kept, then small ones.
+        let large = "y".repeat(200_000);
+        assert_eq!(
+            MsgPack
+                .decode::<String>(&MsgPack.encode(&large).unwrap())
+                .unwrap(),
+            large
+        );
+        for v in [0u64, 1 << 40] {
+            assert_eq!(MsgPack.encode(&v).unwrap(), rmp_serde::to_vec(&v).unwrap());
+        }
     }
 
     #[test]
