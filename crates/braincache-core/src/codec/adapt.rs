@@ -362,48 +362,55 @@ impl<S: Serializer, H: Hook> Serializer for Ser<S, H> {
 /// A sequence, tuple, map or struct being written: each element is wrapped.
 struct Compound<C, H>(C, H);
 
-impl<C: ser::SerializeSeq, H: Hook> ser::SerializeSeq for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+/// The sequence-like compounds: each element is wrapped.
+macro_rules! compound_elements {
+    ($($trait:ident::$method:ident;)*) => {
+        $(impl<C: ser::$trait, H: Hook> ser::$trait for Compound<C, H> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
+                self.0.$method(&Wrap::new(v, self.1))
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        })*
+    };
 }
 
-impl<C: ser::SerializeTuple, H: Hook> ser::SerializeTuple for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+compound_elements! {
+    SerializeSeq::serialize_element;
+    SerializeTuple::serialize_element;
+    SerializeTupleStruct::serialize_field;
+    SerializeTupleVariant::serialize_field;
 }
 
-impl<C: ser::SerializeTupleStruct, H: Hook> ser::SerializeTupleStruct for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+/// The struct-like compounds: each field's value is wrapped.
+macro_rules! compound_fields {
+    ($($trait:ident;)*) => {
+        $(impl<C: ser::$trait, H: Hook> ser::$trait for Compound<C, H> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result<(), C::Error> {
+                self.0.serialize_field(key, &Wrap::new(v, self.1))
+            }
+            fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
+                self.0.skip_field(key)
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        })*
+    };
 }
 
-impl<C: ser::SerializeTupleVariant, H: Hook> ser::SerializeTupleVariant for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+compound_fields! {
+    SerializeStruct;
+    SerializeStructVariant;
 }
 
 impl<C: ser::SerializeMap, H: Hook> ser::SerializeMap for Compound<C, H> {
@@ -414,42 +421,6 @@ impl<C: ser::SerializeMap, H: Hook> ser::SerializeMap for Compound<C, H> {
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
         self.0.serialize_value(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: ser::SerializeStruct, H: Hook> ser::SerializeStruct for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), C::Error> {
-        self.0.serialize_field(key, &Wrap::new(v, self.1))
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
-        self.0.skip_field(key)
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: ser::SerializeStructVariant, H: Hook> ser::SerializeStructVariant for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), C::Error> {
-        self.0.serialize_field(key, &Wrap::new(v, self.1))
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
-        self.0.skip_field(key)
     }
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()
@@ -616,6 +587,46 @@ impl<'de, E: de::Error> Deserializer<'de> for NestedNone<E> {
     }
 }
 
+/// Calls `$callback!` with every `deserialize_*` method of serde's `Deserializer` but
+/// `deserialize_any` and `deserialize_option` (the two the nested-`None` adapters look at), each
+/// with its arguments.
+macro_rules! deserialize_methods {
+    ($callback:ident) => {
+        $callback! {
+            deserialize_bool();
+            deserialize_i8();
+            deserialize_i16();
+            deserialize_i32();
+            deserialize_i64();
+            deserialize_i128();
+            deserialize_u8();
+            deserialize_u16();
+            deserialize_u32();
+            deserialize_u64();
+            deserialize_u128();
+            deserialize_f32();
+            deserialize_f64();
+            deserialize_char();
+            deserialize_str();
+            deserialize_string();
+            deserialize_bytes();
+            deserialize_byte_buf();
+            deserialize_unit();
+            deserialize_unit_struct(name: &'static str);
+            deserialize_newtype_struct(name: &'static str);
+            deserialize_seq();
+            deserialize_tuple(len: usize);
+            deserialize_tuple_struct(name: &'static str, len: usize);
+            deserialize_map();
+            deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+            deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+            deserialize_identifier();
+            deserialize_ignored_any();
+        }
+    };
+}
+pub(super) use deserialize_methods;
+
 macro_rules! forward_de {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
         $(fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
@@ -655,37 +666,7 @@ impl<'de, 'p, D: Deserializer<'de>> Deserializer<'de> for De<'p, D> {
         })
     }
 
-    forward_de! {
-        deserialize_bool();
-        deserialize_i8();
-        deserialize_i16();
-        deserialize_i32();
-        deserialize_i64();
-        deserialize_i128();
-        deserialize_u8();
-        deserialize_u16();
-        deserialize_u32();
-        deserialize_u64();
-        deserialize_u128();
-        deserialize_f32();
-        deserialize_f64();
-        deserialize_char();
-        deserialize_str();
-        deserialize_string();
-        deserialize_bytes();
-        deserialize_byte_buf();
-        deserialize_unit();
-        deserialize_unit_struct(name: &'static str);
-        deserialize_newtype_struct(name: &'static str);
-        deserialize_seq();
-        deserialize_tuple(len: usize);
-        deserialize_tuple_struct(name: &'static str, len: usize);
-        deserialize_map();
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
-        deserialize_identifier();
-        deserialize_ignored_any();
-    }
+    deserialize_methods!(forward_de);
 
     fn is_human_readable(&self) -> bool {
         self.inner.is_human_readable()

@@ -19,7 +19,7 @@
 //! errors through every call; a 64-byte `Vec<u8>` took ~4.8 ns per element. Reading the slice
 //! directly takes a fraction of that (the commit that added this module gives the figures).
 
-use super::super::adapt::{EXT_TYPE, NestedNone};
+use super::super::adapt::{EXT_TYPE, NestedNone, deserialize_methods};
 use serde::de::{self, DeserializeSeed, Visitor};
 use std::fmt;
 
@@ -798,37 +798,7 @@ impl<'de, D: Shared<'de>> de::Deserializer<'de> for Peeking<D> {
         }
     }
 
-    forward_peeking! {
-        deserialize_bool();
-        deserialize_i8();
-        deserialize_i16();
-        deserialize_i32();
-        deserialize_i64();
-        deserialize_i128();
-        deserialize_u8();
-        deserialize_u16();
-        deserialize_u32();
-        deserialize_u64();
-        deserialize_u128();
-        deserialize_f32();
-        deserialize_f64();
-        deserialize_char();
-        deserialize_str();
-        deserialize_string();
-        deserialize_bytes();
-        deserialize_byte_buf();
-        deserialize_unit();
-        deserialize_unit_struct(name: &'static str);
-        deserialize_newtype_struct(name: &'static str);
-        deserialize_seq();
-        deserialize_tuple(len: usize);
-        deserialize_tuple_struct(name: &'static str, len: usize);
-        deserialize_map();
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
-        deserialize_identifier();
-        deserialize_ignored_any();
-    }
+    deserialize_methods!(forward_peeking);
 
     fn is_human_readable(&self) -> bool {
         false
