@@ -31,17 +31,28 @@ const NESTING: u16 = 1024;
 const FIXEXT1: u8 = 0xd4;
 
 /// A decoding error: what failed, in words.
-pub(in crate::codec) struct Error(Box<str>);
+/// (A thin box: results stay two words, which keeps the per-element path in registers.)
+pub(in crate::codec) struct Error(Box<Message>);
+
+/// What an [`Error`] says.
+struct Message(String);
+
+impl Error {
+    #[cold]
+    fn new(message: impl Into<String>) -> Self {
+        Error(Box::new(Message(message.into())))
+    }
+}
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(&self.0.0, f)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.0.0)
     }
 }
 
@@ -50,7 +61,7 @@ impl std::error::Error for Error {}
 impl de::Error for Error {
     #[cold]
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Error(msg.to_string().into_boxed_str())
+        Error::new(msg.to_string())
     }
 }
 
@@ -110,25 +121,19 @@ impl<'de> Deserializer<'de> {
 
     #[cold]
     fn eof(&self) -> Error {
-        Error(
-            format!(
-                "the input ends inside a value ({} bytes, more were needed)",
-                self.len
-            )
-            .into_boxed_str(),
-        )
+        Error::new(format!(
+            "the input ends inside a value ({} bytes, more were needed)",
+            self.len
+        ))
     }
 
     #[cold]
     fn refused(&self, marker: u8, expected: &str) -> Error {
-        Error(
-            format!(
-                "expected {expected}, found {} (marker {marker:#04x}) before byte {}",
-                kind(marker),
-                self.position()
-            )
-            .into_boxed_str(),
-        )
+        Error::new(format!(
+            "expected {expected}, found {} (marker {marker:#04x}) before byte {}",
+            kind(marker),
+            self.position()
+        ))
     }
 
     #[inline]
@@ -226,8 +231,8 @@ impl<'de> Deserializer<'de> {
     fn deeper<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
         self.depth -= 1;
         if self.depth == 0 {
-            return Err(Error(
-                "more than 1023 nested arrays, maps or extension values".into(),
+            return Err(Error::new(
+                "more than 1023 nested arrays, maps or extension values",
             ));
         }
         let out = f(self);
@@ -240,8 +245,8 @@ impl<'de> Deserializer<'de> {
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
         self.nesting -= 1;
         if self.nesting == 0 {
-            return Err(Error(
-                "more than 1023 nested options, enums or newtype structs".into(),
+            return Err(Error::new(
+                "more than 1023 nested options, enums or newtype structs",
             ));
         }
         let out = f(self);
@@ -349,7 +354,7 @@ impl<'de> Deserializer<'de> {
             // error is the UTF-8 one.
             Err(e) => visitor
                 .visit_borrowed_bytes::<Error>(bytes)
-                .map_err(|_| Error(format!("a string is not valid UTF-8: {e}").into_boxed_str())),
+                .map_err(|_| Error::new(format!("a string is not valid UTF-8: {e}"))),
         }
     }
 
@@ -359,13 +364,10 @@ impl<'de> Deserializer<'de> {
             let value = visitor.visit_seq(&mut access)?;
             match access.left {
                 0 => Ok(value),
-                left => Err(Error(
-                    format!(
-                        "an array of {len} elements was read as {} elements",
-                        len - left
-                    )
-                    .into_boxed_str(),
-                )),
+                left => Err(Error::new(format!(
+                    "an array of {len} elements was read as {} elements",
+                    len - left
+                ))),
             }
         })
     }
@@ -376,10 +378,10 @@ impl<'de> Deserializer<'de> {
             let value = visitor.visit_map(&mut access)?;
             match access.left {
                 0 => Ok(value),
-                left => Err(Error(
-                    format!("a map of {len} entries was read as {} entries", len - left)
-                        .into_boxed_str(),
-                )),
+                left => Err(Error::new(format!(
+                    "a map of {len} entries was read as {} entries",
+                    len - left
+                ))),
             }
         })
     }
@@ -421,9 +423,9 @@ impl<'de> Deserializer<'de> {
                     marker & 0x0f
                 };
                 if len != 16 {
-                    return Err(Error(
-                        format!("a 128-bit integer takes 16 bytes, not {len}").into_boxed_str(),
-                    ));
+                    return Err(Error::new(format!(
+                        "a 128-bit integer takes 16 bytes, not {len}"
+                    )));
                 }
                 let bytes = self.slice(16)?;
                 let mut be = [0u8; 16];
@@ -502,9 +504,9 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                 self.marker = None;
                 self.nested(|de| visitor.visit_enum(Variant { de }))
             }
-            Some(n) => Err(Error(
-                format!("an enum is a map of one entry, not {n}").into_boxed_str(),
-            )),
+            Some(n) => Err(Error::new(format!(
+                "an enum is a map of one entry, not {n}"
+            ))),
             None => self.nested(|de| visitor.visit_enum(UnitVariant { de })),
         }
     }
@@ -962,7 +964,7 @@ impl<'de> de::Deserializer<'de> for Part<'_, '_, 'de> {
                 ext.state = ExtState::Done;
                 visitor.visit_borrowed_bytes(data)
             }
-            ExtState::Done => Err(Error("an extension value has two parts".into())),
+            ExtState::Done => Err(Error::new("an extension value has two parts")),
         }
     }
 
