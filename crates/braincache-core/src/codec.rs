@@ -157,15 +157,16 @@ impl Codec for MsgPack {
     const ID: CodecId = CodecId::MSGPACK;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        // braincache's own writer: rmp-serde's bytes under the nested-`None` adapter, byte for
+        // byte (see `msgpack::ser`).
         let write = |out: &mut Vec<u8>| {
-            let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
-            adapt::Wrap::new(value, adapt::NestedOption::default())
-                .serialize(&mut ser)
+            value
+                .serialize(msgpack::ser::Serializer::new(out))
                 .map_err(|e| CodecError::new(Self::NAME, e))
         };
-        // rmp-serde writes a byte or a few at a time: into a fresh `Vec` that is five
-        // reallocations for a 64-byte value. A buffer kept per thread grows once; the value is
-        // then copied out at its exact size (one allocation).
+        // Written a byte or a few at a time, a fresh `Vec` would reallocate five times for a
+        // 64-byte value. A buffer kept per thread grows once; the value is then copied out at
+        // its exact size (one allocation).
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut buf) => {
                 buf.clear();
@@ -207,6 +208,19 @@ thread_local! {
 
 /// The largest buffer kept between encodes (a larger one, grown by a large value, is freed).
 const SCRATCH_KEPT: usize = 64 << 10;
+
+/// [`MsgPack::encode`] as braincache did it before it had its own writer: rmp-serde's
+/// serializer (structs as maps) under the nested-`None` adapter. The reference that the
+/// writer's differential tests compare it with (`testkit`): the bytes must be the same.
+#[cfg(any(test, feature = "testkit"))]
+pub fn msgpack_reference_encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
+    adapt::Wrap::new(value, adapt::NestedOption::default())
+        .serialize(&mut ser)
+        .map_err(|e| CodecError::new(MsgPack::NAME, e))?;
+    Ok(out)
+}
 
 /// [`MsgPack::decode`] as braincache did it before it had its own reader: rmp-serde's
 /// deserializer, wrapped in the nested-`None` adapter, then a check that no byte is left. The

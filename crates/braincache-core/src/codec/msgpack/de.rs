@@ -30,7 +30,7 @@ const NESTING: u16 = 1024;
 
 const FIXEXT1: u8 = 0xd4;
 
-/// A decoding error: what failed, in words.
+/// A decoding (or encoding, see `ser`) error: what failed, in words.
 /// (A thin box: results stay two words, which keeps the per-element path in registers.)
 pub(in crate::codec) struct Error(Box<Message>);
 
@@ -39,7 +39,7 @@ struct Message(String);
 
 impl Error {
     #[cold]
-    fn new(message: impl Into<String>) -> Self {
+    pub(super) fn new(message: impl Into<String>) -> Self {
         Error(Box::new(Message(message.into())))
     }
 }
@@ -59,6 +59,13 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl de::Error for Error {
+    #[cold]
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error::new(msg.to_string())
+    }
+}
+
+impl serde::ser::Error for Error {
     #[cold]
     fn custom<T: fmt::Display>(msg: T) -> Self {
         Error::new(msg.to_string())

@@ -1,10 +1,10 @@
-//! The reader against the reference (rmp-serde under the nested-`None` adapter, as
-//! `MsgPack::decode` was before): for values of the whole data model, for those values read as
-//! every other type, for damaged copies of them and for arbitrary bytes, both give the same
-//! value or both an error.
+//! The reader and the writer against the reference (rmp-serde under the nested-`None` adapter,
+//! as `MsgPack::decode` and `MsgPack::encode` were before): for values of the whole data model,
+//! for those values read as every other type, for damaged copies of them and for arbitrary
+//! bytes, both read the same value or both fail; every value is written to the same bytes.
 
 use super::de::Deserializer;
-use crate::codec::{Codec, MsgPack, msgpack_reference_decode};
+use crate::codec::{Codec, MsgPack, msgpack_reference_decode, msgpack_reference_encode};
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,58 @@ struct UnitStruct;
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct Newtype(Option<u16>);
 
+/// A sequence and a map whose lengths the serializer is not told (written counted).
+#[derive(Debug, Clone)]
+struct Unsized(
+    Vec<Option<Option<u8>>>,
+    BTreeMap<String, Option<Option<i32>>>,
+);
+
+impl Serialize for Unsized {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Seq<'a>(&'a [Option<Option<u8>>]);
+        impl Serialize for Seq<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().filter(|_| true))
+            }
+        }
+        struct Map<'a>(&'a BTreeMap<String, Option<Option<i32>>>);
+        impl Serialize for Map<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().filter(|_| true))
+            }
+        }
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&Seq(&self.0))?;
+        t.serialize_element(&Map(&self.1))?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Unsized {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (a, b) = Deserialize::deserialize(d)?;
+        Ok(Unsized(a, b))
+    }
+}
+
+/// rmp-serde's own extension struct, written by a value's `Serialize`.
+#[derive(Debug, Clone)]
+struct RmpExt(i8, Vec<u8>);
+
+impl Serialize for RmpExt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Body<'a>(&'a [u8]);
+        impl Serialize for Body<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        s.serialize_newtype_struct(rmp_serde::MSGPACK_EXT_STRUCT_NAME, &(self.0, Body(&self.1)))
+    }
+}
+
 /// A struct holding a bit of everything, nested.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct Everything {
@@ -100,15 +152,19 @@ fn same<T: Serialize + DeserializeOwned + Debug>(bytes: &[u8]) -> Result<(), Tes
     let ours = MsgPack.decode::<T>(bytes);
     let reference = msgpack_reference_decode::<T>(bytes);
     match (&ours, &reference) {
-        (Ok(a), Ok(b)) => prop_assert_eq!(
-            MsgPack.encode(a).unwrap(),
-            MsgPack.encode(b).unwrap(),
-            "{} from {:x?}: {:?} vs {:?}",
-            std::any::type_name::<T>(),
-            bytes,
-            a,
-            b
-        ),
+        (Ok(a), Ok(b)) => {
+            let written = MsgPack.encode(a).unwrap();
+            prop_assert_eq!(
+                &written,
+                &MsgPack.encode(b).unwrap(),
+                "{} from {:x?}: {:?} vs {:?}",
+                std::any::type_name::<T>(),
+                bytes,
+                a,
+                b
+            );
+            prop_assert_eq!(written, msgpack_reference_encode(a).unwrap(), "{:?}", a);
+        }
         (Err(_), Err(_)) => {}
         _ => prop_assert!(
             false,
@@ -160,6 +216,7 @@ fn same_for_all(bytes: &[u8]) -> Result<(), TestCaseError> {
 /// is written) rmp-serde alone: all the same.
 fn round_trips<T: Serialize + DeserializeOwned + Debug>(v: &T) -> Result<(), TestCaseError> {
     let bytes = MsgPack.encode(v).unwrap();
+    prop_assert_eq!(&bytes, &msgpack_reference_encode(v).unwrap(), "{:?}", v);
     let ours: T = MsgPack
         .decode(&bytes)
         .map_err(|e| TestCaseError::fail(format!("{v:?} ({bytes:x?}): {e}")))?;
@@ -344,6 +401,18 @@ proptest! {
     }
 
     #[test]
+    fn values_of_unknown_length_and_extension_structs_are_written_as_rmp_serde_writes_them(
+        seq in prop::collection::vec(nested_option(any::<u8>()), 0..40),
+        map in prop::collection::btree_map(".{0,3}", nested_option(any::<i32>()), 0..20),
+        (ty, data) in (any::<i8>(), prop::collection::vec(any::<u8>(), 0..300)),
+    ) {
+        round_trips(&Unsized(seq, map))?;
+        let ext = RmpExt(ty, data);
+        let bytes = MsgPack.encode(&ext).unwrap();
+        prop_assert_eq!(bytes, msgpack_reference_encode(&ext).unwrap());
+    }
+
+    #[test]
     fn values_read_as_every_type_as_the_reference(bytes in encoded()) {
         same_for_all(&bytes)?;
     }
@@ -498,4 +567,79 @@ fn size_hints_are_bounded_by_the_input() {
     assert_eq!(hint(&[0xdd, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]), "Some(3)");
     assert_eq!(hint(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]), "Some(1)");
     assert_eq!(hint(&[0x93, 1, 2, 3]), "Some(3)");
+}
+
+/// Every marker's boundaries: integers, and lengths of strings, binary strings, arrays and maps
+/// on each side of a change of marker, written as rmp-serde writes them.
+#[test]
+fn lengths_and_integers_at_marker_boundaries_are_written_as_rmp_serde_writes_them() {
+    fn check<T: Serialize + DeserializeOwned + Debug>(v: &T) {
+        let bytes = MsgPack.encode(v).unwrap();
+        assert_eq!(bytes, msgpack_reference_encode(v).unwrap());
+        let back: T = MsgPack.decode(&bytes).unwrap();
+        assert_eq!(MsgPack.encode(&back).unwrap(), bytes);
+    }
+    let edges: [i128; 12] = [
+        0,
+        31,
+        32,
+        127,
+        128,
+        255,
+        256,
+        65535,
+        65536,
+        1 << 32,
+        1 << 40,
+        1 << 63,
+    ];
+    for e in edges {
+        for v in [e, e - 1, -e, -e - 1, e + 1] {
+            if let Ok(v) = i64::try_from(v) {
+                check(&v);
+            }
+            if let Ok(v) = u64::try_from(v) {
+                check(&v);
+            }
+            if let Ok(v) = i8::try_from(v) {
+                check(&v);
+            }
+            check(&v);
+        }
+    }
+    check(&u64::MAX);
+    check(&i64::MIN);
+    check(&u128::MAX);
+    for n in [0usize, 1, 15, 16, 31, 32, 255, 256, 65535, 65536] {
+        check(&"s".repeat(n));
+        check(&vec![7u8; n]);
+        check(&vec![-7i8; n.min(70_000)]);
+        check(
+            &(0..n as u32)
+                .map(|i| (i, i % 3 == 0))
+                .collect::<BTreeMap<u32, bool>>(),
+        );
+        struct Bytes(Vec<u8>);
+        impl Serialize for Bytes {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(&self.0)
+            }
+        }
+        let bin = Bytes(vec![1; n]);
+        assert_eq!(
+            MsgPack.encode(&bin).unwrap(),
+            msgpack_reference_encode(&bin).unwrap()
+        );
+        check(&vec![1u8; n]);
+    }
+    check(&(
+        1.5f32,
+        -0.0f64,
+        f64::INFINITY,
+        'é',
+        (),
+        UnitStruct,
+        Newtype(Some(3)),
+    ));
+    check(&Some(Some(None::<u8>)));
 }
