@@ -7,7 +7,7 @@
 //! rmp-serde's (the unread input, a marker read ahead by `deserialize_option` or
 //! `deserialize_enum`, a depth budget for arrays, maps and extension values) plus the adapter's
 //! (whether a nested `None` may be taken at this value). Differences, none of which changes a
-//! result rmp-serde returns:
+//! result for values nested less than 1023 deep:
 //! - errors say where the input ended or which marker was refused, in other words;
 //! - options, enums and newtype structs have a nesting budget too ([`NESTING`]): rmp-serde
 //!   recurses there without bound, so a hostile input (or `struct R(Option<Box<R>>)`) could
@@ -16,8 +16,10 @@
 //!   one), so a hostile length cannot make a visitor preallocate more than the input justifies.
 //!
 //! Why by hand: rmp-serde reads markers through `io::Read` into an enum and carries 40-byte
-//! errors through every call; a 64-byte `Vec<u8>` took ~4.8 ns per element. Reading the slice
-//! directly takes a fraction of that (the commit that added this module gives the figures).
+//! errors through every call. Reading the slice directly takes 40 % fewer instructions for a
+//! 64-byte `Vec<u8>` (3,676 → 2,219, callgrind) and about 20 % less time; what is left per
+//! element is mostly the reader's state (input, read-ahead marker, the adapter's flag) kept in
+//! memory across the visitor's calls (the commits that added this module give the figures).
 
 use super::super::adapt::{EXT_TYPE, NestedNone, deserialize_methods};
 use serde::de::{self, DeserializeSeed, Visitor};
