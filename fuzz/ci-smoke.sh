@@ -77,6 +77,7 @@ for t in "${targets[@]}"; do
         # test redb_reading_a_damaged_file_does_not_allocate_gigabytes): above the 4 GB limit.
         open_redb_file) opts+=(-max_len=512 -detect_leaks=0 -rss_limit_mb=8192) ;;
         decode_redb_entries) opts+=(-max_len=256 -detect_leaks=0) ;;
+        msgpack_reader) opts+=(-max_len=512) ;;
     esac
     mkdir -p "corpus/$t"
     dirs=("corpus/$t")

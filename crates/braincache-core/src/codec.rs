@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod adapt;
+mod msgpack;
 use std::fmt;
 use std::num::NonZeroU8;
 
@@ -156,42 +157,86 @@ impl Codec for MsgPack {
     const ID: CodecId = CodecId::MSGPACK;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::new();
-        let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
-        adapt::Wrap::new(value, adapt::NestedOption::default())
-            .serialize(&mut ser)
-            .map_err(|e| CodecError::new(Self::NAME, e))?;
-        Ok(out)
+        // braincache's own writer: rmp-serde's bytes under the nested-`None` adapter, byte for
+        // byte (see `msgpack::ser`).
+        let write = |out: &mut Vec<u8>| {
+            value
+                .serialize(msgpack::ser::Serializer::new(out))
+                .map_err(|e| CodecError::new(Self::NAME, e))
+        };
+        // Written a byte or a few at a time, a fresh `Vec` would reallocate five times for a
+        // 64-byte value. A buffer kept per thread grows once; the value is then copied out at
+        // its exact size (one allocation).
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                write(&mut buf)?;
+                let out = buf.to_vec();
+                if buf.capacity() > SCRATCH_KEPT {
+                    *buf = Vec::new();
+                }
+                Ok(out)
+            }
+            // An encode inside a value's `Serialize` (the buffer is in use): a fresh one.
+            Err(_) => {
+                let mut out = Vec::new();
+                write(&mut out)?;
+                Ok(out)
+            }
+        })
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        // Without a nested `None`, plain rmp-serde reads the value the same way, from the slice
-        // (without copying strings), at a fraction of the adapter's cost. Its reader cannot say
-        // where the value ended: the markers do, in the same pass that looks for the extension.
-        if let Some(adapt::Scan {
-            len,
-            nested_none: false,
-        }) = adapt::scan(bytes)
-        {
-            if len < bytes.len() {
-                return Err(CodecError::new(
-                    Self::NAME,
-                    format_args!("{} trailing bytes after the value", bytes.len() - len),
-                ));
-            }
-            return rmp_serde::from_slice(bytes).map_err(|e| CodecError::new(Self::NAME, e));
-        }
-        let cursor = adapt::Cursor::new(bytes);
-        let mut de = rmp_serde::Deserializer::new(adapt::Reader(&cursor));
-        let value: T =
-            adapt::deserialize(&mut de, &cursor).map_err(|e| CodecError::new(Self::NAME, e))?;
-        match cursor.remaining() {
+        // braincache's own reader: the same visitor calls as rmp-serde's deserializer under the
+        // nested-`None` adapter (see `msgpack::de`), in one pass over the slice.
+        let mut de = msgpack::de::Deserializer::new(bytes);
+        let value = T::deserialize(&mut de).map_err(|e| CodecError::new(Self::NAME, e))?;
+        match de.remaining() {
             0 => Ok(value),
             n => Err(CodecError::new(
                 Self::NAME,
                 format_args!("{n} trailing bytes after the value"),
             )),
         }
+    }
+}
+
+thread_local! {
+    /// The buffer [`MsgPack::encode`] writes into before copying a value out.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The largest buffer kept between encodes (a larger one, grown by a large value, is freed).
+const SCRATCH_KEPT: usize = 64 << 10;
+
+/// [`MsgPack::encode`] as braincache did it before it had its own writer: rmp-serde's
+/// serializer (structs as maps) under the nested-`None` adapter. The reference that the
+/// writer's differential tests compare it with (`testkit`): the bytes must be the same.
+#[cfg(any(test, feature = "testkit"))]
+pub fn msgpack_reference_encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
+    adapt::Wrap::new(value, adapt::NestedOption::default())
+        .serialize(&mut ser)
+        .map_err(|e| CodecError::new(MsgPack::NAME, e))?;
+    Ok(out)
+}
+
+/// [`MsgPack::decode`] as braincache did it before it had its own reader: rmp-serde's
+/// deserializer, wrapped in the nested-`None` adapter, then a check that no byte is left. The
+/// reference that the reader's differential tests compare it with (`testkit`).
+#[cfg(any(test, feature = "testkit"))]
+pub fn msgpack_reference_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let name = MsgPack::NAME;
+    let cursor = adapt::Cursor::new(bytes);
+    let mut de = rmp_serde::Deserializer::new(adapt::Reader(&cursor));
+    let value: T = adapt::deserialize(&mut de, &cursor).map_err(|e| CodecError::new(name, e))?;
+    match cursor.remaining() {
+        0 => Ok(value),
+        n => Err(CodecError::new(
+            name,
+            format_args!("{n} trailing bytes after the value"),
+        )),
     }
 }
 
@@ -608,6 +653,14 @@ mod msgpack_tests {
         assert!(Json.decode::<String>(b"NaN").is_err());
     }
 
+    /// The length of the one value at the start of `bytes`, as the reader consumes it; `None`
+    /// when it cannot be read.
+    fn value_len(bytes: &[u8]) -> Option<usize> {
+        let mut de = msgpack::de::Deserializer::new(bytes);
+        serde::de::IgnoredAny::deserialize(&mut de).ok()?;
+        Some(bytes.len() - de.remaining())
+    }
+
     #[test]
     fn value_len_agrees_with_the_encoder() {
         #[derive(Serialize)]
@@ -633,20 +686,20 @@ mod msgpack_tests {
                 .encode(&serde_json::json!({"a": [1, -1, 1e300, "s", null]}))
                 .unwrap(),
         ] {
-            assert_eq!(adapt::value_len(&bytes), Some(bytes.len()));
-            assert_eq!(adapt::value_len(&bytes[..bytes.len() - 1]), None);
+            assert_eq!(value_len(&bytes), Some(bytes.len()));
+            assert_eq!(value_len(&bytes[..bytes.len() - 1]), None);
             let mut more = bytes.clone();
             more.push(0);
-            assert_eq!(adapt::value_len(&more), Some(bytes.len()));
+            assert_eq!(value_len(&more), Some(bytes.len()));
         }
-        assert_eq!(adapt::value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]), None);
-        assert_eq!(adapt::value_len(&[0xc1]), None);
-        assert_eq!(adapt::value_len(&[]), None);
+        assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(value_len(&[0xc1]), None);
+        assert_eq!(value_len(&[]), None);
     }
 
     #[test]
-    fn the_scan_skips_runs_of_fixints_exactly() {
-        // Every byte: runs of fixints read eight at a time must stop at the first other marker.
+    fn runs_of_fixints_are_read_exactly() {
+        // Every byte among runs of fixints (the bytes of a `Vec<u8>`).
         for b in 0..=u8::MAX {
             for at in 0..12 {
                 let mut v = vec![5i16; 12];
@@ -654,7 +707,7 @@ mod msgpack_tests {
                 let neg = vec![-3i16; 12];
                 for value in [&v, &neg] {
                     let bytes = MsgPack.encode(value).unwrap();
-                    assert_eq!(adapt::value_len(&bytes), Some(bytes.len()), "{value:?}");
+                    assert_eq!(value_len(&bytes), Some(bytes.len()), "{value:?}");
                     assert_eq!(MsgPack.decode::<Vec<i16>>(&bytes).unwrap(), *value);
                 }
             }
@@ -666,34 +719,69 @@ mod msgpack_tests {
             let one_byte =
                 b <= 0x7f || b >= 0xe0 || matches!(b, 0x80 | 0x90 | 0xa0 | 0xc0 | 0xc2 | 0xc3);
             if one_byte {
-                assert_eq!(adapt::value_len(&raw), Some(raw.len()), "{b:#x}");
+                assert_eq!(value_len(&raw), Some(raw.len()), "{b:#x}");
             } else {
-                assert_ne!(adapt::value_len(&raw), Some(raw.len()), "{b:#x}");
+                assert_ne!(value_len(&raw), Some(raw.len()), "{b:#x}");
             }
         }
     }
 
     #[test]
-    fn the_scan_finds_nested_nones_at_markers_only() {
-        let nested = |bytes: &[u8]| adapt::scan(bytes).map(|s| s.nested_none);
-        // A nested `None`, alone and deep in a value: the adapter must read these.
+    fn nested_nones_are_read_at_value_positions_only() {
+        // A nested `None`, alone and deep in a value.
         assert_eq!(
-            nested(&MsgPack.encode(&Some(None::<u8>)).unwrap()),
-            Some(true)
+            MsgPack
+                .decode::<Option<Option<u8>>>(&MsgPack.encode(&Some(None::<u8>)).unwrap())
+                .unwrap(),
+            Some(None)
         );
-        let deep = BTreeMap::from([("k", vec![None, Some(Some(1u8)), Some(None)])]);
-        assert_eq!(nested(&MsgPack.encode(&deep).unwrap()), Some(true));
+        let deep = BTreeMap::from([("k".to_string(), vec![None, Some(Some(1u8)), Some(None)])]);
+        let back: BTreeMap<String, Vec<Option<Option<u8>>>> =
+            MsgPack.decode(&MsgPack.encode(&deep).unwrap()).unwrap();
+        assert_eq!(back, deep);
         // The same two bytes inside a value (here `cc d4 42`: the integer 0xd4, then 0x42) are
-        // data, not an extension: the plain path reads them.
+        // data, not an extension.
         let looks_like = vec![0xd4u8, 0x42, 1];
         let bytes = MsgPack.encode(&looks_like).unwrap();
         assert!(bytes.windows(2).any(|w| w == [0xd4, 0x42]));
-        assert_eq!(nested(&bytes), Some(false));
         assert_eq!(MsgPack.decode::<Vec<u8>>(&bytes).unwrap(), looks_like);
-        assert_eq!(nested(&MsgPack.encode(&Some(1u8)).unwrap()), Some(false));
-        // A fixext 1 of another type is not a nested `None`.
-        assert_eq!(nested(&[0xd4, 0x01, 0x00]), Some(false));
-        assert_eq!(nested(&[0xd4, 0x42]), None);
+        // A fixext 1 of another type is not a nested `None`, and a cut one is an error.
+        assert!(
+            MsgPack
+                .decode::<Option<Option<u8>>>(&[0xd4, 0x01, 0x01])
+                .is_err()
+        );
+        assert_eq!(value_len(&[0xd4, 0x01, 0x00]), Some(3));
+        assert_eq!(value_len(&[0xd4, 0x42]), None);
+    }
+
+    #[test]
+    fn encodes_inside_a_serialize_and_after_a_large_value_are_whole() {
+        // A value whose `Serialize` encodes another value: the per-thread buffer is in use.
+        struct Encodes;
+        impl Serialize for Encodes {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let inner = MsgPack
+                    .encode(&vec![1u8, 2, 3])
+                    .map_err(serde::ser::Error::custom)?;
+                s.serialize_bytes(&inner)
+            }
+        }
+        let bytes = MsgPack.encode(&(1u8, Encodes, "x")).unwrap();
+        let (a, inner, c): (u8, Vec<u8>, String) = MsgPack.decode(&bytes).unwrap();
+        assert_eq!((a, c.as_str()), (1, "x"));
+        assert_eq!(MsgPack.decode::<Vec<u8>>(&inner).unwrap(), [1, 2, 3]);
+        // A value larger than the buffer kept, then small ones.
+        let large = "y".repeat(200_000);
+        assert_eq!(
+            MsgPack
+                .decode::<String>(&MsgPack.encode(&large).unwrap())
+                .unwrap(),
+            large
+        );
+        for v in [0u64, 1 << 40] {
+            assert_eq!(MsgPack.encode(&v).unwrap(), rmp_serde::to_vec(&v).unwrap());
+        }
     }
 
     #[test]

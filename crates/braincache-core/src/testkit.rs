@@ -30,6 +30,13 @@ use crate::{Backend, Record, Timestamp};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+/// [`MsgPack::decode`](crate::MsgPack) as braincache did it through rmp-serde before it had its
+/// own reader: the reference of the reader's differential tests (and fuzz target).
+pub use crate::codec::msgpack_reference_decode;
+/// [`MsgPack::encode`](crate::MsgPack) as braincache did it through rmp-serde before it had its
+/// own writer: the bytes the writer must write.
+pub use crate::codec::msgpack_reference_encode;
+
 const HOUR: Duration = Duration::from_secs(3600);
 
 fn rec(value: &[u8], deadline: Option<Timestamp>) -> Record {

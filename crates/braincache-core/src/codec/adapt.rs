@@ -6,7 +6,9 @@
 //!   and read back as `Some^n(None)`. Everything else passes through unchanged: the bytes of a
 //!   value without nested options are plain rmp-serde output. Reading needs to look at the next
 //!   bytes before rmp-serde does, so the input is shared between rmp-serde's reader and the
-//!   wrappers through a [`Cursor`].
+//!   wrappers through a [`Cursor`]. `MsgPack::decode` reads with braincache's own reader
+//!   (`msgpack::de`), which makes the same visitor calls; the wrapped rmp-serde reader serves
+//!   `MsgPack::to_json` and is the reference the reader is tested against.
 //! - [`NonFinite`], for JSON: serde_json writes NaN and the infinities as `null`. The adapter
 //!   writes them as marker strings that [`NonFinite::finish`] turns into Python's `NaN`,
 //!   `Infinity` and `-Infinity` tokens.
@@ -360,48 +362,55 @@ impl<S: Serializer, H: Hook> Serializer for Ser<S, H> {
 /// A sequence, tuple, map or struct being written: each element is wrapped.
 struct Compound<C, H>(C, H);
 
-impl<C: ser::SerializeSeq, H: Hook> ser::SerializeSeq for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+/// The sequence-like compounds: each element is wrapped.
+macro_rules! compound_elements {
+    ($($trait:ident::$method:ident;)*) => {
+        $(impl<C: ser::$trait, H: Hook> ser::$trait for Compound<C, H> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
+                self.0.$method(&Wrap::new(v, self.1))
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        })*
+    };
 }
 
-impl<C: ser::SerializeTuple, H: Hook> ser::SerializeTuple for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+compound_elements! {
+    SerializeSeq::serialize_element;
+    SerializeTuple::serialize_element;
+    SerializeTupleStruct::serialize_field;
+    SerializeTupleVariant::serialize_field;
 }
 
-impl<C: ser::SerializeTupleStruct, H: Hook> ser::SerializeTupleStruct for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+/// The struct-like compounds: each field's value is wrapped.
+macro_rules! compound_fields {
+    ($($trait:ident;)*) => {
+        $(impl<C: ser::$trait, H: Hook> ser::$trait for Compound<C, H> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result<(), C::Error> {
+                self.0.serialize_field(key, &Wrap::new(v, self.1))
+            }
+            fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
+                self.0.skip_field(key)
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        })*
+    };
 }
 
-impl<C: ser::SerializeTupleVariant, H: Hook> ser::SerializeTupleVariant for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+compound_fields! {
+    SerializeStruct;
+    SerializeStructVariant;
 }
 
 impl<C: ser::SerializeMap, H: Hook> ser::SerializeMap for Compound<C, H> {
@@ -412,42 +421,6 @@ impl<C: ser::SerializeMap, H: Hook> ser::SerializeMap for Compound<C, H> {
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
         self.0.serialize_value(&Wrap::new(v, self.1))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: ser::SerializeStruct, H: Hook> ser::SerializeStruct for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), C::Error> {
-        self.0.serialize_field(key, &Wrap::new(v, self.1))
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
-        self.0.skip_field(key)
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: ser::SerializeStructVariant, H: Hook> ser::SerializeStructVariant for Compound<C, H> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), C::Error> {
-        self.0.serialize_field(key, &Wrap::new(v, self.1))
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
-        self.0.skip_field(key)
     }
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()
@@ -481,107 +454,6 @@ impl<'b> Cursor<'b> {
     pub(super) fn remaining(&self) -> usize {
         self.rest.get().len()
     }
-}
-
-/// The length of the one MessagePack value at the start of `bytes`, read from its markers and
-/// lengths alone; `None` when `bytes` are not (a prefix of) well-formed MessagePack or end
-/// inside the value.
-#[cfg(test)]
-pub(super) fn value_len(bytes: &[u8]) -> Option<usize> {
-    scan(bytes).map(|s| s.len)
-}
-
-/// What [`scan`] learns of the value at the start of some bytes.
-pub(super) struct Scan {
-    /// The value's length in bytes.
-    pub(super) len: usize,
-    /// True when the value holds a nested-`None` extension value (fixext 1 of type
-    /// [`EXT_TYPE`]), which only the adapter reads.
-    pub(super) nested_none: bool,
-}
-
-/// Walks the one MessagePack value at the start of `bytes` by its markers and lengths alone (one
-/// pass, no decoding): its length, and whether it holds a nested `None`. `None` when `bytes` are
-/// not (a prefix of) well-formed MessagePack or end inside the value.
-pub(super) fn scan(bytes: &[u8]) -> Option<Scan> {
-    let be = |at: usize, n: usize| -> Option<u64> {
-        let b = bytes.get(at..at + n)?;
-        Some(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
-    };
-    let mut nested_none = false;
-    // Values still to read; each takes at least one byte, which bounds the loop.
-    let mut pending: u64 = 1;
-    let mut i = 0usize;
-    while pending > 0 {
-        if pending > (bytes.len() - i) as u64 {
-            return None;
-        }
-        // Eight values of one byte each (fixints, as in a `Vec<u8>`) at once.
-        if pending >= 8
-            && let Some(word) = bytes.get(i..i + 8)
-            && let Ok(word) = <[u8; 8]>::try_from(word)
-            && all_fixints(u64::from_le_bytes(word))
-        {
-            i += 8;
-            pending -= 8;
-            continue;
-        }
-        let m = bytes[i];
-        i += 1;
-        pending -= 1;
-        // The most common markers first: a value of one byte (fixints, nil, booleans).
-        if m <= 0x7f || m >= 0xe0 || m == 0xc0 || m == 0xc2 || m == 0xc3 {
-            continue;
-        }
-        // (values that follow, bytes that follow)
-        let (items, skip): (u64, u64) = match m {
-            0x80..=0x8f => (u64::from(m & 0x0f) * 2, 0),
-            0x90..=0x9f => (u64::from(m & 0x0f), 0),
-            0xa0..=0xbf => (0, u64::from(m & 0x1f)),
-            0xc4 | 0xd9 => (0, 1 + be(i, 1)?),
-            0xc5 | 0xda => (0, 2 + be(i, 2)?),
-            0xc6 | 0xdb => (0, 4 + be(i, 4)?),
-            0xc7 => (0, 2 + be(i, 1)?),
-            0xc8 => (0, 3 + be(i, 2)?),
-            0xc9 => (0, 5 + be(i, 4)?),
-            0xca | 0xce | 0xd2 => (0, 4),
-            0xcb | 0xcf | 0xd3 => (0, 8),
-            0xcc | 0xd0 => (0, 1),
-            0xcd | 0xd1 => (0, 2),
-            FIXEXT1 => {
-                nested_none |= bytes.get(i).is_some_and(|&t| t as i8 == EXT_TYPE);
-                (0, 2)
-            }
-            0xd5 => (0, 3),
-            0xd6 => (0, 5),
-            0xd7 => (0, 9),
-            0xd8 => (0, 17),
-            0xdc => (be(i, 2)?, 2),
-            0xdd => (be(i, 4)?, 4),
-            0xde => (be(i, 2)? * 2, 2),
-            0xdf => (be(i, 4)? * 2, 4),
-            // 0xc1 (never used), and the one-byte markers handled above.
-            _ => return None,
-        };
-        i = usize::try_from(skip)
-            .ok()
-            .and_then(|s| i.checked_add(s))
-            .filter(|&end| end <= bytes.len())?;
-        pending += items;
-    }
-    Some(Scan {
-        len: i,
-        nested_none,
-    })
-}
-
-/// True when each of the eight bytes of `word` is a fixint marker (`0x00..=0x7f`, a positive
-/// fixint, or `0xe0..=0xff`, a negative one): a byte whose top bit is clear, or whose top three
-/// bits are set. Shifting the word left by one and two brings bits 6 and 5 of each byte to its
-/// bit 7 (the bits that cross into the next byte are masked off).
-fn all_fixints(word: u64) -> bool {
-    const TOP: u64 = 0x8080_8080_8080_8080;
-    word & !((word << 1) & (word << 2)) & TOP == 0
 }
 
 /// Reads from a [`Cursor`] (what rmp-serde's deserializer is given).
@@ -639,6 +511,7 @@ where
 }
 
 /// Deserializes a `T` from rmp-serde's deserializer `de`, which reads from `cursor`.
+#[cfg(any(test, feature = "testkit"))]
 pub(super) fn deserialize<'de, T, D>(de: D, cursor: &Cursor<'_>) -> Result<T, D::Error>
 where
     T: de::Deserialize<'de>,
@@ -671,9 +544,19 @@ impl<'p, D> De<'p, D> {
 }
 
 /// `Some^n(None)`, as read from one extension value.
-struct NestedNone<E> {
+pub(super) struct NestedNone<E> {
     somes: u8,
     error: std::marker::PhantomData<E>,
+}
+
+impl<E> NestedNone<E> {
+    /// `Some^somes(None)`.
+    pub(super) fn new(somes: u8) -> Self {
+        NestedNone {
+            somes,
+            error: std::marker::PhantomData,
+        }
+    }
 }
 
 impl<'de, E: de::Error> Deserializer<'de> for NestedNone<E> {
@@ -703,6 +586,46 @@ impl<'de, E: de::Error> Deserializer<'de> for NestedNone<E> {
         tuple_struct map struct enum identifier ignored_any
     }
 }
+
+/// Calls `$callback!` with every `deserialize_*` method of serde's `Deserializer` but
+/// `deserialize_any` and `deserialize_option` (the two the nested-`None` adapters look at), each
+/// with its arguments.
+macro_rules! deserialize_methods {
+    ($callback:ident) => {
+        $callback! {
+            deserialize_bool();
+            deserialize_i8();
+            deserialize_i16();
+            deserialize_i32();
+            deserialize_i64();
+            deserialize_i128();
+            deserialize_u8();
+            deserialize_u16();
+            deserialize_u32();
+            deserialize_u64();
+            deserialize_u128();
+            deserialize_f32();
+            deserialize_f64();
+            deserialize_char();
+            deserialize_str();
+            deserialize_string();
+            deserialize_bytes();
+            deserialize_byte_buf();
+            deserialize_unit();
+            deserialize_unit_struct(name: &'static str);
+            deserialize_newtype_struct(name: &'static str);
+            deserialize_seq();
+            deserialize_tuple(len: usize);
+            deserialize_tuple_struct(name: &'static str, len: usize);
+            deserialize_map();
+            deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+            deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+            deserialize_identifier();
+            deserialize_ignored_any();
+        }
+    };
+}
+pub(super) use deserialize_methods;
 
 macro_rules! forward_de {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
@@ -743,37 +666,7 @@ impl<'de, 'p, D: Deserializer<'de>> Deserializer<'de> for De<'p, D> {
         })
     }
 
-    forward_de! {
-        deserialize_bool();
-        deserialize_i8();
-        deserialize_i16();
-        deserialize_i32();
-        deserialize_i64();
-        deserialize_i128();
-        deserialize_u8();
-        deserialize_u16();
-        deserialize_u32();
-        deserialize_u64();
-        deserialize_u128();
-        deserialize_f32();
-        deserialize_f64();
-        deserialize_char();
-        deserialize_str();
-        deserialize_string();
-        deserialize_bytes();
-        deserialize_byte_buf();
-        deserialize_unit();
-        deserialize_unit_struct(name: &'static str);
-        deserialize_newtype_struct(name: &'static str);
-        deserialize_seq();
-        deserialize_tuple(len: usize);
-        deserialize_tuple_struct(name: &'static str, len: usize);
-        deserialize_map();
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
-        deserialize_identifier();
-        deserialize_ignored_any();
-    }
+    deserialize_methods!(forward_de);
 
     fn is_human_readable(&self) -> bool {
         self.inner.is_human_readable()

@@ -1,0 +1,645 @@
+//! The reader and the writer against the reference (rmp-serde under the nested-`None` adapter,
+//! as `MsgPack::decode` and `MsgPack::encode` were before): for values of the whole data model,
+//! for those values read as every other type, for damaged copies of them and for arbitrary
+//! bytes, both read the same value or both fail; every value is written to the same bytes.
+
+use super::de::Deserializer;
+use crate::codec::{Codec, MsgPack, msgpack_reference_decode, msgpack_reference_encode};
+use proptest::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum Untagged {
+    N(u32),
+    S(String),
+    P { x: Option<Option<u8>> },
+    L(Vec<i64>),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(tag = "t")]
+enum Internal {
+    A { a: u8, o: Option<Option<bool>> },
+    B,
+    C(Inner),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(tag = "t", content = "c")]
+enum Adjacent {
+    A(Option<Option<u8>>),
+    B { s: String },
+    C,
+    D(u8, String),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Flat {
+    id: u32,
+    #[serde(flatten)]
+    rest: BTreeMap<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+enum Plain {
+    Unit,
+    New(Option<Option<i8>>),
+    Tup(u8, Option<Option<u8>>),
+    Str { f: Option<Option<Option<u8>>> },
+    Bytes(Vec<u8>),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Inner {
+    x: i16,
+    y: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy)]
+struct UnitStruct;
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Newtype(Option<u16>);
+
+/// A sequence and a map whose lengths the serializer is not told (written counted).
+#[derive(Debug, Clone)]
+struct Unsized(
+    Vec<Option<Option<u8>>>,
+    BTreeMap<String, Option<Option<i32>>>,
+);
+
+impl Serialize for Unsized {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Seq<'a>(&'a [Option<Option<u8>>]);
+        impl Serialize for Seq<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().filter(|_| true))
+            }
+        }
+        struct Map<'a>(&'a BTreeMap<String, Option<Option<i32>>>);
+        impl Serialize for Map<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().filter(|_| true))
+            }
+        }
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&Seq(&self.0))?;
+        t.serialize_element(&Map(&self.1))?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Unsized {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (a, b) = Deserialize::deserialize(d)?;
+        Ok(Unsized(a, b))
+    }
+}
+
+/// rmp-serde's own extension struct, written by a value's `Serialize`.
+#[derive(Debug, Clone)]
+struct RmpExt(i8, Vec<u8>);
+
+impl Serialize for RmpExt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Body<'a>(&'a [u8]);
+        impl Serialize for Body<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        s.serialize_newtype_struct(rmp_serde::MSGPACK_EXT_STRUCT_NAME, &(self.0, Body(&self.1)))
+    }
+}
+
+/// A struct holding a bit of everything, nested.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Everything {
+    id: u64,
+    name: String,
+    score: f64,
+    ratio: f32,
+    bytes: Vec<u8>,
+    big: u128,
+    neg: i128,
+    c: char,
+    unit: (),
+    unit_struct: UnitStruct,
+    newtype: Newtype,
+    pair: (i8, bool),
+    keys: BTreeMap<(u8, i64), String>,
+    option_keys: BTreeMap<Option<Option<u8>>, u8>,
+    nested: Option<Option<Inner>>,
+    inners: Vec<Inner>,
+    plain: Plain,
+    untagged: Untagged,
+    internal: Internal,
+    adjacent: Adjacent,
+    flat: Flat,
+    json: Value,
+}
+
+/// The value `bytes` decodes to with the reader and with the reference: both an error, or the
+/// same value (compared by their encodings, so that NaN equals NaN). With `plain`, also the same
+/// as rmp-serde alone when the bytes hold no nested `None`.
+fn same<T: Serialize + DeserializeOwned + Debug>(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let ours = MsgPack.decode::<T>(bytes);
+    let reference = msgpack_reference_decode::<T>(bytes);
+    match (&ours, &reference) {
+        (Ok(a), Ok(b)) => {
+            let written = MsgPack.encode(a).unwrap();
+            prop_assert_eq!(
+                &written,
+                &MsgPack.encode(b).unwrap(),
+                "{} from {:x?}: {:?} vs {:?}",
+                std::any::type_name::<T>(),
+                bytes,
+                a,
+                b
+            );
+            prop_assert_eq!(written, msgpack_reference_encode(a).unwrap(), "{:?}", a);
+        }
+        (Err(_), Err(_)) => {}
+        _ => prop_assert!(
+            false,
+            "{} from {:x?}: reader {:?}, reference {:?}",
+            std::any::type_name::<T>(),
+            bytes,
+            ours,
+            reference
+        ),
+    }
+    Ok(())
+}
+
+/// [`same`] for `bytes` read as every type of the table.
+fn same_for_all(bytes: &[u8]) -> Result<(), TestCaseError> {
+    same::<Value>(bytes)?;
+    same::<Untagged>(bytes)?;
+    same::<Internal>(bytes)?;
+    same::<Adjacent>(bytes)?;
+    same::<Flat>(bytes)?;
+    same::<Plain>(bytes)?;
+    same::<Everything>(bytes)?;
+    same::<Option<Option<u8>>>(bytes)?;
+    same::<Option<Option<Option<String>>>>(bytes)?;
+    same::<Vec<Option<Option<u8>>>>(bytes)?;
+    same::<u128>(bytes)?;
+    same::<i128>(bytes)?;
+    same::<f64>(bytes)?;
+    same::<f32>(bytes)?;
+    same::<u8>(bytes)?;
+    same::<i64>(bytes)?;
+    same::<bool>(bytes)?;
+    same::<char>(bytes)?;
+    same::<()>(bytes)?;
+    same::<UnitStruct>(bytes)?;
+    same::<Newtype>(bytes)?;
+    same::<Vec<u8>>(bytes)?;
+    same::<Vec<Option<u8>>>(bytes)?;
+    same::<(u8, u8)>(bytes)?;
+    same::<String>(bytes)?;
+    same::<Vec<String>>(bytes)?;
+    same::<BTreeMap<(u8, i64), String>>(bytes)?;
+    same::<BTreeMap<String, Vec<u8>>>(bytes)?;
+    same::<Inner>(bytes)?;
+    Ok(())
+}
+
+/// The value read as its own type with the reader, the reference and (when no nested `None`
+/// is written) rmp-serde alone: all the same.
+fn round_trips<T: Serialize + DeserializeOwned + Debug>(v: &T) -> Result<(), TestCaseError> {
+    let bytes = MsgPack.encode(v).unwrap();
+    prop_assert_eq!(&bytes, &msgpack_reference_encode(v).unwrap(), "{:?}", v);
+    let ours: T = MsgPack
+        .decode(&bytes)
+        .map_err(|e| TestCaseError::fail(format!("{v:?} ({bytes:x?}): {e}")))?;
+    prop_assert_eq!(MsgPack.encode(&ours).unwrap(), bytes.clone());
+    same::<T>(&bytes)?;
+    // Without a nested `None` the bytes are rmp-serde's own, and rmp-serde alone reads them.
+    if rmp_serde::to_vec_named(v).ok().as_deref() == Some(&bytes[..]) {
+        let plain: T = rmp_serde::from_slice(&bytes)
+            .map_err(|e| TestCaseError::fail(format!("rmp-serde: {v:?} ({bytes:x?}): {e}")))?;
+        prop_assert_eq!(MsgPack.encode(&plain).unwrap(), bytes);
+    }
+    Ok(())
+}
+
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        ".{0,6}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 20, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,4}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn nested_option<T: Strategy>(t: T) -> impl Strategy<Value = Option<Option<T::Value>>>
+where
+    T::Value: Clone,
+{
+    prop_oneof![Just(None), Just(Some(None)), t.prop_map(|v| Some(Some(v)))]
+}
+
+fn untagged() -> impl Strategy<Value = Untagged> {
+    prop_oneof![
+        any::<u32>().prop_map(Untagged::N),
+        ".{0,6}".prop_map(Untagged::S),
+        nested_option(any::<u8>()).prop_map(|x| Untagged::P { x }),
+        prop::collection::vec(any::<i64>(), 0..4).prop_map(Untagged::L),
+    ]
+}
+
+fn inner() -> impl Strategy<Value = Inner> {
+    (any::<i16>(), prop::option::of(".{0,4}")).prop_map(|(x, y)| Inner { x, y })
+}
+
+fn internal() -> impl Strategy<Value = Internal> {
+    prop_oneof![
+        (any::<u8>(), nested_option(any::<bool>())).prop_map(|(a, o)| Internal::A { a, o }),
+        Just(Internal::B),
+        inner().prop_map(Internal::C),
+    ]
+}
+
+fn adjacent() -> impl Strategy<Value = Adjacent> {
+    prop_oneof![
+        nested_option(any::<u8>()).prop_map(Adjacent::A),
+        ".{0,4}".prop_map(|s| Adjacent::B { s }),
+        Just(Adjacent::C),
+        (any::<u8>(), ".{0,4}").prop_map(|(a, b)| Adjacent::D(a, b)),
+    ]
+}
+
+fn flat() -> impl Strategy<Value = Flat> {
+    // Flattened keys must not collide with the struct's own field.
+    (
+        any::<u32>(),
+        prop::collection::btree_map("[a-h]{1,3}", json(), 0..3),
+    )
+        .prop_map(|(id, rest)| Flat { id, rest })
+}
+
+fn plain() -> impl Strategy<Value = Plain> {
+    prop_oneof![
+        Just(Plain::Unit),
+        nested_option(any::<i8>()).prop_map(Plain::New),
+        (any::<u8>(), nested_option(any::<u8>())).prop_map(|(a, b)| Plain::Tup(a, b)),
+        prop_oneof![
+            Just(None),
+            Just(Some(None)),
+            Just(Some(Some(None))),
+            any::<u8>().prop_map(|v| Some(Some(Some(v))))
+        ]
+        .prop_map(|f| Plain::Str { f }),
+        prop::collection::vec(any::<u8>(), 0..20).prop_map(Plain::Bytes),
+    ]
+}
+
+prop_compose! {
+    fn everything()(
+        (id, name, score, ratio, bytes, big, neg, c) in (
+            any::<u64>(), ".{0,8}", any::<f64>(), any::<f32>(),
+            prop::collection::vec(any::<u8>(), 0..70), any::<u128>(), any::<i128>(), any::<char>(),
+        ),
+        (newtype, pair, keys, option_keys) in (
+            prop::option::of(any::<u16>()), any::<(i8, bool)>(),
+            prop::collection::btree_map(any::<(u8, i64)>(), ".{0,3}", 0..3),
+            prop::collection::btree_map(nested_option(any::<u8>()), any::<u8>(), 0..3),
+        ),
+        (nested, inners, plain, untagged) in (
+            nested_option(inner()), prop::collection::vec(inner(), 0..3), plain(), untagged(),
+        ),
+        (internal, adjacent, flat, json) in (internal(), adjacent(), flat(), json()),
+    ) -> Everything {
+        Everything {
+            id, name, score, ratio, bytes, big, neg, c, unit: (), unit_struct: UnitStruct,
+            newtype: Newtype(newtype), pair, keys, option_keys, nested, inners, plain, untagged,
+            internal, adjacent, flat, json,
+        }
+    }
+}
+
+/// Encodings of values of the whole table.
+fn encoded() -> impl Strategy<Value = Vec<u8>> {
+    let e = |bytes: Result<Vec<u8>, crate::CodecError>| bytes.unwrap();
+    prop_oneof![
+        json().prop_map(move |v| e(MsgPack.encode(&v))),
+        untagged().prop_map(move |v| e(MsgPack.encode(&v))),
+        internal().prop_map(move |v| e(MsgPack.encode(&v))),
+        adjacent().prop_map(move |v| e(MsgPack.encode(&v))),
+        flat().prop_map(move |v| e(MsgPack.encode(&v))),
+        plain().prop_map(move |v| e(MsgPack.encode(&v))),
+        everything().prop_map(move |v| e(MsgPack.encode(&v))),
+        nested_option(any::<u8>()).prop_map(move |v| e(MsgPack.encode(&v))),
+        any::<u128>().prop_map(move |v| e(MsgPack.encode(&v))),
+        any::<i128>().prop_map(move |v| e(MsgPack.encode(&v))),
+        any::<f64>().prop_map(move |v| e(MsgPack.encode(&v))),
+        prop::collection::vec(any::<u8>(), 0..80).prop_map(move |v| e(MsgPack.encode(&v))),
+        ".{0,40}".prop_map(move |v: String| e(MsgPack.encode(&v))),
+    ]
+}
+
+/// A damaged copy of `bytes`: each edit cuts, replaces or inserts a byte.
+fn damaged() -> impl Strategy<Value = Vec<u8>> {
+    (
+        encoded(),
+        prop::collection::vec((any::<usize>(), any::<u8>(), 0..3u8), 1..4),
+    )
+        .prop_map(|(mut bytes, edits)| {
+            for (at, b, op) in edits {
+                let at = at % (bytes.len() + 1);
+                match op {
+                    0 => bytes.truncate(at),
+                    1 if at < bytes.len() => bytes[at] = b,
+                    _ => bytes.insert(at, b),
+                }
+            }
+            bytes
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn values_round_trip_as_with_rmp_serde(
+        (v, u, i, a, f, p, e) in (json(), untagged(), internal(), adjacent(), flat(), plain(), everything()),
+        (o, big, neg, x, bytes, s) in (
+            nested_option(nested_option(".{0,3}")), any::<u128>(), any::<i128>(), any::<f64>(),
+            prop::collection::vec(any::<u8>(), 0..80), ".{0,40}",
+        ),
+    ) {
+        round_trips(&v)?;
+        round_trips(&u)?;
+        round_trips(&i)?;
+        round_trips(&a)?;
+        round_trips(&f)?;
+        round_trips(&p)?;
+        round_trips(&e)?;
+        round_trips(&o)?;
+        round_trips(&big)?;
+        round_trips(&neg)?;
+        round_trips(&x)?;
+        round_trips(&bytes)?;
+        round_trips(&s)?;
+    }
+
+    #[test]
+    fn values_of_unknown_length_and_extension_structs_are_written_as_rmp_serde_writes_them(
+        seq in prop::collection::vec(nested_option(any::<u8>()), 0..40),
+        map in prop::collection::btree_map(".{0,3}", nested_option(any::<i32>()), 0..20),
+        (ty, data) in (any::<i8>(), prop::collection::vec(any::<u8>(), 0..300)),
+    ) {
+        round_trips(&Unsized(seq, map))?;
+        let ext = RmpExt(ty, data);
+        let bytes = MsgPack.encode(&ext).unwrap();
+        prop_assert_eq!(bytes, msgpack_reference_encode(&ext).unwrap());
+    }
+
+    #[test]
+    fn values_read_as_every_type_as_the_reference(bytes in encoded()) {
+        same_for_all(&bytes)?;
+    }
+
+    #[test]
+    fn damaged_values_read_as_the_reference(bytes in damaged()) {
+        same_for_all(&bytes)?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_read_as_the_reference(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+        same_for_all(&bytes)?;
+    }
+}
+
+/// Hand-made inputs on rmp-serde's and the adapter's odd paths, read as every type.
+#[test]
+fn odd_inputs_read_as_the_reference() {
+    let mut cases: Vec<Vec<u8>> = vec![
+        // 128-bit integers: a fixed array (never 16 long) of raw bytes, -1 as u128, a binary
+        // string of another length than 16.
+        [&[0x9f_u8][..], &[0xff; 15]].concat(),
+        vec![0xff],
+        vec![0xc4, 15, 0],
+        [&[0xc4_u8, 16][..], &[0xab; 16]].concat(),
+        // A binary string read as a sequence, followed by what looks like a nested `None`.
+        vec![0x92, 0xc4, 2, 1, 2, 0xd4, 0x42, 1],
+        vec![0xc4, 2, 1, 2, 0xd4, 0x42, 1, 0xd4, 0x42, 1],
+        vec![0xc4, 3, 1, 2, 3],
+        vec![0x92, 0xc4, 1, 9, 0xc0],
+        // Extension values: a nested `None`, other types, inside arrays, and odd lengths.
+        vec![0xd4, 0x42, 1],
+        vec![0xd4, 0x42, 2],
+        vec![0xd4, 0x42, 0],
+        vec![0xd4, 0xd4, 0x42, 1],
+        vec![0xd5, 0x01, 0xd4, 0x42],
+        vec![0xc7, 0, 5],
+        vec![0xc7, 3, 0x42, 0xd4, 0x42, 1],
+        vec![0x92, 0xd4, 0x42, 1, 0xc0],
+        vec![0x91, 0xd6, 1, 2, 3, 4, 5],
+        // Enums: `{variant: content}` in a map 16, a unit variant as `{name: nil}`, as an index,
+        // a map of two entries, a truncated map 16.
+        vec![0xde, 0, 1, 0xa3, b'N', b'e', b'w', 5],
+        vec![0x81, 0xa4, b'U', b'n', b'i', b't', 0xc0],
+        vec![0x81, 0xa4, b'U', b'n', b'i', b't', 0x01],
+        vec![0x00],
+        vec![0x04],
+        vec![0x82, 0xa1, b'A', 1, 0xa1, b'B', 2],
+        vec![0xde, 0],
+        vec![0x81, 0xa3, b'N', b'e', b'w', 0xd4, 0x42, 1],
+        vec![0x81, 0xa3, b'T', b'u', b'p', 0x92, 1, 0xd4, 0x42, 1],
+        // Unit structs and units: `[]` and nil.
+        vec![0x90],
+        vec![0xc0],
+        // Strings that are not UTF-8, read as strings and as bytes.
+        vec![0xa2, 0xff, 0xfe],
+        vec![0xd9, 2, 0xc3, 0x28],
+        // Lengths beyond the input.
+        vec![0xdd, 0xff, 0xff, 0xff, 0xff, 1],
+        vec![0xdf, 0xff, 0xff, 0xff, 0xff],
+        vec![0xdb, 0xff, 0xff, 0xff, 0xff, b'a'],
+        vec![0xc6, 0xff, 0xff, 0xff, 0xff],
+        // Never used, and trailing bytes.
+        vec![0xc1],
+        vec![0x01, 0x02],
+        vec![],
+    ];
+    // Nesting at rmp-serde's depth limit and past it.
+    for depth in [1022, 1023, 1024] {
+        let mut deep = vec![0x91; depth];
+        deep.push(0x01);
+        cases.push(deep);
+    }
+    // rmp-serde under the adapter takes more stack per level than the default test thread has
+    // for 1023 levels.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            for bytes in &cases {
+                same_for_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// What rmp-serde alone cannot bound: options, enums and newtype structs nested without end
+/// (rmp-serde overflows the stack on these). The reader refuses them with an error.
+#[test]
+fn nesting_that_rmp_serde_does_not_count_is_bounded() {
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    enum Tree {
+        Leaf,
+        Node(Box<Tree>),
+    }
+    let mut deep = Vec::new();
+    for _ in 0..100_000 {
+        deep.extend_from_slice(&[0x81, 0xa4, b'N', b'o', b'd', b'e']);
+    }
+    deep.extend_from_slice(&[0xa4, b'L', b'e', b'a', b'f']);
+    let e = MsgPack.decode::<Tree>(&deep).unwrap_err();
+    assert!(e.to_string().contains("nested"), "{e}");
+    let mut ok = Vec::new();
+    for _ in 0..100 {
+        ok.extend_from_slice(&[0x81, 0xa4, b'N', b'o', b'd', b'e']);
+    }
+    ok.extend_from_slice(&[0xa4, b'L', b'e', b'a', b'f']);
+    MsgPack.decode::<Tree>(&ok).unwrap();
+
+    // A newtype of an option of itself reads no byte per level.
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Loop(Option<Box<Loop>>);
+    assert!(MsgPack.decode::<Loop>(&[0x01]).is_err());
+    assert!(MsgPack.decode::<Loop>(&[0xc0]).is_ok());
+}
+
+#[test]
+fn size_hints_are_bounded_by_the_input() {
+    // An array that claims 2^32 - 1 elements holds at most as many as bytes are left.
+    struct Hint;
+    impl<'de> Deserialize<'de> for Hint {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hint, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Hint;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a sequence or a map")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, s: A) -> Result<Hint, A::Error> {
+                    Err(serde::de::Error::custom(format_args!(
+                        "{:?}",
+                        s.size_hint()
+                    )))
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Hint, A::Error> {
+                    Err(serde::de::Error::custom(format_args!(
+                        "{:?}",
+                        m.size_hint()
+                    )))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let hint = |bytes: &[u8]| {
+        let mut de = Deserializer::new(bytes);
+        Hint::deserialize(&mut de).err().unwrap().to_string()
+    };
+    assert_eq!(hint(&[0xdd, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]), "Some(3)");
+    assert_eq!(hint(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]), "Some(1)");
+    assert_eq!(hint(&[0x93, 1, 2, 3]), "Some(3)");
+}
+
+/// Every marker's boundaries: integers, and lengths of strings, binary strings, arrays and maps
+/// on each side of a change of marker, written as rmp-serde writes them.
+#[test]
+fn lengths_and_integers_at_marker_boundaries_are_written_as_rmp_serde_writes_them() {
+    fn check<T: Serialize + DeserializeOwned + Debug>(v: &T) {
+        let bytes = MsgPack.encode(v).unwrap();
+        assert_eq!(bytes, msgpack_reference_encode(v).unwrap());
+        let back: T = MsgPack.decode(&bytes).unwrap();
+        assert_eq!(MsgPack.encode(&back).unwrap(), bytes);
+    }
+    let edges: [i128; 12] = [
+        0,
+        31,
+        32,
+        127,
+        128,
+        255,
+        256,
+        65535,
+        65536,
+        1 << 32,
+        1 << 40,
+        1 << 63,
+    ];
+    for e in edges {
+        for v in [e, e - 1, -e, -e - 1, e + 1] {
+            if let Ok(v) = i64::try_from(v) {
+                check(&v);
+            }
+            if let Ok(v) = u64::try_from(v) {
+                check(&v);
+            }
+            if let Ok(v) = i8::try_from(v) {
+                check(&v);
+            }
+            check(&v);
+        }
+    }
+    check(&u64::MAX);
+    check(&i64::MIN);
+    check(&u128::MAX);
+    for n in [0usize, 1, 15, 16, 31, 32, 255, 256, 65535, 65536] {
+        check(&"s".repeat(n));
+        check(&vec![7u8; n]);
+        check(&vec![-7i8; n.min(70_000)]);
+        check(
+            &(0..n as u32)
+                .map(|i| (i, i % 3 == 0))
+                .collect::<BTreeMap<u32, bool>>(),
+        );
+        struct Bytes(Vec<u8>);
+        impl Serialize for Bytes {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(&self.0)
+            }
+        }
+        let bin = Bytes(vec![1; n]);
+        assert_eq!(
+            MsgPack.encode(&bin).unwrap(),
+            msgpack_reference_encode(&bin).unwrap()
+        );
+        check(&vec![1u8; n]);
+    }
+    check(&(
+        1.5f32,
+        -0.0f64,
+        f64::INFINITY,
+        'é',
+        (),
+        UnitStruct,
+        Newtype(Some(3)),
+    ));
+    check(&Some(Some(None::<u8>)));
+}
