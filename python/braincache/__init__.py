@@ -18,6 +18,11 @@ Where the original was wrong, braincache's semantics apply:
   arguments) and ``None`` results are cached;
 - ``CacheCleaner.stop()`` waits for the thread to end.
 
+Errors are ``BrainCacheError``; two subclasses say more: ``UnsupportedOperation`` (also a
+``NotImplementedError``) when the backend cannot answer at all (memcached: ``len``,
+``next_expiry``), and ``CacheTimeoutError`` (also a ``TimeoutError``) when a server did not answer
+in time.
+
 Values are what JSON holds: ``None``, ``bool``, ``int`` (within ``[-2**63, 2**64)``), ``float``,
 ``str``, ``list``, ``tuple`` (read back as a list) and ``dict`` with ``str`` keys. Anything else is
 a ``TypeError``: braincache never pickles, so no code runs from cache data.
@@ -27,9 +32,15 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from braincache._native import BrainCache, BrainCacheError, call_key
+from braincache._native import (
+    BrainCache,
+    BrainCacheError,
+    CacheTimeoutError,
+    UnsupportedOperation,
+    call_key,
+)
 
-__all__ = ["BrainCache", "BrainCacheError", "cache"]
+__all__ = ["BrainCache", "BrainCacheError", "CacheTimeoutError", "UnsupportedOperation", "cache"]
 
 _default_cache = None
 

@@ -1,6 +1,6 @@
 """Typing stubs of the extension module ``braincache._native`` (built from crates/braincache-py)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from os import PathLike
 from types import TracebackType
 from typing import Any, TypeVar, Union
@@ -17,6 +17,15 @@ MAX_DEPTH: int
 
 class BrainCacheError(Exception):
     """A cache operation failed; the message names the operation, the key or path, and why."""
+
+class UnsupportedOperation(BrainCacheError, NotImplementedError):
+    """The backend cannot answer this operation at all (memcached: ``len``, ``next_expiry``).
+
+    The message names the operation and the backend; nothing was changed.
+    """
+
+class CacheTimeoutError(BrainCacheError, TimeoutError):
+    """A server did not answer within the backend's timeout; for a write the outcome is unknown."""
 
 class MemoryBackend:
     """The in-process memory backend (the default); bounded when a bound is given."""
@@ -46,7 +55,39 @@ class RedisBackend:
     @property
     def url(self) -> str: ...
 
-Backend = Union[MemoryBackend, FileBackend, RedbBackend, RedisBackend]
+class MemcachedBackend:
+    """Entries on memcached servers under ``key_prefix`` (default ``"braincache:"``).
+
+    Keys are spread over ``url`` and ``servers`` by consistent hashing. ``len(cache)`` and
+    ``next_expiry()`` raise ``UnsupportedOperation``: memcached cannot count or list keys.
+    ``clear()`` empties only this prefix. Items over ``item_limit`` bytes (default 1 MiB,
+    memcached's ``-I``) are refused with ``BrainCacheError``; a server that does not answer
+    makes calls fail after ``response_timeout`` with ``CacheTimeoutError``. Timeouts and
+    ``generation_refresh`` are seconds (default 1 each); ``pool_size`` defaults to 16.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        key_prefix: str | None = None,
+        *,
+        servers: Sequence[str] = (),
+        pool_size: int | None = None,
+        connect_timeout: Seconds | None = None,
+        response_timeout: Seconds | None = None,
+        item_limit: int | None = None,
+        generation_refresh: Seconds | None = None,
+        connect_lazily: bool = False,
+    ) -> None: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def key_prefix(self) -> str: ...
+    @property
+    def servers(self) -> list[str]:
+        """The servers as ``host:port``, in the order given."""
+
+Backend = Union[MemoryBackend, FileBackend, RedbBackend, RedisBackend, MemcachedBackend]
 
 class BrainCache:
     """A cache of JSON-shaped values with per-entry TTL.
@@ -77,6 +118,11 @@ class BrainCache:
         """
     def purge_expired(self) -> int:
         """Removes expired entries now; returns how many."""
+    def next_expiry(self) -> float | None:
+        """The earliest deadline of a stored entry (Unix seconds), or ``None`` when none has one.
+
+        Raises ``UnsupportedOperation`` on memcached, which cannot list deadlines.
+        """
     def flush(self) -> None:
         """Writes out whatever the backend buffers."""
     def stats(self) -> dict[str, int]:
@@ -86,7 +132,8 @@ class BrainCache:
         """The codec values are stored with (``"json"`` for the file backend)."""
     @property
     def zero_ttl_means_forever(self) -> bool: ...
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """The number of stored entries; ``UnsupportedOperation`` on memcached."""
     def __contains__(self, key: str) -> bool: ...
 
 class CacheCleaner:

@@ -15,6 +15,11 @@ def test_purges_expired_entries(bc):
         # The cleaner wakes at the deadline, not after the 60 s interval.
         if "Redis" in repr(bc):
             assert wait_until(lambda: len(bc) == 1)
+        elif "Memcached" in repr(bc):
+            # Memcached expires entries itself and cannot list deadlines: the cleaner has
+            # nothing to do there, and must not fail (nor count errors) for it.
+            assert wait_until(lambda: not bc.has("short"))
+            assert cleaner.is_running and bc.stats()["errors"] == 0
         else:
             assert wait_until(lambda: bc.stats()["expired"] == 1)
         assert bc.get("long") == 2

@@ -1,13 +1,15 @@
 //! The Rust side of python/tests/test_shared.py: shares one cache file with a Python process.
 //!
 //! `share_peer <file|redb> PATH <CODEC> N` writes `rust:0..N` and reads `py:0..N` (written by
-//! the Python process at the same time) as `serde_json::Value`, checking each value. CODEC is
+//! the Python process at the same time) as `serde_json::Value`, checking each value.
+//! `share_peer memcached URL <CODEC> N` does the same on the memcached server at `URL`
+//! (`memcache://host:port`), under the default key prefix. CODEC is
 //! the codec the Python package reports for that backend (`BrainCache.codec`): the backend's
 //! default codec when it is the same, else `json`. Prints `ok` and exits 0 when every value
 //! matched.
 
 use braincache::BrainCache;
-use braincache::backend::{Backend, FileBackend, RedbBackend};
+use braincache::backend::{Backend, FileBackend, MemcachedBackend, RedbBackend};
 use braincache::base::{Codec, Json};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -68,7 +70,7 @@ fn open<B: Backend>(backend: B, codec: &str, n: u64) -> Result<(), String> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, kind, path, codec, n] = args.as_slice() else {
-        eprintln!("usage: share_peer <file|redb> PATH CODEC N");
+        eprintln!("usage: share_peer <file|redb|memcached> PATH|URL CODEC N");
         std::process::exit(2);
     };
     let n: u64 = n.parse().unwrap_or(0);
@@ -77,6 +79,9 @@ fn main() {
             .map_err(|e| e.to_string())
             .and_then(|b| open(b, codec, n)),
         "redb" => RedbBackend::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| open(b, codec, n)),
+        "memcached" => MemcachedBackend::connect(path)
             .map_err(|e| e.to_string())
             .and_then(|b| open(b, codec, n)),
         other => Err(format!("unknown backend {other:?}")),

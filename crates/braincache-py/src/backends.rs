@@ -1,10 +1,15 @@
-//! The backend classes: `MemoryBackend`, `FileBackend`, `RedbBackend`, `RedisBackend`.
+//! The backend classes: `MemoryBackend`, `FileBackend`, `RedbBackend`, `RedisBackend`,
+//! `MemcachedBackend`.
 //!
 //! Each holds a ready cache ([`Engine`]); `BrainCache(backend)` shares it, so two `BrainCache`
 //! objects over one backend object see the same entries.
 
+use crate::cache::seconds;
 use crate::engine::{Engine, Kind, to_py_err};
-use braincache::backend::{FileBackend, MemoryBackend, RedbBackend, RedisBackend};
+use braincache::backend::{
+    FileBackend, MemcachedBackend, MemcachedBackendBuilder, MemoryBackend, RedbBackend,
+    RedisBackend,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -154,6 +159,121 @@ impl PyRedisBackend {
     }
 }
 
+/// The memcached backend: entries under a key prefix on one or more memcached servers (keys
+/// spread over them by consistent hashing), expired by memcached itself.
+///
+/// Memcached cannot count or list keys: `len(cache)` and `cache.next_expiry()` raise
+/// `braincache.UnsupportedOperation` (a `BrainCacheError` and a `NotImplementedError`), and
+/// `clear()` empties only this prefix (it moves the prefix to a new generation; never
+/// `flush_all`). Values larger than `item_limit` are refused before they are sent. A server that
+/// does not answer makes calls fail after the timeouts with `braincache.CacheTimeoutError` (a
+/// `BrainCacheError` and a `TimeoutError`), or `BrainCacheError` when it refuses connections.
+/// Memcached keeps nothing on disk: a restarted server is empty.
+#[pyclass(
+    module = "braincache.backend.memcached",
+    name = "MemcachedBackend",
+    frozen
+)]
+pub struct PyMemcachedBackend {
+    engine: Engine,
+    url: String,
+    key_prefix: String,
+    servers: Vec<String>,
+}
+
+#[pymethods]
+impl PyMemcachedBackend {
+    /// `MemcachedBackend(url, key_prefix=None, *, servers=(), pool_size=None,
+    /// connect_timeout=None, response_timeout=None, item_limit=None, generation_refresh=None,
+    /// connect_lazily=False)`: connects to `memcache://host:port` (and each URL in `servers`;
+    /// keys are spread over all of them, the same way by every process listing the same
+    /// servers). Keys are stored under `key_prefix` (default `"braincache:"`, shared with Rust
+    /// programs; printable ASCII without spaces). Defaults: 16 connections per server (at least 1),
+    /// connect
+    /// and response timeouts of 1 second each, `item_limit` 1 MiB (memcached's default `-I`),
+    /// a `clear()` by another process seen within `generation_refresh` (1 second). Every server
+    /// must answer now unless `connect_lazily=True`.
+    #[new]
+    #[pyo3(signature = (
+        url,
+        key_prefix = None,
+        *,
+        servers = Vec::new(),
+        pool_size = None,
+        connect_timeout = None,
+        response_timeout = None,
+        item_limit = None,
+        generation_refresh = None,
+        connect_lazily = false,
+    ))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per builder setting
+    fn new(
+        py: Python<'_>,
+        url: String,
+        key_prefix: Option<String>,
+        servers: Vec<String>,
+        pool_size: Option<u32>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
+        response_timeout: Option<&Bound<'_, PyAny>>,
+        item_limit: Option<usize>,
+        generation_refresh: Option<&Bound<'_, PyAny>>,
+        connect_lazily: bool,
+    ) -> PyResult<Self> {
+        let mut b: MemcachedBackendBuilder =
+            MemcachedBackend::builder(&url).servers(servers.iter().map(String::as_str));
+        if let Some(p) = key_prefix {
+            b = b.key_prefix(p);
+        }
+        if let Some(n) = pool_size {
+            b = b.pool_size(n); // 0 is taken as 1, as in Rust
+        }
+        if let Some(t) = seconds(connect_timeout, "connect_timeout")? {
+            b = b.connect_timeout(t);
+        }
+        if let Some(t) = seconds(response_timeout, "response_timeout")? {
+            b = b.response_timeout(t);
+        }
+        if let Some(n) = item_limit {
+            b = b.item_limit(n);
+        }
+        if let Some(t) = seconds(generation_refresh, "generation_refresh")? {
+            b = b.generation_refresh(t);
+        }
+        if connect_lazily {
+            b = b.connect_lazily();
+        }
+        let backend = py.detach(|| b.build()).map_err(to_py_err)?;
+        Ok(PyMemcachedBackend {
+            key_prefix: backend.key_prefix().to_owned(),
+            servers: backend.servers().into_iter().map(str::to_owned).collect(),
+            engine: Engine::new(backend, Kind::Memcached, Kind::MemcachedJson),
+            url,
+        })
+    }
+
+    /// The URL the backend was made with (the first server).
+    #[getter]
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The prefix in front of every key this backend stores.
+    #[getter]
+    fn key_prefix(&self) -> String {
+        self.key_prefix.clone()
+    }
+
+    /// The servers, as `host:port`, in the order given.
+    #[getter]
+    fn servers(&self) -> Vec<String> {
+        self.servers.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("MemcachedBackend({:?})", self.url)
+    }
+}
+
 /// The cache of a backend object, for `BrainCache(backend)`.
 pub fn engine_of(obj: &Bound<'_, PyAny>) -> PyResult<Engine> {
     if let Ok(b) = obj.cast::<PyMemoryBackend>() {
@@ -168,12 +288,15 @@ pub fn engine_of(obj: &Bound<'_, PyAny>) -> PyResult<Engine> {
     if let Ok(b) = obj.cast::<PyRedisBackend>() {
         return Ok(b.get().engine.clone());
     }
+    if let Ok(b) = obj.cast::<PyMemcachedBackend>() {
+        return Ok(b.get().engine.clone());
+    }
     let name = obj
         .get_type()
         .name()
         .map_or_else(|_| "?".to_owned(), |n| n.to_string());
     Err(PyTypeError::new_err(format!(
         "backend must be a braincache backend (MemoryBackend, FileBackend, RedbBackend, \
-         RedisBackend) or None, not '{name}'"
+         RedisBackend, MemcachedBackend) or None, not '{name}'"
     )))
 }

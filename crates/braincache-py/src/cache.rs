@@ -47,7 +47,8 @@ pub fn seconds(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<
     })
 }
 
-/// A cache of JSON-shaped values with per-entry TTL, over a memory, file, redb or Redis backend.
+/// A cache of JSON-shaped values with per-entry TTL, over a memory, file, redb, Redis or memcached
+/// backend.
 ///
 /// The Python original's API (`set`, `get`, `has`, `delete`, `clear`), with braincache's
 /// semantics where the original was wrong: a stored `None` is a value (`has` is true), and
@@ -176,6 +177,14 @@ impl PyBrainCache {
             .map_err(to_py_err)
     }
 
+    /// The earliest deadline of a stored entry as Unix time in seconds, or `None` when no entry
+    /// has one. Memcached cannot list deadlines: `braincache.UnsupportedOperation` there.
+    fn next_expiry(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        py.detach(|| with_cache!(self.engine, c => c.next_expiry()))
+            .map(|t| t.map(braincache::Timestamp::as_unix_secs_f64))
+            .map_err(to_py_err)
+    }
+
     /// Writes out whatever the backend buffers.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| with_cache!(self.engine, c => c.flush()))
@@ -207,7 +216,8 @@ impl PyBrainCache {
         self.zero_ttl_means_forever
     }
 
-    /// The number of stored entries, expired-but-unpurged ones included.
+    /// The number of stored entries, expired-but-unpurged ones included. Memcached cannot count
+    /// them: `braincache.UnsupportedOperation` there.
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
         py.detach(|| with_cache!(self.engine, c => c.len()))
             .map_err(to_py_err)

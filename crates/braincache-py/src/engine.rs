@@ -2,9 +2,9 @@
 //! lookups (`get`, `has`) that read it.
 //!
 //! # The GIL
-//! Every call on the file, redb and Redis backends, and every memory call but `get` and `has`,
-//! runs with the GIL released: those calls do I/O, wait for other threads or processes, or
-//! walk the whole cache. A memory `get` or `has` keeps the GIL. Its work outside Python is a
+//! Every call on the file, redb, Redis and memcached backends, and every memory call but `get`
+//! and `has`, runs with the GIL released: those calls do I/O, wait for other threads or
+//! processes, or walk the whole cache. A memory `get` or `has` keeps the GIL. Its work outside Python is a
 //! hash lookup under one shard's read lock (tens of nanoseconds), less than releasing and
 //! retaking the GIL costs (about 40 ns here), and far less than the microseconds a waiting
 //! Python thread needs to wake up and use the GIL, so releasing it let no other thread run; it
@@ -19,11 +19,15 @@ use crate::msgpack;
 use crate::value::PyValue;
 use braincache::BrainCache;
 use braincache::backend::Record;
-use braincache::backend::{Backend, FileBackend, MemoryBackend, RedbBackend, RedisBackend};
+use braincache::backend::{
+    Backend, FileBackend, MemcachedBackend, MemoryBackend, RedbBackend, RedisBackend,
+};
 use braincache::base::{Codec, CodecId, Json};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -83,9 +87,10 @@ pub enum Kind {
     Redis(BrainCache<RedisBackend>),
     /// The same, with JSON.
     RedisJson(BrainCache<RedisBackend, Json>),
-    // Memcached: add `Memcached(BrainCache<MemcachedBackend>)` (and a `MemcachedJson` if its
-    // default codec is not self-describing) here, arms in `with_cache!`, `backend_name` and
-    // `engine_of`, a class in backends.rs, and python/braincache/backend/memcached.py.
+    /// `braincache.backend.memcached.MemcachedBackend`.
+    Memcached(BrainCache<MemcachedBackend>),
+    /// The same, with JSON.
+    MemcachedJson(BrainCache<MemcachedBackend, Json>),
 }
 
 /// Runs `$body` with `$c` bound to the `BrainCache` of whichever backend `$engine` holds.
@@ -99,6 +104,8 @@ macro_rules! with_cache {
             $crate::engine::Kind::RedbJson($c) => $body,
             $crate::engine::Kind::Redis($c) => $body,
             $crate::engine::Kind::RedisJson($c) => $body,
+            $crate::engine::Kind::Memcached($c) => $body,
+            $crate::engine::Kind::MemcachedJson($c) => $body,
         }
     };
 }
@@ -145,6 +152,8 @@ impl Engine {
             Kind::RedbJson(c) => detached_get(py, c, key),
             Kind::Redis(c) => detached_get(py, c, key),
             Kind::RedisJson(c) => detached_get(py, c, key),
+            Kind::Memcached(c) => detached_get(py, c, key),
+            Kind::MemcachedJson(c) => detached_get(py, c, key),
         }
     }
 
@@ -177,6 +186,7 @@ impl Engine {
             Kind::File(_) => "FileBackend",
             Kind::Redb(_) | Kind::RedbJson(_) => "RedbBackend",
             Kind::Redis(_) | Kind::RedisJson(_) => "RedisBackend",
+            Kind::Memcached(_) | Kind::MemcachedJson(_) => "MemcachedBackend",
         }
     }
 }
@@ -268,9 +278,103 @@ fn attached_has<B: Backend, C: Codec>(
     }
 }
 
-/// braincache's error as the Python exception `braincache.BrainCacheError`.
+/// `braincache.UnsupportedOperation`, made once per interpreter ([`unsupported_operation`]).
+static UNSUPPORTED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `braincache.CacheTimeoutError`, made once per interpreter ([`cache_timeout_error`]).
+static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// A subclass of `BrainCacheError` and the built-in exception `builtin`, in module
+/// `braincache`: `class name(BrainCacheError, builtin)`. Two bases, which `create_exception!`
+/// cannot make, so `except BrainCacheError` and `except builtin` both catch it.
+fn subclass(py: Python<'_>, name: &str, builtin: &str, doc: &str) -> PyResult<Py<PyType>> {
+    let bases = (
+        py.get_type::<BrainCacheError>(),
+        py.import("builtins")?.getattr(builtin)?,
+    );
+    let namespace = PyDict::new(py);
+    namespace.set_item("__doc__", doc)?;
+    namespace.set_item("__module__", "braincache")?;
+    let made = py.get_type::<PyType>().call1((name, bases, namespace))?;
+    Ok(made.cast_into::<PyType>()?.unbind())
+}
+
+/// `braincache.UnsupportedOperation(BrainCacheError, NotImplementedError)`: the backend cannot
+/// answer this operation at all (memcached: `len`, `next_expiry`).
+///
+/// # Errors
+/// Only if Python cannot make the class (out of memory).
+pub fn unsupported_operation(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    let t = UNSUPPORTED.get_or_try_init(py, || {
+        subclass(
+            py,
+            "UnsupportedOperation",
+            "NotImplementedError",
+            "The backend cannot answer this operation at all (memcached cannot count its entries \
+             or list their deadlines: len() and next_expiry()). The message names the operation \
+             and the backend; nothing was changed.",
+        )
+    })?;
+    Ok(t.bind(py))
+}
+
+/// `braincache.CacheTimeoutError(BrainCacheError, TimeoutError)`: a server did not answer in
+/// time.
+///
+/// # Errors
+/// Only if Python cannot make the class (out of memory).
+pub fn cache_timeout_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    let t = TIMEOUT.get_or_try_init(py, || {
+        subclass(
+            py,
+            "CacheTimeoutError",
+            "TimeoutError",
+            "A server did not answer within the backend's timeout. The message names the \
+             operation, the key and the server; for a write, the outcome is unknown.",
+        )
+    })?;
+    Ok(t.bind(py))
+}
+
+/// The error's text followed by each of its causes (`": "` between them): a Rust `Display`
+/// leaves its source out, as the Rust convention wants, but a Python exception has only its
+/// message to say why (the server's address, "timed out", the size and the limit). A cause
+/// whose text the message already holds is not repeated.
+pub fn message(e: &braincache::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    // Bounded: a cause chain is finite, but a cyclic one must not loop forever.
+    for _ in 0..16 {
+        let Some(c) = cause else { break };
+        let text = c.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    message
+}
+
+/// braincache's error as a Python exception: `braincache.UnsupportedOperation` when the
+/// backend cannot answer the operation ([`braincache::Error::is_unsupported`]),
+/// `braincache.CacheTimeoutError` when a server did not answer in time
+/// ([`braincache::Error::is_timeout`]), else `braincache.BrainCacheError` (the base of both).
+/// The message is the error's, which names the operation and the key or path, followed by its
+/// causes ([`message`]).
 pub fn to_py_err(e: braincache::Error) -> PyErr {
-    BrainCacheError::new_err(e.to_string())
+    let message = message(&e);
+    let class: fn(Python<'_>) -> PyResult<&Bound<'_, PyType>> = if e.is_unsupported() {
+        unsupported_operation
+    } else if e.is_timeout() {
+        cache_timeout_error
+    } else {
+        return BrainCacheError::new_err(message);
+    };
+    Python::attach(|py| match class(py) {
+        Ok(t) => PyErr::from_type(t.clone(), message),
+        Err(failed) => failed,
+    })
 }
 
 #[cfg(test)]
@@ -352,5 +456,60 @@ mod tests {
         assert!(get(&engine, "junk").is_err());
         let s = engine.stats();
         assert_eq!((s.hits, s.misses, s.errors), (4, 0, 2));
+    }
+
+    #[test]
+    fn python_errors_carry_the_causes_and_their_kind() {
+        use braincache::{Error, Operation};
+        use std::io;
+        Python::initialize();
+        Python::attach(|py| {
+            let kind = |e: Error| {
+                let err = to_py_err(e);
+                (
+                    err.get_type(py).name().unwrap().to_string(),
+                    err.value(py).to_string(),
+                )
+            };
+            // A timeout: its own class, and the causes in the message.
+            let timed_out = io::Error::new(io::ErrorKind::TimedOut, "no answer within 200ms");
+            let (name, text) = kind(Error::backend(
+                Operation::Get,
+                "memcached",
+                Some("k"),
+                timed_out,
+            ));
+            assert_eq!(name, "CacheTimeoutError");
+            assert_eq!(
+                text,
+                r#"memcached error during get (key "k"): no answer within 200ms"#
+            );
+            let err = to_py_err(Error::backend(
+                Operation::Set,
+                "memcached",
+                None,
+                io::Error::other("x"),
+            ));
+            assert!(err.is_instance_of::<BrainCacheError>(py));
+            assert!(!err.matches(py, cache_timeout_error(py).unwrap()).unwrap());
+            // What the backend cannot answer.
+            let e = Error::unsupported(Operation::Len, "memcached", "it cannot count");
+            let err = to_py_err(e);
+            assert!(err.is_instance_of::<BrainCacheError>(py));
+            assert!(err.is_instance_of::<pyo3::exceptions::PyNotImplementedError>(py));
+            assert_eq!(
+                err.value(py).to_string(),
+                "len: not supported by the memcached backend: it cannot count"
+            );
+            // Everything else stays a plain BrainCacheError, with its causes.
+            let (name, text) = kind(Error::backend(
+                Operation::Open,
+                "redis",
+                None,
+                io::Error::other("connection refused"),
+            ));
+            assert_eq!(name, "BrainCacheError");
+            assert!(text.ends_with(": connection refused"), "{text}");
+        });
     }
 }
