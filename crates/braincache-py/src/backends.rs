@@ -162,6 +162,16 @@ impl PyRedisBackend {
 /// The memcached backend: entries under a key prefix on one or more memcached servers (keys
 /// spread over them by consistent hashing), expired by memcached itself.
 ///
+/// `MemcachedBackend(url, key_prefix=None, *, servers=(), pool_size=None,
+/// connect_timeout=None, response_timeout=None, item_limit=None, generation_refresh=None,
+/// connect_lazily=False)` connects to `memcache://host:port` and to each URL in `servers`; every
+/// process listing the same servers, in any order, sends a key to the same one. Keys are stored
+/// under `key_prefix` (default `"braincache:"`, shared with Rust programs; printable ASCII
+/// without spaces). Defaults: 16 connections per server (`pool_size`, at least 1); connect and
+/// response timeouts of 1 second each; `item_limit` 1 MiB (set it to the servers' `-I`); a
+/// `clear()` by another process seen within `generation_refresh` (1 second; 0 re-reads before
+/// every call). Every server must answer now unless `connect_lazily=True`. Times are seconds.
+///
 /// Memcached cannot count or list keys: `len(cache)` and `cache.next_expiry()` raise
 /// `braincache.UnsupportedOperation` (a `BrainCacheError` and a `NotImplementedError`), and
 /// `clear()` empties only this prefix (it moves the prefix to a new generation; never
@@ -183,16 +193,7 @@ pub struct PyMemcachedBackend {
 
 #[pymethods]
 impl PyMemcachedBackend {
-    /// `MemcachedBackend(url, key_prefix=None, *, servers=(), pool_size=None,
-    /// connect_timeout=None, response_timeout=None, item_limit=None, generation_refresh=None,
-    /// connect_lazily=False)`: connects to `memcache://host:port` (and each URL in `servers`;
-    /// keys are spread over all of them, the same way by every process listing the same
-    /// servers). Keys are stored under `key_prefix` (default `"braincache:"`, shared with Rust
-    /// programs; printable ASCII without spaces). Defaults: 16 connections per server (at least 1),
-    /// connect
-    /// and response timeouts of 1 second each, `item_limit` 1 MiB (memcached's default `-I`),
-    /// a `clear()` by another process seen within `generation_refresh` (1 second). Every server
-    /// must answer now unless `connect_lazily=True`.
+    /// Connects (see the class docs for the arguments and their defaults).
     #[new]
     #[pyo3(signature = (
         url,
@@ -205,7 +206,9 @@ impl PyMemcachedBackend {
         item_limit = None,
         generation_refresh = None,
         connect_lazily = false,
-    ))]
+    ), text_signature = "(url, key_prefix=None, *, servers=(), pool_size=None, \
+        connect_timeout=None, response_timeout=None, item_limit=None, generation_refresh=None, \
+        connect_lazily=False)")]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per builder setting
     fn new(
         py: Python<'_>,
