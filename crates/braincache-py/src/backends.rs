@@ -7,8 +7,7 @@
 use crate::cache::seconds;
 use crate::engine::{Engine, Kind, to_py_err};
 use braincache::backend::{
-    FileBackend, MemcachedBackend, MemcachedBackendBuilder, MemoryBackend, RedbBackend,
-    RedisBackend,
+    FileBackend, MemcachedBackend, MemoryBackend, RedbBackend, RedisBackend,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -222,8 +221,7 @@ impl PyMemcachedBackend {
         generation_refresh: Option<&Bound<'_, PyAny>>,
         connect_lazily: bool,
     ) -> PyResult<Self> {
-        let mut b: MemcachedBackendBuilder =
-            MemcachedBackend::builder(&url).servers(servers.iter().map(String::as_str));
+        let mut b = MemcachedBackend::builder(&url).servers(servers.iter().map(String::as_str));
         if let Some(p) = key_prefix {
             b = b.key_prefix(p);
         }
