@@ -38,9 +38,9 @@
 mod aio;
 mod shard;
 
-use braincache_core::{Backend, MsgPack, Record, Result, Timestamp};
+use braincache_core::{Backend, MsgPack, Record, RecordRef, Result, Timestamp};
+use foldhash::fast::RandomState;
 use shard::{Limits, Shard};
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +59,11 @@ const MIN_BYTES_PER_SHARD: usize = 1 << 20;
 /// A sharded in-memory backend, optionally bounded. See the [crate docs](crate).
 pub struct MemoryBackend {
     shards: Box<[Shard]>,
+    /// foldhash, seeded at random per process and per backend: keys hash in a few dozen
+    /// instructions (std's SipHash-1-3 took ~190 on a 12-byte key). Nobody can precompute keys
+    /// that collide in every process, and a table's seed is not observable; foldhash does not
+    /// claim to stop an attacker who times many requests against one long-lived process
+    /// (neither does ahash without AES), the resistance quick_cache and hashbrown also settle for.
     hasher: RandomState,
     evictions: AtomicU64,
     max_entries: Option<usize>,
@@ -159,6 +164,15 @@ impl Backend for MemoryBackend {
     fn get(&self, key: &str) -> Result<Option<Record>> {
         let (shard, hash) = self.shard(key);
         Ok(shard.get(key, hash))
+    }
+
+    /// Decodes in place: `f` runs under the shard's read lock, with the value's bytes where they
+    /// are stored (no copy). Other readers go on; writers of the same shard (one key in
+    /// [`shards`](MemoryBackendBuilder::shards)) wait until `f` returns, so the front end
+    /// runs only the value's `Deserialize` in it.
+    fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
+        let (shard, hash) = self.shard(key);
+        Ok(shard.get_with(key, hash, f))
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
@@ -274,7 +288,7 @@ impl MemoryBackendBuilder {
                     })
                 })
                 .collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             evictions: AtomicU64::new(0),
             max_entries: self.max_entries,
             max_bytes: self.max_bytes,
