@@ -236,7 +236,8 @@ fn get_with_lends_what_get_returns() {
     let memory = MemoryBackend::new();
     let redb = RedbBackend::open(dir.path().join("c.redb")).unwrap();
     let map = MapBackend::default();
-    let backends: [&dyn Fn(&str, Record) -> Vec<Record>; 3] = [
+    type Check<'a> = &'a dyn Fn(&str, Record) -> Vec<Record>;
+    let backends: [Check<'_>; 3] = [
         &|k, r| lent_and_got(&memory, k, r),
         &|k, r| lent_and_got(&redb, k, r),
         &|k, r| lent_and_got(&map, k, r),

@@ -8,7 +8,8 @@
 //! it would displace). It resists scans — one pass over many cold keys does not flush the hot
 //! set — and loops over more keys than fit, where LRU hits nothing; on the harness's Zipf, scan
 //! and loop traces it hits at least as often as moka and quick_cache (README, performance). A
-//! hit only bumps two counters. Deadlines live in an ordered index per shard, so purging costs time in
+//! hit only bumps two counters, and `BrainCache::get` decodes the value in place under the
+//! shard's read lock ([`Backend::get_with`]) instead of copying it out. Deadlines live in an ordered index per shard, so purging costs time in
 //! proportion to what expired, not to the number of entries.
 //!
 //! ```
@@ -166,10 +167,11 @@ impl Backend for MemoryBackend {
         Ok(shard.get(key, hash))
     }
 
-    /// Decodes in place: `f` runs under the shard's read lock, with the value's bytes where they
-    /// are stored (no copy). Other readers go on; writers of the same shard (one key in
-    /// [`shards`](MemoryBackendBuilder::shards)) wait until `f` returns, so the front end
-    /// runs only the value's `Deserialize` in it.
+    /// Lends the value's bytes where they are stored (no copy): `f` runs under the read lock of
+    /// the key's shard. Readers of every key go on meanwhile; writers of keys in the same shard
+    /// (one of [`shards`](MemoryBackendBuilder::shards)) wait until `f` returns. `BrainCache`
+    /// runs only the value's `Deserialize` in it, so a slow or re-entrant `Deserialize` impl
+    /// (one that writes to the same cache) would hold those writers up; plain data types do not.
     fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
         let (shard, hash) = self.shard(key);
         Ok(shard.get_with(key, hash, f))
