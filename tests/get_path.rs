@@ -263,3 +263,24 @@ fn lent_and_got<B: Backend>(b: &B, key: &str, record: Record) -> Vec<Record> {
     out.push(b.get(key).unwrap().unwrap());
     out
 }
+
+#[cfg(feature = "async")]
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_face_reads_the_clock_by_the_same_rule() {
+    let clock = CountingClock::new();
+    let sync = BrainCache::builder(MemoryBackend::new())
+        .clock(clock.clone())
+        .build();
+    sync.set("forever", &1u8, None).unwrap();
+    sync.set("hour", &2u8, HOUR).unwrap();
+    let cache = sync.to_async();
+    clock.take();
+    assert_eq!(cache.get::<u8>("forever").await.unwrap(), Some(1));
+    assert!(cache.has("forever").await.unwrap());
+    assert_eq!(clock.take(), 0, "no deadline, no clock read");
+    assert_eq!(cache.get::<u8>("hour").await.unwrap(), Some(2));
+    assert_eq!(clock.take(), 1);
+    clock.clock.advance(HOUR);
+    assert_eq!(cache.get::<u8>("hour").await.unwrap(), None);
+    assert!(!cache.has("hour").await.unwrap());
+}
