@@ -5,7 +5,9 @@ use crate::load::{Loads, NoSharing, Sharing};
 use crate::log::{debug_event, warn_event};
 use crate::memo::{SkipNone, strict, strict_infallible, strict_optional};
 use crate::stats::{Counters, Stats};
-use braincache_core::{Backend, Clock, Codec, Error, Record, Result, SystemClock, Timestamp, Ttl};
+use braincache_core::{
+    Backend, Clock, Codec, Error, Record, RecordRef, Result, SystemClock, Timestamp, Ttl,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -201,11 +203,23 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 
     /// The live value under `key`; counts a hit or a miss only when `count` is set, so a call
     /// that looks more than once (the memoizing loads) counts once.
+    ///
+    /// The value is decoded where the backend keeps it ([`Backend::get_with`]: the memory
+    /// backend lends it under a shard's read lock, redb from its page), and the clock is read
+    /// only for a record that has a deadline: one without can be neither stale nor expired.
     pub(crate) fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
-        match self.live_record(key, count)? {
-            Some(r) => self.decode_record(key, &r).map(Some),
-            None => Ok(None),
-        }
+        let mut out: Option<Result<T>> = None;
+        self.inner
+            .backend
+            .get_with(key, &mut |r| {
+                if self.is_live(r.fresh_deadline()) {
+                    out = Some(self.decode_ref(key, r));
+                }
+            })
+            .map_err(|e| self.failed(e))?;
+        // Counted and logged here, after the backend let go of the record.
+        self.counted(key, out.is_some(), count);
+        out.transpose().map_err(|e| self.failed(e))
     }
 
     /// Decodes a stored record, first checking that this cache's codec wrote it (a record that
@@ -215,15 +229,28 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         key: &str,
         record: &Record,
     ) -> Result<T> {
+        self.decode_ref(key, RecordRef::from(record))
+            .map_err(|e| self.failed(e))
+    }
+
+    /// [`decode_record`](Self::decode_record) of a borrowed record, without counting or
+    /// logging the error (the caller may hold a backend's lock).
+    fn decode_ref<T: DeserializeOwned>(&self, key: &str, record: RecordRef<'_>) -> Result<T> {
         let stored = record.codec.unwrap_or(<B::Codec as Codec>::ID);
-        if stored != C::ID {
-            return Err(self.failed(Error::Decode {
-                key: key.to_owned(),
-                type_name: std::any::type_name::<T>(),
-                source: braincache_core::CodecError::mismatch(C::NAME, C::ID, stored),
-            }));
-        }
-        self.decode(key, &record.value)
+        let decoded = if stored == C::ID {
+            self.inner.codec.decode(record.value)
+        } else {
+            Err(braincache_core::CodecError::mismatch(
+                C::NAME,
+                C::ID,
+                stored,
+            ))
+        };
+        decoded.map_err(|source| Error::Decode {
+            key: key.to_owned(),
+            type_name: std::any::type_name::<T>(),
+            source,
+        })
     }
 
     pub(crate) fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
@@ -236,29 +263,32 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         })
     }
 
-    /// The unexpired record under `key`, counting the hit or miss when `count` is set.
-    fn live_record(&self, key: &str, count: bool) -> Result<Option<Record>> {
-        let record = self.inner.backend.get(key).map_err(|e| self.failed(e))?;
-        Ok(self.live(key, record, count))
+    /// `record` when it is not expired, counting the hit or miss when `count` is set.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn live(&self, key: &str, record: Option<Record>, count: bool) -> Option<Record> {
+        let live = record.filter(|r| self.is_live(r.fresh_deadline()));
+        self.counted(key, live.is_some(), count);
+        live
     }
 
-    /// `record` when it is not expired, counting the hit or miss when `count` is set.
-    pub(crate) fn live(&self, key: &str, record: Option<Record>, count: bool) -> Option<Record> {
-        // A stale record (past `fresh_until`, kept for stale-while-revalidate) is a miss here.
-        let live = record.filter(|r| !r.is_stale(self.inner.clock.now()));
+    /// True when a record whose freshness ends at `fresh_deadline` is served now. A stale
+    /// record (past `fresh_until`, kept for stale-while-revalidate) is a miss here; the clock
+    /// is read only when there is a deadline.
+    fn is_live(&self, fresh_deadline: Option<Timestamp>) -> bool {
+        fresh_deadline.is_none_or(|d| d > self.inner.clock.now())
+    }
+
+    /// Counts a hit or a miss when `count` is set, and logs it.
+    fn counted(&self, key: &str, hit: bool, count: bool) {
         if count {
-            let counter = if live.is_some() {
+            let counter = if hit {
                 &self.inner.counters.hits
             } else {
                 &self.inner.counters.misses
             };
             Counters::bump(counter, 1);
         }
-        debug_event!(
-            "get {key:?}: {}",
-            if live.is_some() { "hit" } else { "miss" }
-        );
-        live
+        debug_event!("get {key:?}: {}", if hit { "hit" } else { "miss" });
     }
 
     /// True when a live entry is stored under `key` (whatever its value, `None` included).
@@ -266,7 +296,13 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// # Errors
     /// Backend errors.
     pub fn has(&self, key: &str) -> Result<bool> {
-        Ok(self.live_record(key, true)?.is_some())
+        let mut live = false;
+        self.inner
+            .backend
+            .get_with(key, &mut |r| live = self.is_live(r.fresh_deadline()))
+            .map_err(|e| self.failed(e))?;
+        self.counted(key, live, true);
+        Ok(live)
     }
 
     /// Removes `key`; returns whether an entry (expired or not) was there.

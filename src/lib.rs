@@ -119,7 +119,7 @@ pub mod backend {
     #[doc(inline)]
     pub use braincache_core::AsyncBackend;
     #[doc(inline)]
-    pub use braincache_core::{Backend, Record};
+    pub use braincache_core::{Backend, Record, RecordRef};
     #[cfg(feature = "file")]
     #[doc(inline)]
     pub use braincache_file::{FileBackend, FileBackendBuilder};

@@ -1,6 +1,6 @@
 //! The storage contract every backend implements.
 
-use crate::{Codec, Lease, LeaseToken, Record, Result, Timestamp};
+use crate::{Codec, Lease, LeaseToken, Record, RecordRef, Result, Timestamp};
 use std::time::Duration;
 
 /// A place to keep records: memory, a file, a database, a server.
@@ -35,6 +35,55 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// When the store cannot be read or holds damaged data.
     fn get(&self, key: &str) -> Result<Option<Record>>;
+
+    /// Calls `f` once with the record stored under `key`, expired or not, borrowed where it
+    /// lies; returns whether a record was found (`f` is not called when none was).
+    ///
+    /// The front end reads through this method: it decodes the value inside `f`, so a backend
+    /// that can lend its bytes saves the copy [`get`](Self::get) makes. The default calls `get`
+    /// and lends the owned record, so a backend that does not override it behaves exactly as
+    /// its `get`. An override must see the same record `get` would (same visibility, same
+    /// errors). It may call `f` while holding a lock or a read transaction: `f` should be short
+    /// and must not call back into the same backend (the front end only decodes in it). The
+    /// callback takes no type parameter, so the trait stays usable as a `dyn Backend`; `f`
+    /// passes its result out through what it captures.
+    ///
+    /// ```
+    /// use braincache_core::{Backend, Record};
+    /// # use braincache_core::{Postcard, Result, Timestamp};
+    /// # struct One;
+    /// # impl Backend for One {
+    /// #     type Codec = Postcard;
+    /// #     fn get(&self, k: &str) -> Result<Option<Record>> {
+    /// #         Ok((k == "k").then(|| Record::new(b"v".to_vec(), None)))
+    /// #     }
+    /// #     fn set(&self, _: &str, _: Record) -> Result<()> { Ok(()) }
+    /// #     fn delete(&self, _: &str) -> Result<bool> { Ok(false) }
+    /// #     fn clear(&self) -> Result<()> { Ok(()) }
+    /// #     fn len(&self) -> Result<usize> { Ok(1) }
+    /// #     fn purge_expired(&self, _: Timestamp) -> Result<usize> { Ok(0) }
+    /// #     fn next_expiry(&self) -> Result<Option<Timestamp>> { Ok(None) }
+    /// # }
+    /// # let backend = One;
+    /// let mut len = None;
+    /// let found = backend.get_with("k", &mut |r| len = Some(r.value.len()))?;
+    /// assert!(found);
+    /// assert_eq!(len, Some(1));
+    /// assert!(!backend.get_with("missing", &mut |_| unreachable!())?);
+    /// # Ok::<(), braincache_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); a panic in `f` propagates to the caller.
+    fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
+        match self.get(key)? {
+            Some(record) => {
+                f(RecordRef::from(&record));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 
     /// Stores `record` under `key`, replacing what was there.
     ///

@@ -113,7 +113,7 @@ pub use codec::{Codec, CodecId, Json, MsgPack, Postcard};
 pub use error::{CodecError, Error, Operation, Result};
 pub use expiry::ExpiryIndex;
 pub use lease::{Lease, LeaseToken};
-pub use record::Record;
+pub use record::{Record, RecordRef};
 pub use sidecar::{in_step, sidecar};
 pub use time::Timestamp;
 pub use ttl::Ttl;

@@ -109,3 +109,120 @@ impl Record {
         self.expires_at.is_some_and(|d| d <= now)
     }
 }
+
+/// A stored record, borrowed from the backend: what [`Backend::get_with`] hands its callback,
+/// so a read can decode the value where it lies (under a shard's lock, from a database page)
+/// instead of copying it into a [`Record`] first.
+///
+/// It has the fields of [`Record`], with `value` borrowed. Build one with [`RecordRef::new`] and
+/// the `with_*` methods, or from a record with `RecordRef::from(&record)`; turn it into an owned
+/// record with [`RecordRef::to_record`].
+///
+/// ```
+/// use braincache_core::{Record, RecordRef, Timestamp};
+///
+/// let r = Record::new(vec![1, 2], Some(Timestamp::from_unix_millis(10)));
+/// let view = RecordRef::from(&r);
+/// assert_eq!(view.value, &[1, 2]);
+/// assert!(view.is_expired(Timestamp::from_unix_millis(10)));
+/// assert_eq!(view.to_record(), r);
+/// ```
+///
+/// [`Backend::get_with`]: crate::Backend::get_with
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The value as the codec encoded it. May be empty.
+    pub value: &'a [u8],
+    /// When the entry expires; `None` means never.
+    pub expires_at: Option<Timestamp>,
+    /// The codec that encoded `value`, as in [`Record::codec`].
+    pub codec: Option<CodecId>,
+    /// When the value stops being fresh, as in [`Record::fresh_until`].
+    pub fresh_until: Option<Timestamp>,
+    /// When the value was computed, as in [`Record::computed_at`].
+    pub computed_at: Option<Timestamp>,
+    /// How long computing the value took, as in [`Record::compute_time`].
+    pub compute_time: Option<Duration>,
+}
+
+impl<'a> RecordRef<'a> {
+    /// A view of `value` with the given deadline, and no codec stated.
+    #[must_use]
+    pub fn new(value: &'a [u8], expires_at: Option<Timestamp>) -> RecordRef<'a> {
+        RecordRef {
+            value,
+            expires_at,
+            codec: None,
+            fresh_until: None,
+            computed_at: None,
+            compute_time: None,
+        }
+    }
+
+    /// The same view, stating `codec` as the codec of its value.
+    #[must_use]
+    pub fn with_codec(mut self, codec: Option<CodecId>) -> RecordRef<'a> {
+        self.codec = codec;
+        self
+    }
+
+    /// The same view, fresh only until `fresh_until`.
+    #[must_use]
+    pub fn with_fresh_until(mut self, fresh_until: Option<Timestamp>) -> RecordRef<'a> {
+        self.fresh_until = fresh_until;
+        self
+    }
+
+    /// The same view, stating when its value was computed and how long that took.
+    #[must_use]
+    pub fn with_computed(mut self, at: Option<Timestamp>, took: Option<Duration>) -> RecordRef<'a> {
+        self.computed_at = at;
+        self.compute_time = took;
+        self
+    }
+
+    /// As [`Record::fresh_deadline`].
+    #[must_use]
+    pub fn fresh_deadline(&self) -> Option<Timestamp> {
+        self.fresh_until.or(self.expires_at)
+    }
+
+    /// As [`Record::is_stale`].
+    #[must_use]
+    pub fn is_stale(&self, now: Timestamp) -> bool {
+        self.fresh_deadline().is_some_and(|d| d <= now)
+    }
+
+    /// As [`Record::is_expired`].
+    #[must_use]
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|d| d <= now)
+    }
+
+    /// The owned record (the value copied).
+    #[must_use]
+    pub fn to_record(&self) -> Record {
+        Record {
+            value: self.value.to_vec(),
+            expires_at: self.expires_at,
+            codec: self.codec,
+            fresh_until: self.fresh_until,
+            computed_at: self.computed_at,
+            compute_time: self.compute_time,
+        }
+    }
+}
+
+impl<'a> From<&'a Record> for RecordRef<'a> {
+    fn from(r: &'a Record) -> RecordRef<'a> {
+        RecordRef {
+            value: &r.value,
+            expires_at: r.expires_at,
+            codec: r.codec,
+            fresh_until: r.fresh_until,
+            computed_at: r.computed_at,
+            compute_time: r.compute_time,
+        }
+    }
+}

@@ -295,6 +295,50 @@ pub fn codec_ids_are_kept<B: Backend>(b: &B) {
     assert!(back.codec.is_none_or(|c| c == default), "{:?}", back.codec);
 }
 
+/// [`Backend::get_with`] lends exactly the record `get` returns (freshness fields, codec and
+/// empty values included, an expired but unpurged record too), calls its callback once per
+/// found record, and reports a missing key without calling it.
+pub fn get_with_agrees_with_get<B: Backend>(b: &B, expiry: Expiry) {
+    use crate::CodecId;
+    let now = Timestamp::now();
+    let mut records = vec![
+        ("plain", rec(b"one", None)),
+        ("empty", rec(b"", None)),
+        ("deadline", rec(b"two", Some(now + HOUR))),
+        (
+            "fresh",
+            rec(b"three", Some(now + HOUR))
+                .with_codec(Some(CodecId::JSON))
+                .with_fresh_until(Some(now + HOUR / 2))
+                .with_computed(Some(now), Some(Duration::from_millis(7))),
+        ),
+    ];
+    if !expiry.is_native() {
+        records.push(("expired", rec(b"old", Some(Timestamp::from_unix_millis(1)))));
+    }
+    for (key, r) in &records {
+        b.set(key, r.clone()).unwrap();
+    }
+    for (key, _) in &records {
+        let mut lent = Vec::new();
+        let found = b.get_with(key, &mut |r| lent.push(r.to_record())).unwrap();
+        let got = b.get(key).unwrap();
+        assert!(found, "{key}: get_with found nothing");
+        assert_eq!(lent.len(), 1, "{key}: the callback runs once");
+        assert_eq!(
+            Some(lent.remove(0)),
+            got,
+            "{key}: get_with and get disagree"
+        );
+    }
+    let mut called = false;
+    assert!(!b.get_with("missing", &mut |_| called = true).unwrap());
+    assert!(!called, "the callback ran for a missing key");
+    b.delete("plain").unwrap();
+    assert!(!b.get_with("plain", &mut |_| called = true).unwrap());
+    assert!(!called, "the callback ran for a deleted key");
+}
+
 /// The batch forms agree with the single ones.
 pub fn batch_operations_agree<B: Backend>(b: &B) {
     let entries: Vec<(String, Record)> = (0..10)
@@ -384,6 +428,7 @@ macro_rules! conformance_tests {
             plain: unusual_keys_are_distinct,
             plain: binary_and_large_values_round_trip,
             plain: codec_ids_are_kept,
+            expiry: get_with_agrees_with_get,
             plain: batch_operations_agree,
             plain: concurrent_readers_and_writers,
         );

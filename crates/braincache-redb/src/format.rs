@@ -20,7 +20,7 @@
 //! No other table may exist in a braincache file: a file with other tables belongs to someone
 //! else, and is refused rather than written to.
 
-use braincache_core::{CodecId, Error, Record, Result, Timestamp, wire};
+use braincache_core::{CodecId, Error, Record, RecordRef, Result, Timestamp, wire};
 use redb::TableDefinition;
 
 /// key → header + value.
@@ -91,16 +91,24 @@ pub(crate) fn split_entry(bytes: &[u8]) -> std::result::Result<(Option<u64>, &[u
 
 /// Decodes the `entries` value stored under `key`.
 pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<Record> {
+    view_entry(key, bytes).map(|r| r.to_record())
+}
+
+/// Reads the `entries` value stored under `key` in place: the record's value borrows `bytes`.
+pub(crate) fn view_entry<'a>(key: &str, bytes: &'a [u8]) -> Result<RecordRef<'a>> {
     if !matches!(bytes.first(), Some(&(LEGACY_FOREVER | LEGACY_DEADLINE))) {
         // The wire header, freshness fields included.
-        return wire::decode(key, bytes);
+        let p = wire::parse(bytes).map_err(|d| Error::corrupt_entry(key, d))?;
+        return Ok(RecordRef::new(&bytes[p.len..], p.expires_at)
+            .with_codec(p.codec)
+            .with_fresh_until(p.fresh_until)
+            .with_computed(p.computed_at, p.compute_time));
     }
     let h = parse_entry(bytes).map_err(|d| Error::corrupt_entry(key, d))?;
-    Ok(Record::new(
-        bytes[h.len..].to_vec(),
-        h.deadline.map(Timestamp::from_unix_nanos),
+    Ok(
+        RecordRef::new(&bytes[h.len..], h.deadline.map(Timestamp::from_unix_nanos))
+            .with_codec(h.codec),
     )
-    .with_codec(h.codec))
 }
 
 /// The value of `record` as JSON text, for exporting a redb cache to the file backend's format

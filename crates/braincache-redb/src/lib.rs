@@ -114,7 +114,7 @@ pub use format::{FORMAT_VERSION, value_as_json};
 pub const BACKEND_NAME: &str = "redb";
 
 use braincache_core::{
-    Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, Result, Timestamp,
+    Backend, Error, Lease, LeaseToken, MsgPack, Operation, Record, RecordRef, Result, Timestamp,
 };
 use format::{ENTRIES, EXPIRY, FORMAT_VERSION_KEY, META, TABLE_NAMES, decode_entry};
 use overlay::Write;
@@ -123,6 +123,7 @@ use redb::{
     ConcurrencyMode, Database, MultimapTableHandle, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, TableHandle,
 };
+use std::cell::RefCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -563,6 +564,45 @@ impl Backend for RedbBackend {
         }
         let found = this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))?;
         if found.is_some() {
+            this.shared.bound.read(key);
+        }
+        Ok(found)
+    }
+
+    /// Lends `f` the value from redb's page (no copy), inside the read of the snapshot `get`
+    /// would use; queued writes (write-behind) are lent from their copy.
+    fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
+        let this = self.open_ref(Operation::Get)?;
+        if let Some(pending) = this.behind.as_ref().and_then(|b| b.lookup(key)) {
+            return Ok(pending.is_some_and(|r| {
+                f(RecordRef::from(&r));
+                true
+            }));
+        }
+        // `read` retries only after redb failed, before `f` ran; `f` runs at most once. A panic
+        // in `f` is the caller's, not redb's: it is carried past `guarded` and resumed.
+        let f = RefCell::new(f);
+        let panicked = RefCell::new(None);
+        let found = this.read(Operation::Get, Some(key), |snap| {
+            Ok(match ReadableTable::get(&snap.entries, key)? {
+                Some(g) => match format::view_entry(key, g.value()) {
+                    Ok(r) => {
+                        let mut f = f.borrow_mut();
+                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| (*f)(r))) {
+                            *panicked.borrow_mut() = Some(p);
+                        }
+                        Ok(true)
+                    }
+                    Err(e) => Err(e.with_path(&this.shared.path)),
+                },
+                None => Ok(false),
+            })
+        });
+        if let Some(p) = panicked.into_inner() {
+            std::panic::resume_unwind(p);
+        }
+        let found = found?;
+        if found {
             this.shared.bound.read(key);
         }
         Ok(found)

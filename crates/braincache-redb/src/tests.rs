@@ -103,6 +103,13 @@ fn a_damaged_entry_is_corrupt_and_purge_leaves_it_alone() {
         assert!(e.is_corrupt(), "{e}");
         assert_eq!(e.key(), Some(key));
         assert_eq!(e.path(), Some(b.path()));
+        // The borrowing read reports the same damage, without calling its callback.
+        let e = b
+            .get_with(key, &mut |_| panic!("lent a damaged entry"))
+            .unwrap_err();
+        assert!(e.is_corrupt(), "{e}");
+        assert_eq!(e.key(), Some(key));
+        assert_eq!(e.path(), Some(b.path()));
     }
     // The stale row goes; the entry, whose deadline cannot be read, stays.
     assert_eq!(b.purge_expired(Timestamp::now()).unwrap(), 0);
