@@ -70,6 +70,7 @@ fn main() {
     let mut rows = Vec::new();
     if wanted("memory") {
         memory::run(&cfg, &mut rows);
+        memory::string_rows(&cfg, &mut rows);
     }
     if wanted("hitratio") {
         hitratio::run(&cfg, &mut rows);

@@ -166,3 +166,52 @@ pub fn run(cfg: &Config, rows: &mut Vec<Row>) {
         );
     }
 }
+
+/// Get-hit with a 64-character `String` value, against quick_cache holding the same `String`s.
+///
+/// The `Vec<u8>` rows above are the worst case of a serde codec (serde writes a `Vec<u8>` as 64
+/// integers, decoded one visitor call each); a string decodes as one length and one copy. Both
+/// rows carry the goal, so the table shows which value shapes meet it.
+pub fn string_rows(cfg: &Config, rows: &mut Vec<Row>) {
+    let keys = keys();
+    let value = "v".repeat(64);
+    let ops_per_thread = if cfg.quick { 300_000 } else { 2_000_000 };
+    let ours = BrainCache::new(MemoryBackend::new());
+    let qc: quick_cache::sync::Cache<String, String> = quick_cache::sync::Cache::new(KEYS * 2);
+    for k in &keys {
+        ours.set(k, &value, None).expect("memory set");
+        qc.insert(k.clone(), value.clone());
+    }
+    let threads = 2;
+    let orders: Vec<Vec<usize>> = (0..threads)
+        .map(|t| order(ops_per_thread, 17 + t as u64))
+        .collect();
+    let total = ops_per_thread * threads;
+    let (ours_rate, qc_rate) = paired(
+        cfg.reps,
+        || {
+            throughput(threads, total, |t| {
+                for &i in &orders[t] {
+                    let v: Option<String> = ours.get(&keys[i]).expect("memory get");
+                    std::hint::black_box(v);
+                }
+            })
+        },
+        || {
+            throughput(threads, total, |t| {
+                for &i in &orders[t] {
+                    std::hint::black_box(qc.get(&keys[i]));
+                }
+            })
+        },
+    );
+    rows.push(Row::new(
+        "memory get-hit, 2 thread(s), 100k keys, 64-char String",
+        ours_rate,
+        "quick_cache",
+        qc_rate,
+        "ops/s",
+        Some(1.0),
+        Better::Higher,
+    ));
+}
