@@ -238,12 +238,14 @@ impl<'de> Deserializer<'de> {
     /// Runs `f` one level deeper in rmp-serde's budget.
     #[inline]
     fn deeper<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
-        self.depth -= 1;
-        if self.depth == 0 {
+        // Refused before the budget is spent, so a caller that swallows the error (a lenient
+        // `Deserialize`) and reads on finds the budget as it was, never below zero.
+        if self.depth <= 1 {
             return Err(Error::new(
                 "more than 1023 nested arrays, maps or extension values",
             ));
         }
+        self.depth -= 1;
         let out = f(self);
         self.depth += 1;
         out
@@ -252,12 +254,13 @@ impl<'de> Deserializer<'de> {
     /// Runs `f` one level deeper in the option, enum and newtype budget.
     #[inline]
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
-        self.nesting -= 1;
-        if self.nesting == 0 {
+        // As in `deeper`: refused before the budget is spent.
+        if self.nesting <= 1 {
             return Err(Error::new(
                 "more than 1023 nested options, enums or newtype structs",
             ));
         }
+        self.nesting -= 1;
         let out = f(self);
         self.nesting += 1;
         out

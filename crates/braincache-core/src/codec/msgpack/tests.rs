@@ -532,6 +532,63 @@ fn nesting_that_rmp_serde_does_not_count_is_bounded() {
     assert!(MsgPack.decode::<Loop>(&[0xc0]).is_ok());
 }
 
+/// A `Deserialize` that swallows the reader's errors and reads on (as `serde_with`'s
+/// `DefaultOnError` does) must find the nesting budgets as they were: each refused value
+/// leaves them unspent, so they never run below zero (a panic in debug builds, and past the
+/// 1023-level bound into the stack in release builds, before the fix).
+#[test]
+fn a_swallowed_depth_error_leaves_the_budget_whole() {
+    struct Lenient;
+    impl<'de> Deserialize<'de> for Lenient {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Lenient, D::Error> {
+            let _ = serde::de::IgnoredAny::deserialize(d);
+            Ok(Lenient)
+        }
+    }
+    // 1,100 elements, each 1,100 arrays deep (past the 1023-level budget), then one 3 deep.
+    let elements = 1_101u32;
+    let mut bytes = vec![0xdd];
+    bytes.extend_from_slice(&elements.to_be_bytes());
+    for _ in 0..elements - 1 {
+        bytes.extend(std::iter::repeat_n(0x91, 1_100));
+        bytes.push(0x01);
+    }
+    bytes.extend_from_slice(&[0x91, 0x91, 0x91, 0x01]);
+    // Each refused element stops mid-value, so what follows is read from inside it and the
+    // whole may end as an error; what matters is that it ends, without a panic.
+    let _ = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || MsgPack.decode::<Vec<Lenient>>(&bytes).map(|v| v.len()))
+        .unwrap()
+        .join()
+        .expect("no panic");
+
+    // The option/newtype budget: a newtype of an option of itself reads no byte per level, so
+    // `0x01` runs it out; 1,100 of those refused and swallowed.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Loop(Option<Box<Loop>>);
+    struct LenientLoop;
+    impl<'de> Deserialize<'de> for LenientLoop {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LenientLoop, D::Error> {
+            let _ = Loop::deserialize(d);
+            Ok(LenientLoop)
+        }
+    }
+    let mut loops = vec![0xdd];
+    loops.extend_from_slice(&1_101u32.to_be_bytes());
+    loops.extend(std::iter::repeat_n(0x01, 1_100));
+    loops.push(0xc0);
+    let _ = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || MsgPack.decode::<Vec<LenientLoop>>(&loops).map(|v| v.len()))
+        .unwrap()
+        .join()
+        .expect("no panic");
+    // And the budgets still bound what follows: a fresh read of a `Loop` is refused as before.
+    assert!(MsgPack.decode::<Loop>(&[0x01]).is_err());
+}
+
 #[test]
 fn size_hints_are_bounded_by_the_input() {
     // An array that claims 2^32 - 1 elements holds at most as many as bytes are left.
