@@ -284,3 +284,62 @@ async fn the_async_face_reads_the_clock_by_the_same_rule() {
     assert_eq!(cache.get::<u8>("hour").await.unwrap(), None);
     assert!(!cache.has("hour").await.unwrap());
 }
+
+/// The cache a re-entrant `Deserialize` below reaches for (a process-wide cache, as a
+/// `#[cache]` function's is).
+static REENTRANT: std::sync::OnceLock<BrainCache<MemoryBackend>> = std::sync::OnceLock::new();
+
+/// A value whose `Deserialize` writes to the same cache (say, to note when it was last read)
+/// and reads another of its keys (say, to resolve a reference).
+struct Noting(u32);
+
+impl<'de> Deserialize<'de> for Noting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        let cache = REENTRANT.get().expect("cache set up");
+        cache
+            .set("last-read", &v, None)
+            .expect("write from Deserialize");
+        let other: Option<u32> = cache.get("other").expect("read from Deserialize");
+        Ok(Noting(v + other.unwrap_or(0)))
+    }
+}
+
+/// A `Deserialize` that touches the same memory cache must not deadlock it: no user code runs
+/// under a shard lock (one shard, so every key shares it; a writer thread keeps a write queued
+/// on that lock meanwhile).
+#[test]
+fn a_deserialize_that_uses_the_same_memory_cache_does_not_deadlock() {
+    let cache =
+        REENTRANT.get_or_init(|| BrainCache::new(MemoryBackend::builder().shards(1).build()));
+    cache.set("value", &7u32, None).unwrap();
+    cache.set("other", &1u32, None).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let cache = REENTRANT.get().unwrap();
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) && n < 1_000_000 {
+                cache.set("busy", &n, None).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let cache = REENTRANT.get().unwrap();
+        for _ in 0..2_000 {
+            let v: Option<Noting> = cache.get("value").unwrap();
+            assert_eq!(v.map(|n| n.0), Some(8));
+        }
+        let _ = tx.send(cache.get::<u32>("last-read").unwrap());
+    });
+    let got = rx.recv_timeout(Duration::from_secs(60));
+    stop.store(true, Ordering::Relaxed);
+    // Fail before joining: a deadlocked reader would hold the writer too.
+    let last =
+        got.expect("2,000 gets with a re-entrant Deserialize did not finish in 60 s: deadlock");
+    writer.join().unwrap();
+    assert_eq!(last, Some(7));
+}

@@ -8,8 +8,8 @@
 //! it would displace). It resists scans — one pass over many cold keys does not flush the hot
 //! set — and loops over more keys than fit, where LRU hits nothing; on the harness's Zipf, scan
 //! and loop traces it hits at least as often as moka and quick_cache (README, performance). A
-//! hit only bumps two counters, and `BrainCache::get` decodes the value in place under the
-//! shard's read lock ([`Backend::get_with`]) instead of copying it out. Deadlines live in an ordered index per shard, so purging costs time in
+//! hit only bumps two counters and copies the record out of the shard; the value is decoded
+//! after the lock is released, so no user code runs under it. Deadlines live in an ordered index per shard, so purging costs time in
 //! proportion to what expired, not to the number of entries.
 //!
 //! ```
@@ -39,7 +39,7 @@
 mod aio;
 mod shard;
 
-use braincache_core::{Backend, MsgPack, Record, RecordRef, Result, Timestamp};
+use braincache_core::{Backend, MsgPack, Record, Result, Timestamp};
 use foldhash::fast::RandomState;
 use shard::{Limits, Shard};
 use std::fmt;
@@ -167,15 +167,10 @@ impl Backend for MemoryBackend {
         Ok(shard.get(key, hash))
     }
 
-    /// Lends the value's bytes where they are stored (no copy): `f` runs under the read lock of
-    /// the key's shard. Readers of every key go on meanwhile; writers of keys in the same shard
-    /// (one of [`shards`](MemoryBackendBuilder::shards)) wait until `f` returns. `BrainCache`
-    /// runs only the value's `Deserialize` in it, so a slow or re-entrant `Deserialize` impl
-    /// (one that writes to the same cache) would hold those writers up; plain data types do not.
-    fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
-        let (shard, hash) = self.shard(key);
-        Ok(shard.get_with(key, hash, f))
-    }
+    // No `get_with` override: lending the bytes under the shard's read lock would run the
+    // value's `Deserialize` under it, and a `Deserialize` that touches the same cache (a write,
+    // or a read queued behind a waiting writer) would deadlock. The default copies the record
+    // out first (`get`), so user code never runs under a shard lock.
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
         let (shard, hash) = self.shard(key);

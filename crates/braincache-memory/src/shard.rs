@@ -1,7 +1,7 @@
 //! One shard: a map, an expiry index and, when bounded, the S3-FIFO queues.
 
 use crate::MemoryBackend;
-use braincache_core::{CodecId, ExpiryIndex, Record, RecordRef, Timestamp};
+use braincache_core::{CodecId, ExpiryIndex, Record, Timestamp};
 use hashbrown::HashTable;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -80,20 +80,6 @@ impl Entry {
     fn expires_at(&self) -> Option<Timestamp> {
         self.expires
             .then(|| Timestamp::from_unix_nanos(self.deadline))
-    }
-
-    /// The record, borrowed: the bytes stay in the entry.
-    fn view(&self) -> RecordRef<'_> {
-        if self.framed {
-            // Framed by `replace` from a record, so it parses; lend the bytes if it ever did not.
-            if let Ok(p) = braincache_core::wire::parse(&self.value) {
-                return RecordRef::new(&self.value[p.len..], p.expires_at)
-                    .with_codec(p.codec)
-                    .with_fresh_until(p.fresh_until)
-                    .with_computed(p.computed_at, p.compute_time);
-            }
-        }
-        RecordRef::new(&self.value, self.expires_at()).with_codec(CodecId::new(self.codec))
     }
 
     fn record(&self) -> Record {
@@ -281,19 +267,6 @@ impl Shard {
     pub(crate) fn get(&self, key: &str, hash: u64) -> Option<Record> {
         let inner = self.read();
         Some(self.hit(&inner, key, hash)?.record())
-    }
-
-    /// Calls `f` with the record under `key`, borrowed under the shard's read lock; returns
-    /// whether one was found. Only writers of this shard wait while `f` runs.
-    pub(crate) fn get_with(&self, key: &str, hash: u64, f: &mut dyn FnMut(RecordRef<'_>)) -> bool {
-        let inner = self.read();
-        match self.hit(&inner, key, hash) {
-            Some(entry) => {
-                f(entry.view());
-                true
-            }
-            None => false,
-        }
     }
 
     /// The entry under `key`, counting the request in the sketch and the hit in its frequency.
