@@ -221,8 +221,17 @@ enum Refresh {
     Elsewhere {
         round: Round,
         until: Timestamp,
+        /// `until` is on the cache's clock, but a server-timed lease (Redis, memcached) ends in
+        /// real time: with a manual clock standing still, `until` would never pass. A lease
+        /// lasts at most the duration asked, so this process tries again by then either way.
+        retry_by: Instant,
     },
 }
+
+/// How many entries the map may hold before the ended `Elsewhere` ones are dropped (then at
+/// each doubling): keys another process refreshed and nobody here read again would otherwise
+/// stay for good.
+const PRUNE_FROM: usize = 1024;
 
 /// The keys a background refresh is running for, per cache: one at a time per key, and none
 /// while another process holds the key's lease for the same round.
@@ -237,7 +246,11 @@ impl Refreshing {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         match keys.get(key) {
             Some(Refresh::Running) => false,
-            Some(Refresh::Elsewhere { round: r, until }) if *r == round && now < *until => false,
+            Some(Refresh::Elsewhere {
+                round: r,
+                until,
+                retry_by,
+            }) if *r == round && now < *until && Instant::now() < *retry_by => false,
             _ => {
                 keys.insert(key.to_owned(), Refresh::Running);
                 true
@@ -253,12 +266,25 @@ impl Refreshing {
             .remove(key);
     }
 
-    /// The refresh of `key` found its lease held by another process until `until`.
-    fn elsewhere(&self, key: &str, round: Round, until: Timestamp) {
-        self.keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.to_owned(), Refresh::Elsewhere { round, until });
+    /// The refresh of `key` found its lease held by another process until `until` (on the
+    /// cache's clock), for at most `hold` (the lease duration asked) in real time.
+    fn elsewhere(&self, key: &str, round: Round, until: Timestamp, hold: Duration) {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let retry_by = Instant::now() + hold;
+        keys.insert(
+            key.to_owned(),
+            Refresh::Elsewhere {
+                round,
+                until,
+                retry_by,
+            },
+        );
+        if keys.len() >= PRUNE_FROM && keys.len().is_power_of_two() {
+            let now = Instant::now();
+            keys.retain(
+                |_, r| !matches!(r, Refresh::Elsewhere { retry_by, .. } if *retry_by <= now),
+            );
+        }
     }
 }
 
@@ -268,8 +294,9 @@ pub(crate) enum RefreshStart {
     Leased,
     /// Compute and store: no lease asked, or the store does not coordinate (or failed to).
     Unleased,
-    /// Another process holds the lease until `until`: it is refreshing.
-    Skip { until: Timestamp },
+    /// Another process holds the lease until `until`, for at most `hold` (the duration asked)
+    /// in real time: it is refreshing.
+    Skip { until: Timestamp, hold: Duration },
 }
 
 impl RefreshStart {
@@ -283,6 +310,7 @@ impl RefreshStart {
             Some(Ok(Lease::Acquired)) => RefreshStart::Leased,
             Some(Ok(Lease::Held { until })) => RefreshStart::Skip {
                 until: until.unwrap_or_else(|| now.saturating_add(duration)),
+                hold: duration,
             },
             _ => RefreshStart::Unleased,
         }
@@ -296,6 +324,7 @@ pub(crate) enum Refreshed {
     /// Another process holds the key's lease: it is refreshing.
     Skipped {
         until: Timestamp,
+        hold: Duration,
     },
 }
 
@@ -599,7 +628,9 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         match outcome {
             Refreshed::Stored => Counters::bump(&inner.counters.refreshes, 1),
             Refreshed::Failed => Counters::bump(&inner.counters.refresh_failures, 1),
-            Refreshed::Skipped { until } => return inner.refreshing.elsewhere(key, round, until),
+            Refreshed::Skipped { until, hold } => {
+                return inner.refreshing.elsewhere(key, round, until, hold);
+            }
         }
         inner.refreshing.finish(key);
     }
@@ -769,8 +800,8 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
                     .map(|d| backend.try_lease(&key, token, d, now));
                 let start =
                     RefreshStart::from_lease(taken, now, freshness.lease.unwrap_or_default());
-                if let RefreshStart::Skip { until } = start {
-                    return Refreshed::Skipped { until };
+                if let RefreshStart::Skip { until, hold } = start {
+                    return Refreshed::Skipped { until, hold };
                 }
                 let started = Instant::now();
                 let outcome = match f.take().map(|compute| compute()) {
@@ -872,7 +903,7 @@ mod tests {
         let (round, next) = (Some(at(110)), Some(at(120)));
         assert!(r.start("k", round, at(111)));
         assert!(!r.start("k", round, at(111)), "one refresh at a time");
-        r.elsewhere("k", round, at(113));
+        r.elsewhere("k", round, at(113), HOLD);
         assert!(!r.start("k", round, at(112)));
         assert!(r.start("other", round, at(112)), "per key");
         assert!(
@@ -880,8 +911,40 @@ mod tests {
             "a newer value's round is not held back"
         );
         r.finish("k");
-        r.elsewhere("k", round, at(113));
+        r.elsewhere("k", round, at(113), HOLD);
         assert!(r.start("k", round, at(113)), "the lease ended");
+    }
+
+    const HOLD: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_lease_held_elsewhere_holds_back_no_longer_than_its_duration_in_real_time() {
+        // A server-timed lease ends in real time even when the cache's clock stands still.
+        let r = Refreshing::default();
+        let round = Some(at(110));
+        assert!(r.start("k", round, at(111)));
+        r.elsewhere("k", round, at(1_000), Duration::ZERO);
+        assert!(
+            r.start("k", round, at(111)),
+            "the lease's duration has passed in real time"
+        );
+    }
+
+    #[test]
+    fn ended_leases_held_elsewhere_are_dropped_as_the_map_grows() {
+        let r = Refreshing::default();
+        let round = Some(at(110));
+        for i in 0..4 * PRUNE_FROM {
+            r.elsewhere(&format!("ended-{i}"), round, at(111), Duration::ZERO);
+        }
+        r.elsewhere("held", round, at(1_000), HOLD);
+        let keys = r.keys.lock().unwrap();
+        assert!(
+            keys.len() < PRUNE_FROM,
+            "{} entries kept for leases that ended",
+            keys.len()
+        );
+        assert!(keys.contains_key("held"), "a lease still held is kept");
     }
 
     #[test]
@@ -898,7 +961,9 @@ mod tests {
             RefreshStart::Unleased
         ));
         let held = start(Some(Ok(Lease::Held { until: None })));
-        assert!(matches!(held, RefreshStart::Skip { until } if until == at(103)));
+        assert!(
+            matches!(held, RefreshStart::Skip { until, hold } if until == at(103) && hold == d)
+        );
         let closed = Error::Closed {
             op: Operation::Lease,
             backend: "test",

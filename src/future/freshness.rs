@@ -315,8 +315,8 @@ impl<B: AsyncBackend, C: Codec> BrainCache<B, C> {
                 };
                 let start =
                     RefreshStart::from_lease(taken, now, freshness.lease.unwrap_or_default());
-                if let RefreshStart::Skip { until } = start {
-                    return Refreshed::Skipped { until };
+                if let RefreshStart::Skip { until, hold } = start {
+                    return Refreshed::Skipped { until, hold };
                 }
                 let started = Instant::now();
                 let stored = match f.take() {
