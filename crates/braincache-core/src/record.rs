@@ -84,7 +84,7 @@ impl Record {
     /// When the value stops being fresh: `fresh_until` when set, else `expires_at`.
     #[must_use]
     pub fn fresh_deadline(&self) -> Option<Timestamp> {
-        self.fresh_until.or(self.expires_at)
+        RecordRef::from(self).fresh_deadline()
     }
 
     /// True when the value is no longer fresh at `now` (at or past [`fresh_deadline`]); it may
@@ -93,7 +93,7 @@ impl Record {
     /// [`fresh_deadline`]: Self::fresh_deadline
     #[must_use]
     pub fn is_stale(&self, now: Timestamp) -> bool {
-        self.fresh_deadline().is_some_and(|d| d <= now)
+        RecordRef::from(self).is_stale(now)
     }
 
     /// The same record, stating `codec` as the codec of its value.
@@ -106,7 +106,7 @@ impl Record {
     /// True when the deadline is at or before `now`.
     #[must_use]
     pub fn is_expired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|d| d <= now)
+        RecordRef::from(self).is_expired(now)
     }
 }
 

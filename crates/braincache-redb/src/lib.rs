@@ -1288,21 +1288,7 @@ fn open_read_only(path: &Path) -> Result<redb::ReadOnlyDatabase> {
 
 /// [`RedbBackend::read_entries`], without its panic guard.
 fn read_all_entries(path: &Path) -> Result<Vec<(String, Record)>> {
-    let db = redb::Builder::new()
-        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-        .set_cache_size(16 << 20)
-        .open_read_only(path)
-        .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::backend(
-                Operation::Open,
-                errors::BACKEND,
-                None,
-                "another process has the file open in single-process mode (redb ExclusiveWriter), \
-                 which excludes every other process; read it when that process has closed it",
-            )
-            .with_path(path),
-            e => errors::map(Operation::Open, path, None, e),
-        })?;
+    let db = open_read_only(path)?;
     if let Layout::Empty = check_format(&db, path)? {
         return Ok(Vec::new());
     }
