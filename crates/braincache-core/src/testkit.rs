@@ -757,4 +757,4 @@ pub use tmpfs::Tmpfs;
 pub mod bound;
 mod helpers;
 pub mod servers;
-pub use helpers::{assert_agrees_with_listing, error_chain};
+pub use helpers::{assert_agrees_with_listing, assert_each_cause_once, error_chain};

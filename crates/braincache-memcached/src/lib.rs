@@ -546,7 +546,7 @@ fn xxh3_digest(key: &str) -> u128 {
 /// - item limit [`DEFAULT_ITEM_LIMIT`] (1 MiB, memcached's default `-I`);
 /// - generation refresh 1 s (how soon a `clear` by another handle is seen);
 /// - connects to every server and checks it answers in [`build`](Self::build) (see
-///   [`lazy`](Self::lazy)).
+///   [`connect_lazily`](Self::connect_lazily)).
 ///
 /// ```no_run
 /// use braincache_memcached::MemcachedBackend;
@@ -643,7 +643,7 @@ impl MemcachedBackendBuilder {
     ///
     /// # Errors
     /// [`Error::Backend`] with [`Operation::Open`] when a URL or the prefix is invalid, or
-    /// (unless [`lazy`](Self::lazy)) when a server cannot be reached.
+    /// (unless [`connect_lazily`](Self::connect_lazily)) when a server cannot be reached.
     pub fn build(self) -> Result<MemcachedBackend> {
         let open_error = |msg: String| Error::backend(Operation::Open, "memcached", None, msg);
         let prefix = self.net.key_prefix();

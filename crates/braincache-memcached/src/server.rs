@@ -214,9 +214,8 @@ impl fmt::Display for ValueTooLarge {
         match (self.limit, &self.server) {
             (Some(limit), _) => write!(
                 f,
-                "the item is {} bytes, over the memcached item limit of {limit} bytes (set by \
-                 MemcachedBackendBuilder::item_limit; memcached's own is its -I option, 1 MiB \
-                 by default)",
+                "the item is {} bytes, over the memcached item limit of {limit} bytes (the backend's \
+                 item_limit option; memcached's own limit is its -I option, 1 MiB by default)",
                 self.size
             ),
             (None, server) => write!(

@@ -3,7 +3,7 @@
 
 mod support;
 
-use braincache_core::testkit::error_chain as chain;
+use braincache_core::testkit::{assert_each_cause_once, error_chain as chain};
 use braincache_core::{Backend, Operation, Record, Timestamp};
 use braincache_memcached::{MemcachedBackend, ValueTooLarge};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -297,6 +297,7 @@ fn server_killed_stopped_and_restarted() {
     let e = b.set("k", Record::new(b"w".to_vec(), None)).unwrap_err();
     assert!(e.is_timeout(), "{e}");
     assert!(chain(&e).contains("outcome unknown"), "{e}");
+    assert_each_cause_once(&e);
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "{:?}",

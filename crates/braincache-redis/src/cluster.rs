@@ -6,6 +6,7 @@
 //! (refreshing the slot map) and `ASK` redirections, and splits multi-key commands (`MGET`, `DEL`,
 //! `UNLINK`) by slot.
 
+use crate::ClientError;
 use crate::header::Header;
 use crate::{BATCH, RedisBackend, parse_scan, reply_error, scan_pattern};
 use braincache_core::net::NetOptions;
@@ -150,7 +151,8 @@ impl RedisClusterBackend {
         key: Option<&str>,
         f: impl FnOnce(&mut ClusterConnection) -> RedisResult<T>,
     ) -> Result<T> {
-        let fail = |e: RedisError| Error::backend(op, crate::BACKEND_NAME, key, ClusterError(e));
+        let fail =
+            |e: RedisError| Error::backend(op, crate::BACKEND_NAME, key, ClientError::cluster(e));
         let mut slot = self.checkout();
         if slot.is_none() {
             let conn = self.client.get_connection().map_err(fail)?;
@@ -393,7 +395,7 @@ impl Backend for RedisClusterBackend {
 /// Defaults: key prefix [`DEFAULT_KEY_PREFIX`](crate::DEFAULT_KEY_PREFIX); 16 cluster
 /// connections (each holds one socket per node), opened as needed; connect and response timeouts
 /// 1 s; 2 retries of a failed command; connects and reads the slot map in [`build`](Self::build)
-/// (see [`lazy`](Self::lazy)).
+/// (see [`connect_lazily`](Self::connect_lazily)).
 ///
 /// ```no_run
 /// use braincache_redis::RedisBackend;
@@ -446,10 +448,15 @@ impl RedisClusterBuilder {
     ///
     /// # Errors
     /// [`Error::Backend`] with [`Operation::Open`] when a URL is invalid, or (unless
-    /// [`lazy`](Self::lazy)) when no node answers with the slot map.
+    /// [`connect_lazily`](Self::connect_lazily)) when no node answers with the slot map.
     pub fn build(self) -> Result<RedisClusterBackend> {
         let open_error = |e: RedisError| {
-            Error::backend(Operation::Open, crate::BACKEND_NAME, None, ClusterError(e))
+            Error::backend(
+                Operation::Open,
+                crate::BACKEND_NAME,
+                None,
+                ClientError::cluster(e),
+            )
         };
         let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
         let client = ClusterClient::builder(self.nodes.iter().map(String::as_str))
@@ -489,22 +496,6 @@ impl fmt::Debug for RedisClusterBuilder {
     }
 }
 
-/// A cluster client error, with "redis cluster" in its message.
-#[derive(Debug)]
-struct ClusterError(RedisError);
-
-impl fmt::Display for ClusterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cluster: {}", self.0)
-    }
-}
-
-impl std::error::Error for ClusterError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
 /// Names the node an error of a per-master step came from.
 fn with_node(e: Error, node: &str) -> Error {
     match e {
@@ -514,9 +505,32 @@ fn with_node(e: Error, node: &str) -> Error {
             op,
             crate::BACKEND_NAME,
             key.as_deref(),
-            format!("master {node}: {source}"),
+            OnNode {
+                node: node.to_owned(),
+                source,
+            },
         ),
         other => other,
+    }
+}
+
+/// An error of a per-master step: which master, and the error (kept as the source, so its own
+/// chain is not flattened into a string).
+#[derive(Debug)]
+struct OnNode {
+    node: String,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for OnNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "on master {}", self.node)
+    }
+}
+
+impl std::error::Error for OnNode {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
     }
 }
 

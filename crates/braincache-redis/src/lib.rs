@@ -449,7 +449,7 @@ impl Backend for RedisBackend {
 /// - connect timeout 1 s, response timeout 1 s (per read or write on the socket); each call
 ///   ends by one deadline, their sum (2 s);
 /// - connects and checks the server with `PING` in [`build`](Self::build) (see
-///   [`lazy`](Self::lazy)).
+///   [`connect_lazily`](Self::connect_lazily)).
 ///
 /// ```no_run
 /// use braincache::backend::RedisBackend;
@@ -514,9 +514,11 @@ impl RedisBackendBuilder {
     ///
     /// # Errors
     /// [`Error::Backend`] with [`Operation::Open`] when the URL is invalid, or (unless
-    /// [`lazy`](Self::lazy)) when the server cannot be reached or does not answer `PING`.
+    /// [`connect_lazily`](Self::connect_lazily)) when the server cannot be reached or does not answer `PING`.
     pub fn build(self) -> Result<RedisBackend> {
-        let open_error = |e: RedisError| Error::backend(Operation::Open, BACKEND_NAME, None, e);
+        let open_error = |e: RedisError| {
+            Error::backend(Operation::Open, BACKEND_NAME, None, ClientError::new(e))
+        };
         let info = self
             .url
             .as_str()
@@ -645,7 +647,9 @@ fn parse_scan(reply: Value) -> std::result::Result<(u64, Vec<Vec<u8>>), Value> {
 /// A reply that is not what the command returns: the server's error, or something unexpected.
 fn reply_error(op: Operation, key: Option<&str>, command: &'static str, reply: Value) -> Error {
     match reply {
-        Value::ServerError(e) => Error::backend(op, BACKEND_NAME, key, RedisError::from(e)),
+        Value::ServerError(e) => {
+            Error::backend(op, BACKEND_NAME, key, ClientError::new(RedisError::from(e)))
+        }
         other => Error::backend(op, BACKEND_NAME, key, UnexpectedReply::new(command, &other)),
     }
 }
@@ -679,6 +683,47 @@ impl fmt::Display for UnexpectedReply {
 }
 
 impl std::error::Error for UnexpectedReply {}
+
+/// redis-rs's error as the source of a braincache error: its message, and below it the error's
+/// own source only where that adds something. redis-rs puts an I/O error's message in its own
+/// and also returns that I/O error as the source, so a chain printer (`anyhow`'s `{:#}`,
+/// `testkit::error_chain`) would say it twice.
+#[derive(Debug)]
+pub(crate) struct ClientError {
+    inner: RedisError,
+    /// Said before the client's message: which client failed, where it is not the plain one.
+    what: Option<&'static str>,
+}
+
+impl ClientError {
+    pub(crate) fn new(inner: RedisError) -> ClientError {
+        ClientError { inner, what: None }
+    }
+
+    /// An error of the Redis Cluster client.
+    pub(crate) fn cluster(inner: RedisError) -> ClientError {
+        ClientError {
+            inner,
+            what: Some("Redis Cluster client"),
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.what {
+            Some(what) => write!(f, "{what}: {}", self.inner),
+            None => write!(f, "{}", self.inner),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let below = std::error::Error::source(&self.inner)?;
+        (!self.inner.to_string().contains(&below.to_string())).then_some(below)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,7 @@
 //!   came back succeeds. The commands the backend sends are idempotent, with one imprecision: a
 //!   `DEL` that reached the server before the connection broke reports the key as absent.
 
+use crate::ClientError;
 use crate::resp;
 use braincache_core::net::NetOptions;
 use braincache_core::{Error, Operation, Result};
@@ -358,7 +359,7 @@ pub(crate) fn call_error(
     started: Instant,
 ) -> Error {
     if !e.is_timeout() {
-        return Error::backend(op, crate::BACKEND_NAME, key, e);
+        return Error::backend(op, crate::BACKEND_NAME, key, ClientError::new(e));
     }
     let took = started.elapsed();
     let what = if !sent {
@@ -375,7 +376,13 @@ pub(crate) fn call_error(
         op,
         crate::BACKEND_NAME,
         key,
-        io::Error::new(io::ErrorKind::TimedOut, TimedOut { what, cause: e }),
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            TimedOut {
+                what,
+                cause: ClientError::new(e),
+            },
+        ),
     )
 }
 
@@ -383,12 +390,14 @@ pub(crate) fn call_error(
 #[derive(Debug)]
 struct TimedOut {
     what: String,
-    cause: RedisError,
+    cause: ClientError,
 }
 
 impl fmt::Display for TimedOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.what, self.cause)
+        // The client's error is the source, not part of this message: a chain printer shows
+        // each once.
+        f.write_str(&self.what)
     }
 }
 

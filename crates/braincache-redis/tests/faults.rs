@@ -4,7 +4,7 @@
 
 mod support;
 
-use braincache_core::testkit::error_chain as chain;
+use braincache_core::testkit::{assert_each_cause_once, error_chain as chain};
 use braincache_core::{Backend, Error, Operation, Record};
 use braincache_redis::RedisBackend;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -342,6 +342,10 @@ fn a_write_that_timed_out_says_its_outcome_is_unknown() {
     assert!(chain(&set).contains("outcome unknown"), "{set}");
     assert_timeout(&get, Operation::Get);
     assert!(!chain(&get).contains("outcome unknown"), "{get}");
+    // Each cause is said once: no message repeats the one below it.
+    for e in [&set, &get] {
+        assert_each_cause_once(e);
+    }
 
     // It was applied after all: the server read the queued SET when it woke up.
     let mut applied = false;

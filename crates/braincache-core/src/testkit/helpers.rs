@@ -18,6 +18,27 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Checks that each error of `e`'s chain says something its cause does not: a message that
+/// contains its source's message would make a chain printer (`anyhow`'s `{:#}`,
+/// [`error_chain`]) say it twice.
+///
+/// # Panics
+/// When a message contains its source's (non-empty) message.
+pub fn assert_each_cause_once(e: &(dyn std::error::Error + 'static)) {
+    let mut above = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        assert!(
+            said.is_empty() || !above.contains(&said),
+            "{above:?} repeats its cause {said:?}; chain: {}",
+            error_chain(e)
+        );
+        above = said;
+        cause = c.source();
+    }
+}
+
 /// Checks that a backend answers as a listing of its store says (what a tool's reader, such as
 /// `RedbBackend::read_entries`, read from the same file): its `len` is the listing's length, and
 /// `get` of each of the first 64 listed keys returns the listed record. A call that fails is not
