@@ -100,6 +100,7 @@ pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<Record> {
 /// are read here directly (a `get` spends a few percent of its time in the general parse);
 /// every other header, a damaged one included, goes through [`wire::parse`]. The unit test
 /// `the_direct_reads_agree_with_the_wire_parse` holds both to the same answers.
+#[inline]
 pub(crate) fn view_entry<'a>(key: &str, bytes: &'a [u8]) -> Result<RecordRef<'a>> {
     match bytes {
         [wire::VERSION, codec, WIRE_PLAIN, 4, value @ ..] => {

@@ -518,6 +518,7 @@ enum Unlent {
 ///
 /// redb panics on pages damaged outside redb: such a panic is caught and returned as
 /// [`Error::Corrupt`]. A panic of `f` is the caller's: it is carried on as it is.
+#[inline]
 fn lend_from(
     engine: &Engine,
     snap: &Snapshot,

@@ -207,6 +207,7 @@ impl SnapshotCache {
 
     /// The cached snapshot when it holds every commit announced before this call; `None` when
     /// a new one must begin (none is cached, or a commit was announced since it began).
+    #[inline]
     pub(crate) fn reusable(&self, db: &Db) -> Option<SnapshotRef> {
         // The stamp is read first, before anything is decided: see the module docs.
         self.reusable_at(self.signal.words(), db)
@@ -215,6 +216,7 @@ impl SnapshotCache {
     /// The cached snapshot when it began at the stamp `words` hold, on the database open now.
     /// Its words passed the check word when it began, so words equal to them are the same stamp
     /// and the check need not be computed again.
+    #[inline]
     fn reusable_at(&self, words: [u64; 3], db: &Db) -> Option<SnapshotRef> {
         let cached = self.cached.load();
         let reusable = cached
