@@ -142,7 +142,7 @@ impl std::ops::Deref for SnapshotRef {
     fn deref(&self) -> &Snapshot {
         match &self.0 {
             SnapshotGuard::Fresh(s) => s,
-            // Invariant: only a guard holding `Some` is wrapped (`SnapshotCache::snapshot`).
+            // Invariant: only a guard holding `Some` is wrapped (`SnapshotCache::reusable_at`).
             SnapshotGuard::Cached(g) => g.as_deref().expect("a cached snapshot"),
         }
     }
