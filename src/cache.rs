@@ -6,7 +6,8 @@ use crate::log::{debug_event, warn_event};
 use crate::memo::{SkipNone, strict, strict_infallible, strict_optional};
 use crate::stats::{Counters, Stats};
 use braincache_core::{
-    Backend, Clock, Codec, Error, Record, RecordRef, Result, SystemClock, Timestamp, Ttl,
+    Backend, Clock, Codec, CodecError, Error, Record, RecordRef, Result, SystemClock, Timestamp,
+    Ttl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -208,18 +209,24 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// backend lends it under a shard's read lock, redb from its page), and the clock is read
     /// only for a record that has a deadline: one without can be neither stale nor expired.
     pub(crate) fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
-        let mut out: Option<Result<T>> = None;
+        // The closure keeps the codec's error (smaller than `Error`): the error naming the key
+        // and the type is built after, on the failure path only.
+        let mut out: Option<std::result::Result<T, CodecError>> = None;
         self.inner
             .backend
             .get_with(key, &mut |r| {
                 if self.is_live(r.fresh_deadline()) {
-                    out = Some(self.decode_ref(key, r));
+                    out = Some(self.decode_value(r));
                 }
             })
             .map_err(|e| self.failed(e))?;
         // Counted and logged here, after the backend let go of the record.
         self.counted(key, out.is_some(), count);
-        out.transpose().map_err(|e| self.failed(e))
+        match out {
+            None => Ok(None),
+            Some(Ok(value)) => Ok(Some(value)),
+            Some(Err(source)) => Err(self.failed(decode_error::<T>(key, source))),
+        }
     }
 
     /// Decodes a stored record, first checking that this cache's codec wrote it (a record that
@@ -229,38 +236,29 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         key: &str,
         record: &Record,
     ) -> Result<T> {
-        self.decode_ref(key, RecordRef::from(record))
-            .map_err(|e| self.failed(e))
+        self.decode_value(RecordRef::from(record))
+            .map_err(|source| self.failed(decode_error::<T>(key, source)))
     }
 
-    /// [`decode_record`](Self::decode_record) of a borrowed record, without counting or
-    /// logging the error (the caller may hold a backend's lock).
-    fn decode_ref<T: DeserializeOwned>(&self, key: &str, record: RecordRef<'_>) -> Result<T> {
+    /// [`decode_record`](Self::decode_record) of a borrowed record, with the codec's error (the
+    /// caller names the key and the type, and counts the error).
+    fn decode_value<T: DeserializeOwned>(
+        &self,
+        record: RecordRef<'_>,
+    ) -> std::result::Result<T, CodecError> {
         let stored = record.codec.unwrap_or(<B::Codec as Codec>::ID);
-        let decoded = if stored == C::ID {
+        if stored == C::ID {
             self.inner.codec.decode(record.value)
         } else {
-            Err(braincache_core::CodecError::mismatch(
-                C::NAME,
-                C::ID,
-                stored,
-            ))
-        };
-        decoded.map_err(|source| Error::Decode {
-            key: key.to_owned(),
-            type_name: std::any::type_name::<T>(),
-            source,
-        })
+            Err(CodecError::mismatch(C::NAME, C::ID, stored))
+        }
     }
 
     pub(crate) fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
-        self.inner.codec.decode(bytes).map_err(|source| {
-            self.failed(Error::Decode {
-                key: key.to_owned(),
-                type_name: std::any::type_name::<T>(),
-                source,
-            })
-        })
+        self.inner
+            .codec
+            .decode(bytes)
+            .map_err(|source| self.failed(decode_error::<T>(key, source)))
     }
 
     /// `record` when it is not expired, counting the hit or miss when `count` is set.
@@ -553,6 +551,16 @@ impl<B: Backend, C: Codec> BrainCacheBuilder<B, C> {
                 refreshing: crate::freshness::Refreshing::default(),
             }),
         }
+    }
+}
+
+/// The error of a value under `key` that does not decode as a `T`.
+#[cold]
+fn decode_error<T>(key: &str, source: CodecError) -> Error {
+    Error::Decode {
+        key: key.to_owned(),
+        type_name: std::any::type_name::<T>(),
+        source,
     }
 }
 

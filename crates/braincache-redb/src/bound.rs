@@ -601,11 +601,16 @@ impl Hints {
     }
 
     /// Records a read of `key`.
+    #[inline]
     pub(crate) fn hint(&self, key: &str) {
-        // A full list drops the hint anyway: skip the hash and the lock.
-        if self.full.load(Ordering::Relaxed) {
-            return;
+        // A full list drops the hint anyway: skip the hash and the lock (and the call).
+        if !self.full.load(Ordering::Relaxed) {
+            self.record(key);
         }
+    }
+
+    /// [`hint`](Self::hint) while the list has room.
+    fn record(&self, key: &str) {
         let h = self.hasher.hash_one(key) | 1;
         let slot = &self.seen[(h as usize) % Hints::SLOTS];
         if slot.load(Ordering::Relaxed) == h {

@@ -77,8 +77,10 @@
 //! [`braincache` README](https://docs.rs/crate/braincache/latest).
 //!
 //! A `get` in multi-process mode costs three atomic loads from the memory-mapped stamp file more
-//! than a lookup in a reused snapshot (it used to cost a `pread`, a quarter of the get); when
-//! another process commits between two reads, the next read begins a new snapshot (about 5 µs).
+//! than a lookup in a reused snapshot (it used to cost a `pread`, a quarter of the get), and
+//! borrows that snapshot with two atomic instructions on a slot of the calling thread (no lock,
+//! no reference count shared with other threads); when another process commits between two
+//! reads, the next read begins a new snapshot (about 5 µs).
 //! Every write waits for a durable commit (an fsync), so one thread writing in a loop makes one
 //! write per commit; several threads, or `set_many`, share commits (or use write-behind).
 //!
@@ -123,7 +125,6 @@ use redb::{
     ConcurrencyMode, Database, MultimapTableHandle, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, TableHandle,
 };
-use std::cell::RefCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -167,8 +168,15 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// ```
 pub struct RedbBackend {
     /// `None` once [`close`](RedbBackend::close)d. Every call holds the read lock while it runs,
-    /// so `close` waits for the calls in flight and later calls see `None`.
+    /// so `close` waits for the calls in flight and later calls see `None`; reads that reuse the
+    /// cached snapshot are the exception ([`RedbBackend::reusable`]), and `close` waits for them
+    /// through the snapshot.
     state: RwLock<Option<Open>>,
+    /// What `Open::shared` holds, for the reads that reuse the cached snapshot without the state
+    /// lock. It outlives `close`, which closes its database.
+    engine: Arc<Engine>,
+    /// Opened with write-behind: reads look at the queued writes first, under the state lock.
+    writes_behind: bool,
     path: PathBuf,
     single_process: bool,
     /// The writer's commit count when the backend was closed.
@@ -177,7 +185,8 @@ pub struct RedbBackend {
     limit: bound::Limit,
 }
 
-/// What an open backend holds; dropping it closes the database.
+/// What an open backend holds; dropping it stops the writer thread. The database closes when
+/// [`RedbBackend::close`] closes it, or when the backend drops.
 struct Open {
     // Declared first: dropping it commits the buffered writes (write-behind) while the writer
     // thread still runs.
@@ -285,6 +294,10 @@ impl RedbBackend {
             }
             let commits = open.shared.commits.load(Ordering::Relaxed);
             drop(open);
+            // The writer thread has stopped; reads that reuse the cached snapshot hold no state
+            // lock: wait for them, then close the database (`self.engine` keeps the rest).
+            self.engine.reader.release_and_wait();
+            self.engine.db.close_now();
             self.commits_at_close.store(commits, Ordering::Relaxed);
         }
         result
@@ -474,6 +487,75 @@ impl RedbBackend {
     }
 }
 
+impl RedbBackend {
+    /// The cached snapshot, when a read may reuse it without the state lock: two atomic
+    /// instructions borrow it, and nothing else is shared with other threads. `None` when the
+    /// locked path must read instead: no snapshot to reuse (none cached, a commit announced
+    /// since it began, closed), or write-behind (queued writes come first).
+    ///
+    /// Visibility is the locked path's: the stamp is read before the snapshot is chosen (see
+    /// the `reader` module). `close` waits for these reads through the snapshot itself
+    /// ([`SnapshotCache::release_and_wait`]).
+    #[inline]
+    fn reusable(&self) -> Option<reader::SnapshotRef> {
+        if self.writes_behind {
+            return None;
+        }
+        self.engine.reader.reusable(&self.engine.db)
+    }
+}
+
+/// Why [`lend_from`] gave no answer. Boxed, so that the answer travels in registers.
+enum Unlent {
+    /// redb failed, before `f` ran: the read may be tried again.
+    Redb(redb::Error),
+    /// The answer is this error.
+    Failed(Error),
+}
+
+/// Looks `key` up in `snap` and lends its record to `f`; true when found, and the read is
+/// recorded for the bound.
+///
+/// redb panics on pages damaged outside redb: such a panic is caught and returned as
+/// [`Error::Corrupt`]. A panic of `f` is the caller's: it is carried on as it is.
+#[inline]
+fn lend_from(
+    engine: &Engine,
+    snap: &Snapshot,
+    key: &str,
+    f: &mut dyn FnMut(RecordRef<'_>),
+) -> std::result::Result<bool, Box<Unlent>> {
+    let lending = std::cell::Cell::new(false);
+    let read = catch_unwind(AssertUnwindSafe(|| {
+        let entry =
+            ReadableTable::get(&snap.entries, key).map_err(|e| Box::new(Unlent::Redb(e.into())))?;
+        let Some(entry) = entry else {
+            return Ok(false);
+        };
+        let record = format::view_entry(key, entry.value())
+            .map_err(|e| Box::new(Unlent::Failed(e.with_path(&engine.path))))?;
+        lending.set(true);
+        f(record);
+        lending.set(false);
+        Ok(true)
+    }));
+    match read {
+        Ok(Ok(found)) => {
+            if found {
+                engine.bound.read(key);
+            }
+            Ok(found)
+        }
+        Ok(Err(e)) => Err(e),
+        Err(p) if lending.get() => std::panic::resume_unwind(p),
+        Err(p) => Err(Box::new(Unlent::Failed(errors::read_panicked(
+            &engine.path,
+            Some(key),
+            p.as_ref(),
+        )))),
+    }
+}
+
 impl Open {
     /// Runs a read, turning a panic inside redb (which it does on pages damaged outside redb)
     /// into [`Error::Corrupt`]. Costs nothing when nothing panics.
@@ -513,12 +595,42 @@ impl Open {
         })
     }
 
+    /// Finds `key` in the snapshot a read uses now and lends its record to `f`; true when
+    /// found. As [`read`](Self::read), a read that finds the database latched by an earlier I/O
+    /// error has the writer thread reopen it and runs once more (`f` runs once at most: redb
+    /// fails before it runs).
+    fn lend(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
+        let mut reopened = false;
+        loop {
+            let snapshot = self.guarded(Some(key), || {
+                Ok(self.shared.reader.snapshot(&self.shared.db))
+            })?;
+            let e = match snapshot {
+                Ok(snap) => match lend_from(&self.shared, &snap, key, f) {
+                    Ok(found) => return Ok(found),
+                    Err(e) => match *e {
+                        Unlent::Failed(e) => return Err(e),
+                        Unlent::Redb(e) => e,
+                    },
+                },
+                Err(e) => e,
+            };
+            if reopened || !writer::latches(&e) {
+                return Err(errors::map(Operation::Get, &self.shared.path, Some(key), e));
+            }
+            self.shared.db.note(&e);
+            self.writer.submit(Command::Reopen(Operation::Get))?;
+            reopened = true;
+        }
+    }
+
     /// The snapshot a read would use now (tests).
     #[cfg(test)]
     fn snapshot(&self, op: Operation, key: Option<&str>) -> Result<Arc<Snapshot>> {
         self.shared
             .reader
             .snapshot(&self.shared.db)
+            .map(reader::SnapshotRef::into_arc)
             .map_err(|e| errors::map(op, &self.shared.path, key, e))
     }
 
@@ -557,21 +669,26 @@ impl Backend for RedbBackend {
     type Codec = MsgPack;
 
     fn get(&self, key: &str) -> Result<Option<Record>> {
-        let this = self.open_ref(Operation::Get)?;
-        // Queued writes first, the snapshot after: see the `overlay` module.
-        if let Some(pending) = this.behind.as_ref().and_then(|b| b.lookup(key)) {
-            return Ok(pending);
-        }
-        let found = this.read(Operation::Get, Some(key), |snap| this.read_entry(snap, key))?;
-        if found.is_some() {
-            this.shared.bound.read(key);
-        }
+        let mut found = None;
+        self.get_with(key, &mut |r| found = Some(r.to_record()))?;
         Ok(found)
     }
 
-    /// Lends `f` the value from redb's page (no copy), inside the read of the snapshot `get`
-    /// would use; queued writes (write-behind) are lent from their copy.
+    /// Lends `f` the value from redb's page (no copy), while the snapshot `get` would use is
+    /// borrowed; queued writes (write-behind) are lent from their copy.
     fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
+        // The cached snapshot without the state lock; a redb error there (before `f` ran) is
+        // left to the locked path, which reads again and reopens a database it latched.
+        if let Some(snap) = self.reusable() {
+            match lend_from(&self.engine, &snap, key, f) {
+                Ok(found) => return Ok(found),
+                Err(e) => {
+                    if let Unlent::Failed(e) = *e {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         let this = self.open_ref(Operation::Get)?;
         if let Some(pending) = this.behind.as_ref().and_then(|b| b.lookup(key)) {
             return Ok(pending.is_some_and(|r| {
@@ -579,33 +696,7 @@ impl Backend for RedbBackend {
                 true
             }));
         }
-        // `read` retries only after redb failed, before `f` ran; `f` runs at most once. A panic
-        // in `f` is the caller's, not redb's: it is carried past `guarded` and resumed.
-        let f = RefCell::new(f);
-        let panicked = RefCell::new(None);
-        let found = this.read(Operation::Get, Some(key), |snap| {
-            Ok(match ReadableTable::get(&snap.entries, key)? {
-                Some(g) => match format::view_entry(key, g.value()) {
-                    Ok(r) => {
-                        let mut f = f.borrow_mut();
-                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| (*f)(r))) {
-                            *panicked.borrow_mut() = Some(p);
-                        }
-                        Ok(true)
-                    }
-                    Err(e) => Err(e.with_path(&this.shared.path)),
-                },
-                None => Ok(false),
-            })
-        });
-        if let Some(p) = panicked.into_inner() {
-            std::panic::resume_unwind(p);
-        }
-        let found = found?;
-        if found {
-            this.shared.bound.read(key);
-        }
-        Ok(found)
+        this.lend(key, f)
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
@@ -1137,6 +1228,8 @@ impl RedbBackendBuilder {
             _ => None,
         };
         Ok(RedbBackend {
+            engine: Arc::clone(&shared),
+            writes_behind: behind.is_some(),
             path: shared.path.clone(),
             state: RwLock::new(Some(Open {
                 behind,

@@ -45,18 +45,20 @@
 use crate::format::{ENTRIES, EXPIRY};
 use crate::stamp::SharedStamp;
 use crate::writer::Db;
+use arc_swap::ArcSwapOption;
 use redb::{ReadOnlyTable, ReadableDatabase};
 use std::hash::BuildHasher;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 /// The tables of one read snapshot.
 pub(crate) struct Snapshot {
-    /// The stamp read before the snapshot began; `None` when it could not be read.
-    stamp: Option<Stamp>,
+    /// The stamp read before the snapshot began, as the words that held it; `None` when they
+    /// held no stamp (a torn read).
+    stamp: Option<[u64; 3]>,
     /// The generation of the database it reads (see [`Db`]): after a reopen, snapshots of the
     /// old database are not reused.
     generation: u64,
@@ -120,7 +122,41 @@ pub(crate) fn stamp_path(db: &Path) -> PathBuf {
 pub(crate) struct SnapshotCache {
     signal: Signal,
     max_age: std::time::Duration,
-    cached: RwLock<Option<Arc<Snapshot>>>,
+    /// The snapshot reads reuse. An `ArcSwapOption` rather than a lock around an `Arc`: a read
+    /// borrows it with two atomic instructions on a slot of its own thread, where a lock and a
+    /// reference count took four on lines every reader shares; and a writer that replaces it
+    /// never waits for a read (the value a read lends is used while the snapshot is borrowed).
+    cached: ArcSwapOption<Snapshot>,
+}
+
+/// A snapshot borrowed for one read: the reused one, or one begun for this read.
+pub(crate) struct SnapshotRef(SnapshotGuard);
+
+enum SnapshotGuard {
+    Cached(arc_swap::Guard<Option<Arc<Snapshot>>>),
+    Fresh(Arc<Snapshot>),
+}
+
+impl std::ops::Deref for SnapshotRef {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        match &self.0 {
+            SnapshotGuard::Fresh(s) => s,
+            // Invariant: only a guard holding `Some` is wrapped (`SnapshotCache::reusable_at`).
+            SnapshotGuard::Cached(g) => g.as_deref().expect("a cached snapshot"),
+        }
+    }
+}
+
+#[cfg(test)]
+impl SnapshotRef {
+    /// The snapshot as an `Arc`, for tests that compare snapshots.
+    pub(crate) fn into_arc(self) -> Arc<Snapshot> {
+        match self.0 {
+            SnapshotGuard::Fresh(s) => s,
+            SnapshotGuard::Cached(g) => arc_swap::Guard::into_inner(g).expect("a cached snapshot"),
+        }
+    }
 }
 
 impl SnapshotCache {
@@ -129,7 +165,7 @@ impl SnapshotCache {
         SnapshotCache {
             signal: Signal::Local(AtomicU64::new(0)),
             max_age,
-            cached: RwLock::new(None),
+            cached: ArcSwapOption::empty(),
         }
     }
 
@@ -151,7 +187,7 @@ impl SnapshotCache {
                 counter: Mutex::new(0),
             },
             max_age,
-            cached: RwLock::new(None),
+            cached: ArcSwapOption::empty(),
         };
         // A file that never held a stamp would make every read begin a fresh transaction until
         // the first commit; a fresh stamp is always safe to write (see the module docs).
@@ -169,21 +205,36 @@ impl SnapshotCache {
         }
     }
 
+    /// The cached snapshot when it holds every commit announced before this call; `None` when
+    /// a new one must begin (none is cached, or a commit was announced since it began).
+    #[inline]
+    pub(crate) fn reusable(&self, db: &Db) -> Option<SnapshotRef> {
+        // The stamp is read first, before anything is decided: see the module docs.
+        self.reusable_at(self.signal.words(), db)
+    }
+
+    /// The cached snapshot when it began at the stamp `words` hold, on the database open now.
+    /// Its words passed the check word when it began, so words equal to them are the same stamp
+    /// and the check need not be computed again.
+    #[inline]
+    fn reusable_at(&self, words: [u64; 3], db: &Db) -> Option<SnapshotRef> {
+        let cached = self.cached.load();
+        let reusable = cached
+            .as_deref()
+            .is_some_and(|s| s.stamp == Some(words) && s.generation == db.generation());
+        reusable.then(|| SnapshotRef(SnapshotGuard::Cached(cached)))
+    }
+
     /// A snapshot that holds every commit announced before this call.
     /// A database whose I/O error latched it (see [`Db`]) gives redb's `PreviousIo` here, and
     /// so does a database that could not be reopened after one.
-    pub(crate) fn snapshot(&self, db: &Db) -> Result<Arc<Snapshot>, redb::Error> {
+    pub(crate) fn snapshot(&self, db: &Db) -> Result<SnapshotRef, redb::Error> {
         // The stamp is read first, before anything is decided: see the module docs.
-        let stamp = self.signal.current();
-        if let Some(s) = stamp {
-            let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(snap) = cached.as_ref()
-                && snap.stamp == Some(s)
-                && snap.generation == db.generation()
-            {
-                return Ok(Arc::clone(snap));
-            }
+        let words = self.signal.words();
+        if let Some(snap) = self.reusable_at(words, db) {
+            return Ok(snap);
         }
+        let stamp = self.signal.valid(words);
         let born = Instant::now();
         let (database, generation) = db.current().ok_or(redb::Error::PreviousIo)?;
         let txn = database.begin_read()?;
@@ -196,14 +247,11 @@ impl SnapshotCache {
         });
         if stamp.is_some() && !self.max_age.is_zero() {
             // Replacing a newer snapshot with this one is harmless: it only costs a refresh.
-            let old = self
-                .cached
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .replace(Arc::clone(&snap));
-            drop(old); // outside the lock: ending a read transaction takes system calls
+            // Dropped here, not by the swap: ending a read transaction takes system calls.
+            let old = self.cached.swap(Some(Arc::clone(&snap)));
+            drop(old);
         }
-        Ok(snap)
+        Ok(SnapshotRef(SnapshotGuard::Fresh(snap)))
     }
 
     /// Announces a durable commit of this process. The writer thread calls it after the commit
@@ -220,8 +268,7 @@ impl SnapshotCache {
     pub(crate) fn release_if_stale(&self) {
         let stale = self
             .cached
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+            .load()
             .as_ref()
             .is_some_and(|s| s.born.elapsed() >= self.max_age);
         if stale {
@@ -229,26 +276,60 @@ impl SnapshotCache {
         }
     }
 
-    /// Drops the cached snapshot.
+    /// Drops the cached snapshot (reads that borrowed it keep it until they end).
     pub(crate) fn release(&self) {
-        let old = self
-            .cached
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let old = self.cached.swap(None);
         drop(old);
+    }
+
+    /// Drops the cached snapshot and waits until no read borrows it any more, so that it has
+    /// ended when this returns ([`RedbBackend::close`](crate::RedbBackend::close), before the
+    /// database closes). Reads that reuse the snapshot take no lock that `close` could wait
+    /// for; taking it out of the cache turned their borrows into references, and each ends
+    /// with its read (microseconds, or as long as the caller's closure runs).
+    pub(crate) fn release_and_wait(&self) {
+        let Some(mut old) = self.cached.swap(None) else {
+            return;
+        };
+        for round in 0u32.. {
+            match Arc::try_unwrap(old) {
+                Ok(snapshot) => {
+                    drop(snapshot);
+                    return;
+                }
+                Err(borrowed) => old = borrowed,
+            }
+            if round < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+        }
     }
 }
 
 impl Signal {
-    fn current(&self) -> Option<Stamp> {
+    /// The words the stamp is read from now: the shared map's, or the local counter (which
+    /// needs no check word: nothing tears it).
+    fn words(&self) -> [u64; 3] {
         match self {
-            Signal::Local(n) => Some(Stamp {
-                nonce: 0,
-                counter: n.load(Ordering::Acquire),
-            }),
-            Signal::File { stamp, .. } => Stamp::from_words(stamp.load()),
+            Signal::Local(n) => [0, n.load(Ordering::Acquire), 0],
+            Signal::File { stamp, .. } => stamp.load(),
         }
+    }
+
+    /// `words` when they hold a stamp, `None` for a torn read of the shared map (its check word
+    /// does not match).
+    fn valid(&self, words: [u64; 3]) -> Option<[u64; 3]> {
+        match self {
+            Signal::Local(_) => Some(words),
+            Signal::File { .. } => Stamp::from_words(words).map(|_| words),
+        }
+    }
+
+    /// The stamp of the shared map now (`None` when it holds none).
+    fn current(&self) -> Option<Stamp> {
+        Stamp::from_words(self.words())
     }
 
     fn announce(&self) -> io::Result<()> {

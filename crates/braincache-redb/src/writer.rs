@@ -85,6 +85,17 @@ impl Db {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Closes the database now ([`RedbBackend::close`](crate::RedbBackend::close), once no
+    /// read holds a snapshot of it); later reads find none.
+    pub(crate) fn close_now(&self) {
+        let db = self
+            .slot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        close(db);
+    }
+
     /// Marks the database for a reopen before its next use: `e` latched it, or may have.
     pub(crate) fn note(&self, e: &redb::Error) {
         if latches(e) {
