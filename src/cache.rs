@@ -215,7 +215,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         self.inner
             .backend
             .get_with(key, &mut |r| {
-                if self.is_live(r.fresh_deadline()) {
+                if self.serves(r.fresh_deadline()) {
                     out = Some(self.decode_value(r));
                 }
             })
@@ -264,15 +264,39 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// `record` when it is not expired, counting the hit or miss when `count` is set.
     #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn live(&self, key: &str, record: Option<Record>, count: bool) -> Option<Record> {
-        let live = record.filter(|r| self.is_live(r.fresh_deadline()));
+        let live = record.filter(|r| self.serves(r.fresh_deadline()));
         self.counted(key, live.is_some(), count);
         live
     }
 
-    /// True when a record whose freshness ends at `fresh_deadline` is served now. A stale
-    /// record (past `fresh_until`, kept for stale-while-revalidate) is a miss here; the clock
-    /// is read only when there is a deadline.
-    fn is_live(&self, fresh_deadline: Option<Timestamp>) -> bool {
+    /// True when [`get`](Self::get) would serve `record` now: it has no deadline, or its
+    /// freshness ends after this cache's clock's now. An expired record is not live, nor is a
+    /// stale one (past `fresh_until`, kept for [`get_or_refresh`](Self::get_or_refresh)'s
+    /// stale-while-revalidate). The clock is read only for a record that has a deadline.
+    ///
+    /// For code that reads records from the backend itself (a tool, a binding that converts
+    /// the bytes its own way) and must decide as `get` does.
+    ///
+    /// ```
+    /// use braincache::BrainCache;
+    /// use braincache::backend::Backend;
+    /// use std::time::Duration;
+    ///
+    /// let cache = BrainCache::default();
+    /// cache.set("k", &1u8, Duration::from_secs(60)).unwrap();
+    /// cache.set("gone", &1u8, Duration::ZERO).unwrap();
+    /// let k = cache.backend().get("k").unwrap().unwrap();
+    /// let gone = cache.backend().get("gone").unwrap().unwrap(); // stored, not yet purged
+    /// assert!(cache.is_live(&k));
+    /// assert!(!cache.is_live(&gone));
+    /// ```
+    #[must_use]
+    pub fn is_live<'a>(&self, record: impl Into<RecordRef<'a>>) -> bool {
+        self.serves(record.into().fresh_deadline())
+    }
+
+    /// [`is_live`](Self::is_live) of a record whose freshness ends at `fresh_deadline`.
+    fn serves(&self, fresh_deadline: Option<Timestamp>) -> bool {
         fresh_deadline.is_none_or(|d| d > self.inner.clock.now())
     }
 
@@ -297,7 +321,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         let mut live = false;
         self.inner
             .backend
-            .get_with(key, &mut |r| live = self.is_live(r.fresh_deadline()))
+            .get_with(key, &mut |r| live = self.serves(r.fresh_deadline()))
             .map_err(|e| self.failed(e))?;
         self.counted(key, live, true);
         Ok(live)

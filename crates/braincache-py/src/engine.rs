@@ -218,8 +218,7 @@ enum Found {
 /// whether the record is live. The clock is read only for a record with a deadline.
 fn find<B: Backend, C: Codec>(c: &BrainCache<B, C>, lookups: &Lookups, key: &str) -> Found {
     match c.backend().get(key) {
-        // `Record::is_stale`, reading the clock only for a record that has a deadline.
-        Ok(Some(r)) if r.fresh_deadline().is_none_or(|d| d > c.clock().now()) => Found::Live(r),
+        Ok(Some(r)) if c.is_live(&r) => Found::Live(r),
         Ok(_) => {
             lookups.count(false);
             Found::Missing
