@@ -492,9 +492,45 @@ proptest! {
         same_for_all(&bytes)?;
     }
 
+    /// Strings are validated with simdutf8 (SIMD from 64 bytes): valid and broken UTF-8 of
+    /// every length around its 64-byte blocks, broken anywhere, read as the reference reads it.
+    #[test]
+    fn strings_of_any_length_and_validity_read_as_the_reference(
+        text in ".{0,150}",
+        ascii in "[a-z]{0,300}",
+        (at, bad) in (any::<prop::sample::Index>(), prop::sample::select(vec![0x80u8, 0xbf, 0xc0, 0xc3, 0xe2, 0xed, 0xf0, 0xf4, 0xf8, 0xff])),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        for body in [text.as_bytes(), ascii.as_bytes()] {
+            let mut broken = body.to_vec();
+            if !broken.is_empty() {
+                let i = at.index(broken.len());
+                broken[i] = bad;
+            }
+            let truncated = &body[..cut.index(body.len() + 1)];
+            for b in [body, &broken[..], truncated] {
+                let bytes = [&str_header(b.len())[..], b].concat();
+                same::<String>(&bytes)?;
+                same::<Value>(&bytes)?;
+                same::<Vec<u8>>(&bytes)?;
+                same::<char>(&bytes)?;
+                same::<Plain>(&bytes)?;
+            }
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_read_as_the_reference(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
         same_for_all(&bytes)?;
+    }
+}
+
+/// The MessagePack string header of a `len`-byte string.
+fn str_header(len: usize) -> Vec<u8> {
+    match len {
+        0..32 => vec![0xa0 | len as u8],
+        32..256 => vec![0xd9, len as u8],
+        _ => [&[0xda][..], &(len as u16).to_be_bytes()].concat(),
     }
 }
 
