@@ -180,7 +180,7 @@ impl Backend for MemoryBackend {
     }
 
     /// Copies the record out of the shard into a buffer this thread reuses (no allocation for
-    /// values up to [`KEPT_BUFFER`] bytes) and lends it to `f` once the shard's lock is released:
+    /// values up to 4 KiB) and lends it to `f` once the shard's lock is released:
     /// as with [`get`](Backend::get), no user code (a value's `Deserialize`) ever runs under a
     /// shard lock, so one that reads or writes the same cache cannot deadlock it. Re-entrant: a
     /// `get_with` inside `f` (a `Deserialize` reading the cache) finds the buffer taken and uses
