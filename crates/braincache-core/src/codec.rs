@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 
 mod adapt;
 mod msgpack;
+use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroU8;
 
@@ -164,26 +165,16 @@ impl Codec for MsgPack {
                 .serialize(msgpack::ser::Serializer::new(out))
                 .map_err(|e| CodecError::new(Self::NAME, e))
         };
-        // Written a byte or a few at a time, a fresh `Vec` would reallocate five times for a
-        // 64-byte value. A buffer kept per thread grows once; the value is then copied out at
-        // its exact size (one allocation).
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                write(&mut buf)?;
-                let out = buf.to_vec();
-                if buf.capacity() > SCRATCH_KEPT {
-                    *buf = Vec::new();
-                }
-                Ok(out)
-            }
-            // An encode inside a value's `Serialize` (the buffer is in use): a fresh one.
-            Err(_) => {
-                let mut out = Vec::new();
-                write(&mut out)?;
-                Ok(out)
-            }
-        })
+        // Written into a `Vec` as large as the last value this thread encoded: values of one
+        // type mostly encode to one length, which then fits exactly and is handed over as it is
+        // (one allocation, no copy). Otherwise the `Vec` grows as it must and is shrunk to fit.
+        let mut out = Vec::with_capacity(LAST_LEN.with(Cell::get));
+        write(&mut out)?;
+        LAST_LEN.with(|last| last.set(out.len().min(START_MAX)));
+        if out.capacity() != out.len() {
+            out.shrink_to_fit();
+        }
+        Ok(out)
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
@@ -202,12 +193,14 @@ impl Codec for MsgPack {
 }
 
 thread_local! {
-    /// The buffer [`MsgPack::encode`] writes into before copying a value out.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The length of the last value [`MsgPack::encode`] wrote on this thread: the capacity it
+    /// starts the next one with.
+    static LAST_LEN: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The largest buffer kept between encodes (a larger one, grown by a large value, is freed).
-const SCRATCH_KEPT: usize = 64 << 10;
+/// The largest capacity [`MsgPack::encode`] starts a value with (a larger value grows from
+/// there, so a small value after a large one does not allocate much more than it needs).
+const START_MAX: usize = 4 << 10;
 
 /// [`MsgPack::encode`] as braincache did it before it had its own writer: rmp-serde's
 /// serializer (structs as maps) under the nested-`None` adapter. The reference that the
@@ -781,6 +774,22 @@ mod msgpack_tests {
         );
         for v in [0u64, 1 << 40] {
             assert_eq!(MsgPack.encode(&v).unwrap(), rmp_serde::to_vec(&v).unwrap());
+        }
+    }
+
+    #[test]
+    fn encoded_values_are_exactly_sized_whatever_came_before() {
+        // Each encode starts with the capacity of the one before on this thread; what it hands
+        // over (what a memory cache keeps) is shrunk to its length.
+        for len in [0, 10, 10, 3, 5_000, 4_000, 100_000, 7, 7] {
+            let v = vec![7u8; len];
+            let bytes = MsgPack.encode(&v).unwrap();
+            assert_eq!(
+                bytes.capacity(),
+                bytes.len(),
+                "after a value of {len} bytes"
+            );
+            assert_eq!(bytes, msgpack_reference_encode(&v).unwrap());
         }
     }
 

@@ -8,9 +8,10 @@
 //! it would displace). It resists scans — one pass over many cold keys does not flush the hot
 //! set — and loops over more keys than fit, where LRU hits nothing; on the harness's Zipf, scan
 //! and loop traces it hits at least as often as moka and quick_cache (README, performance). A
-//! hit only bumps two counters and copies the record out of the shard; the value is decoded
-//! after the lock is released, so no user code runs under it. Deadlines live in an ordered index per shard, so purging costs time in
-//! proportion to what expired, not to the number of entries.
+//! hit only bumps two counters and copies the record out of the shard (into a buffer the thread
+//! reuses, so a hit allocates nothing); the value is decoded after the lock is released, so no
+//! user code runs under it. Deadlines live in an ordered index per shard, so purging costs time
+//! in proportion to what expired, not to the number of entries.
 //!
 //! ```
 //! use braincache_core::{Backend, Record};
@@ -39,9 +40,10 @@
 mod aio;
 mod shard;
 
-use braincache_core::{Backend, MsgPack, Record, Result, Timestamp};
+use braincache_core::{Backend, MsgPack, Record, RecordRef, Result, Timestamp};
 use foldhash::fast::RandomState;
 use shard::{Limits, Shard};
+use std::cell::Cell;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +58,16 @@ const UNBOUNDED_SHARDS: usize = 64;
 const MIN_ENTRIES_PER_SHARD: usize = 256;
 /// Bounded-by-bytes shards hold at least this many bytes each.
 const MIN_BYTES_PER_SHARD: usize = 1 << 20;
+
+/// The largest buffer [`MemoryBackend::get_with`] keeps per thread between calls; a larger
+/// value is copied into a buffer of its own, freed after the call.
+const KEPT_BUFFER: usize = 4096;
+
+thread_local! {
+    /// The buffer [`MemoryBackend::get_with`] copies a record into (taken while in use, so a
+    /// nested call gets an empty one).
+    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// A sharded in-memory backend, optionally bounded. See the [crate docs](crate).
 pub struct MemoryBackend {
@@ -167,10 +179,27 @@ impl Backend for MemoryBackend {
         Ok(shard.get(key, hash))
     }
 
-    // No `get_with` override: lending the bytes under the shard's read lock would run the
-    // value's `Deserialize` under it, and a `Deserialize` that touches the same cache (a write,
-    // or a read queued behind a waiting writer) would deadlock. The default copies the record
-    // out first (`get`), so user code never runs under a shard lock.
+    /// Copies the record out of the shard into a buffer this thread reuses (no allocation for
+    /// values up to 4 KiB) and lends it to `f` once the shard's lock is released:
+    /// as with [`get`](Backend::get), no user code (a value's `Deserialize`) ever runs under a
+    /// shard lock, so one that reads or writes the same cache cannot deadlock it. Re-entrant: a
+    /// `get_with` inside `f` (a `Deserialize` reading the cache) finds the buffer taken and uses
+    /// a fresh one.
+    fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
+        let (shard, hash) = self.shard(key);
+        let mut buf = BUFFER.with(Cell::take);
+        let found = match shard.get_into(key, hash, &mut buf) {
+            None => false,
+            Some(meta) => {
+                f(meta.view(&buf));
+                true
+            }
+        };
+        if buf.capacity() <= KEPT_BUFFER {
+            BUFFER.with(|b| b.set(buf));
+        }
+        Ok(found)
+    }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {
         let (shard, hash) = self.shard(key);
@@ -441,6 +470,39 @@ mod tests {
             ratio >= 0.75,
             "hit ratio {ratio:.3} on a loop over 1.2x the bound"
         );
+    }
+
+    /// The capacity of this thread's `get_with` buffer.
+    fn kept_buffer() -> usize {
+        BUFFER.with(|b| {
+            let buf = b.take();
+            let capacity = buf.capacity();
+            b.set(buf);
+            capacity
+        })
+    }
+
+    #[test]
+    fn get_with_lends_whole_values_and_keeps_no_large_buffer() {
+        let b = MemoryBackend::new();
+        for len in [0, 1, 100, KEPT_BUFFER, KEPT_BUFFER + 1, 1 << 20] {
+            let value: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            b.set("k", Record::new(value.clone(), None)).unwrap();
+            let mut lent = None;
+            assert!(
+                b.get_with("k", &mut |r| lent = Some(r.to_record()))
+                    .unwrap()
+            );
+            assert_eq!(lent, Some(Record::new(value, None)), "{len} bytes");
+            assert!(
+                kept_buffer() <= KEPT_BUFFER,
+                "a {len}-byte value's buffer was kept"
+            );
+        }
+        // A small value after a large one is served from a kept buffer again.
+        b.set("k", rec(10)).unwrap();
+        assert!(b.get_with("k", &mut |_| {}).unwrap());
+        assert!((10..=KEPT_BUFFER).contains(&kept_buffer()));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One shard: a map, an expiry index and, when bounded, the S3-FIFO queues.
 
 use crate::MemoryBackend;
-use braincache_core::{CodecId, ExpiryIndex, Record, Timestamp};
+use braincache_core::{CodecId, ExpiryIndex, Record, RecordRef, Timestamp};
 use hashbrown::HashTable;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -73,7 +73,7 @@ impl Entry {
             codec: 0,
             framed: false,
         };
-        entry.replace(record);
+        entry.replace(record); // the old value: empty
         entry
     }
 
@@ -92,17 +92,19 @@ impl Entry {
         Record::new(self.value.clone(), self.expires_at()).with_codec(CodecId::new(self.codec))
     }
 
-    /// Replaces the record, keeping the entry's place in the policy.
-    fn replace(&mut self, record: Record) {
+    /// Replaces the record, keeping the entry's place in the policy; returns the old value's
+    /// bytes, for the caller to free once it has released the shard's lock.
+    fn replace(&mut self, record: Record) -> Vec<u8> {
         self.deadline = record.expires_at.map_or(0, Timestamp::as_unix_nanos);
         self.expires = record.expires_at.is_some();
         self.codec = record.codec.map_or(0, CodecId::get);
         self.framed = is_framed(&record);
-        self.value = if self.framed {
+        let value = if self.framed {
             braincache_core::wire::encode(&record)
         } else {
             record.value
         };
+        std::mem::replace(&mut self.value, value)
     }
 }
 
@@ -115,6 +117,31 @@ impl Stored {
     /// What the entry counts for against `max_bytes` ([`MemoryBackend::entry_size`]).
     fn size(&self) -> usize {
         self.key.len() + self.entry.value.len() + crate::ENTRY_OVERHEAD
+    }
+}
+
+/// What [`Shard::get_into`] tells about a record besides the bytes it copied.
+pub(crate) struct Meta {
+    expires_at: Option<Timestamp>,
+    codec: Option<CodecId>,
+    /// The bytes are the whole record framed by [`braincache_core::wire`] (see [`Entry`]).
+    framed: bool,
+}
+
+impl Meta {
+    /// The record whose stored bytes [`Shard::get_into`] copied into `bytes`.
+    pub(crate) fn view(self, bytes: &[u8]) -> RecordRef<'_> {
+        if self.framed {
+            // Framed by `Entry::replace` from a record, so it parses; as `Entry::record`, keep
+            // the bytes if it ever did not.
+            if let Ok(p) = braincache_core::wire::parse(bytes) {
+                return RecordRef::new(&bytes[p.len..], p.expires_at)
+                    .with_codec(p.codec)
+                    .with_fresh_until(p.fresh_until)
+                    .with_computed(p.computed_at, p.compute_time);
+            }
+        }
+        RecordRef::new(bytes, self.expires_at).with_codec(self.codec)
     }
 }
 
@@ -269,6 +296,21 @@ impl Shard {
         Some(self.hit(&inner, key, hash)?.record())
     }
 
+    /// Copies the value stored under `key` into `buf` (cleared first) and returns what the
+    /// record says besides its value, so that the caller can look at it after the lock is
+    /// released without allocating.
+    pub(crate) fn get_into(&self, key: &str, hash: u64, buf: &mut Vec<u8>) -> Option<Meta> {
+        let inner = self.read();
+        let entry = self.hit(&inner, key, hash)?;
+        buf.clear();
+        buf.extend_from_slice(&entry.value);
+        Some(Meta {
+            expires_at: entry.expires_at(),
+            codec: CodecId::new(entry.codec),
+            framed: entry.framed,
+        })
+    }
+
     /// The entry under `key`, counting the request in the sketch and the hit in its frequency.
     fn hit<'a>(&self, inner: &'a Inner, key: &str, hash: u64) -> Option<&'a Entry> {
         if let Some(sketch) = &self.sketch {
@@ -298,6 +340,14 @@ impl Shard {
 
     /// Stores the record; returns how many entries were evicted to make room.
     pub(crate) fn set(&self, key: &str, hash: u64, record: Record) -> u64 {
+        // The value a replaced entry held is freed here, after the lock is released: a `free`
+        // is not work other threads should wait for.
+        let mut replaced = Vec::new();
+        self.set_locked(key, hash, record, &mut replaced)
+    }
+
+    /// [`set`](Self::set) under the write lock; the value it replaces is left in `replaced`.
+    fn set_locked(&self, key: &str, hash: u64, record: Record, replaced: &mut Vec<u8>) -> u64 {
         let limits = &self.limits;
         let size = MemoryBackend::entry_size(key, &record);
         let mut inner = self.write();
@@ -312,9 +362,12 @@ impl Shard {
             let old_deadline = slot.entry.expires_at();
             let old_size = slot.size();
             let new_deadline = record.expires_at;
-            slot.entry.replace(record);
-            let k = Arc::clone(&slot.key);
-            inner.expiry.replace(k, old_deadline, new_deadline, hash);
+            *replaced = slot.entry.replace(record);
+            if old_deadline != new_deadline {
+                // Only then: cloning the key is two atomic operations under the lock.
+                let k = Arc::clone(&slot.key);
+                inner.expiry.replace(k, old_deadline, new_deadline, hash);
+            }
             inner.bytes = inner.bytes - old_size + size;
         } else {
             if let Some(sketch) = &self.sketch {

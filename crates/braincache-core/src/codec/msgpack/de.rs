@@ -360,13 +360,19 @@ impl<'de> Deserializer<'de> {
 
     fn str<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, Error> {
         let bytes = self.slice(len)?;
-        match std::str::from_utf8(bytes) {
+        // simdutf8: the same answer as `core::str::from_utf8`, with SIMD from 64 bytes up
+        // (a 64-byte string: 185 instructions -> 39; below 64 bytes it is `core`'s).
+        match simdutf8::basic::from_utf8(bytes) {
             Ok(s) => visitor.visit_borrowed_str(s),
             // As rmp-serde: invalid UTF-8 is offered as bytes; if those are refused too, the
-            // error is the UTF-8 one.
-            Err(e) => visitor
-                .visit_borrowed_bytes::<Error>(bytes)
-                .map_err(|_| Error::new(format!("a string is not valid UTF-8: {e}"))),
+            // error is the UTF-8 one (`core`'s, which says where).
+            Err(_) => visitor.visit_borrowed_bytes::<Error>(bytes).map_err(|_| {
+                let e = std::str::from_utf8(bytes).err();
+                Error::new(format!(
+                    "a string is not valid UTF-8: {}",
+                    e.map_or_else(|| "invalid".to_owned(), |e| e.to_string())
+                ))
+            }),
         }
     }
 

@@ -118,6 +118,16 @@ impl Serialize for RmpExt {
     }
 }
 
+/// A binary string (`serialize_bytes`).
+#[derive(Debug, Clone)]
+struct Raw(Vec<u8>);
+
+impl Serialize for Raw {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
 /// A struct holding a bit of everything, nested.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct Everything {
@@ -412,6 +422,66 @@ proptest! {
         prop_assert_eq!(bytes, msgpack_reference_encode(&ext).unwrap());
     }
 
+    /// The writer's `collect_seq` gathers scalar and string elements in a 128-byte chunk before
+    /// writing them out: elements of every kind, sequences long enough to fill it many times,
+    /// elements larger than it, compound elements in between.
+    #[test]
+    fn sequences_of_every_element_type_are_written_as_rmp_serde_writes_them(
+        (small, ints, wide, floats, big) in (
+            prop::collection::vec(any::<u8>(), 0..400),
+            prop::collection::vec(any::<i64>(), 0..100),
+            prop::collection::vec(any::<u64>(), 0..100),
+            prop::collection::vec((any::<f32>(), any::<f64>()), 0..40),
+            prop::collection::vec((any::<u128>(), any::<i128>()), 0..20),
+        ),
+        (scalars, strings, options, deep) in (
+            prop::collection::vec(
+                (any::<bool>(), any::<char>(), any::<i8>(), any::<i16>(), any::<u16>(), any::<i32>(), any::<u32>()),
+                0..30,
+            ),
+            prop::collection::vec(".{0,150}", 0..12),
+            prop::collection::vec(nested_option(any::<u8>()), 0..200),
+            prop::collection::vec(nested_option(nested_option(".{0,3}")), 0..40),
+        ),
+        (plains, inners, nested, units, exts) in (
+            prop::collection::vec(plain(), 0..10),
+            prop::collection::vec(inner(), 0..10),
+            prop::collection::vec(prop::collection::vec(any::<u16>(), 0..40), 0..10),
+            0..40usize,
+            prop::collection::vec((any::<i8>(), prop::collection::vec(any::<u8>(), 0..200)), 0..5),
+        ),
+    ) {
+        round_trips(&small)?;
+        round_trips(&ints)?;
+        round_trips(&wide)?;
+        round_trips(&floats)?;
+        round_trips(&big)?;
+        round_trips(&scalars)?;
+        round_trips(&strings)?;
+        round_trips(&options)?;
+        round_trips(&deep)?;
+        round_trips(&plains)?;
+        round_trips(&inners)?;
+        round_trips(&nested)?;
+        round_trips(&vec![(); units])?;
+        round_trips(&vec![UnitStruct; units])?;
+        round_trips(&vec![Newtype(Some(7)); units])?;
+        // Mixed: chunked scalars, then a string and binary strings that go past the chunk.
+        let mixed: Vec<(u8, String, Plain)> = strings
+            .iter()
+            .zip(&plains)
+            .enumerate()
+            .map(|(i, (s, p))| (i as u8, s.clone(), p.clone()))
+            .collect();
+        round_trips(&mixed)?;
+        let exts: Vec<RmpExt> = exts.into_iter().map(|(ty, data)| RmpExt(ty, data)).collect();
+        let bytes = MsgPack.encode(&exts).unwrap();
+        prop_assert_eq!(bytes, msgpack_reference_encode(&exts).unwrap());
+        let raw: Vec<Raw> = strings.iter().map(|s| Raw(s.as_bytes().to_vec())).collect();
+        let bytes = MsgPack.encode(&raw).unwrap();
+        prop_assert_eq!(bytes, msgpack_reference_encode(&raw).unwrap());
+    }
+
     #[test]
     fn values_read_as_every_type_as_the_reference(bytes in encoded()) {
         same_for_all(&bytes)?;
@@ -422,9 +492,45 @@ proptest! {
         same_for_all(&bytes)?;
     }
 
+    /// Strings are validated with simdutf8 (SIMD from 64 bytes): valid and broken UTF-8 of
+    /// every length around its 64-byte blocks, broken anywhere, read as the reference reads it.
+    #[test]
+    fn strings_of_any_length_and_validity_read_as_the_reference(
+        text in ".{0,150}",
+        ascii in "[a-z]{0,300}",
+        (at, bad) in (any::<prop::sample::Index>(), prop::sample::select(vec![0x80u8, 0xbf, 0xc0, 0xc3, 0xe2, 0xed, 0xf0, 0xf4, 0xf8, 0xff])),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        for body in [text.as_bytes(), ascii.as_bytes()] {
+            let mut broken = body.to_vec();
+            if !broken.is_empty() {
+                let i = at.index(broken.len());
+                broken[i] = bad;
+            }
+            let truncated = &body[..cut.index(body.len() + 1)];
+            for b in [body, &broken[..], truncated] {
+                let bytes = [&str_header(b.len())[..], b].concat();
+                same::<String>(&bytes)?;
+                same::<Value>(&bytes)?;
+                same::<Vec<u8>>(&bytes)?;
+                same::<char>(&bytes)?;
+                same::<Plain>(&bytes)?;
+            }
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_read_as_the_reference(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
         same_for_all(&bytes)?;
+    }
+}
+
+/// The MessagePack string header of a `len`-byte string.
+fn str_header(len: usize) -> Vec<u8> {
+    match len {
+        0..32 => vec![0xa0 | len as u8],
+        32..256 => vec![0xd9, len as u8],
+        _ => [&[0xda][..], &(len as u16).to_be_bytes()].concat(),
     }
 }
 
