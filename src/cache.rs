@@ -167,12 +167,22 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     }
 
     pub(crate) fn set_bytes(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        let (record, now) = self.new_record(bytes, ttl);
-        let deadline = record.expires_at;
-        self.inner
-            .backend
-            .set_at(key, record, now)
-            .map_err(|e| self.failed(e))?;
+        let backend = &self.inner.backend;
+        let (stored, deadline) = match ttl {
+            Some(ttl) => {
+                let (record, now) = self.new_record(bytes, Some(ttl));
+                let deadline = record.expires_at;
+                (backend.set_at(key, record, now), deadline)
+            }
+            // Nothing in a record without a deadline depends on the time (`set_at`'s `now`
+            // only turns a deadline into a time to live), so the clock is not read: a system
+            // clock read is ~30 ns, a fifth of a memory set.
+            None => (
+                backend.set(key, Record::new(bytes, None).with_codec(Some(C::ID))),
+                None,
+            ),
+        };
+        stored.map_err(|e| self.failed(e))?;
         self.stored(key, deadline);
         Ok(())
     }

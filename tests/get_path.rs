@@ -171,9 +171,15 @@ fn the_clock_is_read_only_for_records_with_a_deadline() {
     let cache = BrainCache::builder(MemoryBackend::new())
         .clock(clock.clone())
         .build();
-    cache.set("forever", &1u8, None).unwrap();
-    cache.set("hour", &2u8, HOUR).unwrap();
     clock.take();
+    cache.set("forever", &1u8, None).unwrap();
+    assert_eq!(clock.take(), 0, "a set without a deadline reads no clock");
+    cache.set("hour", &2u8, HOUR).unwrap();
+    assert_eq!(
+        clock.take(),
+        1,
+        "a set with a deadline reads the clock once"
+    );
 
     assert_eq!(cache.get::<u8>("forever").unwrap(), Some(1));
     assert!(cache.has("forever").unwrap());

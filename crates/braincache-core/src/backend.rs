@@ -96,7 +96,9 @@ pub trait Backend: Send + Sync + 'static {
     /// [`purge_expired`](Self::purge_expired). A backend that turns a deadline into a time to
     /// live (Redis, memcached) computes it from `now`, not from the system clock, so a
     /// [`ManualClock`](crate::ManualClock) drives it too. The default ignores `now` and calls
-    /// `set`: a backend that stores deadlines as they are needs nothing more.
+    /// `set`: a backend that stores deadlines as they are needs nothing more. The front end
+    /// calls `set_at` for a record with a deadline and [`set`](Self::set) for one without
+    /// (there is nothing to compute from `now` then), so both must store the same thing.
     ///
     /// # Errors
     /// As [`set`](Self::set).
