@@ -129,7 +129,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 use writer::{Answer, Command, Engine, Limits, Writer};
 
@@ -170,8 +170,12 @@ pub struct RedbBackend {
     /// `None` once [`close`](RedbBackend::close)d. Every call holds the read lock while it runs,
     /// so `close` waits for the calls in flight and later calls see `None`; reads that reuse the
     /// cached snapshot are the exception ([`RedbBackend::reusable`]), and `close` waits for them
-    /// through the snapshot.
+    /// through the count of live snapshots, after it let go of this lock (their closures may
+    /// call the backend, and get [`Error::Closed`]).
     state: RwLock<Option<Open>>,
+    /// Held by `close` from start to end, so that a second `close` returns only once the
+    /// database is closed (the state lock is let go of before that).
+    closing: Mutex<()>,
     /// What `Open::shared` holds, for the reads that reuse the cached snapshot without the state
     /// lock. It outlives `close`, which closes its database.
     engine: Arc<Engine>,
@@ -252,9 +256,15 @@ impl RedbBackend {
     }
 
     /// Closes the backend: waits for the calls in flight (every write queued before `close` is
-    /// committed and answered), stops the writer thread and closes the file, releasing its
-    /// locks, as dropping the backend does. Every later call returns [`Error::Closed`];
-    /// closing again does nothing.
+    /// committed and answered, every read ended, the closure a [`get_with`](Backend::get_with)
+    /// lends a value to included), stops the writer thread and closes the file, releasing its
+    /// locks, as dropping the backend does. Every later call returns [`Error::Closed`], those
+    /// that such a closure makes while `close` waits for it included. A `close` that runs while
+    /// another is under way returns once the first has closed the file; closing after that does
+    /// nothing.
+    ///
+    /// A closure that `get_with` lends a value to must not close its own backend: `close` would
+    /// wait for that closure to end, and never return.
     ///
     /// For a backend that is never dropped: one in a `static` (a `LazyLock`), or in a program
     /// that ends with [`std::process::exit`]. Its writes need no close to be durable (each is
@@ -285,21 +295,27 @@ impl RedbBackend {
     /// Otherwise none; the `Result` leaves room for reporting a failed close. A panic of redb while
     /// closing a file damaged outside redb is caught and ignored, as on drop.
     pub fn close(&self) -> Result<()> {
+        let _closing = self.closing.lock().unwrap_or_else(PoisonError::into_inner);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(open) = state.take() else {
+            return Ok(());
+        };
         let mut result = Ok(());
-        if let Some(open) = state.take() {
-            // Write-behind: commit what is queued first, so that a failure reaches the caller.
-            if let Some(b) = &open.behind {
-                result = b.flush();
-            }
-            let commits = open.shared.commits.load(Ordering::Relaxed);
-            drop(open);
-            // The writer thread has stopped; reads that reuse the cached snapshot hold no state
-            // lock: wait for them, then close the database (`self.engine` keeps the rest).
-            self.engine.reader.release_and_wait();
-            self.engine.db.close_now();
-            self.commits_at_close.store(commits, Ordering::Relaxed);
+        // Write-behind: commit what is queued first, so that a failure reaches the caller.
+        if let Some(b) = &open.behind {
+            result = b.flush();
         }
+        let commits = open.shared.commits.load(Ordering::Relaxed);
+        drop(open);
+        self.commits_at_close.store(commits, Ordering::Relaxed);
+        // Closed from here on: later calls, those of a closure waited for below included, get
+        // `Closed` instead of waiting for this lock.
+        drop(state);
+        // The writer thread has stopped; reads that reuse the cached snapshot hold no state
+        // lock: wait until every snapshot has ended, then close the database (`self.engine`
+        // keeps the rest).
+        self.engine.reader.release_and_wait();
+        self.engine.db.close_now();
         result
     }
 
@@ -494,7 +510,7 @@ impl RedbBackend {
     /// since it began, closed), or write-behind (queued writes come first).
     ///
     /// Visibility is the locked path's: the stamp is read before the snapshot is chosen (see
-    /// the `reader` module). `close` waits for these reads through the snapshot itself
+    /// the `reader` module). `close` waits for these reads through the count of live snapshots
     /// ([`SnapshotCache::release_and_wait`]).
     #[inline]
     fn reusable(&self) -> Option<reader::SnapshotRef> {
@@ -675,7 +691,9 @@ impl Backend for RedbBackend {
     }
 
     /// Lends `f` the value from redb's page (no copy), while the snapshot `get` would use is
-    /// borrowed; queued writes (write-behind) are lent from their copy.
+    /// borrowed; queued writes (write-behind) are lent from their copy. [`close`](Self::close)
+    /// waits for `f` to return; `f` may call the backend meanwhile (it gets [`Error::Closed`]),
+    /// but must not call `close` itself, which would then never return.
     fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
         // The cached snapshot without the state lock; a redb error there (before `f` ran) is
         // left to the locked path, which reads again and reopens a database it latched.
@@ -1231,6 +1249,7 @@ impl RedbBackendBuilder {
             engine: Arc::clone(&shared),
             writes_behind: behind.is_some(),
             path: shared.path.clone(),
+            closing: Mutex::new(()),
             state: RwLock::new(Some(Open {
                 behind,
                 writer,

@@ -50,7 +50,7 @@ use redb::{ReadOnlyTable, ReadableDatabase};
 use std::hash::BuildHasher;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
@@ -65,6 +65,27 @@ pub(crate) struct Snapshot {
     born: Instant,
     pub(crate) entries: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) expiry: ReadOnlyTable<(u64, &'static str), ()>,
+    /// Declared last, so that it drops after the tables, which end the read transaction: a
+    /// snapshot counts as live until nothing of its transaction is left.
+    _live: Live,
+}
+
+/// One live [`Snapshot`] in its cache's count ([`SnapshotCache::release_and_wait`]).
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<AtomicUsize>) -> Live {
+        count.fetch_add(1, Ordering::Relaxed);
+        Live(Arc::clone(count))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // Release: what the snapshot did (its transaction ended) happens before a close that
+        // reads the count at zero.
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// Identifies one commit, for as long as any snapshot can live.
@@ -127,6 +148,10 @@ pub(crate) struct SnapshotCache {
     /// reference count took four on lines every reader shares; and a writer that replaces it
     /// never waits for a read (the value a read lends is used while the snapshot is borrowed).
     cached: ArcSwapOption<Snapshot>,
+    /// How many snapshots are alive: cached, borrowed by a read, or both. Changed only when one
+    /// begins or ends (never by a read that reuses one), and read only by `close`, which waits
+    /// for it to reach zero ([`release_and_wait`](Self::release_and_wait)).
+    live: Arc<AtomicUsize>,
 }
 
 /// A snapshot borrowed for one read: the reused one, or one begun for this read.
@@ -166,6 +191,7 @@ impl SnapshotCache {
             signal: Signal::Local(AtomicU64::new(0)),
             max_age,
             cached: ArcSwapOption::empty(),
+            live: Arc::default(),
         }
     }
 
@@ -188,6 +214,7 @@ impl SnapshotCache {
             },
             max_age,
             cached: ArcSwapOption::empty(),
+            live: Arc::default(),
         };
         // A file that never held a stamp would make every read begin a fresh transaction until
         // the first commit; a fresh stamp is always safe to write (see the module docs).
@@ -244,6 +271,7 @@ impl SnapshotCache {
             born,
             entries: txn.open_table(ENTRIES)?,
             expiry: txn.open_table(EXPIRY)?,
+            _live: Live::new(&self.live),
         });
         if stamp.is_some() && !self.max_age.is_zero() {
             // Replacing a newer snapshot with this one is harmless: it only costs a refresh.
@@ -282,22 +310,23 @@ impl SnapshotCache {
         drop(old);
     }
 
-    /// Drops the cached snapshot and waits until no read borrows it any more, so that it has
-    /// ended when this returns ([`RedbBackend::close`](crate::RedbBackend::close), before the
-    /// database closes). Reads that reuse the snapshot take no lock that `close` could wait
-    /// for; taking it out of the cache turned their borrows into references, and each ends
-    /// with its read (microseconds, or as long as the caller's closure runs).
+    /// Drops the cached snapshot and waits until no snapshot is left, so that every read
+    /// transaction of the database has ended when this returns
+    /// ([`RedbBackend::close`](crate::RedbBackend::close), before the database closes).
+    ///
+    /// Reads that reuse the cached snapshot take no lock that `close` could wait for, and the
+    /// snapshot such a read borrowed may have left the cache before `close` began (a commit, its
+    /// age or a reopen released it): so `close` waits for the count of live snapshots, not for
+    /// the one cached now. Each read ends in microseconds, or as long as the caller's closure
+    /// runs. The caller makes sure no snapshot begins meanwhile: the writer thread has stopped,
+    /// and the backend is marked closed, so that the locked path begins none; reads that reuse
+    /// the cached snapshot never begin one.
     pub(crate) fn release_and_wait(&self) {
-        let Some(mut old) = self.cached.swap(None) else {
-            return;
-        };
+        self.release();
         for round in 0u32.. {
-            match Arc::try_unwrap(old) {
-                Ok(snapshot) => {
-                    drop(snapshot);
-                    return;
-                }
-                Err(borrowed) => old = borrowed,
+            // Acquire: pairs with the release in `Live::drop`.
+            if self.live.load(Ordering::Acquire) == 0 {
+                return;
             }
             if round < 100 {
                 std::thread::yield_now();
