@@ -215,8 +215,9 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// The live value under `key`; counts a hit or a miss only when `count` is set, so a call
     /// that looks more than once (the memoizing loads) counts once.
     ///
-    /// The value is decoded where the backend keeps it ([`Backend::get_with`]: the memory
-    /// backend lends it under a shard's read lock, redb from its page), and the clock is read
+    /// The value is decoded from what the backend lends ([`Backend::get_with`]: the memory
+    /// backend a per-thread copy made under the shard's lock and lent after it, redb its page),
+    /// and the clock is read
     /// only for a record that has a deadline: one without can be neither stale nor expired.
     pub(crate) fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
         // The closure keeps the codec's error (smaller than `Error`): the error naming the key

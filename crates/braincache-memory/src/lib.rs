@@ -187,17 +187,20 @@ impl Backend for MemoryBackend {
     /// a fresh one.
     fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
         let (shard, hash) = self.shard(key);
-        let mut buf = BUFFER.with(Cell::take);
-        let found = match shard.get_into(key, hash, &mut buf) {
+        // `try_with`: a thread-local destructor (another thread-local's `Drop` reading the
+        // cache after this buffer was torn down) gets a fresh buffer instead of a panic, which
+        // would abort the process there.
+        let mut kept = BUFFER.try_with(Cell::take).unwrap_or_default();
+        let mut own = Vec::new();
+        let found = match shard.get_into(key, hash, &mut kept, &mut own) {
             None => false,
-            Some(meta) => {
-                f(meta.view(&buf));
+            Some((meta, in_own)) => {
+                f(meta.view(if in_own { &own } else { &kept }));
                 true
             }
         };
-        if buf.capacity() <= KEPT_BUFFER {
-            BUFFER.with(|b| b.set(buf));
-        }
+        // Never above KEPT_BUFFER (see `get_into`), so the thread keeps it.
+        let _ = BUFFER.try_with(|b| b.set(kept));
         Ok(found)
     }
 
@@ -503,6 +506,20 @@ mod tests {
         b.set("k", rec(10)).unwrap();
         assert!(b.get_with("k", &mut |_| {}).unwrap());
         assert!((10..=KEPT_BUFFER).contains(&kept_buffer()));
+        // A value too large to keep is copied into a buffer of its own: the kept one stays.
+        b.set("k", rec(3000)).unwrap();
+        assert!(b.get_with("k", &mut |_| {}).unwrap());
+        assert!((3000..=KEPT_BUFFER).contains(&kept_buffer()));
+        b.set("k", rec(KEPT_BUFFER + 1)).unwrap();
+        assert!(b.get_with("k", &mut |_| {}).unwrap());
+        assert!(
+            (3000..=KEPT_BUFFER).contains(&kept_buffer()),
+            "a large value dropped the kept buffer"
+        );
+        // Growing from 3000 to the bound does not double past it (6000).
+        b.set("k", rec(KEPT_BUFFER)).unwrap();
+        assert!(b.get_with("k", &mut |_| {}).unwrap());
+        assert!((KEPT_BUFFER..=KEPT_BUFFER).contains(&kept_buffer()));
     }
 
     #[test]

@@ -299,16 +299,31 @@ impl Shard {
     /// Copies the value stored under `key` into `buf` (cleared first) and returns what the
     /// record says besides its value, so that the caller can look at it after the lock is
     /// released without allocating.
-    pub(crate) fn get_into(&self, key: &str, hash: u64, buf: &mut Vec<u8>) -> Option<Meta> {
+    ///
+    /// A value of at most [`KEPT_BUFFER`](crate::KEPT_BUFFER) bytes goes to `kept`, grown to
+    /// exactly its size if it must grow (so `kept` never outgrows that bound and the thread can
+    /// keep it); a larger one to `own`. The `bool` says which: true for `own`.
+    pub(crate) fn get_into(
+        &self,
+        key: &str,
+        hash: u64,
+        kept: &mut Vec<u8>,
+        own: &mut Vec<u8>,
+    ) -> Option<(Meta, bool)> {
         let inner = self.read();
         let entry = self.hit(&inner, key, hash)?;
+        let value = &entry.value;
+        let in_own = value.len() > crate::KEPT_BUFFER;
+        let buf = if in_own { own } else { kept };
         buf.clear();
-        buf.extend_from_slice(&entry.value);
-        Some(Meta {
+        buf.reserve_exact(value.len());
+        buf.extend_from_slice(value);
+        let meta = Meta {
             expires_at: entry.expires_at(),
             codec: CodecId::new(entry.codec),
             framed: entry.framed,
-        })
+        };
+        Some((meta, in_own))
     }
 
     /// The entry under `key`, counting the request in the sketch and the hit in its frequency.

@@ -58,3 +58,42 @@ fn a_deserialize_that_reads_the_same_cache_mid_value_still_reads_its_own_bytes()
         assert_eq!(got, Pair(a, b, Some(other.clone())), "len {len}");
     }
 }
+
+/// A thread-local's destructor that reads the cache after the backend's own per-thread buffer
+/// was torn down gets its answer, not a panic (which aborts the process in a destructor).
+#[test]
+fn a_read_from_a_thread_local_destructor_answers() {
+    use braincache::backend::{Backend, Record};
+    use std::cell::RefCell;
+    use std::sync::{Arc, Mutex};
+
+    static ANSWERS: Mutex<Vec<Option<usize>>> = Mutex::new(Vec::new());
+    struct ReadsOnDrop(Arc<MemoryBackend>);
+    impl Drop for ReadsOnDrop {
+        fn drop(&mut self) {
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut n = 0;
+                self.0.get_with("k", &mut |r| n = r.value.len()).unwrap();
+                n
+            }));
+            ANSWERS.lock().unwrap().push(answer.ok());
+        }
+    }
+    thread_local! {
+        static GUARD: RefCell<Option<ReadsOnDrop>> = const { RefCell::new(None) };
+    }
+
+    let b = Arc::new(MemoryBackend::new());
+    b.set("k", Record::new(vec![1; 10], None)).unwrap();
+    // Registered before the buffer (the first `get_with` after it): thread-locals are torn
+    // down in reverse order of registration, so the buffer goes first and the guard's read
+    // finds it gone.
+    let backend = Arc::clone(&b);
+    std::thread::spawn(move || {
+        GUARD.with(|g| *g.borrow_mut() = Some(ReadsOnDrop(Arc::clone(&backend))));
+        backend.get_with("k", &mut |_| {}).unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(*ANSWERS.lock().unwrap(), [Some(10)]);
+}
