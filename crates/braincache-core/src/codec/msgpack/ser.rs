@@ -18,9 +18,11 @@ use super::super::adapt::{self, EXT_TYPE};
 use super::de::Error;
 use serde::ser::{self, Serialize};
 
-/// A serializer writing to `out`; `somes` is how many `Some`s are directly around the value.
-pub(in crate::codec) struct Serializer<'a> {
-    out: &'a mut Vec<u8>,
+/// A serializer writing to `out`, the output `Vec` or a [`Chunk`] in front of it (the elements
+/// of a sequence written by `collect_seq`); `somes` is how many `Some`s are directly around the
+/// value. Scalars and strings go through `out`; compound values to the `Vec` behind it.
+pub(in crate::codec) struct Serializer<'a, W: Sink = Vec<u8>> {
+    out: &'a mut W,
     somes: u8,
 }
 
@@ -31,9 +33,11 @@ impl<'a> Serializer<'a> {
 }
 
 /// Where the writing functions below put bytes: the output `Vec`, or a [`Chunk`] in front of it.
-trait Sink {
+pub(in crate::codec) trait Sink {
     fn push(&mut self, byte: u8);
     fn extend_from_slice(&mut self, bytes: &[u8]);
+    /// The output `Vec`, with everything gathered in front of it written first.
+    fn vec(&mut self) -> &mut Vec<u8>;
 }
 
 impl Sink for Vec<u8> {
@@ -45,6 +49,11 @@ impl Sink for Vec<u8> {
     #[inline]
     fn extend_from_slice(&mut self, bytes: &[u8]) {
         Vec::extend_from_slice(self, bytes);
+    }
+
+    #[inline]
+    fn vec(&mut self) -> &mut Vec<u8> {
+        self
     }
 }
 
@@ -126,7 +135,7 @@ fn map_len<S: Sink>(out: &mut S, n: u32) {
     len(out, n, 0x80, 16, None, 0xde);
 }
 
-impl<'a> ser::Serializer for Serializer<'a> {
+impl<'a, W: Sink> ser::Serializer for Serializer<'a, W> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Counted<'a>;
@@ -287,7 +296,7 @@ impl<'a> ser::Serializer for Serializer<'a> {
     ) -> Result<(), Error> {
         if name == rmp_serde::MSGPACK_EXT_STRUCT_NAME {
             // rmp-serde's own extension values: its serializer writes them.
-            let mut ser = rmp_serde::Serializer::new(&mut *self.out).with_struct_map();
+            let mut ser = rmp_serde::Serializer::new(self.out.vec()).with_struct_map();
             let hook = adapt::NestedOption::default();
             return ser::Serializer::serialize_newtype_struct(
                 &mut ser,
@@ -310,7 +319,10 @@ impl<'a> ser::Serializer for Serializer<'a> {
     ) -> Result<(), Error> {
         map_len(self.out, 1);
         str(self.out, variant);
-        value.serialize(Serializer::new(self.out))
+        value.serialize(Serializer {
+            out: self.out,
+            somes: 0,
+        })
     }
 
     /// serde's `collect_seq` (`Vec`s, slices, sets...), with the same bytes as
@@ -325,26 +337,27 @@ impl<'a> ser::Serializer for Serializer<'a> {
         I::Item: Serialize,
     {
         let iter = iter.into_iter();
+        let out = self.out.vec();
         let len = match iter.size_hint() {
             (lo, Some(hi)) if lo == hi => lo,
             _ => {
-                let mut seq = ser::Serializer::serialize_seq(self, None)?;
+                let mut seq = Counted::new(out, None, array_len);
                 for item in iter {
                     ser::SerializeSeq::serialize_element(&mut seq, &item)?;
                 }
                 return ser::SerializeSeq::end(seq);
             }
         };
-        array_len(self.out, len as u32);
+        array_len(out, len as u32);
         let mut buf = [0; CHUNK];
         let mut chunk = Chunk {
             buf: &mut buf,
             pos: 0,
-            out: self.out,
+            out,
         };
         for item in iter {
-            item.serialize(Element {
-                chunk: &mut chunk,
+            item.serialize(Serializer {
+                out: &mut chunk,
                 somes: 0,
             })?;
         }
@@ -354,13 +367,14 @@ impl<'a> ser::Serializer for Serializer<'a> {
 
     #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Counted<'a>, Error> {
-        Ok(Counted::new(self.out, len, array_len))
+        Ok(Counted::new(self.out.vec(), len, array_len))
     }
 
     #[inline]
     fn serialize_tuple(self, len: usize) -> Result<Compound<'a>, Error> {
-        array_len(self.out, len as u32);
-        Ok(Compound { out: self.out })
+        let out = self.out.vec();
+        array_len(out, len as u32);
+        Ok(Compound { out })
     }
 
     #[inline]
@@ -369,8 +383,9 @@ impl<'a> ser::Serializer for Serializer<'a> {
         _name: &'static str,
         len: usize,
     ) -> Result<Compound<'a>, Error> {
-        array_len(self.out, len as u32);
-        Ok(Compound { out: self.out })
+        let out = self.out.vec();
+        array_len(out, len as u32);
+        Ok(Compound { out })
     }
 
     #[inline]
@@ -381,21 +396,23 @@ impl<'a> ser::Serializer for Serializer<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'a>, Error> {
-        map_len(self.out, 1);
-        str(self.out, variant);
-        array_len(self.out, len as u32);
-        Ok(Compound { out: self.out })
+        let out = self.out.vec();
+        map_len(out, 1);
+        str(out, variant);
+        array_len(out, len as u32);
+        Ok(Compound { out })
     }
 
     #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Counted<'a>, Error> {
-        Ok(Counted::new(self.out, len, map_len))
+        Ok(Counted::new(self.out.vec(), len, map_len))
     }
 
     #[inline]
     fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a>, Error> {
-        map_len(self.out, len as u32);
-        Ok(Compound { out: self.out })
+        let out = self.out.vec();
+        map_len(out, len as u32);
+        Ok(Compound { out })
     }
 
     #[inline]
@@ -406,10 +423,11 @@ impl<'a> ser::Serializer for Serializer<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'a>, Error> {
-        map_len(self.out, 1);
-        str(self.out, variant);
-        map_len(self.out, len as u32);
-        Ok(Compound { out: self.out })
+        let out = self.out.vec();
+        map_len(out, 1);
+        str(out, variant);
+        map_len(out, len as u32);
+        Ok(Compound { out })
     }
 
     fn is_human_readable(&self) -> bool {
@@ -586,15 +604,6 @@ impl Chunk<'_> {
         write_out(self.out, &self.buf[..self.pos]);
         self.pos = 0;
     }
-
-    /// `out`, with everything gathered written to it first.
-    #[inline]
-    fn out(&mut self) -> &mut Vec<u8> {
-        if self.pos > 0 {
-            self.flush();
-        }
-        self.out
-    }
 }
 
 /// [`Chunk::flush`]'s work.
@@ -616,180 +625,19 @@ impl Sink for Chunk<'_> {
     #[inline]
     fn extend_from_slice(&mut self, bytes: &[u8]) {
         if bytes.len() > CHUNK - self.pos.min(CHUNK) {
-            self.out().extend_from_slice(bytes);
+            self.vec().extend_from_slice(bytes);
             return;
         }
         let end = self.pos + bytes.len();
         self.buf[self.pos..end].copy_from_slice(bytes);
         self.pos = end;
     }
-}
 
-/// The serializer of an element of a sequence written by `collect_seq`: [`Serializer`]'s bytes,
-/// scalars and strings through the [`Chunk`], compound values straight to `out`.
-struct Element<'c, 'a> {
-    chunk: &'c mut Chunk<'a>,
-    /// As [`Serializer::somes`].
-    somes: u8,
-}
-
-impl<'c> Element<'c, '_> {
-    /// The [`Serializer`] of this value, writing to `out` (the chunk flushed first).
     #[inline]
-    fn direct(self) -> Serializer<'c> {
-        Serializer {
-            out: self.chunk.out(),
-            somes: self.somes,
+    fn vec(&mut self) -> &mut Vec<u8> {
+        if self.pos > 0 {
+            self.flush();
         }
-    }
-}
-
-/// Forwards each method to [`Serializer`] on `out` (see [`Element::direct`]).
-macro_rules! direct {
-    ($($method:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        $(#[inline]
-        fn $method(self, $($arg: $ty),*) -> Result<$ret, Error> {
-            ser::Serializer::$method(self.direct(), $($arg),*)
-        })*
-    };
-}
-
-/// Writes each scalar method's bytes through the chunk, as [`Serializer`] writes them to `out`.
-macro_rules! chunked {
-    ($($method:ident($v:ident: $ty:ty) $body:expr;)*) => {
-        $(#[inline]
-        fn $method(self, $v: $ty) -> Result<(), Error> {
-            let out = &mut *self.chunk;
-            $body(out);
-            Ok(())
-        })*
-    };
-}
-
-impl<'c> ser::Serializer for Element<'c, '_> {
-    type Ok = ();
-    type Error = Error;
-    type SerializeSeq = Counted<'c>;
-    type SerializeTuple = Compound<'c>;
-    type SerializeTupleStruct = Compound<'c>;
-    type SerializeTupleVariant = Compound<'c>;
-    type SerializeMap = Counted<'c>;
-    type SerializeStruct = Compound<'c>;
-    type SerializeStructVariant = Compound<'c>;
-
-    chunked! {
-        serialize_bool(v: bool) |out: &mut Chunk<'_>| out.push(if v { 0xc3 } else { 0xc2 });
-        serialize_i8(v: i8) |out: &mut Chunk<'_>| sint(out, i64::from(v));
-        serialize_i16(v: i16) |out: &mut Chunk<'_>| sint(out, i64::from(v));
-        serialize_i32(v: i32) |out: &mut Chunk<'_>| sint(out, i64::from(v));
-        serialize_i64(v: i64) |out: &mut Chunk<'_>| sint(out, v);
-        serialize_u8(v: u8) |out: &mut Chunk<'_>| uint(out, u64::from(v));
-        serialize_u16(v: u16) |out: &mut Chunk<'_>| uint(out, u64::from(v));
-        serialize_u32(v: u32) |out: &mut Chunk<'_>| uint(out, u64::from(v));
-        serialize_u64(v: u64) |out: &mut Chunk<'_>| uint(out, v);
-        serialize_i128(v: i128) |out: &mut Chunk<'_>| bin(out, &v.to_be_bytes());
-        serialize_u128(v: u128) |out: &mut Chunk<'_>| bin(out, &v.to_be_bytes());
-        serialize_f32(v: f32) |out: &mut Chunk<'_>| {
-            out.push(0xca);
-            out.extend_from_slice(&v.to_bits().to_be_bytes());
-        };
-        serialize_f64(v: f64) |out: &mut Chunk<'_>| {
-            out.push(0xcb);
-            out.extend_from_slice(&v.to_bits().to_be_bytes());
-        };
-        serialize_char(v: char) |out: &mut Chunk<'_>| str(out, v.encode_utf8(&mut [0; 4]));
-        serialize_str(v: &str) |out: &mut Chunk<'_>| str(out, v);
-        serialize_bytes(v: &[u8]) |out: &mut Chunk<'_>| bin(out, v);
-    }
-
-    #[inline]
-    fn serialize_none(self) -> Result<(), Error> {
-        match self.somes {
-            0 => self.chunk.push(0xc0),
-            n => self.chunk.extend_from_slice(&[0xd4, EXT_TYPE as u8, n]),
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
-        let somes = self
-            .somes
-            .checked_add(1)
-            .ok_or_else(|| Error::new("more than 255 nested `Option`s cannot be encoded"))?;
-        value.serialize(Element {
-            chunk: self.chunk,
-            somes,
-        })
-    }
-
-    #[inline]
-    fn serialize_unit(self) -> Result<(), Error> {
-        self.chunk.push(0xc0);
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
-        self.chunk.push(0x90);
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_unit_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        variant: &'static str,
-    ) -> Result<(), Error> {
-        str(self.chunk, variant);
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        if name == rmp_serde::MSGPACK_EXT_STRUCT_NAME {
-            return self.direct().serialize_newtype_struct(name, value);
-        }
-        value.serialize(self)
-    }
-
-    #[inline]
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.direct()
-            .serialize_newtype_variant(name, index, variant, value)
-    }
-
-    #[inline]
-    fn collect_seq<I>(self, iter: I) -> Result<(), Error>
-    where
-        I: IntoIterator,
-        I::Item: Serialize,
-    {
-        self.direct().collect_seq(iter)
-    }
-
-    direct! {
-        serialize_seq(len: Option<usize>) -> Counted<'c>;
-        serialize_tuple(len: usize) -> Compound<'c>;
-        serialize_tuple_struct(name: &'static str, len: usize) -> Compound<'c>;
-        serialize_tuple_variant(name: &'static str, index: u32, variant: &'static str, len: usize) -> Compound<'c>;
-        serialize_map(len: Option<usize>) -> Counted<'c>;
-        serialize_struct(name: &'static str, len: usize) -> Compound<'c>;
-        serialize_struct_variant(name: &'static str, index: u32, variant: &'static str, len: usize) -> Compound<'c>;
-    }
-
-    fn is_human_readable(&self) -> bool {
-        false
+        self.out
     }
 }
