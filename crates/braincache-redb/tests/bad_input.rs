@@ -147,11 +147,9 @@ fn r13_missing_parent_folders_are_created() {
         (dir.path().join("no/such/folder/c.redb"), false),
         (dir.path().join("other/nested/c.redb"), true),
     ] {
-        let mut builder = RedbBackend::builder(&path);
-        if single {
-            builder = builder.single_process();
-        }
-        let b = builder.build().unwrap();
+        let b = support::in_mode(RedbBackend::builder(&path), single)
+            .build()
+            .unwrap();
         b.set("k", Record::new(b"v".to_vec(), None)).unwrap();
         drop(b);
         let again = RedbBackend::open(&path).unwrap();

@@ -3,6 +3,8 @@
 //! took the snapshot out of the cache before `close` ran (a commit, its age); and the read's
 //! closure may call the backend meanwhile (it gets `Error::Closed`) without hanging `close`.
 
+mod support;
+
 use braincache_core::{Backend, Error, Operation, Record, RecordRef};
 use braincache_redb::RedbBackend;
 use std::path::Path;
@@ -42,15 +44,7 @@ fn close_waits_for_a_read_of_a_released_snapshot(single: bool, how: Released) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.redb");
     let builder = RedbBackend::builder(&path).snapshot_max_age(Duration::from_millis(10));
-    let b = Arc::new(
-        if single {
-            builder.single_process()
-        } else {
-            builder
-        }
-        .build()
-        .unwrap(),
-    );
+    let b = Arc::new(support::in_mode(builder, single).build().unwrap());
     b.set("k", rec(b"v")).unwrap();
     assert!(b.get("k").unwrap().is_some()); // the snapshot is cached now
 
@@ -150,15 +144,7 @@ fn a_closure_may_call_the_backend_while_close_waits_for_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.redb");
         let builder = RedbBackend::builder(&path);
-        let b = Arc::new(
-            if single {
-                builder.single_process()
-            } else {
-                builder
-            }
-            .build()
-            .unwrap(),
-        );
+        let b = Arc::new(support::in_mode(builder, single).build().unwrap());
         b.set("k", rec(b"v")).unwrap();
         assert!(b.get("k").unwrap().is_some()); // the snapshot is cached now
 

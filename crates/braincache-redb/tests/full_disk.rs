@@ -4,7 +4,10 @@
 //!
 //! Needs the right to mount a tmpfs (root, as in CI). Without it the test prints a skip notice,
 //! unless `BRAINCACHE_REQUIRE_TMPFS=1`, when that is a failure.
+
 #![cfg(target_os = "linux")]
+
+mod support;
 
 use braincache_core::testkit::{Tmpfs, error_chain as chain};
 use braincache_core::{Backend, Record};
@@ -41,12 +44,10 @@ fn heals_on_the_same_handle(single_process: bool) {
     };
     let path = disk.path().join("cache.redb");
     let builder = || {
-        let b = RedbBackend::builder(&path).cache_size(1 << 20);
-        if single_process {
-            b.single_process()
-        } else {
-            b
-        }
+        support::in_mode(
+            RedbBackend::builder(&path).cache_size(1 << 20),
+            single_process,
+        )
     };
     let b = builder().build().unwrap();
 

@@ -1,6 +1,8 @@
 //! Reads that reuse the cached snapshot take no lock: what a caller's closure may do while such
 //! a read lends it a value, and how `close` waits for such reads.
 
+mod support;
+
 use braincache_core::{Backend, Error, Operation, Record, RecordRef};
 use braincache_redb::RedbBackend;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,15 +29,7 @@ fn the_lending_closure_may_write_and_read_the_same_backend() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.redb");
         let builder = RedbBackend::builder(&path);
-        let b = Arc::new(
-            if single {
-                builder.single_process()
-            } else {
-                builder
-            }
-            .build()
-            .unwrap(),
-        );
+        let b = Arc::new(support::in_mode(builder, single).build().unwrap());
         b.set("value", rec(b"7")).unwrap();
         warm(&b, "value");
         let (tx, rx) = mpsc::channel();

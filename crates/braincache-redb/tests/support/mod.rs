@@ -10,7 +10,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 use braincache_core::{Backend, Record};
-use braincache_redb::RedbBackend;
+use braincache_redb::{RedbBackend, RedbBackendBuilder};
 use redb::{Database, TableDefinition};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -206,4 +206,14 @@ pub fn write_entries(path: &Path, entries: &[(String, Record)]) -> Vec<u8> {
         .set_many(entries.to_vec())
         .unwrap();
     std::fs::read(path).unwrap()
+}
+
+/// `builder` in single-process mode when `single`, in the default multi-process mode otherwise
+/// (for tests that run in both).
+pub fn in_mode(builder: RedbBackendBuilder, single: bool) -> RedbBackendBuilder {
+    if single {
+        builder.single_process()
+    } else {
+        builder
+    }
 }
