@@ -23,7 +23,6 @@ use crate::log::warn_event;
 use crate::memo::{
     Fallible, KeyPlan, Loaded, Optional, Plain, Policy, memoize, store, unreachable_after_run,
 };
-use crate::stats::Counters;
 use braincache_core::{Backend, Codec, CodecError, Error, Operation, Postcard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -391,7 +390,7 @@ pub fn invalidate<B: Backend, C: Codec>(cache: &BrainCache<B, C>, key: Key) -> c
 
 /// Counts a cache error that the caller chose to bypass.
 pub fn count_error<B: Backend, C: Codec>(cache: &BrainCache<B, C>) {
-    Counters::bump(&cache.inner().counters.errors, 1);
+    cache.inner().counters.errors.bump(1);
 }
 
 /// The [`Freshness`](crate::Freshness) of `#[cache(ttl = …, stale = …, early_refresh = …,

@@ -197,7 +197,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 
     /// Counts a successful set and tells the cleaners about its deadline.
     pub(crate) fn stored(&self, key: &str, deadline: Option<Timestamp>) {
-        Counters::bump(&self.inner.counters.sets, 1);
+        self.inner.counters.sets.bump(1);
         if let Some(d) = deadline {
             self.inner.wake.deadline_added(d);
         }
@@ -319,7 +319,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             } else {
                 &self.inner.counters.misses
             };
-            Counters::bump(counter, 1);
+            counter.bump(1);
         }
         debug_event!("get {key:?}: {}", if hit { "hit" } else { "miss" });
     }
@@ -392,7 +392,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 
     /// Counts entries removed by a purge.
     pub(crate) fn purged(&self, n: usize) {
-        Counters::bump(&self.inner.counters.expired, n as u64);
+        self.inner.counters.expired.bump(n as u64);
         debug_event!("purge_expired: {n} removed");
     }
 
@@ -523,7 +523,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
 
     /// Counts and logs an error on its way to the caller.
     pub(crate) fn failed(&self, e: Error) -> Error {
-        Counters::bump(&self.inner.counters.errors, 1);
+        self.inner.counters.errors.bump(1);
         warn_event!("braincache: {}", crate::log::Chain(&e));
         e
     }

@@ -393,7 +393,7 @@ impl Schedule {
             }
             Ok(Err(_)) => true,
             Err(_) => {
-                Counters::bump(&counters.errors, 1);
+                counters.errors.bump(1);
                 warn_event!("braincache {who}: a purge panicked; the cleaner keeps running");
                 true
             }

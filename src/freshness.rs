@@ -425,7 +425,7 @@ impl LeaderPlan {
             Lease::Held { .. } if Instant::now() < self.give_up => {
                 if !self.waited {
                     self.waited = true;
-                    Counters::bump(&counters.lease_waits, 1);
+                    counters.lease_waits.bump(1);
                     debug_event!("get_or_refresh {key:?}: waiting for another process's lease");
                 }
                 Step::Wait(self.poll)
@@ -564,7 +564,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
             Verdict::Stale => &inner.counters.stale_served,
             Verdict::Miss => &inner.counters.misses,
         };
-        Counters::bump(counter, 1);
+        counter.bump(1);
         debug_event!("get_or_refresh {key:?}: {verdict:?}");
         let Some(r) = record.filter(|_| verdict != Verdict::Miss) else {
             return Ok(None);
@@ -626,8 +626,8 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     pub(crate) fn refresh_done(&self, key: &str, round: Round, outcome: Refreshed) {
         let inner = self.inner();
         match outcome {
-            Refreshed::Stored => Counters::bump(&inner.counters.refreshes, 1),
-            Refreshed::Failed => Counters::bump(&inner.counters.refresh_failures, 1),
+            Refreshed::Stored => inner.counters.refreshes.bump(1),
+            Refreshed::Failed => inner.counters.refresh_failures.bump(1),
             Refreshed::Skipped { until, hold } => {
                 return inner.refreshing.elsewhere(key, round, until, hold);
             }

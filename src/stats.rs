@@ -120,10 +120,6 @@ fn stripe() -> usize {
 }
 
 impl Counters {
-    pub(crate) fn bump(counter: &Striped, n: u64) {
-        counter.bump(n);
-    }
-
     pub(crate) fn snapshot(&self, evictions: u64) -> Stats {
         Stats {
             hits: self.hits.load(),
