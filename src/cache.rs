@@ -217,8 +217,8 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     ///
     /// The value is decoded from what the backend lends ([`Backend::get_with`]: the memory
     /// backend a per-thread copy made under the shard's lock and lent after it, redb its page),
-    /// and the clock is read
-    /// only for a record that has a deadline: one without can be neither stale nor expired.
+    /// and the clock is read only for a record that has a deadline: one without can be neither
+    /// stale nor expired.
     pub(crate) fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Result<Option<T>> {
         // The closure keeps the codec's error (smaller than `Error`): the error naming the key
         // and the type is built after, on the failure path only.
@@ -226,7 +226,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         self.inner
             .backend
             .get_with(key, &mut |r| {
-                if self.serves(r.fresh_deadline()) {
+                if self.is_live(r) {
                     out = Some(self.decode_value(r));
                 }
             })
@@ -275,7 +275,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// `record` when it is not expired, counting the hit or miss when `count` is set.
     #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn live(&self, key: &str, record: Option<Record>, count: bool) -> Option<Record> {
-        let live = record.filter(|r| self.serves(r.fresh_deadline()));
+        let live = record.filter(|r| self.is_live(r));
         self.counted(key, live.is_some(), count);
         live
     }
@@ -303,12 +303,10 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
     /// ```
     #[must_use]
     pub fn is_live<'a>(&self, record: impl Into<RecordRef<'a>>) -> bool {
-        self.serves(record.into().fresh_deadline())
-    }
-
-    /// [`is_live`](Self::is_live) of a record whose freshness ends at `fresh_deadline`.
-    fn serves(&self, fresh_deadline: Option<Timestamp>) -> bool {
-        fresh_deadline.is_none_or(|d| d > self.inner.clock.now())
+        record
+            .into()
+            .fresh_deadline()
+            .is_none_or(|d| d > self.inner.clock.now())
     }
 
     /// Counts a hit or a miss when `count` is set, and logs it.
@@ -332,7 +330,7 @@ impl<B: Backend, C: Codec> BrainCache<B, C> {
         let mut live = false;
         self.inner
             .backend
-            .get_with(key, &mut |r| live = self.serves(r.fresh_deadline()))
+            .get_with(key, &mut |r| live = self.is_live(r))
             .map_err(|e| self.failed(e))?;
         self.counted(key, live, true);
         Ok(live)
