@@ -426,7 +426,8 @@ fn expected_entry(bytes: &[u8]) -> Option<Record> {
                 *d0, *d1, *d2, *d3, *d4, *d5, *d6, *d7,
             ]))),
         )),
-        [0 | 1, ..] => None,
+        // Tag 1 with fewer than 8 deadline bytes: damage (tag 0 always matched above).
+        [1, ..] => None,
         _ => braincache_core::wire::decode("planted", bytes).ok(),
     }
 }

@@ -7,7 +7,7 @@
 //! - `usage`: `"usage"` → the [`Usage`] counters (bytes and entries stored, the small queue's
 //!   share, the next queue sequence number, evictions so far, ghost rows, and the bound the last
 //!   bounded handle opened the file with, for `braincache inspect`).
-//! - `policy`: key → [`Row`] (queue, frequency, sequence number, stored size).
+//! - `policy`: key → `(queue, frequency, sequence number, stored size)` (see [`POLICY`]).
 //! - `queue`: (queue, sequence number) → key: the FIFO order of each queue.
 //!
 //! A file written before the bookkeeping existed gets it in its first write transaction
