@@ -794,6 +794,16 @@ mod tests {
         }
     }
 
+    impl Shard {
+        /// Checks the table, the byte count and the queues, but not that the expiry index holds
+        /// nothing more than the table's deadlines.
+        fn check_table(&self) {
+            let inner = self.read();
+            let bytes: usize = inner.map.iter().map(Stored::size).sum();
+            assert_eq!(inner.bytes, bytes, "byte count");
+        }
+    }
+
     /// A shard bounded at 8 entries, and a function hashing keys for it.
     fn bounded_shard() -> (Shard, impl Fn(&str) -> u64) {
         let shard = Shard::new(Limits {
@@ -854,5 +864,188 @@ mod tests {
             shard.check();
             assert!(shard.len() <= 8);
         }
+    }
+
+    /// The slot holding `key`: its id, whether its bytes are inline, and its value.
+    fn slot(shard: &Shard, key: &str, hash: u64) -> Option<(u64, bool, Vec<u8>)> {
+        let inner = shard.read();
+        let s = inner.find(hash, key)?;
+        let inline = matches!(s.data, Data::Inline { .. });
+        Some((s.id, inline, s.data.value().to_vec()))
+    }
+
+    /// The value `get_into` copies out for `key`, and the record `get` returns.
+    fn read_back(shard: &Shard, key: &str, hash: u64) -> Option<(Vec<u8>, Record)> {
+        let (mut kept, mut own) = (Vec::new(), Vec::new());
+        let (_, in_own) = shard.get_into(key, hash, &mut kept, &mut own)?;
+        let copied = if in_own { own } else { kept };
+        Some((copied, shard.get(key, hash)?))
+    }
+
+    fn unbounded() -> Shard {
+        Shard::new(Limits {
+            max_entries: None,
+            max_bytes: None,
+        })
+    }
+
+    /// Keys and values at and around the inline capacity: those that fit together in `INLINE`
+    /// bytes sit in the slot, the rest in one allocation, and both read back whole.
+    #[test]
+    fn keys_and_values_around_the_inline_capacity_read_back() {
+        let long_key = "k".repeat(INLINE + 5);
+        let mut cases: Vec<(String, usize)> = Vec::new();
+        for klen in [0, 1, 12, INLINE - 1, INLINE] {
+            for total in [INLINE - 1, INLINE, INLINE + 1] {
+                if klen <= total {
+                    cases.push(("k".repeat(klen), total - klen));
+                }
+            }
+        }
+        cases.push((String::new(), 0)); // empty key, empty value
+        cases.push(("k".repeat(12), 0)); // empty value
+        cases.push((String::new(), 67)); // empty key
+        cases.push((long_key.clone(), 0)); // a key alone longer than the capacity
+        cases.push((long_key, 3));
+        for (i, (key, vlen)) in cases.iter().enumerate() {
+            // Next to a neighbour under the same hash: colliding keys are told apart by their
+            // bytes, whatever the layout.
+            let shard = unbounded();
+            let neighbour = Record::new(vec![9; 50], None);
+            shard.set("neighbour", 7, neighbour.clone());
+            let value: Vec<u8> = (0..*vlen).map(|b| (b * 31 + i) as u8).collect();
+            let d = Some(Timestamp::from_unix_nanos(1_000));
+            let record = Record::new(value.clone(), d).with_codec(CodecId::new(2));
+            shard.set(key, 7, record.clone());
+            let (_, inline, stored) = slot(&shard, key, 7).unwrap();
+            let fits = key.len() + vlen <= INLINE;
+            assert_eq!(inline, fits, "key {} + value {vlen}", key.len());
+            assert_eq!(stored, value);
+            let (copied, got) = read_back(&shard, key, 7).unwrap();
+            assert_eq!(copied, value, "get_into copies the value only");
+            assert_eq!(got, record);
+            assert_eq!(shard.get("neighbour", 7), Some(neighbour));
+            assert_eq!(
+                shard.bytes(),
+                9 + 50 + key.len() + vlen + 2 * crate::ENTRY_OVERHEAD
+            );
+            shard.check();
+        }
+    }
+
+    /// A framed record (freshness fields) is stored whole, inline or not, and read back.
+    #[test]
+    fn framed_records_read_back_inline_and_on_the_heap() {
+        let shard = unbounded();
+        for vlen in [0, 10, INLINE, 1000] {
+            let record = Record::new(vec![5; vlen], Some(Timestamp::from_unix_nanos(9)))
+                .with_fresh_until(Some(Timestamp::from_unix_nanos(7)));
+            assert!(is_framed(&record));
+            shard.set("f", 1, record.clone());
+            assert_eq!(shard.get("f", 1), Some(record));
+            shard.check();
+        }
+    }
+
+    /// A value replaced so that its entry moves inline -> heap -> inline keeps its id, its
+    /// deadline in the index and the byte count right.
+    #[test]
+    fn a_replaced_value_moves_between_slot_and_heap() {
+        let (shard, hash_of) = bounded_shard();
+        let h = hash_of("key");
+        let mut id = None;
+        for (step, vlen) in [10, INLINE, INLINE + 100, 4000, 0, 20]
+            .into_iter()
+            .enumerate()
+        {
+            let value = vec![step as u8; vlen];
+            let d = Timestamp::from_unix_nanos(100 + step as u64);
+            shard.set("key", h, Record::new(value.clone(), Some(d)));
+            let (slot_id, inline, stored) = slot(&shard, "key", h).unwrap();
+            assert_eq!(inline, 3 + vlen <= INLINE, "step {step}");
+            assert_eq!(stored, value);
+            assert_eq!(
+                *id.get_or_insert(slot_id),
+                slot_id,
+                "a replace keeps the id"
+            );
+            assert_eq!(read_back(&shard, "key", h).unwrap().0, value);
+            assert_eq!(shard.next_expiry(), Some(d));
+            assert_eq!(shard.bytes(), 3 + vlen + crate::ENTRY_OVERHEAD);
+            shard.check();
+        }
+    }
+
+    /// A deleted and re-inserted key gets a new id; the old entry's queue slot, left at the
+    /// head of the probation queue, must not make the new entry the next victim.
+    #[test]
+    fn a_stale_queue_slot_does_not_evict_the_reinserted_entry() {
+        let (shard, hash_of) = bounded_shard();
+        let one = || Record::new(vec![1], None);
+        let k = hash_of("k");
+        shard.set("k", k, one());
+        let (old_id, ..) = slot(&shard, "k", k).unwrap();
+        shard.delete("k", k);
+        for name in ["a", "b", "c", "d", "e", "f", "g"] {
+            shard.set(name, hash_of(name), one());
+        }
+        shard.set("k", k, one());
+        let (new_id, ..) = slot(&shard, "k", k).unwrap();
+        assert_ne!(old_id, new_id);
+        assert_eq!(shard.len(), 8);
+        shard.check();
+        // "h" was asked for (misses count), so admission lets it displace the next victim:
+        // "a", the oldest live entry, not the re-inserted "k".
+        let h = hash_of("h");
+        for _ in 0..3 {
+            assert!(shard.get("h", h).is_none());
+        }
+        assert_eq!(shard.set("h", h, one()), 1);
+        assert!(
+            shard.get("a", hash_of("a")).is_none(),
+            "the oldest entry is evicted"
+        );
+        assert!(shard.get("k", k).is_some(), "the re-inserted entry is kept");
+        assert!(shard.get("h", h).is_some());
+        shard.check();
+    }
+
+    /// A purge removes the entries whose deadline passed, found by id: not an entry sharing
+    /// their hash, not a re-inserted key's new entry, and not for an index entry whose id is
+    /// gone.
+    #[test]
+    fn purge_removes_exactly_the_expired_entries_by_id() {
+        let shard = unbounded();
+        let t = Timestamp::from_unix_nanos;
+        // Twenty keys under one hash, every other one expired at 10.
+        let keys: Vec<String> = (0..20).map(|i| format!("key{i}")).collect();
+        for (i, key) in keys.iter().enumerate() {
+            let d = if i % 2 == 0 { t(10) } else { t(50) };
+            shard.set(key, 3, Record::new(vec![i as u8; i * 9], Some(d)));
+        }
+        // "key1" deleted and re-inserted due at 5; "key2" re-inserted with no deadline.
+        shard.delete("key1", 3);
+        shard.set("key1", 3, Record::new(vec![1], Some(t(5))));
+        shard.delete("key2", 3);
+        shard.set("key2", 3, Record::new(vec![2], None));
+        // An index entry for an id nothing holds (as a removal that missed it would leave)
+        // under the same hash and an earlier deadline.
+        shard.write().expiry.insert(t(1), 1_000_000, 3);
+        shard.check_table();
+        assert_eq!(
+            shard.purge_expired(t(9)),
+            1,
+            "key1 at 5; the orphan removes nothing"
+        );
+        assert_eq!(shard.purge_expired(t(10)), 9, "key0, key4, ..., key18");
+        for (i, key) in keys.iter().enumerate() {
+            let kept = i == 2 || (i % 2 == 1 && i != 1);
+            assert_eq!(shard.get(key, 3).is_some(), kept, "{key}");
+        }
+        assert_eq!(shard.len(), 10);
+        shard.check();
+        assert_eq!(shard.purge_expired(t(50)), 9);
+        assert_eq!(shard.len(), 1);
+        shard.check();
     }
 }
