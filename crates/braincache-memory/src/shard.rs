@@ -1010,6 +1010,31 @@ mod tests {
         shard.check();
     }
 
+    /// Eviction removes its victim by id, not another entry sharing the victim's hash (here one
+    /// inserted before it, so found first among the two).
+    #[test]
+    fn eviction_removes_the_victim_not_a_key_sharing_its_hash() {
+        let (shard, hash_of) = bounded_shard();
+        let one = || Record::new(vec![1], None);
+        shard.set("z", 5, one());
+        shard.set("a", 5, one());
+        assert!(shard.get("z", 5).is_some()); // a second chance: "z" moves on to main
+        for name in ["b", "c", "d", "e", "f", "g"] {
+            shard.set(name, hash_of(name), one());
+        }
+        let h = hash_of("h");
+        for _ in 0..5 {
+            assert!(shard.get("h", h).is_none());
+        }
+        assert_eq!(shard.set("h", h, one()), 1);
+        assert!(shard.get("a", 5).is_none(), "the victim is evicted");
+        assert!(
+            shard.get("z", 5).is_some(),
+            "its hash's other entry is kept"
+        );
+        shard.check();
+    }
+
     /// A purge removes the entries whose deadline passed, found by id: not an entry sharing
     /// their hash, not a re-inserted key's new entry, and not for an index entry whose id is
     /// gone.
