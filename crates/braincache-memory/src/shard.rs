@@ -1035,6 +1035,29 @@ mod tests {
         shard.check();
     }
 
+    /// The expiry index entry of a key's old entry, had its removal left it there, names the
+    /// old id: a purge at its deadline leaves the re-inserted key's new entry alone.
+    #[test]
+    fn a_stale_expiry_entry_does_not_purge_the_reinserted_entry() {
+        let (shard, hash_of) = bounded_shard();
+        let t = Timestamp::from_unix_nanos;
+        let h = hash_of("k");
+        shard.set("k", h, Record::new(vec![1; 200], Some(t(10))));
+        // Out of the table and the counts, its index entry left behind.
+        {
+            let mut inner = shard.write();
+            let old = inner.take(h, |s| s.data.key() == b"k").unwrap();
+            inner.forget(&old);
+        }
+        shard.set("k", h, Record::new(vec![2; 20], Some(t(50))));
+        assert_eq!(shard.purge_expired(t(10)), 0);
+        assert_eq!(shard.get("k", h).unwrap().value, vec![2; 20]);
+        shard.check();
+        assert_eq!(shard.purge_expired(t(50)), 1);
+        assert_eq!(shard.len(), 0);
+        shard.check();
+    }
+
     /// A purge removes the entries whose deadline passed, found by id: not an entry sharing
     /// their hash, not a re-inserted key's new entry, and not for an index entry whose id is
     /// gone.
