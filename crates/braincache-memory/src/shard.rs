@@ -1,11 +1,10 @@
 //! One shard: a map, an expiry index and, when bounded, the S3-FIFO queues.
 
-use crate::MemoryBackend;
 use braincache_core::{CodecId, ExpiryIndex, Record, RecordRef, Timestamp};
 use hashbrown::HashTable;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Per-shard bounds.
 #[derive(Debug, Clone, Copy)]
@@ -29,22 +28,20 @@ enum Queue {
     Main,
 }
 
-/// A key and its entry, as the shard's table holds them: one cache line, so a lookup in a
-/// table larger than the CPU caches costs one miss (an unaligned 88-byte slot often cost two).
+/// A key and its entry, as the shard's table holds them: one 128-byte, 64-aligned slot that
+/// also holds the key's and the value's bytes when together they fit ([`INLINE`] bytes), so
+/// that a hit in a table larger than the CPU caches costs one miss (two adjacent lines, which
+/// the CPU fetches together) instead of three: the slot, a separately allocated key and a
+/// separately allocated value.
 ///
-/// The key's `Arc` also tells entries of the same key apart: a deleted and re-inserted key
-/// gets a new allocation, and a queue slot holding the old one keeps it from being reused.
+/// `id` tells entries of the same key apart: it is unique in the shard (never reused), so a
+/// queue slot or an expiry index entry of a deleted and re-inserted key, which holds the old
+/// id, never acts on the new entry.
 #[repr(align(64))]
 struct Stored {
-    key: Arc<str>,
-    entry: Entry,
-}
-
-const _: () = assert!(std::mem::size_of::<Stored>() == 64);
-
-/// A record, split so that [`Stored`] fits in 64 bytes (an `Option<Timestamp>` takes 16).
-struct Entry {
-    value: Vec<u8>,
+    data: Data,
+    /// The entry's number in its shard ([`Inner::next_id`]).
+    id: u64,
     /// The deadline in nanoseconds since the Unix epoch, when `expires`.
     deadline: u64,
     /// The backend's hash of the key: the table's hash, kept for rehashing and the ghost list.
@@ -56,25 +53,120 @@ struct Entry {
     /// The record's codec id, 0 when it states none.
     codec: u8,
     /// True when the record has freshness fields (`fresh_until`, `computed_at`,
-    /// `compute_time`): `value` then holds the whole record framed by
+    /// `compute_time`): the value then holds the whole record framed by
     /// [`braincache_core::wire`], so that plain entries pay nothing for them.
     framed: bool,
 }
 
-impl Entry {
-    fn new(record: Record, hash: u64, queue: Queue) -> Entry {
-        let mut entry = Entry {
-            value: Vec::new(),
-            deadline: 0,
+const _: () = assert!(std::mem::size_of::<Stored>() == 128);
+
+/// The key and value bytes an entry fits in its slot: the 12-byte keys and 67-byte values of
+/// the harness's get benchmark (a 64-character string, framed by MessagePack) fit.
+const INLINE: usize = 93;
+
+/// An entry's key and value bytes, the key first.
+enum Data {
+    /// In the slot: key and value together take at most [`INLINE`] bytes.
+    Inline {
+        klen: u8,
+        vlen: u8,
+        bytes: [u8; INLINE],
+    },
+    /// In one allocation of their own.
+    Heap { klen: usize, bytes: Box<[u8]> },
+}
+
+const _: () = assert!(std::mem::size_of::<Data>() <= 96);
+
+impl Data {
+    fn new(key: &[u8], value: &[u8]) -> Data {
+        let len = key.len() + value.len();
+        if len <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            bytes[key.len()..len].copy_from_slice(value);
+            // Both fit in a `u8`: their sum is at most INLINE.
+            Data::Inline {
+                klen: key.len() as u8,
+                vlen: value.len() as u8,
+                bytes,
+            }
+        } else {
+            let mut bytes = Vec::with_capacity(len);
+            bytes.extend_from_slice(key);
+            bytes.extend_from_slice(value);
+            Data::Heap {
+                klen: key.len(),
+                bytes: bytes.into_boxed_slice(),
+            }
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        match self {
+            Data::Inline { klen, bytes, .. } => &bytes[..usize::from(*klen)],
+            Data::Heap { klen, bytes } => &bytes[..*klen],
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        match self {
+            Data::Inline { klen, vlen, bytes } => {
+                &bytes[usize::from(*klen)..usize::from(*klen) + usize::from(*vlen)]
+            }
+            Data::Heap { klen, bytes } => &bytes[*klen..],
+        }
+    }
+}
+
+/// An entry built from a record before the shard's lock is taken, so that framing, copying and
+/// allocating wait for no lock; the shard gives it an id and a queue.
+struct Fresh {
+    data: Data,
+    deadline: u64,
+    expires: bool,
+    codec: u8,
+    framed: bool,
+    expires_at: Option<Timestamp>,
+}
+
+impl Fresh {
+    fn new(key: &str, record: &Record) -> Fresh {
+        let framed = is_framed(record);
+        let data = if framed {
+            Data::new(key.as_bytes(), &braincache_core::wire::encode(record))
+        } else {
+            Data::new(key.as_bytes(), &record.value)
+        };
+        Fresh {
+            data,
+            deadline: record.expires_at.map_or(0, Timestamp::as_unix_nanos),
+            expires: record.expires_at.is_some(),
+            codec: record.codec.map_or(0, CodecId::get),
+            framed,
+            expires_at: record.expires_at,
+        }
+    }
+
+    /// What the entry counts for against `max_bytes` ([`crate::MemoryBackend::entry_size`]).
+    fn size(&self) -> usize {
+        self.data.key().len() + self.data.value().len() + crate::ENTRY_OVERHEAD
+    }
+}
+
+impl Stored {
+    fn new(fresh: Fresh, id: u64, hash: u64, queue: Queue) -> Stored {
+        Stored {
+            data: fresh.data,
+            id,
+            deadline: fresh.deadline,
             hash,
             freq: AtomicU8::new(0),
             queue,
-            expires: false,
-            codec: 0,
-            framed: false,
-        };
-        entry.replace(record); // the old value: empty
-        entry
+            expires: fresh.expires,
+            codec: fresh.codec,
+            framed: fresh.framed,
+        }
     }
 
     fn expires_at(&self) -> Option<Timestamp> {
@@ -83,48 +175,43 @@ impl Entry {
     }
 
     fn record(&self) -> Record {
+        let value = self.data.value();
         if self.framed {
-            // Framed by `replace` from a record, so it parses; keep the bytes if it ever did not.
-            if let Ok(p) = braincache_core::wire::parse(&self.value) {
-                return p.record(self.value[p.len..].to_vec());
+            // Framed by `Fresh::new` from a record, so it parses; keep the bytes if it ever did
+            // not.
+            if let Ok(p) = braincache_core::wire::parse(value) {
+                return p.record(value[p.len..].to_vec());
             }
         }
-        Record::new(self.value.clone(), self.expires_at()).with_codec(CodecId::new(self.codec))
+        Record::new(value.to_vec(), self.expires_at()).with_codec(CodecId::new(self.codec))
     }
 
-    /// Replaces the record, keeping the entry's place in the policy; returns the old value's
+    /// Replaces the record, keeping the entry's id and place in the policy; returns the old
     /// bytes, for the caller to free once it has released the shard's lock.
-    fn replace(&mut self, record: Record) -> Vec<u8> {
-        self.deadline = record.expires_at.map_or(0, Timestamp::as_unix_nanos);
-        self.expires = record.expires_at.is_some();
-        self.codec = record.codec.map_or(0, CodecId::get);
-        self.framed = is_framed(&record);
-        let value = if self.framed {
-            braincache_core::wire::encode(&record)
-        } else {
-            record.value
-        };
-        std::mem::replace(&mut self.value, value)
+    fn replace(&mut self, fresh: Fresh) -> Data {
+        self.deadline = fresh.deadline;
+        self.expires = fresh.expires;
+        self.codec = fresh.codec;
+        self.framed = fresh.framed;
+        std::mem::replace(&mut self.data, fresh.data)
+    }
+
+    /// What the entry counts for against `max_bytes` ([`crate::MemoryBackend::entry_size`]).
+    fn size(&self) -> usize {
+        self.data.key().len() + self.data.value().len() + crate::ENTRY_OVERHEAD
     }
 }
 
-/// True when `record` has freshness fields, kept by framing the value (see [`Entry`]).
+/// True when `record` has freshness fields, kept by framing the value (see [`Stored`]).
 pub(crate) fn is_framed(record: &Record) -> bool {
     record.fresh_until.is_some() || record.computed_at.is_some() || record.compute_time.is_some()
-}
-
-impl Stored {
-    /// What the entry counts for against `max_bytes` ([`MemoryBackend::entry_size`]).
-    fn size(&self) -> usize {
-        self.key.len() + self.entry.value.len() + crate::ENTRY_OVERHEAD
-    }
 }
 
 /// What [`Shard::get_into`] tells about a record besides the bytes it copied.
 pub(crate) struct Meta {
     expires_at: Option<Timestamp>,
     codec: Option<CodecId>,
-    /// The bytes are the whole record framed by [`braincache_core::wire`] (see [`Entry`]).
+    /// The bytes are the whole record framed by [`braincache_core::wire`] (see [`Stored`]).
     framed: bool,
 }
 
@@ -132,7 +219,7 @@ impl Meta {
     /// The record whose stored bytes [`Shard::get_into`] copied into `bytes`.
     pub(crate) fn view(self, bytes: &[u8]) -> RecordRef<'_> {
         if self.framed {
-            // Framed by `Entry::replace` from a record, so it parses; as `Entry::record`, keep
+            // Framed by `Fresh::new` from a record, so it parses; as `Stored::record`, keep
             // the bytes if it ever did not.
             if let Ok(p) = braincache_core::wire::parse(bytes) {
                 return RecordRef::new(&bytes[p.len..], p.expires_at)
@@ -145,10 +232,9 @@ impl Meta {
     }
 }
 
-/// A queue slot: a clone of the entry's key (see [`Stored`]) and its hash, to find it without
-/// hashing again.
+/// A queue slot: the entry's id (see [`Stored`]) and its hash, to find it without the key.
 struct Queued {
-    key: Arc<str>,
+    id: u64,
     hash: u64,
 }
 
@@ -249,10 +335,12 @@ struct Inner {
     /// Keyed by the backend's hash of the key, computed once per call (it also picks the
     /// shard), so nothing hashes a key twice and a purge finds entries by the hash it kept.
     map: HashTable<Stored>,
-    /// Every key with a deadline, with the key's hash.
-    expiry: ExpiryIndex<Arc<str>, u64>,
+    /// The id of every entry with a deadline, with the entry's hash.
+    expiry: ExpiryIndex<u64, u64>,
     bytes: usize,
     policy: Option<Policy>,
+    /// The id the next new entry gets: ids are never reused, even across a `clear`.
+    next_id: u64,
 }
 
 pub(crate) struct Shard {
@@ -312,7 +400,7 @@ impl Shard {
     ) -> Option<(Meta, bool)> {
         let inner = self.read();
         let entry = self.hit(&inner, key, hash)?;
-        let value = &entry.value;
+        let value = entry.data.value();
         let in_own = value.len() > crate::KEPT_BUFFER;
         let buf = if in_own { own } else { kept };
         buf.clear();
@@ -327,11 +415,11 @@ impl Shard {
     }
 
     /// The entry under `key`, counting the request in the sketch and the hit in its frequency.
-    fn hit<'a>(&self, inner: &'a Inner, key: &str, hash: u64) -> Option<&'a Entry> {
+    fn hit<'a>(&self, inner: &'a Inner, key: &str, hash: u64) -> Option<&'a Stored> {
         if let Some(sketch) = &self.sketch {
             sketch.record(hash);
         }
-        let entry = &inner.find(hash, key)?.entry;
+        let entry = inner.find(hash, key)?;
         if inner.policy.is_some() {
             let f = entry.freq.load(Ordering::Relaxed);
             if f < MAX_FREQ {
@@ -355,34 +443,37 @@ impl Shard {
 
     /// Stores the record; returns how many entries were evicted to make room.
     pub(crate) fn set(&self, key: &str, hash: u64, record: Record) -> u64 {
-        // The value a replaced entry held is freed here, after the lock is released: a `free`
-        // is not work other threads should wait for.
-        let mut replaced = Vec::new();
-        self.set_locked(key, hash, record, &mut replaced)
+        // Framing and copying the record happen before the lock is taken, and the bytes a
+        // replaced entry held (or a refused new one) are freed here, after it is released: a
+        // `free` is not work other threads should wait for.
+        let fresh = Fresh::new(key, &record);
+        drop(record);
+        let (evicted, _freed) = self.set_locked(key, hash, fresh);
+        evicted
     }
 
-    /// [`set`](Self::set) under the write lock; the value it replaces is left in `replaced`.
-    fn set_locked(&self, key: &str, hash: u64, record: Record, replaced: &mut Vec<u8>) -> u64 {
+    /// [`set`](Self::set) under the write lock; returns the bytes it replaced or did not keep.
+    fn set_locked(&self, key: &str, hash: u64, fresh: Fresh) -> (u64, Option<Data>) {
         let limits = &self.limits;
-        let size = MemoryBackend::entry_size(key, &record);
+        let size = fresh.size();
         let mut inner = self.write();
         // An entry evicted by admission to make room for this one.
         let mut admitted_over = 0;
         if limits.max_bytes.is_some_and(|max| size > max) {
             // Too big to keep: drop it, and the stale value under the same key with it.
-            inner.remove(hash, key);
-            return 1;
+            let old = inner.remove(hash, |s| s.data.key() == key.as_bytes());
+            drop(inner);
+            drop(old);
+            return (1, Some(fresh.data));
         }
-        if let Some(slot) = inner.map.find_mut(hash, |s| same_key(&s.key, key)) {
-            let old_deadline = slot.entry.expires_at();
+        let replaced;
+        if let Some(slot) = inner.map.find_mut(hash, |s| s.data.key() == key.as_bytes()) {
+            let old_deadline = slot.expires_at();
             let old_size = slot.size();
-            let new_deadline = record.expires_at;
-            *replaced = slot.entry.replace(record);
-            if old_deadline != new_deadline {
-                // Only then: cloning the key is two atomic operations under the lock.
-                let k = Arc::clone(&slot.key);
-                inner.expiry.replace(k, old_deadline, new_deadline, hash);
-            }
+            let new_deadline = fresh.expires_at;
+            let id = slot.id;
+            replaced = Some(slot.replace(fresh));
+            inner.expiry.replace(id, old_deadline, new_deadline, hash);
             inner.bytes = inner.bytes - old_size + size;
         } else {
             if let Some(sketch) = &self.sketch {
@@ -394,18 +485,16 @@ impl Shard {
                     if !inner.admit(sketch, hash) {
                         // TinyLFU: the newcomer is no more popular than the entry it would
                         // displace, so it is not kept.
-                        return 1;
+                        return (1, Some(fresh.data));
                     }
                     admitted_over = 1;
                 }
             }
-            let k: Arc<str> = Arc::from(key);
+            let id = inner.next_id;
+            inner.next_id += 1;
             let queue = match &mut inner.policy {
                 Some(p) => {
-                    let queued = Queued {
-                        key: Arc::clone(&k),
-                        hash,
-                    };
+                    let queued = Queued { id, hash };
                     if p.ghost_set.remove(&hash) {
                         p.main.push_back(queued);
                         p.main_live += 1;
@@ -418,14 +507,13 @@ impl Shard {
                 }
                 None => Queue::Small,
             };
-            if let Some(d) = record.expires_at {
-                inner.expiry.insert(d, Arc::clone(&k), hash);
+            if let Some(d) = fresh.expires_at {
+                inner.expiry.insert(d, id, hash);
             }
             inner.bytes += size;
-            let entry = Entry::new(record, hash, queue);
-            inner
-                .map
-                .insert_unique(hash, Stored { key: k, entry }, |s| s.entry.hash);
+            let stored = Stored::new(fresh, id, hash, queue);
+            inner.map.insert_unique(hash, stored, |s| s.hash);
+            replaced = None;
         }
         let mut evicted = admitted_over;
         while limits.max_entries.is_some_and(|m| inner.map.len() > m)
@@ -437,20 +525,26 @@ impl Shard {
             evicted += 1;
         }
         inner.compact_queues();
-        evicted
+        (evicted, replaced)
     }
 
     pub(crate) fn delete(&self, key: &str, hash: u64) -> bool {
-        self.write().remove(hash, key).is_some()
+        let removed = self
+            .write()
+            .remove(hash, |s| s.data.key() == key.as_bytes());
+        removed.is_some()
     }
 
     pub(crate) fn clear(&self) {
         let mut inner = self.write();
-        let bounded = inner.policy.is_some();
-        *inner = Inner {
-            policy: bounded.then(Policy::default),
+        let fresh = Inner {
+            policy: inner.policy.is_some().then(Policy::default),
+            next_id: inner.next_id,
             ..Inner::default()
         };
+        let old = std::mem::replace(&mut *inner, fresh);
+        drop(inner);
+        drop(old);
     }
 
     /// Removes every entry due at `now`, found through the expiry index: the cost follows the
@@ -458,13 +552,13 @@ impl Shard {
     pub(crate) fn purge_expired(&self, now: Timestamp) -> usize {
         let mut inner = self.write();
         let mut n = 0;
-        let mut batch: Vec<(Arc<str>, u64)> = Vec::with_capacity(PURGE_BATCH);
+        let mut batch: Vec<(u64, u64)> = Vec::with_capacity(PURGE_BATCH);
         loop {
             while batch.len() < PURGE_BATCH {
-                let Some((_, key, hash)) = inner.expiry.pop_due(now) else {
+                let Some((_, id, hash)) = inner.expiry.pop_due(now) else {
                     break;
                 };
-                batch.push((key, hash));
+                batch.push((id, hash));
             }
             if batch.is_empty() {
                 return n;
@@ -473,84 +567,67 @@ impl Shard {
             // CPU caches each lookup misses. Reading the whole batch first, with no removal in
             // between, lets the CPU overlap those misses (the reads are independent), so the
             // removals that follow find everything in cache. The reads cover what a removal
-            // touches: the slot, the key's reference count and the value's allocation. Without
-            // this a purge among 1M entries took 2-5x as long per entry as among 10k.
-            // Interleaving the reads of the next batch with the removals of this one is slower:
-            // a removal's atomic reference-count decrement waits for every earlier load on x86.
-            let mut touched = 0usize;
-            for (key, hash) in &batch {
-                if let Some(Stored { key, entry }) = inner.find(*hash, key) {
-                    let value = &entry.value;
-                    touched ^= Arc::strong_count(key)
-                        ^ value.len()
-                        ^ usize::from(value.first().copied().unwrap_or(0))
-                        ^ entry.hash as usize;
+            // touches: the slot and, for an entry too large for it, its bytes' allocation.
+            // Without this a purge among 1M entries took 2-5x as long per entry as among 10k.
+            let mut touched = 0u64;
+            for &(id, hash) in &batch {
+                if let Some(s) = inner.map.find(hash, |s| s.id == id) {
+                    let value = s.data.value();
+                    touched ^= s.hash
+                        ^ value.len() as u64
+                        ^ u64::from(value.first().copied().unwrap_or(0));
                 }
             }
             std::hint::black_box(touched);
-            for (key, hash) in batch.drain(..) {
+            for (id, hash) in batch.drain(..) {
                 // The index entry is gone already: take the entry out of the map only.
-                inner.remove_indexed(hash, &key);
-                n += 1;
+                if let Some(slot) = inner.take(hash, |s| s.id == id) {
+                    inner.forget(&slot);
+                    n += 1;
+                }
             }
         }
     }
 }
 
-/// Whether the table's key `stored` is `key`. Keys handed around inside a shard (the expiry
-/// index, the queues) are clones of the table's own `Arc`, so the pointers usually match and
-/// the key's bytes are not read at all.
-fn same_key(stored: &Arc<str>, key: &str) -> bool {
-    (std::ptr::eq(stored.as_ptr(), key.as_ptr()) && stored.len() == key.len()) || **stored == *key
-}
-
-/// The entry whose live slot in `queue` `q` is, if any: the table's key must be the very `Arc`
-/// `q` holds (a stale slot of a deleted and re-inserted key holds an older one).
+/// The entry whose live slot in `queue` `q` is, if any: the entry with `q`'s id (a stale slot
+/// of a deleted and re-inserted key holds an older one), still in `queue`.
 fn live_entry<'a>(
     map: &'a mut HashTable<Stored>,
     q: &Queued,
     queue: Queue,
-) -> Option<&'a mut Entry> {
-    map.find_mut(q.hash, |s| Arc::ptr_eq(&s.key, &q.key))
-        .map(|s| &mut s.entry)
-        .filter(|e| e.queue == queue)
+) -> Option<&'a mut Stored> {
+    map.find_mut(q.hash, |s| s.id == q.id)
+        .filter(|s| s.queue == queue)
 }
 
 impl Inner {
     fn find(&self, hash: u64, key: &str) -> Option<&Stored> {
-        self.map.find(hash, |s| same_key(&s.key, key))
+        self.map.find(hash, |s| s.data.key() == key.as_bytes())
     }
 
-    /// Takes `key`'s slot out of the table.
-    fn take(&mut self, hash: u64, key: &str) -> Option<Stored> {
-        let found = self.map.find_entry(hash, |s| same_key(&s.key, key)).ok()?;
+    /// Takes the slot `eq` picks out of the table.
+    fn take(&mut self, hash: u64, eq: impl Fn(&Stored) -> bool) -> Option<Stored> {
+        let found = self.map.find_entry(hash, eq).ok()?;
         Some(found.remove().0)
     }
 
-    /// Removes `key` from the map, the expiry index and the live counts. Its queue slot goes
-    /// stale and is skipped when reached.
-    fn remove(&mut self, hash: u64, key: &str) -> Option<Stored> {
-        let slot = self.take(hash, key)?;
-        if let Some(d) = slot.entry.expires_at() {
-            self.expiry.remove(d, Arc::clone(&slot.key));
+    /// Removes the entry `eq` picks from the map, the expiry index and the live counts. Its
+    /// queue slot goes stale and is skipped when reached.
+    fn remove(&mut self, hash: u64, eq: impl Fn(&Stored) -> bool) -> Option<Stored> {
+        let slot = self.take(hash, eq)?;
+        if let Some(d) = slot.expires_at() {
+            self.expiry.remove(d, slot.id);
         }
         self.forget(&slot);
         Some(slot)
     }
 
-    /// Removes `key` from the map and the live counts, its expiry index entry being gone already.
-    fn remove_indexed(&mut self, hash: u64, key: &str) {
-        if let Some(slot) = self.take(hash, key) {
-            self.forget(&slot);
-        }
-    }
-
     /// Updates the byte count and the queue counts for an entry leaving the map.
     fn forget(&mut self, slot: &Stored) {
-        let entry = &slot.entry;
         self.bytes -= slot.size();
         if let Some(p) = &mut self.policy {
-            match entry.queue {
+            match slot.queue {
                 Queue::Small => p.small_live -= 1,
                 Queue::Main => p.main_live -= 1,
             }
@@ -559,8 +636,8 @@ impl Inner {
 
     fn is_live(&self, q: &Queued, queue: Queue) -> bool {
         self.map
-            .find(q.hash, |s| Arc::ptr_eq(&s.key, &q.key))
-            .is_some_and(|s| s.entry.queue == queue)
+            .find(q.hash, |s| s.id == q.id)
+            .is_some_and(|s| s.queue == queue)
     }
 
     /// Evicts one entry by S3-FIFO; false when there is nothing to evict.
@@ -568,7 +645,7 @@ impl Inner {
         let Some((q, queue)) = self.next_victim() else {
             return false;
         };
-        self.remove(q.hash, &q.key);
+        self.remove(q.hash, |s| s.id == q.id);
         if queue == Queue::Small {
             self.remember(q.hash);
         }
@@ -583,7 +660,7 @@ impl Inner {
             return true;
         };
         if sketch.estimate(hash) > sketch.estimate(q.hash) {
-            self.remove(q.hash, &q.key);
+            self.remove(q.hash, |s| s.id == q.id);
             if queue == Queue::Small {
                 self.remember(q.hash);
             }
@@ -677,21 +754,18 @@ mod tests {
 
     impl Shard {
         /// Checks that the table, the expiry index, the byte count and the queue counts agree.
-        fn check(&self) {
+        pub(super) fn check(&self) {
             let inner = self.read();
             let mut bytes = 0;
             let mut deadlines = 0;
             let (mut small, mut main) = (0, 0);
             for slot in inner.map.iter() {
                 bytes += slot.size();
-                if let Some(d) = slot.entry.expires_at() {
+                if let Some(d) = slot.expires_at() {
                     deadlines += 1;
-                    assert_eq!(
-                        inner.expiry.get(d, Arc::clone(&slot.key)),
-                        Some(&slot.entry.hash)
-                    );
+                    assert_eq!(inner.expiry.get(d, slot.id), Some(&slot.hash));
                 }
-                match slot.entry.queue {
+                match slot.queue {
                     Queue::Small => small += 1,
                     Queue::Main => main += 1,
                 }
@@ -717,6 +791,16 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    impl Shard {
+        /// Checks the table, the byte count and the queues, but not that the expiry index holds
+        /// nothing more than the table's deadlines.
+        fn check_table(&self) {
+            let inner = self.read();
+            let bytes: usize = inner.map.iter().map(Stored::size).sum();
+            assert_eq!(inner.bytes, bytes, "byte count");
         }
     }
 
@@ -780,5 +864,236 @@ mod tests {
             shard.check();
             assert!(shard.len() <= 8);
         }
+    }
+
+    /// The slot holding `key`: its id, whether its bytes are inline, and its value.
+    fn slot(shard: &Shard, key: &str, hash: u64) -> Option<(u64, bool, Vec<u8>)> {
+        let inner = shard.read();
+        let s = inner.find(hash, key)?;
+        let inline = matches!(s.data, Data::Inline { .. });
+        Some((s.id, inline, s.data.value().to_vec()))
+    }
+
+    /// The value `get_into` copies out for `key`, and the record `get` returns.
+    fn read_back(shard: &Shard, key: &str, hash: u64) -> Option<(Vec<u8>, Record)> {
+        let (mut kept, mut own) = (Vec::new(), Vec::new());
+        let (_, in_own) = shard.get_into(key, hash, &mut kept, &mut own)?;
+        let copied = if in_own { own } else { kept };
+        Some((copied, shard.get(key, hash)?))
+    }
+
+    fn unbounded() -> Shard {
+        Shard::new(Limits {
+            max_entries: None,
+            max_bytes: None,
+        })
+    }
+
+    /// Keys and values at and around the inline capacity: those that fit together in `INLINE`
+    /// bytes sit in the slot, the rest in one allocation, and both read back whole.
+    #[test]
+    fn keys_and_values_around_the_inline_capacity_read_back() {
+        let long_key = "k".repeat(INLINE + 5);
+        let mut cases: Vec<(String, usize)> = Vec::new();
+        for klen in [0, 1, 12, INLINE - 1, INLINE] {
+            for total in [INLINE - 1, INLINE, INLINE + 1] {
+                if klen <= total {
+                    cases.push(("k".repeat(klen), total - klen));
+                }
+            }
+        }
+        cases.push((String::new(), 0)); // empty key, empty value
+        cases.push(("k".repeat(12), 0)); // empty value
+        cases.push((String::new(), 67)); // empty key
+        cases.push((long_key.clone(), 0)); // a key alone longer than the capacity
+        cases.push((long_key, 3));
+        for (i, (key, vlen)) in cases.iter().enumerate() {
+            // Next to a neighbour under the same hash: colliding keys are told apart by their
+            // bytes, whatever the layout.
+            let shard = unbounded();
+            let neighbour = Record::new(vec![9; 50], None);
+            shard.set("neighbour", 7, neighbour.clone());
+            let value: Vec<u8> = (0..*vlen).map(|b| (b * 31 + i) as u8).collect();
+            let d = Some(Timestamp::from_unix_nanos(1_000));
+            let record = Record::new(value.clone(), d).with_codec(CodecId::new(2));
+            shard.set(key, 7, record.clone());
+            let (_, inline, stored) = slot(&shard, key, 7).unwrap();
+            let fits = key.len() + vlen <= INLINE;
+            assert_eq!(inline, fits, "key {} + value {vlen}", key.len());
+            assert_eq!(stored, value);
+            let (copied, got) = read_back(&shard, key, 7).unwrap();
+            assert_eq!(copied, value, "get_into copies the value only");
+            assert_eq!(got, record);
+            assert_eq!(shard.get("neighbour", 7), Some(neighbour));
+            assert_eq!(
+                shard.bytes(),
+                9 + 50 + key.len() + vlen + 2 * crate::ENTRY_OVERHEAD
+            );
+            shard.check();
+        }
+    }
+
+    /// A framed record (freshness fields) is stored whole, inline or not, and read back.
+    #[test]
+    fn framed_records_read_back_inline_and_on_the_heap() {
+        let shard = unbounded();
+        for vlen in [0, 10, INLINE, 1000] {
+            let record = Record::new(vec![5; vlen], Some(Timestamp::from_unix_nanos(9)))
+                .with_fresh_until(Some(Timestamp::from_unix_nanos(7)));
+            assert!(is_framed(&record));
+            shard.set("f", 1, record.clone());
+            assert_eq!(shard.get("f", 1), Some(record));
+            shard.check();
+        }
+    }
+
+    /// A value replaced so that its entry moves inline -> heap -> inline keeps its id, its
+    /// deadline in the index and the byte count right.
+    #[test]
+    fn a_replaced_value_moves_between_slot_and_heap() {
+        let (shard, hash_of) = bounded_shard();
+        let h = hash_of("key");
+        let mut id = None;
+        for (step, vlen) in [10, INLINE, INLINE + 100, 4000, 0, 20]
+            .into_iter()
+            .enumerate()
+        {
+            let value = vec![step as u8; vlen];
+            let d = Timestamp::from_unix_nanos(100 + step as u64);
+            shard.set("key", h, Record::new(value.clone(), Some(d)));
+            let (slot_id, inline, stored) = slot(&shard, "key", h).unwrap();
+            assert_eq!(inline, 3 + vlen <= INLINE, "step {step}");
+            assert_eq!(stored, value);
+            assert_eq!(
+                *id.get_or_insert(slot_id),
+                slot_id,
+                "a replace keeps the id"
+            );
+            assert_eq!(read_back(&shard, "key", h).unwrap().0, value);
+            assert_eq!(shard.next_expiry(), Some(d));
+            assert_eq!(shard.bytes(), 3 + vlen + crate::ENTRY_OVERHEAD);
+            shard.check();
+        }
+    }
+
+    /// A deleted and re-inserted key gets a new id; the old entry's queue slot, left at the
+    /// head of the probation queue, must not make the new entry the next victim.
+    #[test]
+    fn a_stale_queue_slot_does_not_evict_the_reinserted_entry() {
+        let (shard, hash_of) = bounded_shard();
+        let one = || Record::new(vec![1], None);
+        let k = hash_of("k");
+        shard.set("k", k, one());
+        let (old_id, ..) = slot(&shard, "k", k).unwrap();
+        shard.delete("k", k);
+        for name in ["a", "b", "c", "d", "e", "f", "g"] {
+            shard.set(name, hash_of(name), one());
+        }
+        shard.set("k", k, one());
+        let (new_id, ..) = slot(&shard, "k", k).unwrap();
+        assert_ne!(old_id, new_id);
+        assert_eq!(shard.len(), 8);
+        shard.check();
+        // "h" was asked for (misses count), so admission lets it displace the next victim:
+        // "a", the oldest live entry, not the re-inserted "k".
+        let h = hash_of("h");
+        for _ in 0..3 {
+            assert!(shard.get("h", h).is_none());
+        }
+        assert_eq!(shard.set("h", h, one()), 1);
+        assert!(
+            shard.get("a", hash_of("a")).is_none(),
+            "the oldest entry is evicted"
+        );
+        assert!(shard.get("k", k).is_some(), "the re-inserted entry is kept");
+        assert!(shard.get("h", h).is_some());
+        shard.check();
+    }
+
+    /// Eviction removes its victim by id, not another entry sharing the victim's hash (here one
+    /// inserted before it, so found first among the two).
+    #[test]
+    fn eviction_removes_the_victim_not_a_key_sharing_its_hash() {
+        let (shard, hash_of) = bounded_shard();
+        let one = || Record::new(vec![1], None);
+        shard.set("z", 5, one());
+        shard.set("a", 5, one());
+        assert!(shard.get("z", 5).is_some()); // a second chance: "z" moves on to main
+        for name in ["b", "c", "d", "e", "f", "g"] {
+            shard.set(name, hash_of(name), one());
+        }
+        let h = hash_of("h");
+        for _ in 0..5 {
+            assert!(shard.get("h", h).is_none());
+        }
+        assert_eq!(shard.set("h", h, one()), 1);
+        assert!(shard.get("a", 5).is_none(), "the victim is evicted");
+        assert!(
+            shard.get("z", 5).is_some(),
+            "its hash's other entry is kept"
+        );
+        shard.check();
+    }
+
+    /// The expiry index entry of a key's old entry, had its removal left it there, names the
+    /// old id: a purge at its deadline leaves the re-inserted key's new entry alone.
+    #[test]
+    fn a_stale_expiry_entry_does_not_purge_the_reinserted_entry() {
+        let (shard, hash_of) = bounded_shard();
+        let t = Timestamp::from_unix_nanos;
+        let h = hash_of("k");
+        shard.set("k", h, Record::new(vec![1; 200], Some(t(10))));
+        // Out of the table and the counts, its index entry left behind.
+        {
+            let mut inner = shard.write();
+            let old = inner.take(h, |s| s.data.key() == b"k").unwrap();
+            inner.forget(&old);
+        }
+        shard.set("k", h, Record::new(vec![2; 20], Some(t(50))));
+        assert_eq!(shard.purge_expired(t(10)), 0);
+        assert_eq!(shard.get("k", h).unwrap().value, vec![2; 20]);
+        shard.check();
+        assert_eq!(shard.purge_expired(t(50)), 1);
+        assert_eq!(shard.len(), 0);
+        shard.check();
+    }
+
+    /// A purge removes the entries whose deadline passed, found by id: not an entry sharing
+    /// their hash, not a re-inserted key's new entry, and not for an index entry whose id is
+    /// gone.
+    #[test]
+    fn purge_removes_exactly_the_expired_entries_by_id() {
+        let shard = unbounded();
+        let t = Timestamp::from_unix_nanos;
+        // Twenty keys under one hash, every other one expired at 10.
+        let keys: Vec<String> = (0..20).map(|i| format!("key{i}")).collect();
+        for (i, key) in keys.iter().enumerate() {
+            let d = if i % 2 == 0 { t(10) } else { t(50) };
+            shard.set(key, 3, Record::new(vec![i as u8; i * 9], Some(d)));
+        }
+        // "key1" deleted and re-inserted due at 5; "key2" re-inserted with no deadline.
+        shard.delete("key1", 3);
+        shard.set("key1", 3, Record::new(vec![1], Some(t(5))));
+        shard.delete("key2", 3);
+        shard.set("key2", 3, Record::new(vec![2], None));
+        // An index entry for an id nothing holds (as a removal that missed it would leave)
+        // under the same hash and an earlier deadline.
+        shard.write().expiry.insert(t(1), 1_000_000, 3);
+        shard.check_table();
+        assert_eq!(
+            shard.purge_expired(t(9)),
+            1,
+            "key1 at 5; the orphan removes nothing"
+        );
+        assert_eq!(shard.purge_expired(t(10)), 9, "key0, key4, ..., key18");
+        for (i, key) in keys.iter().enumerate() {
+            let kept = i == 2 || (i % 2 == 1 && i != 1);
+            assert_eq!(shard.get(key, 3).is_some(), kept, "{key}");
+        }
+        assert_eq!(shard.len(), 10);
+        shard.check();
+        assert_eq!(shard.purge_expired(t(50)), 9);
+        assert_eq!(shard.len(), 1);
+        shard.check();
     }
 }
