@@ -9,10 +9,11 @@
 //! set — and loops over more keys than fit, where LRU hits nothing; on the harness's Zipf, scan
 //! and loop traces it hits at least as often as moka and quick_cache (README, performance). A
 //! hit only bumps two counters and copies the record out of the shard (into a buffer the thread
-//! reuses, so a hit allocates nothing; a key and value of up to 93 bytes together sit in the
-//! table's slot itself, so such a hit reads one slot and no other allocation); the value is decoded after the lock is released, so no
-//! user code runs under it. Deadlines live in an ordered index per shard, so purging costs time
-//! in proportion to what expired, not to the number of entries.
+//! reuses, so a hit allocates nothing); the value is decoded after the lock is released, so no
+//! user code runs under it. A key and a value that together take at most 93 bytes (a record
+//! with freshness fields carries 12-36 more) sit in the table's 128-byte slot itself, so a hit
+//! on them reads one slot and no other allocation. Deadlines live in an ordered index per
+//! shard, so purging costs time in proportion to what expired, not to the number of entries.
 //!
 //! ```
 //! use braincache_core::{Backend, Record};
@@ -49,10 +50,11 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Bytes added to each entry's key and value lengths when counting against `max_bytes`: an
-/// estimate of the map slot, queue slot and record header it also occupies. (The map slot
-/// takes 128 bytes and holds the key and value themselves when together they take at most
-/// 93; larger ones take one allocation besides.)
+/// Bytes added to each entry's key and value lengths when counting against `max_bytes`: the
+/// fixed charge per entry that the bound counts, not its exact footprint. In memory an entry
+/// takes a 128-byte table slot (about 146 bytes at the table's usual load) that holds its key
+/// and value when together they take at most 93 bytes; larger ones take their key and value
+/// lengths besides, in two allocations.
 pub const ENTRY_OVERHEAD: usize = 64;
 
 const UNBOUNDED_SHARDS: usize = 64;

@@ -28,16 +28,16 @@ enum Queue {
     Main,
 }
 
-/// A key and its entry, as the shard's table holds them: one 128-byte, 64-aligned slot that
-/// also holds the key's and the value's bytes when together they fit ([`INLINE`] bytes), so
-/// that a hit in a table larger than the CPU caches costs one miss (two adjacent lines, which
-/// the CPU fetches together) instead of three: the slot, a separately allocated key and a
-/// separately allocated value.
+/// A key and its entry, as the shard's table holds them: one 128-byte slot, aligned to 128 so
+/// that it is exactly one pair of adjacent cache lines (which CPUs fetch together), that also
+/// holds the key's and the value's bytes when together they fit ([`INLINE`] bytes). A hit in a
+/// table larger than the CPU caches then waits for one miss instead of three: the slot, a
+/// separately allocated key and a separately allocated value.
 ///
 /// `id` tells entries of the same key apart: it is unique in the shard (never reused), so a
 /// queue slot or an expiry index entry of a deleted and re-inserted key, which holds the old
 /// id, never acts on the new entry.
-#[repr(align(64))]
+#[repr(align(128))]
 struct Stored {
     data: Data,
     /// The entry's number in its shard ([`Inner::next_id`]).
@@ -72,19 +72,20 @@ enum Data {
         vlen: u8,
         bytes: [u8; INLINE],
     },
-    /// In one allocation of their own.
-    Heap { klen: usize, bytes: Box<[u8]> },
+    /// Beside the slot: the key copied, the value moved in from the record (a large value is
+    /// never copied on its way in).
+    Heap { key: Box<[u8]>, value: Vec<u8> },
 }
 
 const _: () = assert!(std::mem::size_of::<Data>() <= 96);
 
 impl Data {
-    fn new(key: &[u8], value: &[u8]) -> Data {
+    fn new(key: &[u8], value: Vec<u8>) -> Data {
         let len = key.len() + value.len();
         if len <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..key.len()].copy_from_slice(key);
-            bytes[key.len()..len].copy_from_slice(value);
+            bytes[key.len()..len].copy_from_slice(&value);
             // Both fit in a `u8`: their sum is at most INLINE.
             Data::Inline {
                 klen: key.len() as u8,
@@ -92,12 +93,9 @@ impl Data {
                 bytes,
             }
         } else {
-            let mut bytes = Vec::with_capacity(len);
-            bytes.extend_from_slice(key);
-            bytes.extend_from_slice(value);
             Data::Heap {
-                klen: key.len(),
-                bytes: bytes.into_boxed_slice(),
+                key: key.into(),
+                value,
             }
         }
     }
@@ -105,7 +103,7 @@ impl Data {
     fn key(&self) -> &[u8] {
         match self {
             Data::Inline { klen, bytes, .. } => &bytes[..usize::from(*klen)],
-            Data::Heap { klen, bytes } => &bytes[..*klen],
+            Data::Heap { key, .. } => key,
         }
     }
 
@@ -114,7 +112,7 @@ impl Data {
             Data::Inline { klen, vlen, bytes } => {
                 &bytes[usize::from(*klen)..usize::from(*klen) + usize::from(*vlen)]
             }
-            Data::Heap { klen, bytes } => &bytes[*klen..],
+            Data::Heap { value, .. } => value,
         }
     }
 }
@@ -131,20 +129,26 @@ struct Fresh {
 }
 
 impl Fresh {
-    fn new(key: &str, record: &Record) -> Fresh {
-        let framed = is_framed(record);
-        let data = if framed {
-            Data::new(key.as_bytes(), &braincache_core::wire::encode(record))
+    fn new(key: &str, record: Record) -> Fresh {
+        let framed = is_framed(&record);
+        let (deadline, expires, codec, expires_at) = (
+            record.expires_at.map_or(0, Timestamp::as_unix_nanos),
+            record.expires_at.is_some(),
+            record.codec.map_or(0, CodecId::get),
+            record.expires_at,
+        );
+        let value = if framed {
+            braincache_core::wire::encode(&record)
         } else {
-            Data::new(key.as_bytes(), &record.value)
+            record.value
         };
         Fresh {
-            data,
-            deadline: record.expires_at.map_or(0, Timestamp::as_unix_nanos),
-            expires: record.expires_at.is_some(),
-            codec: record.codec.map_or(0, CodecId::get),
+            data: Data::new(key.as_bytes(), value),
+            deadline,
+            expires,
+            codec,
             framed,
-            expires_at: record.expires_at,
+            expires_at,
         }
     }
 
@@ -446,8 +450,7 @@ impl Shard {
         // Framing and copying the record happen before the lock is taken, and the bytes a
         // replaced entry held (or a refused new one) are freed here, after it is released: a
         // `free` is not work other threads should wait for.
-        let fresh = Fresh::new(key, &record);
-        drop(record);
+        let fresh = Fresh::new(key, record);
         let (evicted, _freed) = self.set_locked(key, hash, fresh);
         evicted
     }
@@ -1095,5 +1098,70 @@ mod tests {
         assert_eq!(shard.purge_expired(t(50)), 9);
         assert_eq!(shard.len(), 1);
         shard.check();
+    }
+
+    /// A shard bounded at 1000 bytes.
+    fn bytes_bounded() -> Shard {
+        Shard::new(Limits {
+            max_entries: None,
+            max_bytes: Some(1000),
+        })
+    }
+
+    /// An entry that grows past the byte bound makes room by evicting the small queue's unread
+    /// head, found by its id: `z` and `a` share a hash, and removing by hash alone would take
+    /// `z` (read, so moved to the main queue) instead of `a`.
+    #[test]
+    fn growing_past_the_bound_evicts_the_victim_by_id() {
+        let shard = bytes_bounded();
+        shard.set("z", 5, Record::new(vec![1], None));
+        shard.set("a", 5, Record::new(vec![1], None));
+        assert!(shard.get("z", 5).is_some());
+        shard.set("c", 9, Record::new(vec![1], None));
+        shard.set("c", 9, Record::new(vec![2; 850], None));
+        assert!(
+            shard.get("a", 5).is_none(),
+            "the unread entry is the victim"
+        );
+        assert_eq!(shard.get("z", 5).map(|r| r.value), Some(vec![1]));
+        assert_eq!(shard.get("c", 9).map(|r| r.value.len()), Some(850));
+        assert!(shard.bytes() <= 1000);
+        shard.check();
+    }
+
+    /// A value too large for the bound replaces nothing and leaves the old entry gone, its
+    /// bytes uncounted.
+    #[test]
+    fn a_too_large_value_drops_the_old_one_and_its_bytes() {
+        let shard = bytes_bounded();
+        shard.set("k", 1, Record::new(vec![1; 10], None));
+        assert_eq!(shard.bytes(), 1 + 10 + crate::ENTRY_OVERHEAD);
+        assert_eq!(shard.set("k", 1, Record::new(vec![1; 2000], None)), 1);
+        assert!(shard.get("k", 1).is_none());
+        assert_eq!(shard.bytes(), 0);
+        shard.check();
+    }
+
+    /// A key switching between plain and framed records (freshness fields) reads back each
+    /// one whole, through `get` and through `get_into`'s view, inline and on the heap.
+    #[test]
+    fn a_key_switches_between_plain_and_framed_records() {
+        let shard = unbounded();
+        let d = Some(Timestamp::from_unix_nanos(90));
+        for vlen in [4, INLINE - 20, 500] {
+            let plain = Record::new(vec![3; vlen], d);
+            let framed = plain
+                .clone()
+                .with_fresh_until(Some(Timestamp::from_unix_nanos(50)));
+            for record in [plain.clone(), framed.clone(), plain, framed] {
+                shard.set("k", 1, record.clone());
+                assert_eq!(shard.get("k", 1).as_ref(), Some(&record), "{vlen}");
+                let (mut kept, mut own) = (Vec::new(), Vec::new());
+                let (meta, in_own) = shard.get_into("k", 1, &mut kept, &mut own).unwrap();
+                let bytes = if in_own { &own } else { &kept };
+                assert_eq!(meta.view(bytes).to_record(), record, "{vlen}");
+                shard.check();
+            }
+        }
     }
 }
