@@ -20,6 +20,10 @@
 //! 64-byte `Vec<u8>` (3,676 → 2,219, callgrind) and about 20 % less time; what is left per
 //! element is mostly the reader's state (input, read-ahead marker, the adapter's flag) kept in
 //! memory across the visitor's calls (the commits that added this module give the figures).
+//! The integer `deserialize_*` methods read a positive fixint straight from the input when no
+//! marker is read ahead, and `deserialize_str`/`deserialize_string` a whole, valid string of up
+//! to 255 bytes; everything else (and every error) takes the full path (a 64-byte `Vec<u8>`:
+//! 2,218 → 2,088 instructions per decode; a 64-byte `String`: 336 → 304).
 
 use super::super::adapt::{EXT_TYPE, NestedNone, deserialize_methods};
 use serde::de::{self, DeserializeSeed, Visitor};
@@ -266,6 +270,18 @@ impl<'de> Deserializer<'de> {
         out
     }
 
+    /// A number, a boolean or nil read from the marker on (the full path of [`fixint`]).
+    #[inline]
+    fn full_number<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Error> {
+        let marker = self.marker()?;
+        self.number(marker, visitor)
+    }
+
+    /// Any value, bytes allowed (the full path of [`short_str`]).
+    fn full_any<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Error> {
+        self.any(visitor, true)
+    }
+
     /// A number, a boolean or nil, as rmp-serde's `any_num` visits them.
     #[inline]
     fn number<V: Visitor<'de>>(&mut self, marker: u8, visitor: V) -> Result<V::Value, Error> {
@@ -465,13 +481,22 @@ macro_rules! to_any {
     };
 }
 
-/// Forwards each `deserialize_*` method of a scalar to `number`.
-macro_rules! to_number {
-    ($($method:ident)*) => {
+/// Each `deserialize_*` method of a scalar: `$fast` straight from the input when no marker is
+/// read ahead, else (or when `$fast` hands the visitor back: another type, a value cut short)
+/// `$full`, which reads it or says why not.
+macro_rules! fast {
+    ($fast:ident, $full:ident: $($method:ident)*) => {
         $(#[inline]
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-            let marker = self.marker()?;
-            self.number(marker, visitor)
+            let visitor = if self.marker.is_none() {
+                match $fast(&mut self.input, visitor) {
+                    Ok(out) => return out,
+                    Err(visitor) => visitor,
+                }
+            } else {
+                visitor
+            };
+            self.$full(visitor)
         })*
     };
 }
@@ -596,20 +621,66 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         self.any(visitor, false)
     }
 
-    to_number! {
+    fast! {
+        fixint, full_number:
         deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
         deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
         deserialize_f32 deserialize_f64
     }
 
+    fast! { short_str, full_any: deserialize_str deserialize_string }
+
     to_any! {
-        deserialize_char deserialize_str deserialize_string deserialize_bytes
+        deserialize_char deserialize_bytes
         deserialize_byte_buf deserialize_unit deserialize_map deserialize_identifier
         deserialize_ignored_any
     }
 
     fn is_human_readable(&self) -> bool {
         false
+    }
+}
+
+/// A positive fixint at the front of `input`, visited as [`Deserializer::number`] visits it
+/// (the byte is the value); anything else is handed back as `Err(visitor)` with nothing read.
+/// (Only this case: inlined into serde's element loops, a wider fast path here costs the
+/// fixint more than it saves the others.)
+#[inline]
+fn fixint<'de, V: Visitor<'de>>(
+    input: &mut &'de [u8],
+    visitor: V,
+) -> Result<Result<V::Value, Error>, V> {
+    match input.split_first() {
+        Some((&b, rest)) if b < 0x80 => {
+            *input = rest;
+            Ok(visitor.visit_u8(b))
+        }
+        _ => Err(visitor),
+    }
+}
+
+/// A string of up to 255 bytes at the front of `input` (fixstr or str 8), whole and valid
+/// UTF-8, visited as [`Deserializer::str`] visits it; anything else is handed back as
+/// `Err(visitor)` with nothing read.
+#[inline]
+fn short_str<'de, V: Visitor<'de>>(
+    input: &mut &'de [u8],
+    visitor: V,
+) -> Result<Result<V::Value, Error>, V> {
+    let (len, rest) = match *input {
+        [m @ 0xa0..=0xbf, rest @ ..] => (usize::from(*m & 0x1f), rest),
+        [0xd9, n, rest @ ..] => (usize::from(*n), rest),
+        _ => return Err(visitor),
+    };
+    let Some((bytes, after)) = rest.split_at_checked(len) else {
+        return Err(visitor);
+    };
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(s) => {
+            *input = after;
+            Ok(visitor.visit_borrowed_str(s))
+        }
+        Err(_) => Err(visitor),
     }
 }
 
