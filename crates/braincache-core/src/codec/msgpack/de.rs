@@ -192,14 +192,17 @@ impl<'de> Deserializer<'de> {
         Ok(head)
     }
 
+    #[inline]
     fn u8(&mut self) -> Result<u8, Error> {
         self.byte()
     }
 
+    #[inline]
     fn u16(&mut self) -> Result<u16, Error> {
         self.array().map(u16::from_be_bytes)
     }
 
+    #[inline]
     fn u32(&mut self) -> Result<u32, Error> {
         self.array().map(u32::from_be_bytes)
     }
