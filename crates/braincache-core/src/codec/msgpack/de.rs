@@ -96,8 +96,9 @@ fn kind(marker: u8) -> &'static str {
 
 /// A MessagePack deserializer over `bytes`; see the module docs.
 pub(in crate::codec) struct Deserializer<'de> {
-    /// The unread input.
-    input: &'de [u8],
+    /// The unread input (an iterator: a byte read is a pointer compare and increment, with no
+    /// length to keep).
+    input: std::slice::Iter<'de, u8>,
     /// The length of the whole input (positions in messages).
     len: usize,
     /// A marker already taken from the input whose value is still to be read.
@@ -109,17 +110,21 @@ pub(in crate::codec) struct Deserializer<'de> {
     /// True when the value about to be read may be a nested `None` (the adapter's
     /// `!marker_taken`): set for every element, key, value and variant, cleared inside `Some`.
     may_nest: bool,
+    /// The elements or entries the last array or map left unread, handed back when its access
+    /// ([`Elements`], [`Entries`]) is dropped; `None` until then.
+    left: Option<u32>,
 }
 
 impl<'de> Deserializer<'de> {
     pub(in crate::codec) fn new(bytes: &'de [u8]) -> Self {
         Deserializer {
-            input: bytes,
+            input: bytes.iter(),
             len: bytes.len(),
             marker: None,
             depth: DEPTH,
             nesting: NESTING,
             may_nest: true,
+            left: None,
         }
     }
 
@@ -151,25 +156,25 @@ impl<'de> Deserializer<'de> {
 
     #[inline]
     fn byte(&mut self) -> Result<u8, Error> {
-        match self.input.split_first() {
-            Some((&b, rest)) => {
-                self.input = rest;
-                Ok(b)
-            }
+        match self.input.next() {
+            Some(&b) => Ok(b),
             None => Err(self.eof()),
         }
     }
 
     #[inline]
     fn take(&mut self, n: usize) -> Result<&'de [u8], Error> {
-        if n > self.input.len() {
-            // As `Read::read_exact` on a slice: what is left is used up.
-            self.input = &self.input[self.input.len()..];
-            return Err(self.eof());
+        match self.input.as_slice().split_at_checked(n) {
+            Some((head, rest)) => {
+                self.input = rest.iter();
+                Ok(head)
+            }
+            None => {
+                // As `Read::read_exact` on a slice: what is left is used up.
+                self.input = [].iter();
+                Err(self.eof())
+            }
         }
-        let (head, rest) = self.input.split_at(n);
-        self.input = rest;
-        Ok(head)
     }
 
     #[inline]
@@ -184,12 +189,13 @@ impl<'de> Deserializer<'de> {
     /// `read_slice`).
     #[inline]
     fn slice(&mut self, n: usize) -> Result<&'de [u8], Error> {
-        if n > self.input.len() {
-            return Err(self.eof());
+        match self.input.as_slice().split_at_checked(n) {
+            Some((head, rest)) => {
+                self.input = rest.iter();
+                Ok(head)
+            }
+            None => Err(self.eof()),
         }
-        let (head, rest) = self.input.split_at(n);
-        self.input = rest;
-        Ok(head)
     }
 
     #[inline]
@@ -232,10 +238,10 @@ impl<'de> Deserializer<'de> {
     /// read ahead).
     #[inline]
     fn take_nested_none(&mut self) -> Option<u8> {
-        match self.input {
+        match self.input.as_slice() {
             [FIXEXT1, ty, n, rest @ ..] if *ty as i8 == EXT_TYPE && *n > 0 => {
                 let n = *n;
-                self.input = rest;
+                self.input = rest.iter();
                 Some(n)
             }
             _ => None,
@@ -397,28 +403,32 @@ impl<'de> Deserializer<'de> {
 
     fn seq<V: Visitor<'de>>(&mut self, len: u32, visitor: V) -> Result<V::Value, Error> {
         self.deeper(|de| {
-            let mut access = Elements { de, left: len };
-            let value = visitor.visit_seq(&mut access)?;
-            match access.left {
-                0 => Ok(value),
-                left => Err(Error::new(format!(
+            // The access goes to the visitor by value (two words: passed in registers, where
+            // serde's element loop keeps its count) and hands the count back when dropped.
+            de.left = None;
+            let value = visitor.visit_seq(Elements { de, left: len })?;
+            match de.left.take() {
+                Some(0) => Ok(value),
+                Some(left) => Err(Error::new(format!(
                     "an array of {len} elements was read as {} elements",
                     len - left
                 ))),
+                None => Err(Error::new(LEAKED)),
             }
         })
     }
 
     fn map<V: Visitor<'de>>(&mut self, len: u32, visitor: V) -> Result<V::Value, Error> {
         self.deeper(|de| {
-            let mut access = Entries { de, left: len };
-            let value = visitor.visit_map(&mut access)?;
-            match access.left {
-                0 => Ok(value),
-                left => Err(Error::new(format!(
+            de.left = None;
+            let value = visitor.visit_map(Entries { de, left: len })?;
+            match de.left.take() {
+                Some(0) => Ok(value),
+                Some(left) => Err(Error::new(format!(
                     "a map of {len} entries was read as {} entries",
                     len - left
                 ))),
+                None => Err(Error::new(LEAKED)),
             }
         })
     }
@@ -650,12 +660,12 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 /// fixint more than it saves the others.)
 #[inline]
 fn fixint<'de, V: Visitor<'de>>(
-    input: &mut &'de [u8],
+    input: &mut std::slice::Iter<'de, u8>,
     visitor: V,
 ) -> Result<Result<V::Value, Error>, V> {
-    match input.split_first() {
-        Some((&b, rest)) if b < 0x80 => {
-            *input = rest;
+    match input.as_slice().first() {
+        Some(&b) if b < 0x80 => {
+            input.next();
             Ok(visitor.visit_u8(b))
         }
         _ => Err(visitor),
@@ -667,10 +677,10 @@ fn fixint<'de, V: Visitor<'de>>(
 /// `Err(visitor)` with nothing read.
 #[inline]
 fn short_str<'de, V: Visitor<'de>>(
-    input: &mut &'de [u8],
+    input: &mut std::slice::Iter<'de, u8>,
     visitor: V,
 ) -> Result<Result<V::Value, Error>, V> {
-    let (len, rest) = match *input {
+    let (len, rest) = match input.as_slice() {
         [m @ 0xa0..=0xbf, rest @ ..] => (usize::from(*m & 0x1f), rest),
         [0xd9, n, rest @ ..] => (usize::from(*n), rest),
         _ => return Err(visitor),
@@ -680,17 +690,28 @@ fn short_str<'de, V: Visitor<'de>>(
     };
     match simdutf8::basic::from_utf8(bytes) {
         Ok(s) => {
-            *input = after;
+            *input = after.iter();
             Ok(visitor.visit_borrowed_str(s))
         }
         Err(_) => Err(visitor),
     }
 }
 
+/// What `seq` or `map` says when a visitor leaked its access (`mem::forget`), so that how
+/// much of the array or map was read is unknown.
+const LEAKED: &str = "an array's or map's access was leaked by its visitor";
+
 /// The elements of an array.
 struct Elements<'a, 'de> {
     de: &'a mut Deserializer<'de>,
     left: u32,
+}
+
+impl Drop for Elements<'_, '_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.de.left = Some(self.left);
+    }
 }
 
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
@@ -719,6 +740,13 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
 struct Entries<'a, 'de> {
     de: &'a mut Deserializer<'de>,
     left: u32,
+}
+
+impl Drop for Entries<'_, '_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.de.left = Some(self.left);
+    }
 }
 
 impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {

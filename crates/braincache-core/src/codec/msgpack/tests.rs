@@ -968,3 +968,41 @@ proptest! {
         }
     }
 }
+
+/// A visitor that leaks its sequence or map access (`mem::forget`, so it is never dropped and
+/// never hands its count back) gets an error, not a value read from an unknown position.
+#[test]
+fn a_leaked_access_is_an_error() {
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+
+    #[derive(Debug)]
+    struct Leaky;
+    impl<'de> Deserialize<'de> for Leaky {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Leaky, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Leaky;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("anything")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Leaky, A::Error> {
+                    while s.next_element::<u8>()?.is_some() {}
+                    std::mem::forget(s);
+                    Ok(Leaky)
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Leaky, A::Error> {
+                    while m.next_entry::<u8, u8>()?.is_some() {}
+                    std::mem::forget(m);
+                    Ok(Leaky)
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    for bytes in [&[0x92, 0x01, 0x02][..], &[0x81, 0x01, 0x02], &[0x90]] {
+        let e = MsgPack.decode::<Leaky>(bytes).unwrap_err().to_string();
+        assert!(e.contains("leaked"), "{bytes:x?}: {e}");
+    }
+    // Dropped as usual, the same visitor reads them.
+    assert!(MsgPack.decode::<Vec<u8>>(&[0x92, 0x01, 0x02]).is_ok());
+}
