@@ -108,7 +108,8 @@ pub(in crate::codec) struct Deserializer<'de> {
     /// Options, enums and newtype structs that may still be entered.
     nesting: u16,
     /// True when the value about to be read may be a nested `None` (the adapter's
-    /// `!marker_taken`): set for every element, key, value and variant, cleared inside `Some`.
+    /// `!marker_taken`): cleared inside `Some` until its value is read, true everywhere else
+    /// (set when an array or map starts, after a `Some`'s value, and for every variant).
     may_nest: bool,
     /// The elements or entries the last array or map left unread, handed back when its access
     /// ([`Elements`], [`Entries`]) is dropped; `None` until then.
@@ -405,7 +406,10 @@ impl<'de> Deserializer<'de> {
         self.deeper(|de| {
             // The access goes to the visitor by value (two words: passed in registers, where
             // serde's element loop keeps its count) and hands the count back when dropped.
+            // Every element may be a nested `None`: `may_nest` is set here once, and
+            // `deserialize_option` sets it again after a `Some` (the only place it is cleared).
             de.left = None;
+            de.may_nest = true;
             let value = visitor.visit_seq(Elements { de, left: len })?;
             match de.left.take() {
                 Some(0) => Ok(value),
@@ -421,6 +425,7 @@ impl<'de> Deserializer<'de> {
     fn map<V: Visitor<'de>>(&mut self, len: u32, visitor: V) -> Result<V::Value, Error> {
         self.deeper(|de| {
             de.left = None;
+            de.may_nest = true;
             let value = visitor.visit_map(Entries { de, left: len })?;
             match de.left.take() {
                 Some(0) => Ok(value),
@@ -532,10 +537,14 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         if marker == 0xc0 {
             visitor.visit_none()
         } else {
-            // Kept until the value inside is read; no nested `None` can start there.
+            // Kept until the value inside is read; no nested `None` can start there. Set again
+            // after: the adapter's flag is set anew for every element, key and value, and
+            // whatever follows this value is one of those (or the end).
             self.marker = Some(marker);
             self.may_nest = false;
-            self.nested(|de| visitor.visit_some(de))
+            let out = self.nested(|de| visitor.visit_some(de));
+            self.may_nest = true;
+            out
         }
     }
 
@@ -726,7 +735,6 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        self.de.may_nest = true;
         seed.deserialize(&mut *self.de).map(Some)
     }
 
@@ -761,13 +769,11 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        self.de.may_nest = true;
         seed.deserialize(&mut *self.de).map(Some)
     }
 
     #[inline]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        self.de.may_nest = true;
         seed.deserialize(&mut *self.de)
     }
 

@@ -1006,3 +1006,30 @@ fn a_leaked_access_is_an_error() {
     // Dropped as usual, the same visitor reads them.
     assert!(MsgPack.decode::<Vec<u8>>(&[0x92, 0x01, 0x02]).is_ok());
 }
+
+/// A nested `None` right after a `Some` element, key or value (where the adapter's flag is set
+/// again after the `Some`, not at each element) reads as written and as the reference reads it.
+#[test]
+fn nested_nones_after_somes_read_back() {
+    let check = |r: Result<(), TestCaseError>| r.unwrap();
+    let v: Vec<Option<Option<u8>>> =
+        vec![Some(Some(1)), Some(None), None, Some(None), Some(Some(200))];
+    check(round_trips(&v));
+    let nested: Vec<Option<Vec<Option<Option<u8>>>>> = vec![
+        Some(vec![Some(None), Some(Some(3))]),
+        Some(vec![]),
+        None,
+        Some(vec![Some(None)]),
+    ];
+    check(round_trips(&nested));
+    let m: BTreeMap<u8, Option<Option<Option<u8>>>> = BTreeMap::from([
+        (1, Some(Some(None))),
+        (2, Some(None)),
+        (3, None),
+        (4, Some(Some(Some(4)))),
+        (5, Some(None)),
+    ]);
+    check(round_trips(&m));
+    let t: (Option<Option<u8>>, Option<Option<u8>>, Option<u8>) = (Some(None), Some(None), Some(7));
+    check(round_trips(&t));
+}
