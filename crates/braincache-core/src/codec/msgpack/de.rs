@@ -738,6 +738,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
         seed.deserialize(&mut *self.de).map(Some)
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         // Each element takes a byte at least.
         Some((self.left as usize).min(self.de.remaining()))
@@ -777,6 +778,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
         seed.deserialize(&mut *self.de)
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         // Each entry takes two bytes at least.
         Some((self.left as usize).min(self.de.remaining() / 2))
