@@ -806,3 +806,230 @@ fn lengths_and_integers_at_marker_boundaries_are_written_as_rmp_serde_writes_the
     ));
     check(&Some(Some(None::<u8>)));
 }
+
+/// Every scalar marker as an element of a sequence (the reader's fast path for positive
+/// fixints, strings read straight from the input, and the full path for the rest) reads as the
+/// reference reads it, as every integer, float and string element type, whole and cut short.
+#[test]
+fn every_scalar_marker_as_an_element_reads_as_the_reference() {
+    let elements: Vec<Vec<u8>> = vec![
+        vec![0x00],
+        vec![0x7f],
+        vec![0xe0],
+        vec![0xff],
+        vec![0xcc, 0xc8],
+        vec![0xcd, 0x12, 0x34],
+        vec![0xce, 0x12, 0x34, 0x56, 0x78],
+        vec![0xcf, 0, 0, 0, 1, 0, 0, 0, 0],
+        vec![0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        vec![0xd0, 0x80],
+        vec![0xd1, 0xff, 0x00],
+        vec![0xd2, 0x80, 0, 0, 0],
+        vec![0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0],
+        vec![0xca, 0x3f, 0xc0, 0, 0],
+        vec![0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0],
+        vec![0xc0],
+        vec![0xc2],
+        vec![0xc3],
+        vec![0xa1, b'x'],
+        vec![0xa2, 0xc3, 0x28],
+        vec![0xd9, 2, b'h', b'i'],
+        vec![0xd4, 0x42, 1],
+        vec![0x91, 0x05],
+        vec![0xc1],
+    ];
+    for element in &elements {
+        // Alone, behind a fixint, before a fixint, and with its last byte cut off.
+        let mut inputs = vec![
+            [&[0x91][..], element].concat(),
+            [&[0x92, 0x01][..], element].concat(),
+            [&[0x92][..], element, &[0x02]].concat(),
+            [&[0x91][..], &element[..element.len() - 1]].concat(),
+        ];
+        // In a map, as a key and as a value.
+        inputs.push([&[0x81, 0xa1, b'k'][..], element].concat());
+        inputs.push([&[0x81][..], element, &[0x01]].concat());
+        for bytes in &inputs {
+            let check = || -> Result<(), TestCaseError> {
+                same::<Vec<u8>>(bytes)?;
+                same::<Vec<u16>>(bytes)?;
+                same::<Vec<u32>>(bytes)?;
+                same::<Vec<u64>>(bytes)?;
+                same::<Vec<i8>>(bytes)?;
+                same::<Vec<i16>>(bytes)?;
+                same::<Vec<i32>>(bytes)?;
+                same::<Vec<i64>>(bytes)?;
+                same::<Vec<f32>>(bytes)?;
+                same::<Vec<f64>>(bytes)?;
+                same::<Vec<bool>>(bytes)?;
+                same::<Vec<String>>(bytes)?;
+                same::<Vec<Option<u8>>>(bytes)?;
+                same::<(u8, i64)>(bytes)?;
+                same::<BTreeMap<String, u32>>(bytes)?;
+                same::<BTreeMap<u8, String>>(bytes)?;
+                same_for_all(bytes)
+            };
+            if let Err(e) = check() {
+                panic!("{bytes:x?}: {e}");
+            }
+        }
+    }
+}
+
+/// The fast paths refuse what the full path refused, with the same messages.
+#[test]
+fn fast_path_errors_are_the_full_paths() {
+    let err = |bytes: &[u8]| MsgPack.decode::<Vec<u8>>(bytes).unwrap_err().to_string();
+    // A float where an integer is expected: the visitor's own refusal.
+    assert_eq!(
+        err(&[0x92, 0x01, 0xca, 0x3f, 0xc0, 0, 0]),
+        "msgpack: invalid type: floating point `1.5`, expected u8"
+    );
+    // A wider integer that does not fit.
+    assert_eq!(
+        err(&[0x91, 0xcd, 0x01, 0x00]),
+        "msgpack: invalid value: integer `256`, expected u8"
+    );
+    // A negative fixint.
+    assert_eq!(
+        err(&[0x91, 0xff]),
+        "msgpack: invalid value: integer `-1`, expected u8"
+    );
+    // An element count larger than the bytes hold.
+    assert_eq!(
+        err(&[0x93, 0x01, 0x02]),
+        "msgpack: the input ends inside a value (3 bytes, more were needed)"
+    );
+    // An integer cut short.
+    assert_eq!(
+        err(&[0x92, 0x01, 0xcc]),
+        "msgpack: the input ends inside a value (3 bytes, more were needed)"
+    );
+    // A marker that is no number.
+    assert_eq!(
+        err(&[0x92, 0x01, 0xc1]),
+        "msgpack: expected a number, a boolean or nil, found the never-used marker 0xc1 \
+         (marker 0xc1) before byte 3"
+    );
+    // A string that is not UTF-8, read as a `String` element.
+    assert_eq!(
+        MsgPack
+            .decode::<Vec<String>>(&[0x91, 0xa2, 0xc3, 0x28])
+            .unwrap_err()
+            .to_string(),
+        "msgpack: a string is not valid UTF-8: invalid utf-8 sequence of 1 bytes from index 0"
+    );
+}
+
+/// A `Vec<u8>` of fixints and `0xcc` values (the fast path and the full path taking turns)
+/// reads back whole, and leaves no trailing bytes.
+#[test]
+fn byte_vectors_mixing_fixints_and_u8_markers_read_back() {
+    let v: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    let bytes = MsgPack.encode(&v).unwrap();
+    assert!(bytes.contains(&0xcc) && bytes.contains(&0x7f));
+    assert_eq!(MsgPack.decode::<Vec<u8>>(&bytes).unwrap(), v);
+    // Cut anywhere inside, it is an error, never a shorter vector.
+    for cut in 0..bytes.len() {
+        assert!(
+            MsgPack.decode::<Vec<u8>>(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Random integer vectors round trip as with rmp-serde, and read as every other integer
+    /// vector type as the reference reads them.
+    #[test]
+    fn integer_vectors_round_trip_as_with_rmp_serde(
+        bytes in prop::collection::vec(any::<u8>(), 0..80),
+        wide in prop::collection::vec(any::<i64>(), 0..40),
+        small in prop::collection::vec(-40i64..200, 0..40),
+        halves in prop::collection::vec(any::<u16>(), 0..40),
+    ) {
+        round_trips(&bytes)?;
+        round_trips(&wide)?;
+        round_trips(&small)?;
+        round_trips(&halves)?;
+        for encoded in [
+            MsgPack.encode(&bytes).unwrap(),
+            MsgPack.encode(&wide).unwrap(),
+            MsgPack.encode(&small).unwrap(),
+            MsgPack.encode(&halves).unwrap(),
+        ] {
+            same::<Vec<u8>>(&encoded)?;
+            same::<Vec<u16>>(&encoded)?;
+            same::<Vec<i64>>(&encoded)?;
+            same::<Vec<i8>>(&encoded)?;
+            same::<Vec<f64>>(&encoded)?;
+        }
+    }
+}
+
+/// A visitor that leaks its sequence or map access (`mem::forget`, so it is never dropped and
+/// never hands its count back) gets an error, not a value read from an unknown position.
+#[test]
+fn a_leaked_access_is_an_error() {
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+
+    #[derive(Debug)]
+    struct Leaky;
+    impl<'de> Deserialize<'de> for Leaky {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Leaky, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Leaky;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("anything")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Leaky, A::Error> {
+                    while s.next_element::<u8>()?.is_some() {}
+                    std::mem::forget(s);
+                    Ok(Leaky)
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Leaky, A::Error> {
+                    while m.next_entry::<u8, u8>()?.is_some() {}
+                    std::mem::forget(m);
+                    Ok(Leaky)
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    for bytes in [&[0x92, 0x01, 0x02][..], &[0x81, 0x01, 0x02], &[0x90]] {
+        let e = MsgPack.decode::<Leaky>(bytes).unwrap_err().to_string();
+        assert!(e.contains("leaked"), "{bytes:x?}: {e}");
+    }
+    // Dropped as usual, the same visitor reads them.
+    assert!(MsgPack.decode::<Vec<u8>>(&[0x92, 0x01, 0x02]).is_ok());
+}
+
+/// A nested `None` right after a `Some` element, key or value (where the adapter's flag is set
+/// again after the `Some`, not at each element) reads as written and as the reference reads it.
+#[test]
+fn nested_nones_after_somes_read_back() {
+    let check = |r: Result<(), TestCaseError>| r.unwrap();
+    let v: Vec<Option<Option<u8>>> =
+        vec![Some(Some(1)), Some(None), None, Some(None), Some(Some(200))];
+    check(round_trips(&v));
+    let nested: Vec<Option<Vec<Option<Option<u8>>>>> = vec![
+        Some(vec![Some(None), Some(Some(3))]),
+        Some(vec![]),
+        None,
+        Some(vec![Some(None)]),
+    ];
+    check(round_trips(&nested));
+    let m: BTreeMap<u8, Option<Option<Option<u8>>>> = BTreeMap::from([
+        (1, Some(Some(None))),
+        (2, Some(None)),
+        (3, None),
+        (4, Some(Some(Some(4)))),
+        (5, Some(None)),
+    ]);
+    check(round_trips(&m));
+    let t: (Option<Option<u8>>, Option<Option<u8>>, Option<u8>) = (Some(None), Some(None), Some(7));
+    check(round_trips(&t));
+}
