@@ -44,7 +44,7 @@ mod shard;
 
 use braincache_core::{Backend, MsgPack, Record, RecordRef, Result, Timestamp};
 use foldhash::fast::RandomState;
-use shard::{Limits, Shard};
+use shard::{Copied, Limits, Shard};
 use std::cell::Cell;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -72,6 +72,13 @@ thread_local! {
     /// The buffer [`MemoryBackend::get_with`] copies a record into (taken while in use, so a
     /// nested call gets an empty one).
     static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The thread's kept buffer, taken (a nested call finds an empty one). `try_with`: a
+/// thread-local destructor (another thread-local's `Drop` reading the cache after this buffer
+/// was torn down) gets a fresh buffer instead of a panic, which would abort the process there.
+fn take_kept_buffer() -> Vec<u8> {
+    BUFFER.try_with(Cell::take).unwrap_or_default()
 }
 
 /// A sharded in-memory backend, optionally bounded. See the [crate docs](crate).
@@ -184,28 +191,32 @@ impl Backend for MemoryBackend {
         Ok(shard.get(key, hash))
     }
 
-    /// Copies the record out of the shard into a buffer this thread reuses (no allocation for
-    /// values up to 4 KiB) and lends it to `f` once the shard's lock is released:
-    /// as with [`get`](Backend::get), no user code (a value's `Deserialize`) ever runs under a
-    /// shard lock, so one that reads or writes the same cache cannot deadlock it. Re-entrant: a
-    /// `get_with` inside `f` (a `Deserialize` reading the cache) finds the buffer taken and uses
-    /// a fresh one.
+    /// Copies the record out of the shard and lends it to `f` once the shard's lock is
+    /// released: as with [`get`](Backend::get), no user code (a value's `Deserialize`) ever
+    /// runs under a shard lock, so one that reads or writes the same cache cannot deadlock it.
+    /// Nothing is allocated for a value up to 4 KiB: one held in its table slot is copied onto
+    /// the stack, a larger one into a buffer this thread reuses. Re-entrant: a `get_with`
+    /// inside `f` (a `Deserialize` reading the cache) finds the buffer taken and uses a fresh
+    /// one.
     fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
         let (shard, hash) = self.shard(key);
-        // `try_with`: a thread-local destructor (another thread-local's `Drop` reading the
-        // cache after this buffer was torn down) gets a fresh buffer instead of a panic, which
-        // would abort the process there.
-        let mut kept = BUFFER.try_with(Cell::take).unwrap_or_default();
-        let mut own = Vec::new();
-        let found = match shard.get_into(key, hash, &mut kept, &mut own) {
+        let mut small = [0; shard::INLINE];
+        let (mut kept, mut own) = (Vec::new(), Vec::new());
+        let found = match shard.get_into(key, hash, &mut small, &mut kept, &mut own) {
             None => false,
-            Some((meta, in_own)) => {
-                f(meta.view(if in_own { &own } else { &kept }));
+            Some((meta, copied)) => {
+                f(meta.view(match copied {
+                    Copied::Small(range) => &small[range],
+                    Copied::Kept => &kept,
+                    Copied::Own => &own,
+                }));
                 true
             }
         };
-        // Never above KEPT_BUFFER (see `get_into`), so the thread keeps it.
-        let _ = BUFFER.try_with(|b| b.set(kept));
+        if kept.capacity() > 0 {
+            // Taken from the thread, never above KEPT_BUFFER (see `get_into`): given back.
+            let _ = BUFFER.try_with(|b| b.set(kept));
+        }
         Ok(found)
     }
 
@@ -507,10 +518,22 @@ mod tests {
                 "a {len}-byte value's buffer was kept"
             );
         }
-        // A small value after a large one is served from a kept buffer again.
-        b.set("k", rec(10)).unwrap();
+        // A value on the heap after a large one is served from a kept buffer again.
+        b.set("k", rec(200)).unwrap();
         assert!(b.get_with("k", &mut |_| {}).unwrap());
-        assert!((10..=KEPT_BUFFER).contains(&kept_buffer()));
+        assert!((200..=KEPT_BUFFER).contains(&kept_buffer()));
+        // One held in its slot is copied onto the stack: the kept buffer is not taken.
+        b.set("k", rec(10)).unwrap();
+        let mut during = 0;
+        assert!(
+            b.get_with("k", &mut |r| during = kept_buffer() + r.value.len())
+                .unwrap()
+        );
+        assert_eq!(
+            during,
+            KEPT_BUFFER + 10,
+            "the kept buffer stayed with the thread"
+        );
         // A value too large to keep is copied into a buffer of its own: the kept one stays.
         b.set("k", rec(3000)).unwrap();
         assert!(b.get_with("k", &mut |_| {}).unwrap());

@@ -60,9 +60,19 @@ struct Stored {
 
 const _: () = assert!(std::mem::size_of::<Stored>() == 128);
 
+/// Where [`Shard::get_into`] copied a value.
+pub(crate) enum Copied {
+    /// Into the caller's slot-sized array, at this range.
+    Small(std::ops::Range<usize>),
+    /// Into the kept buffer.
+    Kept,
+    /// Into a buffer of its own (larger than the kept buffer may grow).
+    Own,
+}
+
 /// The key and value bytes an entry fits in its slot: the 12-byte keys and 67-byte values of
 /// the harness's get benchmark (a 64-character string, framed by MessagePack) fit.
-const INLINE: usize = 93;
+pub(crate) const INLINE: usize = 93;
 
 /// An entry's key and value bytes, the key first.
 enum Data {
@@ -388,34 +398,49 @@ impl Shard {
         Some(self.hit(&inner, key, hash)?.record())
     }
 
-    /// Copies the value stored under `key` into `buf` (cleared first) and returns what the
-    /// record says besides its value, so that the caller can look at it after the lock is
-    /// released without allocating.
+    /// Copies the value stored under `key` out of the shard and returns what the record says
+    /// besides its value, so that the caller can look at it after the lock is released without
+    /// allocating.
     ///
-    /// A value of at most [`KEPT_BUFFER`](crate::KEPT_BUFFER) bytes goes to `kept`, grown to
-    /// exactly its size if it must grow (so `kept` never outgrows that bound and the thread can
-    /// keep it); a larger one to `own`. The `bool` says which: true for `own`.
+    /// A value held in its slot is copied, with the rest of the slot's bytes, into `small` (a
+    /// fixed-size copy: no call, no buffer); one on the heap of at most
+    /// [`KEPT_BUFFER`](crate::KEPT_BUFFER) bytes into `kept`, which is first replaced by the
+    /// thread's kept buffer and grown to exactly its size if it must grow (so it never outgrows
+    /// that bound and the thread can keep it); a larger one into `own`.
     pub(crate) fn get_into(
         &self,
         key: &str,
         hash: u64,
+        small: &mut [u8; INLINE],
         kept: &mut Vec<u8>,
         own: &mut Vec<u8>,
-    ) -> Option<(Meta, bool)> {
+    ) -> Option<(Meta, Copied)> {
         let inner = self.read();
         let entry = self.hit(&inner, key, hash)?;
-        let value = entry.data.value();
-        let in_own = value.len() > crate::KEPT_BUFFER;
-        let buf = if in_own { own } else { kept };
-        buf.clear();
-        buf.reserve_exact(value.len());
-        buf.extend_from_slice(value);
+        let copied = match &entry.data {
+            Data::Inline { klen, vlen, bytes } => {
+                *small = *bytes;
+                let start = usize::from(*klen);
+                Copied::Small(start..start + usize::from(*vlen))
+            }
+            Data::Heap { value, .. } if value.len() > crate::KEPT_BUFFER => {
+                own.extend_from_slice(value);
+                Copied::Own
+            }
+            Data::Heap { value, .. } => {
+                *kept = crate::take_kept_buffer();
+                kept.clear();
+                kept.reserve_exact(value.len());
+                kept.extend_from_slice(value);
+                Copied::Kept
+            }
+        };
         let meta = Meta {
             expires_at: entry.expires_at(),
             codec: CodecId::new(entry.codec),
             framed: entry.framed,
         };
-        Some((meta, in_own))
+        Some((meta, copied))
     }
 
     /// The entry under `key`, counting the request in the sketch and the hit in its frequency.
@@ -879,10 +904,22 @@ mod tests {
 
     /// The value `get_into` copies out for `key`, and the record `get` returns.
     fn read_back(shard: &Shard, key: &str, hash: u64) -> Option<(Vec<u8>, Record)> {
-        let (mut kept, mut own) = (Vec::new(), Vec::new());
-        let (_, in_own) = shard.get_into(key, hash, &mut kept, &mut own)?;
-        let copied = if in_own { own } else { kept };
+        let (_, copied) = copy_out(shard, key, hash)?;
         Some((copied, shard.get(key, hash)?))
+    }
+
+    /// What `get_into` copies out for `key`: the record's meta and the value's bytes, from
+    /// wherever it put them.
+    fn copy_out(shard: &Shard, key: &str, hash: u64) -> Option<(Meta, Vec<u8>)> {
+        let mut small = [0; INLINE];
+        let (mut kept, mut own) = (Vec::new(), Vec::new());
+        let (meta, copied) = shard.get_into(key, hash, &mut small, &mut kept, &mut own)?;
+        let bytes = match copied {
+            Copied::Small(range) => small[range].to_vec(),
+            Copied::Kept => kept,
+            Copied::Own => own,
+        };
+        Some((meta, bytes))
     }
 
     fn unbounded() -> Shard {
@@ -1156,10 +1193,8 @@ mod tests {
             for record in [plain.clone(), framed.clone(), plain, framed] {
                 shard.set("k", 1, record.clone());
                 assert_eq!(shard.get("k", 1).as_ref(), Some(&record), "{vlen}");
-                let (mut kept, mut own) = (Vec::new(), Vec::new());
-                let (meta, in_own) = shard.get_into("k", 1, &mut kept, &mut own).unwrap();
-                let bytes = if in_own { &own } else { &kept };
-                assert_eq!(meta.view(bytes).to_record(), record, "{vlen}");
+                let (meta, bytes) = copy_out(&shard, "k", 1).unwrap();
+                assert_eq!(meta.view(&bytes).to_record(), record, "{vlen}");
                 shard.check();
             }
         }
