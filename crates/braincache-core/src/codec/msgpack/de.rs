@@ -414,12 +414,16 @@ impl<'de> Deserializer<'de> {
             // `deserialize_option` sets it again after a `Some` (the only place it is cleared).
             de.left = None;
             de.may_nest = true;
-            let value = visitor.visit_seq(Elements { de, left: len })?;
-            match de.left.take() {
+            let value = visitor.visit_seq(Elements { de, left: len });
+            // Taken before `?`: a failed visitor's nested access may have left its own count
+            // here, which a later leak of an outer access must not find.
+            let left = de.left.take();
+            let value = value?;
+            match left {
                 Some(0) => Ok(value),
                 Some(left) => Err(Error::new(format!(
                     "an array of {len} elements was read as {} elements",
-                    len - left
+                    len.saturating_sub(left)
                 ))),
                 None => Err(Error::new(LEAKED)),
             }
@@ -430,12 +434,16 @@ impl<'de> Deserializer<'de> {
         self.deeper(|de| {
             de.left = None;
             de.may_nest = true;
-            let value = visitor.visit_map(Entries { de, left: len })?;
-            match de.left.take() {
+            let value = visitor.visit_map(Entries { de, left: len });
+            // Taken before `?`: a failed visitor's nested access may have left its own count
+            // here, which a later leak of an outer access must not find.
+            let left = de.left.take();
+            let value = value?;
+            match left {
                 Some(0) => Ok(value),
                 Some(left) => Err(Error::new(format!(
                     "a map of {len} entries was read as {} entries",
-                    len - left
+                    len.saturating_sub(left)
                 ))),
                 None => Err(Error::new(LEAKED)),
             }

@@ -1005,6 +1005,63 @@ fn a_leaked_access_is_an_error() {
     }
     // Dropped as usual, the same visitor reads them.
     assert!(MsgPack.decode::<Vec<u8>>(&[0x92, 0x01, 0x02]).is_ok());
+
+    // An inner array whose visitor failed (its error swallowed by a lenient element) leaves no
+    // count behind for the outer access's leak to be mistaken for a full read.
+    #[derive(Debug)]
+    struct Lenient;
+    impl<'de> Deserialize<'de> for Lenient {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Lenient, D::Error> {
+            let _ = Vec::<u8>::deserialize(d);
+            Ok(Lenient)
+        }
+    }
+    #[derive(Debug)]
+    struct LeakyOuter;
+    impl<'de> Deserialize<'de> for LeakyOuter {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LeakyOuter, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = LeakyOuter;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an array")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<LeakyOuter, A::Error> {
+                    s.next_element::<Lenient>()?;
+                    std::mem::forget(s);
+                    Ok(LeakyOuter)
+                }
+            }
+            d.deserialize_seq(V)
+        }
+    }
+    // The inner array fails with 3 elements left (more than the outer's 1), and with none.
+    for bytes in [
+        &[0x91, 0x95, 0x01, 0xc1, 0x02, 0x03, 0x04][..],
+        &[0x91, 0x93, 0x01, 0x02, 0xc1],
+    ] {
+        let e = MsgPack.decode::<LeakyOuter>(bytes).unwrap_err().to_string();
+        assert!(e.contains("leaked"), "{bytes:x?}: {e}");
+    }
+}
+
+/// The one error a fast path gives itself: a positive fixint the visitor refuses, as the full
+/// path's integer reader says it.
+#[test]
+fn a_refused_fixint_is_the_full_paths_error() {
+    let expected = "invalid type: integer `5`, expected a boolean";
+    // As an element and alone; the same value written as a `u8` takes the full path.
+    let element = MsgPack.decode::<Vec<bool>>(&[0x91, 0x05]).unwrap_err();
+    let element_full = MsgPack
+        .decode::<Vec<bool>>(&[0x91, 0xcc, 0x05])
+        .unwrap_err();
+    let alone = MsgPack.decode::<bool>(&[0x05]).unwrap_err();
+    let alone_full = MsgPack.decode::<bool>(&[0xcc, 0x05]).unwrap_err();
+    for e in [&element, &element_full, &alone, &alone_full] {
+        assert!(e.to_string().contains(expected), "{e}");
+    }
+    assert_eq!(element.to_string(), element_full.to_string());
+    assert_eq!(alone.to_string(), alone_full.to_string());
 }
 
 /// A nested `None` right after a `Some` element, key or value (where the adapter's flag is set
