@@ -84,7 +84,9 @@ fn a_read_from_a_thread_local_destructor_answers() {
     }
 
     let b = Arc::new(MemoryBackend::new());
-    b.set("k", Record::new(vec![1; 10], None)).unwrap();
+    // Larger than a table slot holds, so the read goes through the per-thread buffer (a value
+    // held in its slot is copied onto the stack and never touches it).
+    b.set("k", Record::new(vec![1; 200], None)).unwrap();
     // Registered before the buffer (the first `get_with` after it): thread-locals are torn
     // down in reverse order of registration, so the buffer goes first and the guard's read
     // finds it gone.
@@ -95,5 +97,5 @@ fn a_read_from_a_thread_local_destructor_answers() {
     })
     .join()
     .unwrap();
-    assert_eq!(*ANSWERS.lock().unwrap(), [Some(10)]);
+    assert_eq!(*ANSWERS.lock().unwrap(), [Some(200)]);
 }
