@@ -1,10 +1,11 @@
 //! The memory backend against a model (a `HashMap` of records), step by random step: sets with
 //! deadlines kept, changed, added and removed (framed records with freshness fields among
-//! them, values up to 6 KB across the per-thread buffer's bound), deletes, a moving clock and
-//! purges. After every step `next_expiry` is the model's earliest deadline; `purge_expired`
-//! removes exactly what is due; `get_with` lends what `get` returns; unbounded, `len` and every
-//! value match the model (bounded, whatever is kept matches it). Written in review of the
-//! change that made `set` update the expiry index only when a deadline changes.
+//! them, values up to 6 KB across the table slot's and the per-thread buffer's bounds, keys
+//! short and long), deletes, a moving clock and purges. After every step `next_expiry` is the
+//! model's earliest deadline; `purge_expired` removes exactly what is due; `get_with` lends what
+//! `get` returns; unbounded, `len` and every value match the model (bounded, whatever is kept
+//! matches it). Written in review of the change that made `set` update the expiry index only
+//! when a deadline changes.
 
 use braincache::backend::MemoryBackend;
 use braincache_core::{Backend, CodecId, Record, Timestamp};
@@ -25,7 +26,12 @@ impl Rng {
 }
 
 fn record(r: &mut Rng, deadline: Option<Timestamp>) -> Record {
-    let len = (r.next() % 6000) as usize;
+    // A third under 120 bytes, so that values held in the table's slot (key and value at most
+    // 93 bytes together), those just too large for it and the rest all occur.
+    let len = match r.next() % 3 {
+        0 => r.next() % 120,
+        _ => r.next() % 6000,
+    } as usize;
     let mut rec = Record::new(vec![(r.next() & 0xff) as u8; len], deadline)
         .with_codec(CodecId::new((r.next() % 3) as u8));
     if r.next().is_multiple_of(3) {
@@ -42,7 +48,11 @@ fn run(b: &MemoryBackend, bounded: bool, seed: u64) {
     let mut model: HashMap<String, Record> = HashMap::new();
     let mut now = 0u64;
     for step in 0..20_000 {
-        let key = format!("k{}", r.next() % 40);
+        // Some keys too long for any value to sit in the slot beside them.
+        let key = match r.next() % 5 {
+            0 => format!("{}{}", "long".repeat(24), r.next() % 8),
+            _ => format!("k{}", r.next() % 40),
+        };
         match r.next() % 10 {
             0..=4 => {
                 let d = match r.next() % 4 {
