@@ -8,11 +8,11 @@
 //! it would displace). It resists scans — one pass over many cold keys does not flush the hot
 //! set — and loops over more keys than fit, where LRU hits nothing; on the harness's Zipf, scan
 //! and loop traces it hits at least as often as moka and quick_cache (README, performance). A
-//! hit only bumps two counters and copies the record out of the shard (into a buffer the thread
-//! reuses, so a hit allocates nothing); the value is decoded after the lock is released, so no
-//! user code runs under it. A key and a value that together take at most 93 bytes (a record
-//! with freshness fields carries 12-36 more) sit in the table's 128-byte slot itself, so a hit
-//! on them reads one slot and no other allocation. Deadlines live in an ordered index per
+//! hit only bumps two counters and copies the record out of the shard (onto the stack, or into
+//! a buffer the thread reuses for a larger one, so a hit allocates nothing); the value is
+//! decoded after the lock is released, so no user code runs under it. A key and a value that
+//! together take at most 93 bytes (a record with freshness fields carries 12-36 more) sit in the
+//! table's 128-byte slot itself, so a hit on them reads one slot and no other allocation. Deadlines live in an ordered index per
 //! shard, so purging costs time in proportion to what expired, not to the number of entries.
 //!
 //! ```
