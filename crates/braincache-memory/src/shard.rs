@@ -117,6 +117,12 @@ impl Data {
         }
     }
 
+    /// What an entry holding these bytes counts for against `max_bytes`
+    /// ([`crate::MemoryBackend::entry_size`]).
+    fn size(&self) -> usize {
+        self.key().len() + self.value().len() + crate::ENTRY_OVERHEAD
+    }
+
     fn value(&self) -> &[u8] {
         match self {
             Data::Inline { klen, vlen, bytes } => {
@@ -131,22 +137,15 @@ impl Data {
 /// allocating wait for no lock; the shard gives it an id and a queue.
 struct Fresh {
     data: Data,
-    deadline: u64,
-    expires: bool,
+    expires_at: Option<Timestamp>,
     codec: u8,
     framed: bool,
-    expires_at: Option<Timestamp>,
 }
 
 impl Fresh {
     fn new(key: &str, record: Record) -> Fresh {
         let framed = is_framed(&record);
-        let (deadline, expires, codec, expires_at) = (
-            record.expires_at.map_or(0, Timestamp::as_unix_nanos),
-            record.expires_at.is_some(),
-            record.codec.map_or(0, CodecId::get),
-            record.expires_at,
-        );
+        let (expires_at, codec) = (record.expires_at, record.codec.map_or(0, CodecId::get));
         let value = if framed {
             braincache_core::wire::encode(&record)
         } else {
@@ -154,30 +153,32 @@ impl Fresh {
         };
         Fresh {
             data: Data::new(key.as_bytes(), value),
-            deadline,
-            expires,
+            expires_at,
             codec,
             framed,
-            expires_at,
         }
     }
 
-    /// What the entry counts for against `max_bytes` ([`crate::MemoryBackend::entry_size`]).
-    fn size(&self) -> usize {
-        self.data.key().len() + self.data.value().len() + crate::ENTRY_OVERHEAD
+    /// The deadline as [`Stored`] keeps it: nanoseconds, and whether there is one.
+    fn deadline(&self) -> (u64, bool) {
+        (
+            self.expires_at.map_or(0, Timestamp::as_unix_nanos),
+            self.expires_at.is_some(),
+        )
     }
 }
 
 impl Stored {
     fn new(fresh: Fresh, id: u64, hash: u64, queue: Queue) -> Stored {
+        let (deadline, expires) = fresh.deadline();
         Stored {
             data: fresh.data,
             id,
-            deadline: fresh.deadline,
+            deadline,
             hash,
             freq: AtomicU8::new(0),
             queue,
-            expires: fresh.expires,
+            expires,
             codec: fresh.codec,
             framed: fresh.framed,
         }
@@ -203,8 +204,7 @@ impl Stored {
     /// Replaces the record, keeping the entry's id and place in the policy; returns the old
     /// bytes, for the caller to free once it has released the shard's lock.
     fn replace(&mut self, fresh: Fresh) -> Data {
-        self.deadline = fresh.deadline;
-        self.expires = fresh.expires;
+        (self.deadline, self.expires) = fresh.deadline();
         self.codec = fresh.codec;
         self.framed = fresh.framed;
         std::mem::replace(&mut self.data, fresh.data)
@@ -212,7 +212,7 @@ impl Stored {
 
     /// What the entry counts for against `max_bytes` ([`crate::MemoryBackend::entry_size`]).
     fn size(&self) -> usize {
-        self.data.key().len() + self.data.value().len() + crate::ENTRY_OVERHEAD
+        self.data.size()
     }
 }
 
@@ -483,7 +483,7 @@ impl Shard {
     /// [`set`](Self::set) under the write lock; returns the bytes it replaced or did not keep.
     fn set_locked(&self, key: &str, hash: u64, fresh: Fresh) -> (u64, Option<Data>) {
         let limits = &self.limits;
-        let size = fresh.size();
+        let size = fresh.data.size();
         let mut inner = self.write();
         // An entry evicted by admission to make room for this one.
         let mut admitted_over = 0;
