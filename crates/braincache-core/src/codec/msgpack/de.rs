@@ -407,34 +407,35 @@ impl<'de> Deserializer<'de> {
     }
 
     fn seq<V: Visitor<'de>>(&mut self, len: u32, visitor: V) -> Result<V::Value, Error> {
-        self.deeper(|de| {
-            // The access goes to the visitor by value (two words: passed in registers, where
-            // serde's element loop keeps its count) and hands the count back when dropped.
-            // Every element may be a nested `None`: `may_nest` is set here once, and
-            // `deserialize_option` sets it again after a `Some` (the only place it is cleared).
-            de.left = None;
-            de.may_nest = true;
-            let value = visitor.visit_seq(Elements { de, left: len });
-            // Taken before `?`: a failed visitor's nested access may have left its own count
-            // here, which a later leak of an outer access must not find.
-            let left = de.left.take();
-            let value = value?;
-            match left {
-                Some(0) => Ok(value),
-                Some(left) => Err(Error::new(format!(
-                    "an array of {len} elements was read as {} elements",
-                    len.saturating_sub(left)
-                ))),
-                None => Err(Error::new(LEAKED)),
-            }
+        self.container(len, ("an array", "elements"), |de| {
+            visitor.visit_seq(Elements { de, left: len })
         })
     }
 
     fn map<V: Visitor<'de>>(&mut self, len: u32, visitor: V) -> Result<V::Value, Error> {
+        self.container(len, ("a map", "entries"), |de| {
+            visitor.visit_map(Entries { de, left: len })
+        })
+    }
+
+    /// Runs `visit` on an array or map of `len` items (`what`: its name and its items' name),
+    /// one level deeper, and checks that its visitor read every item.
+    ///
+    /// The access goes to the visitor by value (two words: passed in registers, where serde's
+    /// element loop keeps its count) and hands the count back when dropped. Every item may be a
+    /// nested `None`: `may_nest` is set here once, and `deserialize_option` sets it again after
+    /// a `Some` (the only place it is cleared).
+    #[inline]
+    fn container<T>(
+        &mut self,
+        len: u32,
+        (what, items): (&str, &str),
+        visit: impl FnOnce(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         self.deeper(|de| {
             de.left = None;
             de.may_nest = true;
-            let value = visitor.visit_map(Entries { de, left: len });
+            let value = visit(de);
             // Taken before `?`: a failed visitor's nested access may have left its own count
             // here, which a later leak of an outer access must not find.
             let left = de.left.take();
@@ -442,7 +443,7 @@ impl<'de> Deserializer<'de> {
             match left {
                 Some(0) => Ok(value),
                 Some(left) => Err(Error::new(format!(
-                    "a map of {len} entries was read as {} entries",
+                    "{what} of {len} {items} was read as {} {items}",
                     len.saturating_sub(left)
                 ))),
                 None => Err(Error::new(LEAKED)),

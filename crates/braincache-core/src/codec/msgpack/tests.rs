@@ -1090,3 +1090,48 @@ fn nested_nones_after_somes_read_back() {
     let t: (Option<Option<u8>>, Option<Option<u8>>, Option<u8>) = (Some(None), Some(None), Some(7));
     check(round_trips(&t));
 }
+
+/// A visitor that stops before the end of an array or map is an error saying how much it read.
+#[test]
+fn an_array_or_map_read_in_part_says_how_much() {
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+
+    #[derive(Debug)]
+    struct FirstOnly;
+    impl<'de> Deserialize<'de> for FirstOnly {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FirstOnly, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = FirstOnly;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an array or a map")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<FirstOnly, A::Error> {
+                    s.next_element::<u8>()?;
+                    Ok(FirstOnly)
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<FirstOnly, A::Error> {
+                    m.next_entry::<u8, u8>()?;
+                    Ok(FirstOnly)
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let e = MsgPack
+        .decode::<FirstOnly>(&[0x93, 1, 2, 3])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("an array of 3 elements was read as 1 elements"),
+        "{e}"
+    );
+    let e = MsgPack
+        .decode::<FirstOnly>(&[0x82, 1, 2, 3, 4])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("a map of 2 entries was read as 1 entries"),
+        "{e}"
+    );
+}
