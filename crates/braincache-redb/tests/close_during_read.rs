@@ -5,7 +5,7 @@
 
 mod support;
 
-use braincache_core::{Backend, Error, Operation, Record, RecordRef};
+use braincache_core::{Backend, Error, Record, RecordRef};
 use braincache_redb::RedbBackend;
 use std::path::Path;
 use std::sync::Arc;
@@ -96,18 +96,8 @@ fn close_waits_for_a_read_of_a_released_snapshot(single: bool, how: Released) {
             "single={single} {how:?}: descriptors left on the file after close"
         );
     }
-    assert!(matches!(
-        b.get("k"),
-        Err(Error::Closed {
-            op: Operation::Get,
-            ..
-        })
-    ));
-    // The file is free although `b` lives: an exclusive open succeeds and finds both writes.
-    let again = RedbBackend::builder(&path)
-        .single_process()
-        .build()
-        .unwrap();
+    // Closed, and the file free although `b` lives: the exclusive open finds both writes.
+    let again = support::closed_and_file_free(&b, &path);
     assert_eq!(again.get("k").unwrap(), Some(rec(b"v")));
     assert_eq!(
         again.get("other").unwrap().is_some(),

@@ -3,7 +3,7 @@
 
 mod support;
 
-use braincache_core::{Backend, Error, Operation, Record, RecordRef};
+use braincache_core::{Backend, Record, RecordRef};
 use braincache_redb::RedbBackend;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -126,19 +126,9 @@ fn close_waits_for_reads_of_the_reused_snapshot_and_frees_the_file() {
     closer.join().unwrap();
     assert!(closed.load(Ordering::SeqCst));
 
-    // Closed: a read finds no snapshot to reuse, and says so.
-    assert!(matches!(
-        b.get("k"),
-        Err(Error::Closed {
-            op: Operation::Get,
-            ..
-        })
-    ));
-    // The database is closed although `b` lives: an exclusive open succeeds.
-    let again = RedbBackend::builder(&path)
-        .single_process()
-        .build()
-        .unwrap();
+    // Closed: a read finds no snapshot to reuse, says so, and the database is closed although
+    // `b` lives.
+    let again = support::closed_and_file_free(&b, &path);
     assert_eq!(again.get("k").unwrap(), Some(rec(b"v")));
     drop(again);
     drop(b);

@@ -217,3 +217,17 @@ pub fn in_mode(builder: RedbBackendBuilder, single: bool) -> RedbBackendBuilder 
         builder
     }
 }
+
+/// After `b.close()`: a read on `b`, which still lives, says `Closed`, and the file is free (an
+/// exclusive open succeeds); returns that exclusive handle, for the caller to check what the
+/// file holds.
+pub fn closed_and_file_free(b: &RedbBackend, path: &Path) -> RedbBackend {
+    assert!(matches!(
+        b.get("k"),
+        Err(braincache_core::Error::Closed {
+            op: braincache_core::Operation::Get,
+            ..
+        })
+    ));
+    RedbBackend::builder(path).single_process().build().unwrap()
+}
