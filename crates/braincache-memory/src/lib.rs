@@ -201,23 +201,19 @@ impl Backend for MemoryBackend {
     fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
         let (shard, hash) = self.shard(key);
         let mut small = [0; shard::INLINE];
-        let (mut kept, mut own) = (Vec::new(), Vec::new());
-        let found = match shard.get_into(key, hash, &mut small, &mut kept, &mut own) {
-            None => false,
-            Some((meta, copied)) => {
-                f(meta.view(match copied {
-                    Copied::Small(range) => &small[range],
-                    Copied::Kept => &kept,
-                    Copied::Own => &own,
-                }));
-                true
-            }
+        let Some((meta, copied)) = shard.get_into(key, hash, &mut small) else {
+            return Ok(false);
         };
-        if kept.capacity() > 0 {
-            // Taken from the thread, never above KEPT_BUFFER (see `get_into`): given back.
-            let _ = BUFFER.try_with(|b| b.set(kept));
+        match copied {
+            Copied::Small(range) => f(meta.view(&small[range])),
+            Copied::Own(bytes) => f(meta.view(&bytes)),
+            Copied::Kept(bytes) => {
+                f(meta.view(&bytes));
+                // Never above KEPT_BUFFER (see `get_into`): given back to the thread.
+                let _ = BUFFER.try_with(|b| b.set(bytes));
+            }
         }
-        Ok(found)
+        Ok(true)
     }
 
     fn set(&self, key: &str, record: Record) -> Result<()> {

@@ -64,10 +64,10 @@ const _: () = assert!(std::mem::size_of::<Stored>() == 128);
 pub(crate) enum Copied {
     /// Into the caller's slot-sized array, at this range.
     Small(std::ops::Range<usize>),
-    /// Into the kept buffer.
-    Kept,
+    /// Into the thread's kept buffer, taken from the thread: to be given back.
+    Kept(Vec<u8>),
     /// Into a buffer of its own (larger than the kept buffer may grow).
-    Own,
+    Own(Vec<u8>),
 }
 
 /// The key and value bytes an entry fits in its slot: the 12-byte keys and 67-byte values of
@@ -404,16 +404,14 @@ impl Shard {
     ///
     /// A value held in its slot is copied, with the rest of the slot's bytes, into `small` (a
     /// fixed-size copy: no call, no buffer); one on the heap of at most
-    /// [`KEPT_BUFFER`](crate::KEPT_BUFFER) bytes into `kept`, which is first replaced by the
-    /// thread's kept buffer and grown to exactly its size if it must grow (so it never outgrows
-    /// that bound and the thread can keep it); a larger one into `own`.
+    /// [`KEPT_BUFFER`](crate::KEPT_BUFFER) bytes into the thread's kept buffer, grown to
+    /// exactly its size if it must grow (so it never outgrows that bound and the thread can keep
+    /// it); a larger one into a buffer of its own.
     pub(crate) fn get_into(
         &self,
         key: &str,
         hash: u64,
         small: &mut [u8; INLINE],
-        kept: &mut Vec<u8>,
-        own: &mut Vec<u8>,
     ) -> Option<(Meta, Copied)> {
         let inner = self.read();
         let entry = self.hit(&inner, key, hash)?;
@@ -424,15 +422,14 @@ impl Shard {
                 Copied::Small(start..start + usize::from(*vlen))
             }
             Data::Heap { value, .. } if value.len() > crate::KEPT_BUFFER => {
-                own.extend_from_slice(value);
-                Copied::Own
+                Copied::Own(value.clone())
             }
             Data::Heap { value, .. } => {
-                *kept = crate::take_kept_buffer();
+                let mut kept = crate::take_kept_buffer();
                 kept.clear();
                 kept.reserve_exact(value.len());
                 kept.extend_from_slice(value);
-                Copied::Kept
+                Copied::Kept(kept)
             }
         };
         let meta = Meta {
@@ -912,12 +909,10 @@ mod tests {
     /// wherever it put them.
     fn copy_out(shard: &Shard, key: &str, hash: u64) -> Option<(Meta, Vec<u8>)> {
         let mut small = [0; INLINE];
-        let (mut kept, mut own) = (Vec::new(), Vec::new());
-        let (meta, copied) = shard.get_into(key, hash, &mut small, &mut kept, &mut own)?;
+        let (meta, copied) = shard.get_into(key, hash, &mut small)?;
         let bytes = match copied {
             Copied::Small(range) => small[range].to_vec(),
-            Copied::Kept => kept,
-            Copied::Own => own,
+            Copied::Kept(bytes) | Copied::Own(bytes) => bytes,
         };
         Some((meta, bytes))
     }
