@@ -105,6 +105,8 @@ fuzz_target!(|bytes: &[u8]| {
     same::<Option<Option<Option<String>>>>(bytes);
     same::<Vec<Option<Option<u8>>>>(bytes);
     same::<Vec<u8>>(bytes);
+    // Read in bulk by `MsgPack::decode` when whole (as is `Vec<u8>` above).
+    same::<String>(bytes);
     same::<(u128, i128, f32)>(bytes);
     same::<BTreeMap<String, Vec<u8>>>(bytes);
     same::<Unit>(bytes);

@@ -8,4 +8,4 @@ pub(super) mod de;
 pub(super) mod ser;
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

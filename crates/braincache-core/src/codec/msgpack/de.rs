@@ -719,6 +719,75 @@ fn short_str<'de, V: Visitor<'de>>(
     }
 }
 
+/// A whole input that is one string (fixstr, str 8, 16 or 32) of valid UTF-8, read as
+/// `String::deserialize` reads it through [`Deserializer`] (same value); `None` for anything
+/// else (another type, a cut or trailing byte, invalid UTF-8), which the caller then reads
+/// with [`Deserializer`] to get its value or its error.
+///
+/// [`MsgPack::decode`](crate::MsgPack) calls it for `T = String`: one header check, one
+/// validation and one copy instead of serde's visitor calls.
+pub(in crate::codec) fn whole_string(bytes: &[u8]) -> Option<String> {
+    let (len, rest) = match bytes {
+        [m @ 0xa0..=0xbf, rest @ ..] => (usize::from(*m & 0x1f), rest),
+        [0xd9, n, rest @ ..] => (usize::from(*n), rest),
+        [0xda, a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
+        [0xdb, a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]) as usize, rest),
+        _ => return None,
+    };
+    if rest.len() != len {
+        return None;
+    }
+    simdutf8::basic::from_utf8(rest).ok().map(str::to_owned)
+}
+
+/// A whole input that is one array of integers 0..=255 each written as a positive fixint or
+/// a `uint 8` (how [`MsgPack`](crate::MsgPack) and rmp-serde write a `Vec<u8>`), or one binary
+/// string (bin 8, 16 or 32), read as `Vec::<u8>::deserialize` reads it through
+/// [`Deserializer`] (same value); `None` for anything else (another type, another integer
+/// encoding, a cut or trailing byte), which the caller then reads with [`Deserializer`] to
+/// get its value or its error.
+///
+/// [`MsgPack::decode`](crate::MsgPack) calls it for `T = Vec<u8>`: serde reads a `Vec<u8>`
+/// as one visitor call per byte (19 instructions each here); this checks and copies the
+/// bytes in bulk.
+pub(in crate::codec) fn whole_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (len, rest) = match bytes {
+        [m @ 0x90..=0x9f, rest @ ..] => (usize::from(*m & 0x0f), rest),
+        [0xdc, a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
+        [0xdd, a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]) as usize, rest),
+        // A binary string reads as its bytes (`deserialize_seq` visits it as a sequence).
+        [0xc4, n, rest @ ..] => return (rest.len() == usize::from(*n)).then(|| rest.to_vec()),
+        [0xc5, a, b, rest @ ..] => {
+            let n = usize::from(u16::from_be_bytes([*a, *b]));
+            return (rest.len() == n).then(|| rest.to_vec());
+        }
+        [0xc6, a, b, c, d, rest @ ..] => {
+            let n = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+            return (rest.len() == n).then(|| rest.to_vec());
+        }
+        _ => return None,
+    };
+    // All fixints: the elements are the bytes themselves (checked without a branch per byte).
+    if rest.len() == len && rest.iter().fold(0, |acc, &b| acc | b) < 0x80 {
+        return Some(rest.to_vec());
+    }
+    // Some `uint 8` among them: at least one byte per element, at most two. The capacity is
+    // bounded by the input, so a forged length cannot make it allocate more.
+    if rest.len() < len || rest.len() > 2 * len {
+        return None;
+    }
+    let mut out = Vec::with_capacity(len);
+    let mut input = rest.iter();
+    while let Some(&b) = input.next() {
+        match b {
+            0x00..=0x7f => out.push(b),
+            0xcc => out.push(*input.next()?),
+            _ => return None,
+        }
+    }
+    (out.len() == len).then_some(out)
+}
+
 /// What `seq` or `map` says when a visitor leaked its access (`mem::forget`), so that how
 /// much of the array or map was read is unknown.
 const LEAKED: &str = "an array's or map's access was leaked by its visitor";

@@ -938,6 +938,88 @@ fn byte_vectors_mixing_fixints_and_u8_markers_read_back() {
     }
 }
 
+thread_local! {
+    /// Values [`MsgPack::decode`] read with its bulk paths (`de::whole_bytes`,
+    /// `de::whole_string`) on this thread.
+    pub(in crate::codec) static FAST_READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Decodes `bytes` as `T`; true when the bulk path read it.
+fn read_in_bulk<T: DeserializeOwned>(bytes: &[u8]) -> bool {
+    let before = FAST_READS.with(std::cell::Cell::get);
+    let _ = MsgPack.decode::<T>(bytes);
+    FAST_READS.with(std::cell::Cell::get) > before
+}
+
+/// `Vec<u8>` and `String` values as this codec writes them (every length class of header, bytes
+/// above 0x7f written as `uint 8`) are read in bulk, to the same value the reader and the
+/// reference give; so are binary strings as a `Vec<u8>`. Other types, other integer encodings
+/// and cut or padded inputs go to the reader, which says why they do not read.
+#[test]
+fn byte_vectors_and_strings_are_read_in_bulk() {
+    for len in [0, 1, 15, 16, 31, 32, 64, 255, 256, 65_535, 65_536, 70_000] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+        let encoded = MsgPack.encode(&bytes).unwrap();
+        assert!(read_in_bulk::<Vec<u8>>(&encoded), "Vec<u8> of {len}");
+        assert_eq!(MsgPack.decode::<Vec<u8>>(&encoded).unwrap(), bytes);
+        assert_eq!(
+            msgpack_reference_decode::<Vec<u8>>(&encoded).unwrap(),
+            bytes
+        );
+        let ascii: Vec<u8> = bytes.iter().map(|b| b & 0x7f).collect();
+        assert!(read_in_bulk::<Vec<u8>>(&MsgPack.encode(&ascii).unwrap()));
+        for bin in [
+            [&[0xc4, len as u8][..], &bytes].concat(),
+            [&[0xc5][..], &(len as u16).to_be_bytes(), &bytes].concat(),
+            [&[0xc6][..], &(len as u32).to_be_bytes(), &bytes].concat(),
+        ] {
+            let whole = match bin[0] {
+                0xc4 => len < 256,
+                0xc5 => len < 65_536,
+                _ => true,
+            };
+            assert_eq!(read_in_bulk::<Vec<u8>>(&bin), whole, "bin of {len}");
+            same::<Vec<u8>>(&bin).unwrap();
+        }
+        let text: String = (0..len).map(|i| ['a', 'é', '€', '😀'][i % 4]).collect();
+        let encoded = MsgPack.encode(&text).unwrap();
+        assert!(read_in_bulk::<String>(&encoded), "String of {} chars", len);
+        assert_eq!(MsgPack.decode::<String>(&encoded).unwrap(), text);
+    }
+    let v: Vec<u8> = vec![1, 200, 3];
+    let encoded = MsgPack.encode(&v).unwrap();
+    assert!(!read_in_bulk::<Vec<u16>>(&encoded));
+    assert!(!read_in_bulk::<Vec<i8>>(&encoded));
+    assert!(!read_in_bulk::<Value>(&encoded));
+    for other in [
+        // Another encoding of 200 (`uint 16`), a negative fixint, a float.
+        &[0x93, 0x01, 0xcd, 0x00, 0xc8, 0x03][..],
+        &[0x91, 0xff],
+        &[0x91, 0xca, 0, 0, 0, 0],
+        // Cut, padded, a `uint 8` with no byte after it, a string.
+        &[0x93, 0x01, 0xcc, 0xc8],
+        &[0x92, 0x01, 0x02, 0x03],
+        &[0x91, 0xcc],
+        &[0xa1, b'a'],
+        // A bin shorter or longer than it says.
+        &[0xc4, 0x02, 0x01],
+        &[0xc4, 0x01, 0x01, 0x02],
+    ] {
+        assert!(!read_in_bulk::<Vec<u8>>(other), "{other:x?}");
+        same::<Vec<u8>>(other).unwrap();
+    }
+    for other in [
+        &[0xa2, b'a'][..],
+        &[0xa1, b'a', b'b'],
+        &[0xa1, 0xff],
+        &[0xc4, 0x01, b'a'],
+        &[0x91, 0x61],
+    ] {
+        assert!(!read_in_bulk::<String>(other), "{other:x?}");
+        same::<String>(other).unwrap();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
