@@ -161,7 +161,9 @@ impl MemoryBackend {
         let hash = self.hasher.hash_one(key);
         // The high bits pick the shard; the shard's table uses the same hash (its low bits and
         // top seven), so each call hashes the key once.
-        let idx = (hash >> 32) as usize % self.shards.len();
+        // The shard count is a power of two (see the builder): a mask, not a division on the
+        // path from the key to its slot.
+        let idx = (hash >> 32) as usize & (self.shards.len() - 1);
         (&self.shards[idx], hash)
     }
 }
@@ -311,13 +313,15 @@ impl MemoryBackendBuilder {
                 n.max(1)
             }
         };
-        // A power of two, and never more shards than entries allowed.
+        // A power of two (`shard` masks the hash with it), and never more shards than entries
+        // allowed.
         shards = 1 << shards.ilog2();
         if let Some(e) = self.max_entries {
             while shards > e {
                 shards /= 2;
             }
         }
+        debug_assert!(shards.is_power_of_two());
         // Split each bound exactly: the first `total % shards` shards take one more.
         let share = |total: usize, i: usize| total / shards + usize::from(i < total % shards);
         MemoryBackend {
@@ -390,7 +394,7 @@ mod tests {
             for t in 0..4 {
                 let b = &b;
                 s.spawn(move || {
-                    for i in 0..2_000 {
+                    for i in 0..20_000 {
                         b.set(&format!("{t}-{i}"), rec(1_000 + i % 3_000)).unwrap();
                         assert!(b.bytes() <= max);
                     }
@@ -426,6 +430,33 @@ mod tests {
             b.get("b").unwrap().is_some(),
             "a more popular newcomer is kept"
         );
+    }
+
+    /// Any shard count asked for is rounded down to a power of two (the hash is masked with
+    /// it), and every key is found again in the shard it was stored in.
+    #[test]
+    fn any_shard_count_finds_every_key() {
+        for asked in [1, 2, 3, 5, 6, 7, 63, 100, 1000, 5000] {
+            let b = MemoryBackend::builder().shards(asked).build();
+            let n = b.shards.len();
+            assert!(n.is_power_of_two() && n <= asked.min(1024) && 2 * n > asked.min(1024));
+            for i in 0..20_000 {
+                b.set(&format!("k{i}"), rec(1)).unwrap();
+            }
+            assert_eq!(b.len().unwrap(), 20_000);
+            for i in 0..20_000 {
+                assert!(
+                    b.get(&format!("k{i}")).unwrap().is_some(),
+                    "k{i}, {asked} shards"
+                );
+            }
+            if n > 1 {
+                assert!(
+                    b.shards.iter().all(|s| s.len() > 0),
+                    "{asked}: a shard is never used"
+                );
+            }
+        }
     }
 
     #[test]
