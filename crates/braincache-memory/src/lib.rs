@@ -157,6 +157,7 @@ impl MemoryBackend {
         self.shards.iter().map(Shard::bytes).sum()
     }
 
+    #[inline]
     fn shard(&self, key: &str) -> (&Shard, u64) {
         let hash = self.hasher.hash_one(key);
         // The high bits pick the shard; the shard's table uses the same hash (its low bits and
@@ -200,6 +201,7 @@ impl Backend for MemoryBackend {
     /// the stack, a larger one into a buffer this thread reuses. Re-entrant: a `get_with`
     /// inside `f` (a `Deserialize` reading the cache) finds the buffer taken and uses a fresh
     /// one.
+    #[inline]
     fn get_with(&self, key: &str, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<bool> {
         let (shard, hash) = self.shard(key);
         let mut small = [0; shard::INLINE];

@@ -385,6 +385,7 @@ impl Shard {
 
     // A panic while holding the lock cannot leave the shard inconsistent in a way that matters
     // more than losing the cache, so poisoning is ignored rather than turned into panics.
+    #[inline]
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -407,6 +408,7 @@ impl Shard {
     /// [`KEPT_BUFFER`](crate::KEPT_BUFFER) bytes into the thread's kept buffer, grown to
     /// exactly its size if it must grow (so it never outgrows that bound and the thread can keep
     /// it); a larger one into a buffer of its own.
+    #[inline]
     pub(crate) fn get_into(
         &self,
         key: &str,
@@ -441,6 +443,7 @@ impl Shard {
     }
 
     /// The entry under `key`, counting the request in the sketch and the hit in its frequency.
+    #[inline]
     fn hit<'a>(&self, inner: &'a Inner, key: &str, hash: u64) -> Option<&'a Stored> {
         if let Some(sketch) = &self.sketch {
             sketch.record(hash);

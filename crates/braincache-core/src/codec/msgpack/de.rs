@@ -726,6 +726,7 @@ fn short_str<'de, V: Visitor<'de>>(
 ///
 /// [`MsgPack::decode`](crate::MsgPack) calls it for `T = String`: one header check, one
 /// validation and one copy instead of serde's visitor calls.
+#[inline]
 pub(in crate::codec) fn whole_string(bytes: &[u8]) -> Option<String> {
     let (len, rest) = match bytes {
         [m @ 0xa0..=0xbf, rest @ ..] => (usize::from(*m & 0x1f), rest),
@@ -750,6 +751,7 @@ pub(in crate::codec) fn whole_string(bytes: &[u8]) -> Option<String> {
 /// [`MsgPack::decode`](crate::MsgPack) calls it for `T = Vec<u8>`: serde reads a `Vec<u8>`
 /// as one visitor call per byte (19 instructions each here); this checks and copies the
 /// bytes in bulk.
+#[inline]
 pub(in crate::codec) fn whole_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
     let (len, rest) = match bytes {
         [m @ 0x90..=0x9f, rest @ ..] => (usize::from(*m & 0x0f), rest),
