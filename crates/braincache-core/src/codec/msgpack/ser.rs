@@ -130,6 +130,33 @@ fn array_len<S: Sink>(out: &mut S, n: u32) {
     len(out, n, 0x90, 16, None, 0xdc);
 }
 
+/// `bytes` as serde writes a `Vec<u8>` or `[u8]` (an array of integers) when every byte is
+/// below 0x80, so that each is a positive fixint, itself: the array's header and one copy, the
+/// same bytes the [`Serializer`] writes one `serialize_u8` at a time, in a buffer of exactly
+/// their size. `None` otherwise (a byte from 0x80 is written as `uint 8`, two bytes: the
+/// serializer's element loop already does that as fast as a loop here did), or above
+/// `u32::MAX` bytes.
+///
+/// [`MsgPack::encode`](crate::MsgPack) calls it for `T = Vec<u8>` and `T = [u8]`.
+#[inline]
+pub(in crate::codec) fn fixint_array(bytes: &[u8]) -> Option<Vec<u8>> {
+    let n = u32::try_from(bytes.len()).ok()?;
+    // Vectorizes (16 bytes an instruction).
+    if bytes.iter().fold(0, |acc, &b| acc | b) >= 0x80 {
+        return None;
+    }
+    let header = match n {
+        0..16 => 1,
+        16..65536 => 3,
+        _ => 5,
+    };
+    let mut out = Vec::with_capacity(header + bytes.len());
+    array_len(&mut out, n);
+    out.extend_from_slice(bytes);
+    debug_assert_eq!(out.len(), out.capacity());
+    Some(out)
+}
+
 #[inline]
 fn map_len<S: Sink>(out: &mut S, n: u32) {
     len(out, n, 0x80, 16, None, 0xde);

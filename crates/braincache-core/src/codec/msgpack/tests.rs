@@ -942,6 +942,50 @@ thread_local! {
     /// Values [`MsgPack::decode`] read with its bulk paths (`de::whole_bytes`,
     /// `de::whole_string`) on this thread.
     pub(in crate::codec) static FAST_READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Values [`MsgPack::encode`] wrote with its bulk path (`ser::byte_array`) on this thread.
+    pub(in crate::codec) static FAST_WRITES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Encodes `value`; the bytes, and true when the bulk path wrote them.
+fn written_in_bulk<T: Serialize + ?Sized>(value: &T) -> (Vec<u8>, bool) {
+    let before = FAST_WRITES.with(std::cell::Cell::get);
+    let bytes = MsgPack.encode(value).unwrap();
+    (bytes, FAST_WRITES.with(std::cell::Cell::get) > before)
+}
+
+/// A `Vec<u8>` or a `[u8]` of every length class of header, all below 0x80, is written in
+/// bulk, byte for byte as rmp-serde writes it; one with a byte from 0x80 (anywhere) and other
+/// sequences go through the serializer, byte for byte the same too.
+#[test]
+fn byte_vectors_are_written_in_bulk_as_rmp_serde_writes_them() {
+    for len in [0, 1, 15, 16, 17, 255, 65_535, 65_536, 70_000] {
+        let high: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+        let low: Vec<u8> = high.iter().map(|b| b & 0x7f).collect();
+        let mut one_high = low.clone();
+        if let Some(last) = one_high.last_mut() {
+            *last = 0x80;
+        }
+        for v in [&high, &low, &one_high] {
+            let reference = msgpack_reference_encode(v).unwrap();
+            let bulk = !v.iter().any(|&b| b >= 0x80);
+            let (bytes, written) = written_in_bulk(v);
+            assert_eq!(written, bulk, "Vec<u8> of {len}");
+            assert_eq!(bytes, reference, "Vec<u8> of {len}");
+            assert_eq!(bytes.capacity(), bytes.len());
+            let (bytes, written) = written_in_bulk(v.as_slice());
+            assert_eq!(written, bulk, "[u8] of {len}");
+            assert_eq!(bytes, reference, "[u8] of {len}");
+            assert_eq!(MsgPack.decode::<Vec<u8>>(&bytes).unwrap(), *v);
+        }
+    }
+    let (bytes, bulk) = written_in_bulk(&vec![1u16, 300]);
+    assert!(!bulk);
+    assert_eq!(bytes, msgpack_reference_encode(&vec![1u16, 300]).unwrap());
+    assert!(
+        !written_in_bulk(&[1u8, 2, 3]).1,
+        "an array is a tuple to serde, not a slice"
+    );
+    assert!(!written_in_bulk("text").1);
 }
 
 /// Decodes `bytes` as `T`; true when the bulk path read it.
