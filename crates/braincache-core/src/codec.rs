@@ -164,6 +164,7 @@ impl Codec for MsgPack {
             Ok(v) => Some(v.as_slice()),
             Err(value) => castaway::cast!(value, &[u8]).ok(),
         };
+        // (`LAST_LEN` below is left as it is: it sizes the writer's buffers, this one is exact.)
         if let Some(out) = bytes.and_then(msgpack::ser::fixint_array) {
             #[cfg(test)]
             msgpack::tests::FAST_WRITES.with(|n| n.set(n.get() + 1));

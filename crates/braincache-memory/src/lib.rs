@@ -396,7 +396,7 @@ mod tests {
             for t in 0..4 {
                 let b = &b;
                 s.spawn(move || {
-                    for i in 0..20_000 {
+                    for i in 0..2_000 {
                         b.set(&format!("{t}-{i}"), rec(1_000 + i % 3_000)).unwrap();
                         assert!(b.bytes() <= max);
                     }
@@ -435,29 +435,39 @@ mod tests {
     }
 
     /// Any shard count asked for is rounded down to a power of two (the hash is masked with
-    /// it), and every key is found again in the shard it was stored in.
+    /// it), and never above the entries allowed; every key is found again in the shard it was
+    /// stored in, and every shard is used (50,000 keys: at 1,024 shards a shard stays empty
+    /// with probability about e^-49).
     #[test]
     fn any_shard_count_finds_every_key() {
         for asked in [1, 2, 3, 5, 6, 7, 63, 100, 1000, 5000] {
             let b = MemoryBackend::builder().shards(asked).build();
             let n = b.shards.len();
             assert!(n.is_power_of_two() && n <= asked.min(1024) && 2 * n > asked.min(1024));
-            for i in 0..20_000 {
+            for i in 0..50_000 {
                 b.set(&format!("k{i}"), rec(1)).unwrap();
             }
-            assert_eq!(b.len().unwrap(), 20_000);
-            for i in 0..20_000 {
+            assert_eq!(b.len().unwrap(), 50_000);
+            for i in 0..50_000 {
                 assert!(
                     b.get(&format!("k{i}")).unwrap().is_some(),
                     "k{i}, {asked} shards"
                 );
             }
-            if n > 1 {
-                assert!(
-                    b.shards.iter().all(|s| s.len() > 0),
-                    "{asked}: a shard is never used"
-                );
+            assert!(
+                b.shards.iter().all(|s| s.len() > 0),
+                "{asked}: a shard is never used"
+            );
+        }
+        let few = MemoryBackend::builder().shards(1000).max_entries(3).build();
+        assert_eq!(few.shards.len(), 2);
+        let by_bytes = MemoryBackend::builder().max_bytes(3 << 20).build();
+        assert!(by_bytes.shards.len().is_power_of_two());
+        for b in [few, by_bytes] {
+            for i in 0..3 {
+                b.set(&format!("k{i}"), rec(1)).unwrap();
             }
+            assert_eq!(b.len().unwrap(), 3);
         }
     }
 

@@ -942,7 +942,7 @@ thread_local! {
     /// Values [`MsgPack::decode`] read with its bulk paths (`de::whole_bytes`,
     /// `de::whole_string`) on this thread.
     pub(in crate::codec) static FAST_READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-    /// Values [`MsgPack::encode`] wrote with its bulk path (`ser::byte_array`) on this thread.
+    /// Values [`MsgPack::encode`] wrote with its bulk path (`ser::fixint_array`) on this thread.
     pub(in crate::codec) static FAST_WRITES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
@@ -1048,6 +1048,12 @@ fn byte_vectors_and_strings_are_read_in_bulk() {
         // A bin shorter or longer than it says.
         &[0xc4, 0x02, 0x01],
         &[0xc4, 0x01, 0x01, 0x02],
+        // 0x80 (a map marker, not an integer); one element too many after a `uint 8`; a
+        // length of 2^32 - 1 over one byte.
+        &[0x91, 0x80],
+        &[0x92, 0xcc, 0x80, 0x01, 0x02],
+        &[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],
+        &[0xc6, 0xff, 0xff, 0xff, 0xff, 0x01],
     ] {
         assert!(!read_in_bulk::<Vec<u8>>(other), "{other:x?}");
         same::<Vec<u8>>(other).unwrap();
@@ -1058,10 +1064,28 @@ fn byte_vectors_and_strings_are_read_in_bulk() {
         &[0xa1, 0xff],
         &[0xc4, 0x01, b'a'],
         &[0x91, 0x61],
+        &[0xdb, 0xff, 0xff, 0xff, 0xff, b'a'],
     ] {
         assert!(!read_in_bulk::<String>(other), "{other:x?}");
         same::<String>(other).unwrap();
     }
+    // Invalid UTF-8 at 64 bytes and more (simdutf8's SIMD blocks), anywhere in the string.
+    for len in [64, 65, 200] {
+        for at in [0, len / 2, len - 1] {
+            let mut text = vec![b'a'; len];
+            text[at] = 0xff;
+            let bytes = [&str_header(len)[..], &text].concat();
+            assert!(!read_in_bulk::<String>(&bytes), "{len} bytes, 0xff at {at}");
+            same::<String>(&bytes).unwrap();
+        }
+    }
+    // Empty values are read in bulk too.
+    for empty in [&[0x90][..], &[0xc4, 0x00], &[0xdc, 0x00, 0x00]] {
+        assert!(read_in_bulk::<Vec<u8>>(empty), "{empty:x?}");
+        assert_eq!(MsgPack.decode::<Vec<u8>>(empty).unwrap(), Vec::<u8>::new());
+    }
+    assert!(read_in_bulk::<String>(&[0xa0]));
+    assert_eq!(MsgPack.decode::<String>(&[0xa0]).unwrap(), "");
 }
 
 proptest! {
