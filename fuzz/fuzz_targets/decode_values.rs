@@ -34,6 +34,8 @@ where
 fn all<C: Codec>(codec: &C, bytes: &[u8]) {
     check::<C, u64>(codec, bytes);
     check::<C, String>(codec, bytes);
+    // MsgPack reads and writes these two in bulk (the round trip crosses both paths).
+    check::<C, Vec<u8>>(codec, bytes);
     check::<C, Vec<u32>>(codec, bytes);
     check::<C, (bool, Option<String>)>(codec, bytes);
     check::<C, BTreeMap<String, Vec<u8>>>(codec, bytes);
