@@ -719,6 +719,26 @@ fn short_str<'de, V: Visitor<'de>>(
     }
 }
 
+/// The marker at the front of `bytes` when it states a length (a fixarray, fixstr, array, str
+/// or bin marker), that length (the fixed form's low bits, or the 8, 16 or 32 big-endian bits
+/// after the marker) and the bytes after the header; `None` for any other marker or a header
+/// cut short.
+#[inline]
+fn length_header(bytes: &[u8]) -> Option<(u8, usize, &[u8])> {
+    let (&marker, rest) = bytes.split_first()?;
+    let (width, fixed) = match marker {
+        0x90..=0x9f => (0, usize::from(marker & 0x0f)),
+        0xa0..=0xbf => (0, usize::from(marker & 0x1f)),
+        0xc4 | 0xd9 => (1, 0),
+        0xc5 | 0xda | 0xdc => (2, 0),
+        0xc6 | 0xdb | 0xdd => (4, 0),
+        _ => return None,
+    };
+    let (len, rest) = rest.split_at_checked(width)?;
+    let len = len.iter().fold(fixed, |n, &b| n << 8 | usize::from(b));
+    Some((marker, len, rest))
+}
+
 /// A whole input that is one string (fixstr, str 8, 16 or 32) of valid UTF-8, read as
 /// `String::deserialize` reads it through [`Deserializer`] (same value); `None` for anything
 /// else (another type, a cut or trailing byte, invalid UTF-8), which the caller then reads
@@ -728,17 +748,12 @@ fn short_str<'de, V: Visitor<'de>>(
 /// validation and one copy instead of serde's visitor calls.
 #[inline]
 pub(in crate::codec) fn whole_string(bytes: &[u8]) -> Option<String> {
-    let (len, rest) = match bytes {
-        [m @ 0xa0..=0xbf, rest @ ..] => (usize::from(*m & 0x1f), rest),
-        [0xd9, n, rest @ ..] => (usize::from(*n), rest),
-        [0xda, a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
-        [0xdb, a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]) as usize, rest),
-        _ => return None,
-    };
-    if rest.len() != len {
-        return None;
+    match length_header(bytes)? {
+        (0xa0..=0xbf | 0xd9..=0xdb, len, rest) if rest.len() == len => {
+            simdutf8::basic::from_utf8(rest).ok().map(str::to_owned)
+        }
+        _ => None,
     }
-    simdutf8::basic::from_utf8(rest).ok().map(str::to_owned)
 }
 
 /// A whole input that is one array of integers 0..=255 each written as a positive fixint or
@@ -753,22 +768,13 @@ pub(in crate::codec) fn whole_string(bytes: &[u8]) -> Option<String> {
 /// bytes in bulk.
 #[inline]
 pub(in crate::codec) fn whole_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
-    let (len, rest) = match bytes {
-        [m @ 0x90..=0x9f, rest @ ..] => (usize::from(*m & 0x0f), rest),
-        [0xdc, a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
-        [0xdd, a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]) as usize, rest),
+    let (marker, len, rest) = length_header(bytes)?;
+    match marker {
+        0x90..=0x9f | 0xdc | 0xdd => {}
         // A binary string reads as its bytes (`deserialize_seq` visits it as a sequence).
-        [0xc4, n, rest @ ..] => return (rest.len() == usize::from(*n)).then(|| rest.to_vec()),
-        [0xc5, a, b, rest @ ..] => {
-            let n = usize::from(u16::from_be_bytes([*a, *b]));
-            return (rest.len() == n).then(|| rest.to_vec());
-        }
-        [0xc6, a, b, c, d, rest @ ..] => {
-            let n = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
-            return (rest.len() == n).then(|| rest.to_vec());
-        }
+        0xc4..=0xc6 => return (rest.len() == len).then(|| rest.to_vec()),
         _ => return None,
-    };
+    }
     // All fixints: the elements are the bytes themselves (checked without a branch per byte).
     if rest.len() == len && rest.iter().fold(0, |acc, &b| acc | b) < 0x80 {
         return Some(rest.to_vec());
